@@ -1,0 +1,361 @@
+//! The decision: credentials + snapshot → allowed (with roles) or denied (with a reason).
+//!
+//! Split in two phases so the caller decides where the expensive part runs: [`Authenticator::begin`]
+//! answers cache hits at once and otherwise hands back a [`VerifyTask`] (one Argon2id run, meant
+//! for a blocking pool behind a limiter); [`Authenticator::finish`] turns its result into a
+//! [`Decision`] and fills the cache. [`Authenticator::authenticate`] does both in line.
+
+use crate::cache::{CacheKey, VerifiedCache};
+use crate::credentials::Credentials;
+use crate::hash::Cost;
+use crate::store::{Snapshot, Status};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why a request was denied. Internal: callers see only the HTTP contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Username not in the store.
+    UnknownUser,
+    /// Password does not match.
+    WrongPassword,
+    /// User is DISABLED (checked after a real verification).
+    Disabled,
+    /// No `Authorization` header, or another scheme.
+    Missing,
+    /// Basic header that cannot be decoded.
+    Malformed,
+    /// Too many failures from this source or for this user.
+    RateLimited,
+    /// The username is locked out.
+    LockedOut,
+    /// The hash limiter is full.
+    Overloaded,
+    /// No usable store snapshot.
+    StoreUnavailable,
+}
+
+impl Reason {
+    /// Every reason, for metrics pre-registration and docs.
+    pub const ALL: [Reason; 9] = [
+        Reason::UnknownUser,
+        Reason::WrongPassword,
+        Reason::Disabled,
+        Reason::Missing,
+        Reason::Malformed,
+        Reason::RateLimited,
+        Reason::LockedOut,
+        Reason::Overloaded,
+        Reason::StoreUnavailable,
+    ];
+
+    /// The metric / log label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::UnknownUser => "unknown_user",
+            Reason::WrongPassword => "wrong_password",
+            Reason::Disabled => "disabled",
+            Reason::Missing => "missing",
+            Reason::Malformed => "malformed",
+            Reason::RateLimited => "rate_limited",
+            Reason::LockedOut => "locked_out",
+            Reason::Overloaded => "overloaded",
+            Reason::StoreUnavailable => "store_unavailable",
+        }
+    }
+
+    /// True for the three denials that must look and cost the same (a credential check ran).
+    pub fn is_credential_failure(self) -> bool {
+        matches!(
+            self,
+            Reason::UnknownUser | Reason::WrongPassword | Reason::Disabled
+        )
+    }
+}
+
+/// Allowed or denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Valid credentials of an active user.
+    Allowed {
+        /// The user's roles.
+        roles: Arc<[String]>,
+    },
+    /// Denied.
+    Denied(Reason),
+}
+
+/// Whether the verified-credential cache answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    /// Answered from the cache.
+    Hit,
+    /// Needed a verification.
+    Miss,
+    /// The cache was not consulted (no credentials, or refused before verification).
+    None,
+}
+
+impl CacheUse {
+    /// Log label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheUse::Hit => "hit",
+            CacheUse::Miss => "miss",
+            CacheUse::None => "none",
+        }
+    }
+}
+
+/// The result of one authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Allowed or denied.
+    pub outcome: Outcome,
+    /// Cache use.
+    pub cache: CacheUse,
+    /// How long the Argon2id verification took, when one ran.
+    pub verify_time: Option<Duration>,
+}
+
+impl Decision {
+    /// A denial decided without consulting cache or hash.
+    pub fn denied(reason: Reason) -> Self {
+        Self {
+            outcome: Outcome::Denied(reason),
+            cache: CacheUse::None,
+            verify_time: None,
+        }
+    }
+
+    /// The denial reason, if denied.
+    pub fn reason(&self) -> Option<Reason> {
+        match self.outcome {
+            Outcome::Denied(r) => Some(r),
+            Outcome::Allowed { .. } => None,
+        }
+    }
+}
+
+/// Phase one's answer.
+#[derive(Debug)]
+pub enum Step {
+    /// Decided without hashing (cache hit).
+    Done(Decision),
+    /// One verification needed.
+    Verify(VerifyTask),
+}
+
+/// One pending Argon2id verification. `Send + 'static`, so it can move to a blocking pool.
+#[derive(Debug)]
+pub struct VerifyTask {
+    snapshot: Arc<Snapshot>,
+    creds: Credentials,
+    /// `Some` for a known user (the cache key to fill on success).
+    known: Option<CacheKey>,
+}
+
+/// A finished verification, to pass to [`Authenticator::finish`].
+#[derive(Debug)]
+pub struct Verified {
+    snapshot: Arc<Snapshot>,
+    username: String,
+    known: Option<CacheKey>,
+    matched: bool,
+    elapsed: Duration,
+}
+
+impl VerifyTask {
+    /// Argon2id cost of this verification (for a memory-aware limiter).
+    pub fn cost(&self) -> Cost {
+        self.hash().cost()
+    }
+
+    fn hash(&self) -> &crate::hash::StoredHash {
+        match self.known {
+            Some(_) => self
+                .snapshot
+                .user(self.creds.username())
+                .map_or(self.snapshot.dummy(), |u| &u.hash),
+            None => self.snapshot.dummy(),
+        }
+    }
+
+    /// Runs the verification (tens to hundreds of milliseconds of CPU).
+    pub fn run(self) -> Verified {
+        let start = Instant::now();
+        // Unknown users verify against the dummy: same work, always false.
+        let matched = self.hash().verify(self.creds.password()) && self.known.is_some();
+        Verified {
+            elapsed: start.elapsed(),
+            username: self.creds.username().to_owned(),
+            snapshot: self.snapshot,
+            known: self.known,
+            matched,
+        }
+    }
+}
+
+/// Decides; owns the verified-credential cache.
+#[derive(Debug)]
+pub struct Authenticator {
+    cache: VerifiedCache,
+}
+
+impl Authenticator {
+    /// An authenticator using `cache`.
+    pub fn new(cache: VerifiedCache) -> Self {
+        Self { cache }
+    }
+
+    /// The cache (for status reporting and purges).
+    pub fn cache(&self) -> &VerifiedCache {
+        &self.cache
+    }
+
+    /// Phase one: answers from the cache or returns the verification to run.
+    pub fn begin(&self, snapshot: &Arc<Snapshot>, creds: Credentials) -> Step {
+        let Some(user) = snapshot.user(creds.username()) else {
+            return Step::Verify(VerifyTask {
+                snapshot: snapshot.clone(),
+                creds,
+                known: None,
+            });
+        };
+        let key = self
+            .cache
+            .key(creds.username(), creds.password().expose(), user.hash.expose());
+        if user.status == Status::Active && self.cache.contains(snapshot.generation(), &key) {
+            return Step::Done(Decision {
+                outcome: Outcome::Allowed {
+                    roles: user.roles.clone(),
+                },
+                cache: CacheUse::Hit,
+                verify_time: None,
+            });
+        }
+        Step::Verify(VerifyTask {
+            snapshot: snapshot.clone(),
+            creds,
+            known: Some(key),
+        })
+    }
+
+    /// Phase two: the decision for a finished verification; caches successes.
+    pub fn finish(&self, v: Verified) -> Decision {
+        let user = v.snapshot.user(&v.username);
+        let outcome = match (v.known, user) {
+            (Some(key), Some(user)) if v.matched => match user.status {
+                Status::Active => {
+                    self.cache.insert(v.snapshot.generation(), key);
+                    Outcome::Allowed {
+                        roles: user.roles.clone(),
+                    }
+                }
+                Status::Disabled => Outcome::Denied(Reason::Disabled),
+            },
+            (Some(_), Some(_)) => Outcome::Denied(Reason::WrongPassword),
+            _ => Outcome::Denied(Reason::UnknownUser),
+        };
+        Decision {
+            outcome,
+            cache: CacheUse::Miss,
+            verify_time: Some(v.elapsed),
+        }
+    }
+
+    /// Both phases in line (benchmarks, tests, the CLI).
+    pub fn authenticate(&self, snapshot: &Arc<Snapshot>, creds: Credentials) -> Decision {
+        match self.begin(snapshot, creds) {
+            Step::Done(d) => d,
+            Step::Verify(task) => self.finish(task.run()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::hash::{HashPolicy, hash_password, tests::FAST};
+    use crate::secret::Secret;
+
+    fn setup() -> (Authenticator, Arc<Snapshot>) {
+        let h = hash_password(&Secret::from("right"), FAST).expect("hash");
+        let json = format!(
+            r#"{{"alice":{{"passwordHash":"{h}","roles":["admin"]}},"bob":{{"passwordHash":"{h}","status":"DISABLED"}}}}"#
+        );
+        let snap = Arc::new(Snapshot::from_json(json.as_bytes(), &HashPolicy::default(), "v1").expect("ok"));
+        let cache = VerifiedCache::new(16, Duration::from_secs(60), Arc::new(SystemClock));
+        (Authenticator::new(cache), snap)
+    }
+
+    fn creds(u: &str, p: &str) -> Credentials {
+        Credentials::new(u, p).expect("valid")
+    }
+
+    #[test]
+    fn success_is_cached_and_failures_are_not() {
+        let (a, s) = setup();
+        let d = a.authenticate(&s, creds("alice", "right"));
+        assert_eq!(
+            d.outcome,
+            Outcome::Allowed {
+                roles: vec!["admin".to_owned()].into()
+            }
+        );
+        assert_eq!(d.cache, CacheUse::Miss);
+        assert!(d.verify_time.is_some());
+        let d = a.authenticate(&s, creds("alice", "right"));
+        assert_eq!((d.cache, d.verify_time), (CacheUse::Hit, None));
+        assert!(matches!(d.outcome, Outcome::Allowed { .. }));
+        for _ in 0..2 {
+            let d = a.authenticate(&s, creds("alice", "wrong"));
+            assert_eq!(
+                (d.reason(), d.cache),
+                (Some(Reason::WrongPassword), CacheUse::Miss)
+            );
+        }
+        assert_eq!(a.cache().len(), 1);
+    }
+
+    #[test]
+    fn unknown_and_disabled_are_denied_after_a_verification() {
+        let (a, s) = setup();
+        for (u, p, r) in [
+            ("nobody", "right", Reason::UnknownUser),
+            ("bob", "right", Reason::Disabled),
+            ("bob", "wrong", Reason::WrongPassword),
+            ("Alice", "right", Reason::UnknownUser),
+        ] {
+            let d = a.authenticate(&s, creds(u, p));
+            assert_eq!(d.reason(), Some(r), "{u}");
+            assert!(d.verify_time.is_some(), "{u} must cost a verification");
+        }
+        assert!(a.cache().is_empty(), "disabled success is never cached");
+    }
+
+    #[test]
+    fn a_new_snapshot_drops_cached_successes() {
+        let (a, s) = setup();
+        a.authenticate(&s, creds("alice", "right"));
+        let h = hash_password(&Secret::from("right"), FAST).expect("hash");
+        let json = format!(r#"{{"alice":{{"passwordHash":"{h}","status":"DISABLED"}}}}"#);
+        let s2 = Arc::new(Snapshot::from_json(json.as_bytes(), &HashPolicy::default(), "v2").expect("ok"));
+        let d = a.authenticate(&s2, creds("alice", "right"));
+        assert_eq!(d.reason(), Some(Reason::Disabled));
+    }
+
+    #[test]
+    fn task_reports_cost_and_reasons_have_labels() {
+        let (a, s) = setup();
+        match a.begin(&s, creds("nobody", "x")) {
+            Step::Verify(t) => assert_eq!(t.cost(), FAST),
+            Step::Done(_) => panic!("unknown user cannot be a cache hit"),
+        }
+        let labels: Vec<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(labels.len(), 9);
+        assert!(Reason::Disabled.is_credential_failure() && !Reason::Missing.is_credential_failure());
+        assert_eq!(Decision::denied(Reason::Missing).cache.as_str(), "none");
+    }
+}

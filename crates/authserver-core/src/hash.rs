@@ -1,0 +1,279 @@
+//! Argon2id PHC hashes: the parameter policy, verification, hashing and the dummy hash.
+
+use crate::secret::Secret;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Argon2id cost parameters as they appear in a PHC string (`m` in KiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cost {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Iterations.
+    pub t: u32,
+    /// Parallelism.
+    pub p: u32,
+}
+
+impl Cost {
+    /// The defaults for new hashes: m=64 MiB, t=3, p=1.
+    pub const DEFAULT: Cost = Cost {
+        m_kib: 65536,
+        t: 3,
+        p: 1,
+    };
+}
+
+impl fmt::Display for Cost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "m={},t={},p={}", self.m_kib, self.t, self.p)
+    }
+}
+
+/// Which hashes a store may hold. Enforced when a store loads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HashPolicy {
+    /// Floor on memory (KiB). Default 19456 (the OWASP Argon2id minimum, 19 MiB).
+    pub min_m_kib: u32,
+    /// Floor on iterations. Default 2.
+    pub min_t: u32,
+    /// Ceiling on memory (KiB): one request must not be able to make us allocate more. Default 262144 (256 MiB).
+    pub max_m_kib: u32,
+    /// Ceiling on iterations (a CPU-time DoS bound). Default 10.
+    pub max_t: u32,
+    /// Ceiling on parallelism. Default 4.
+    pub max_p: u32,
+}
+
+impl Default for HashPolicy {
+    fn default() -> Self {
+        Self {
+            min_m_kib: 19456,
+            min_t: 2,
+            max_m_kib: 262_144,
+            max_t: 10,
+            max_p: 4,
+        }
+    }
+}
+
+/// Why a stored hash is not acceptable. Never contains the hash itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    /// Not a PHC string.
+    #[error("password hash is not a valid PHC string")]
+    NotPhc,
+    /// A PHC string for another algorithm (only Argon2id is accepted).
+    #[error("password hash algorithm {0} is not allowed (Argon2id required)")]
+    Algorithm(String),
+    /// Parameters outside the policy.
+    #[error(
+        "Argon2id parameters {cost} outside policy (m {min_m}..={max_m} KiB, t {min_t}..={max_t}, p <= {max_p})"
+    )]
+    Policy {
+        /// Parameters found.
+        cost: Cost,
+        /// Policy bounds, repeated for the message.
+        min_m: u32,
+        /// Upper memory bound.
+        max_m: u32,
+        /// Lower iteration bound.
+        min_t: u32,
+        /// Upper iteration bound.
+        max_t: u32,
+        /// Upper parallelism bound.
+        max_p: u32,
+    },
+    /// Hashing failed (invalid parameters for new hashes).
+    #[error("could not hash: invalid Argon2id parameters {0}")]
+    Params(Cost),
+}
+
+/// A validated Argon2id PHC string. `Debug` is redacted: hashes never reach logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredHash {
+    phc: Arc<str>,
+    cost: Cost,
+}
+
+impl fmt::Debug for StoredHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoredHash(argon2id {}, REDACTED)", self.cost)
+    }
+}
+
+impl StoredHash {
+    /// Parses a PHC string and checks it against `policy`.
+    pub fn parse(phc: &str, policy: &HashPolicy) -> Result<Self, HashError> {
+        let parsed = PasswordHash::new(phc).map_err(|_| HashError::NotPhc)?;
+        if parsed.algorithm != argon2::ARGON2ID_IDENT {
+            return Err(HashError::Algorithm(parsed.algorithm.as_str().to_owned()));
+        }
+        let params = Params::try_from(&parsed).map_err(|_| HashError::NotPhc)?;
+        if parsed.salt.is_none() || parsed.hash.is_none() {
+            return Err(HashError::NotPhc);
+        }
+        let cost = Cost {
+            m_kib: params.m_cost(),
+            t: params.t_cost(),
+            p: params.p_cost(),
+        };
+        let ok = (policy.min_m_kib..=policy.max_m_kib).contains(&cost.m_kib)
+            && (policy.min_t..=policy.max_t).contains(&cost.t)
+            && cost.p <= policy.max_p;
+        if !ok {
+            return Err(HashError::Policy {
+                cost,
+                min_m: policy.min_m_kib,
+                max_m: policy.max_m_kib,
+                min_t: policy.min_t,
+                max_t: policy.max_t,
+                max_p: policy.max_p,
+            });
+        }
+        Ok(Self {
+            phc: phc.into(),
+            cost,
+        })
+    }
+
+    /// The cost parameters read from the string.
+    pub fn cost(&self) -> Cost {
+        self.cost
+    }
+
+    /// The PHC string (for writing stores back; never log it).
+    pub fn expose(&self) -> &str {
+        &self.phc
+    }
+
+    /// Runs one Argon2id verification. CPU- and memory-heavy: call off the async executor.
+    pub fn verify(&self, password: &Secret) -> bool {
+        // The string was parsed at construction, so parsing again cannot fail; a failure
+        // would still only deny.
+        PasswordHash::new(&self.phc)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.expose().as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// Hashes a new password with Argon2id at `cost` and a random salt.
+pub fn hash_password(password: &Secret, cost: Cost) -> Result<String, HashError> {
+    let params = Params::new(cost.m_kib, cost.t, cost.p, None).map_err(|_| HashError::Params(cost))?;
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|_| HashError::Params(cost))?;
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| HashError::Params(cost))
+}
+
+/// A hash of a random password at `cost`, verified against when a username is unknown so that
+/// unknown users cost the same time as known ones. Generated once per cost per process.
+pub fn dummy_hash(cost: Cost) -> StoredHash {
+    static DUMMIES: OnceLock<Mutex<HashMap<Cost, StoredHash>>> = OnceLock::new();
+    let dummies = DUMMIES.get_or_init(Default::default);
+    if let Some(h) = dummies.lock().unwrap_or_else(|e| e.into_inner()).get(&cost) {
+        return h.clone();
+    }
+    let random = Secret::new(format!("{:032x}", rand::random::<u128>()));
+    // The cost comes from a hash that already passed the policy, so hashing with it succeeds;
+    // if it somehow did not, the default is a safe stand-in.
+    let phc = hash_password(&random, cost)
+        .or_else(|_| hash_password(&random, Cost::DEFAULT))
+        .unwrap_or_default();
+    let hash = StoredHash {
+        phc: phc.into(),
+        cost,
+    };
+    dummies
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(cost, hash.clone());
+    hash
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The cheapest cost the default policy accepts: keeps tests fast.
+    pub const FAST: Cost = Cost {
+        m_kib: 19456,
+        t: 2,
+        p: 1,
+    };
+
+    #[test]
+    fn hash_then_verify() {
+        let phc = hash_password(&Secret::from("pw"), FAST).expect("hash");
+        let h = StoredHash::parse(&phc, &HashPolicy::default()).expect("valid");
+        assert_eq!(h.cost(), FAST);
+        assert!(h.verify(&Secret::from("pw")));
+        assert!(!h.verify(&Secret::from("pW")));
+        assert!(!format!("{h:?}").contains(&phc));
+    }
+
+    #[test]
+    fn policy_floor_and_ceiling() {
+        let policy = HashPolicy::default();
+        let weak = hash_password(
+            &Secret::from("pw"),
+            Cost {
+                m_kib: 1024,
+                t: 1,
+                p: 1,
+            },
+        )
+        .expect("hash");
+        let err = StoredHash::parse(&weak, &policy).expect_err("below floor");
+        assert!(matches!(err, HashError::Policy { .. }));
+        assert!(!err.to_string().contains(&weak));
+        let tight = HashPolicy {
+            max_m_kib: 19000,
+            min_m_kib: 8,
+            ..policy.clone()
+        };
+        let ok = hash_password(&Secret::from("pw"), FAST).expect("hash");
+        assert!(matches!(
+            StoredHash::parse(&ok, &tight),
+            Err(HashError::Policy { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_other_algorithms_and_garbage() {
+        let p = HashPolicy::default();
+        assert_eq!(StoredHash::parse("plaintext", &p), Err(HashError::NotPhc));
+        let argon2i = "$argon2i$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ$7Zsb2iZ3qQ0zLwD1c7YgOs3k8x0A2zY8j4bXkDqP0mE";
+        assert!(matches!(
+            StoredHash::parse(argon2i, &p),
+            Err(HashError::Algorithm(_))
+        ));
+        assert_eq!(
+            StoredHash::parse("$argon2id$v=19$m=65536,t=3,p=1", &p),
+            Err(HashError::NotPhc)
+        );
+        assert!(matches!(
+            hash_password(&Secret::from("x"), Cost { m_kib: 1, t: 0, p: 0 }),
+            Err(HashError::Params(_))
+        ));
+    }
+
+    #[test]
+    fn dummy_hash_is_cached_per_cost() {
+        let a = dummy_hash(FAST);
+        let b = dummy_hash(FAST);
+        assert_eq!(a.expose(), b.expose());
+        assert_eq!(a.cost(), FAST);
+        assert!(!a.verify(&Secret::from("")));
+    }
+}

@@ -1,0 +1,32 @@
+//! authserver-core: the pure domain of the Basic-auth authorization server.
+//!
+//! No HTTP, no AWS, no async runtime: the adapters in the `authserver` crate feed it bytes and
+//! snapshots and run its [`VerifyTask`]s where they like.
+//!
+//! # Layout
+//! - [`secret`]: `Secret`, the redacting, zeroizing holder for passwords.
+//! - [`credentials`]: `Authorization: Basic` parsing into our own `Credentials`.
+//! - [`hash`]: Argon2id PHC hashes, the parameter policy, hashing and the dummy hash.
+//! - [`store`]: the credential store format and the immutable `Snapshot`.
+//! - [`cache`]: the verified-credential cache (HMAC keys, LRU, TTL, generation).
+//! - [`authenticator`]: the two-phase decision with its reason.
+//! - [`keyed`]: `UserHasher`, the keyed `user_hash` logs carry instead of usernames.
+//! - [`clock`]: time as a port.
+
+pub mod authenticator;
+pub mod cache;
+pub mod clock;
+pub mod credentials;
+pub mod hash;
+pub mod keyed;
+pub mod secret;
+pub mod store;
+
+pub use authenticator::{Authenticator, CacheUse, Decision, Outcome, Reason, Step, Verified, VerifyTask};
+pub use cache::VerifiedCache;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use credentials::{Credentials, Malformed, ParseError};
+pub use hash::{Cost, HashError, HashPolicy, StoredHash, hash_password};
+pub use keyed::UserHasher;
+pub use secret::Secret;
+pub use store::{Snapshot, Status, StoreDocument, StoreError, UserRecord, parse_document};

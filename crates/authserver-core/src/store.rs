@@ -1,0 +1,400 @@
+//! The credential store format (shared by the file store and Secrets Manager) and the
+//! immutable [`Snapshot`] the rest of the program reads.
+
+use crate::hash::{Cost, HashError, HashPolicy, StoredHash, dummy_hash};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use time::OffsetDateTime;
+
+/// Whether a user may authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    /// May authenticate (the default when `status` is missing).
+    #[default]
+    Active,
+    /// Always denied, after a real verification so that timing does not tell.
+    Disabled,
+}
+
+/// One user entry exactly as stored (JSON, camelCase). Unknown fields are errors: a typo such
+/// as `"satus"` must not silently leave a user ACTIVE.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UserRecord {
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// `ACTIVE` (default) or `DISABLED`.
+    #[serde(default)]
+    pub status: Status,
+    /// Roles (kept for RBAC / OAuth scopes).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// When the password last changed (RFC 3339), for password-age compliance.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub password_changed_at: Option<OffsetDateTime>,
+    /// Marks a service account whose password rotation delivers to this secret id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_secret_id: Option<String>,
+}
+
+impl fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("password_hash", &"REDACTED")
+            .field("status", &self.status)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The whole store document: username → record, ordered for stable output.
+pub type StoreDocument = BTreeMap<String, UserRecord>;
+
+/// A user ready for authentication.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Validated hash.
+    pub hash: StoredHash,
+    /// Active or disabled.
+    pub status: Status,
+    /// Roles, shared cheaply with every decision.
+    pub roles: Arc<[String]>,
+    /// When the password last changed.
+    pub password_changed_at: Option<OffsetDateTime>,
+}
+
+/// Why a store document was refused. The previous snapshot stays in service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Not JSON, or not an object of objects. Position only: no content is quoted.
+    #[error("store is not valid JSON ({category}) at line {line}, column {column}")]
+    Json {
+        /// serde_json's error category.
+        category: &'static str,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// One entry is invalid. Names the user (operators need it), never the hash.
+    #[error("store entry for user {user:?}: {problem}")]
+    Entry {
+        /// The username (PII: server logs use [`StoreError::log_safe`]).
+        user: String,
+        /// What is wrong.
+        problem: EntryProblem,
+    },
+}
+
+/// What is wrong with one entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryProblem {
+    /// Unknown field, wrong type, or a `status` other than ACTIVE/DISABLED.
+    #[error("invalid entry ({0})")]
+    Shape(String),
+    /// The hash fails the policy.
+    #[error("{0}")]
+    Hash(#[from] HashError),
+    /// The username itself is unusable over Basic auth.
+    #[error("username is empty, too long, or contains ':' or control characters")]
+    Username,
+}
+
+impl StoreError {
+    /// The message with the username replaced by `name(username)` (e.g. a keyed user hash), for
+    /// logs that must not carry PII.
+    pub fn log_safe(&self, name: impl Fn(&str) -> String) -> String {
+        match self {
+            StoreError::Entry { user, problem } => {
+                format!("store entry for user_hash {}: {problem}", name(user))
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+fn json_error(e: &serde_json::Error) -> StoreError {
+    let category = match e.classify() {
+        serde_json::error::Category::Io => "io",
+        serde_json::error::Category::Syntax => "syntax",
+        serde_json::error::Category::Data => "not an object of user entries",
+        serde_json::error::Category::Eof => "unexpected end",
+    };
+    StoreError::Json {
+        category,
+        line: e.line(),
+        column: e.column(),
+    }
+}
+
+/// Parses a store document and checks every entry's shape (not the hash policy).
+///
+/// serde's own messages can quote input values (a hash, say), so field errors are reduced to
+/// the field name.
+pub fn parse_document(bytes: &[u8]) -> Result<StoreDocument, StoreError> {
+    let raw: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
+    raw.into_iter()
+        .map(
+            |(user, value)| match serde_json::from_value::<UserRecord>(value) {
+                Ok(record) => Ok((user, record)),
+                Err(e) => Err(StoreError::Entry {
+                    problem: EntryProblem::Shape(shape_hint(&e)),
+                    user,
+                }),
+            },
+        )
+        .collect()
+}
+
+/// The part of a serde message that names a field or expected values, never an input value.
+fn shape_hint(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    if msg.starts_with("unknown variant") {
+        return "status must be ACTIVE or DISABLED".into();
+    }
+    if msg.starts_with("unknown field") {
+        return "unknown field (allowed: passwordHash, status, roles, passwordChangedAt, deliverySecretId)"
+            .into();
+    }
+    for known in [
+        "passwordHash",
+        "status",
+        "roles",
+        "passwordChangedAt",
+        "deliverySecretId",
+    ] {
+        if msg.contains(&format!("`{known}`")) {
+            return format!("field `{known}` missing or invalid");
+        }
+    }
+    "entry must be an object with a passwordHash string".into()
+}
+
+/// An immutable, validated view of the store. Replaced whole on every change.
+#[derive(Debug)]
+pub struct Snapshot {
+    version: String,
+    generation: u64,
+    users: HashMap<String, User>,
+    dummy: StoredHash,
+}
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+impl Snapshot {
+    /// Validates a parsed document against `policy`. Any bad entry refuses the whole document,
+    /// so a half-applied store never serves.
+    ///
+    /// Generates (once per cost per process) the dummy hash for unknown users at the cost most
+    /// users have: that may take one Argon2id hashing time.
+    pub fn build(
+        doc: StoreDocument,
+        policy: &HashPolicy,
+        version: impl Into<String>,
+    ) -> Result<Self, StoreError> {
+        let mut users = HashMap::with_capacity(doc.len());
+        let mut costs: HashMap<Cost, usize> = HashMap::new();
+        for (name, rec) in doc {
+            if crate::Credentials::new(&name, "").is_err() {
+                return Err(StoreError::Entry {
+                    user: name,
+                    problem: EntryProblem::Username,
+                });
+            }
+            let hash = match StoredHash::parse(&rec.password_hash, policy) {
+                Ok(h) => h,
+                Err(e) => {
+                    return Err(StoreError::Entry {
+                        user: name,
+                        problem: e.into(),
+                    });
+                }
+            };
+            *costs.entry(hash.cost()).or_default() += 1;
+            users.insert(
+                name,
+                User {
+                    hash,
+                    status: rec.status,
+                    roles: rec.roles.into(),
+                    password_changed_at: rec.password_changed_at,
+                },
+            );
+        }
+        let cost = costs
+            .into_iter()
+            .max_by_key(|(c, n)| (*n, c.m_kib, c.t))
+            .map_or(Cost::DEFAULT, |(c, _)| c);
+        Ok(Self {
+            version: version.into(),
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            users,
+            dummy: dummy_hash(cost),
+        })
+    }
+
+    /// Parses and validates in one step.
+    pub fn from_json(
+        bytes: &[u8],
+        policy: &HashPolicy,
+        version: impl Into<String>,
+    ) -> Result<Self, StoreError> {
+        Self::build(parse_document(bytes)?, policy, version)
+    }
+
+    /// The store's version label (file digest, Secrets Manager version id).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Process-unique number of this snapshot: caches compare it to notice a change.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Looks a user up (usernames are case-sensitive).
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.get(name)
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// True when the store holds no user.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// All users, for compliance checks.
+    pub fn users(&self) -> impl Iterator<Item = (&str, &User)> {
+        self.users.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The hash verified for unknown usernames.
+    pub fn dummy(&self) -> &StoredHash {
+        &self.dummy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::{hash_password, tests::FAST};
+    use crate::secret::Secret;
+
+    fn phc() -> String {
+        hash_password(&Secret::from("pw"), FAST).expect("hash")
+    }
+
+    #[test]
+    fn loads_the_documented_format() {
+        let h = phc();
+        let json = format!(
+            r#"{{"alice":{{"passwordHash":"{h}","status":"ACTIVE","roles":["admin"],"passwordChangedAt":"2026-01-02T03:04:05Z"}},
+                "bob":{{"passwordHash":"{h}","status":"DISABLED","roles":[]}},
+                "carol":{{"passwordHash":"{h}"}}}}"#
+        );
+        let s = Snapshot::from_json(json.as_bytes(), &HashPolicy::default(), "v1").expect("valid");
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.version(), "v1");
+        assert_eq!(
+            s.user("alice").map(|u| &*u.roles),
+            Some(&["admin".to_owned()][..])
+        );
+        assert_eq!(s.user("bob").map(|u| u.status), Some(Status::Disabled));
+        assert_eq!(s.user("carol").map(|u| u.status), Some(Status::Active));
+        assert!(s.user("Alice").is_none(), "case-sensitive");
+        assert_eq!(s.dummy().cost(), FAST);
+        assert!(s.user("alice").and_then(|u| u.password_changed_at).is_some());
+    }
+
+    #[test]
+    fn errors_name_the_user_never_the_hash() {
+        let h = phc();
+        let weak = hash_password(
+            &Secret::from("pw"),
+            Cost {
+                m_kib: 4096,
+                t: 1,
+                p: 1,
+            },
+        )
+        .expect("hash");
+        let cases = [
+            (
+                format!(r#"{{"eve":{{"passwordHash":"{h}","status":"active"}}}}"#),
+                "status must be ACTIVE or DISABLED",
+            ),
+            (
+                format!(r#"{{"eve":{{"passwordHash":"{h}","satus":"DISABLED"}}}}"#),
+                "unknown field",
+            ),
+            (
+                format!(r#"{{"eve":{{"passwordHash":"{weak}"}}}}"#),
+                "outside policy",
+            ),
+            (
+                r#"{"eve":{"passwordHash":"$argon2id$v=19$m=65536,t=3,p=1$secretish"}}"#.to_owned(),
+                "PHC",
+            ),
+            (r#"{"eve":{"passwordHash":42}}"#.to_owned(), "passwordHash"),
+            (r#"{"eve":"nope"}"#.to_owned(), "entry must be an object"),
+            (format!(r#"{{"e:ve":{{"passwordHash":"{h}"}}}}"#), "username"),
+        ];
+        for (json, want) in cases {
+            let err = Snapshot::from_json(json.as_bytes(), &HashPolicy::default(), "v").expect_err(&json);
+            let msg = err.to_string();
+            assert!(msg.contains(want), "{msg}");
+            assert!(msg.contains("eve") || msg.contains("e:ve"), "{msg}");
+            for secret in [&h, &weak, "secretish"] {
+                assert!(!msg.contains(secret), "{msg}");
+            }
+            let safe = err.log_safe(|_| "H".into());
+            assert!(!safe.contains("eve") && safe.contains("user_hash H"), "{safe}");
+        }
+    }
+
+    #[test]
+    fn invalid_json_gives_position_only() {
+        let err = Snapshot::from_json(
+            b"{\"alice\": {\"passwordHash\": \"$argon",
+            &HashPolicy::default(),
+            "v",
+        )
+        .expect_err("truncated");
+        assert!(matches!(err, StoreError::Json { line: 1, .. }), "{err}");
+        assert!(!err.to_string().contains("argon"));
+        let err = Snapshot::from_json(b"[1,2]", &HashPolicy::default(), "v").expect_err("array");
+        assert!(err.to_string().contains("not an object"), "{err}");
+        assert_eq!(err.log_safe(|_| String::new()), err.to_string());
+    }
+
+    #[test]
+    fn generations_differ_and_empty_store_uses_default_dummy_cost() {
+        let a = Snapshot::from_json(b"{}", &HashPolicy::default(), "a").expect("empty ok");
+        let b = Snapshot::from_json(b"{}", &HashPolicy::default(), "a").expect("empty ok");
+        assert_ne!(a.generation(), b.generation());
+        assert!(a.is_empty());
+        assert_eq!(a.dummy().cost(), Cost::DEFAULT);
+        assert_eq!(a.users().count(), 0);
+    }
+
+    #[test]
+    fn record_debug_is_redacted() {
+        let doc =
+            parse_document(format!(r#"{{"a":{{"passwordHash":"{}"}}}}"#, phc()).as_bytes()).expect("ok");
+        let dbg = format!("{doc:?}");
+        assert!(!dbg.contains("argon2id"), "{dbg}");
+    }
+}
