@@ -8,6 +8,7 @@
 //! - [`credentials`]: `Authorization: Basic` parsing into our own `Credentials`.
 //! - [`hash`]: Argon2id PHC hashes, the parameter policy, hashing and the dummy hash.
 //! - [`store`]: the credential store format and the immutable `Snapshot`.
+//! - [`source`]: the `SnapshotSource` port credential stores implement.
 //! - [`cache`]: the verified-credential cache (HMAC keys, LRU, TTL, generation).
 //! - [`authenticator`]: the two-phase decision with its reason.
 //! - [`keyed`]: `UserHasher`, the keyed `user_hash` logs carry instead of usernames.
@@ -20,6 +21,7 @@ pub mod credentials;
 pub mod hash;
 pub mod keyed;
 pub mod secret;
+pub mod source;
 pub mod store;
 
 pub use authenticator::{Authenticator, CacheUse, Decision, Outcome, Reason, Step, Verified, VerifyTask};
@@ -29,4 +31,5 @@ pub use credentials::{Credentials, Malformed, ParseError};
 pub use hash::{Cost, HashError, HashPolicy, StoredHash, hash_password};
 pub use keyed::UserHasher;
 pub use secret::Secret;
+pub use source::{SnapshotSource, StoreStatus, Unavailable};
 pub use store::{Snapshot, Status, StoreDocument, StoreError, UserRecord, parse_document};

@@ -1,0 +1,41 @@
+//! The credential-store port: where snapshots come from. Adapters (file, Secrets Manager) live
+//! in the outer crates; the rest of the server reads snapshots and never knows which one runs.
+
+use crate::store::Snapshot;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where snapshots come from.
+pub trait SnapshotSource: Send + Sync + std::fmt::Debug {
+    /// The snapshot to decide with, or why there is none usable.
+    fn current(&self) -> Result<Arc<Snapshot>, Unavailable>;
+
+    /// What the store holds, for `/ready` and status reports.
+    fn status(&self) -> StoreStatus;
+}
+
+/// No usable snapshot: never loaded, or stale past the configured bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("credential store unavailable")]
+pub struct Unavailable {
+    /// Suggested `Retry-After`.
+    pub retry_after: Duration,
+}
+
+/// A store's state, free of secret material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreStatus {
+    /// `file` or `secrets_manager`.
+    pub kind: &'static str,
+    /// Version in service, if any.
+    pub version: Option<String>,
+    /// Users in the snapshot in service.
+    pub users: usize,
+    /// Seconds since the snapshot in service was last confirmed current.
+    pub age_seconds: u64,
+    /// Whether the snapshot in service may be used.
+    pub ready: bool,
+    /// The last load error (safe to show), if the latest attempt failed.
+    pub last_error: Option<String>,
+}

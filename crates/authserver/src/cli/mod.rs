@@ -1,0 +1,151 @@
+//! The `authserver` command line. The interface is scripted against by operators: keep it.
+//!
+//! # Layout
+//! - [`password`]: reading a password from stdin or a no-echo prompt.
+//! - [`users`]: `users add|disable|enable|remove|list` on a users file, atomic writes.
+
+pub mod password;
+pub mod users;
+
+use crate::config::Settings;
+use anyhow::Context;
+use authserver_core::{Cost, hash_password};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// HTTP Basic-auth authorization server.
+#[derive(Debug, Parser)]
+#[command(name = "authserver", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the standalone HTTP server.
+    Serve(ServeArgs),
+    /// Hash a password (stdin's first line, or a prompt) and print the PHC string.
+    HashPassword(HashArgs),
+    /// Manage a users file.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
+    /// Check or print configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen address [default: server.listen, 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Users file [default: store.file, examples/users.json].
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// Config file (TOML).
+    #[arg(long, env = "AUTHSERVER_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `hash-password` options.
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    /// Argon2id memory in KiB.
+    #[arg(long, default_value_t = Cost::DEFAULT.m_kib)]
+    pub m_cost: u32,
+    /// Argon2id iterations.
+    #[arg(long, default_value_t = Cost::DEFAULT.t)]
+    pub t_cost: u32,
+    /// Argon2id parallelism.
+    #[arg(long, default_value_t = Cost::DEFAULT.p)]
+    pub p_cost: u32,
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration (file + environment) and say what is wrong.
+    Check {
+        /// Config file (TOML).
+        #[arg(long, env = "AUTHSERVER_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print the documented default configuration file.
+    Default,
+}
+
+/// Entry point: parses arguments, runs, maps errors to exit code 1 (clap uses 2 for usage).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::HashPassword(args) => {
+            let pw = password::read(true)?;
+            let cost = Cost {
+                m_kib: args.m_cost,
+                t: args.t_cost,
+                p: args.p_cost,
+            };
+            println!("{}", hash_password(&pw, cost)?);
+            Ok(())
+        }
+        Command::Users(cmd) => users::run(cmd),
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", crate::config::DEFAULT_TOML);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { config }) => {
+            let settings = Settings::load(config.as_deref())?;
+            if settings.store.kind == crate::config::StoreKind::File {
+                crate::store::file::FileStore::open(
+                    &settings.store.file,
+                    settings.hash.policy.clone(),
+                    authserver_core::UserHasher::random(),
+                )?;
+            }
+            println!("configuration OK");
+            Ok(())
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut settings = Settings::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        settings.server.listen = listen;
+    }
+    if let Some(users) = args.users {
+        settings.store.file = users;
+    }
+    crate::telemetry::init(&settings.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listen = settings.server.listen;
+        let built = crate::wiring::build(settings)?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(address = %listener.local_addr()?, "listening");
+        crate::server::run(listener, built.state, crate::server::shutdown_signal()).await;
+        built.tasks.iter().for_each(tokio::task::JoinHandle::abort);
+        tracing::info!("stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,94 @@
+//! Route handlers. Each is a few lines: the work is in [`crate::decide`] and [`super::reply`].
+
+use super::AppState;
+use super::middleware::AuthRecord;
+use super::reply::{now_ms, respond};
+use crate::decide::Attempt;
+use authserver_core::Outcome;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::sync::Arc;
+
+async fn run(state: &AppState, headers: &HeaderMap) -> Attempt {
+    let values = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(HeaderValue::as_bytes);
+    state.gate.attempt(values).await
+}
+
+fn record(mut response: Response, attempt: Attempt) -> Response {
+    response.extensions_mut().insert(AuthRecord {
+        reason: attempt.decision.reason(),
+        cache: attempt.decision.cache,
+        user_hash: attempt.user_hash,
+        verify_time: attempt.decision.verify_time,
+    });
+    response
+}
+
+/// `POST /auth/validate` (and `POST /auth`): the JSON contract.
+pub async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let attempt = run(&state, &headers).await;
+    let response = respond(
+        &attempt.decision,
+        attempt.retry_after,
+        &state.settings.server.realm,
+        false,
+    );
+    record(response, attempt)
+}
+
+/// `/auth/forward` (any method): for nginx `auth_request`, Traefik ForwardAuth, Caddy
+/// `forward_auth`, Envoy `ext_authz`. On success the user and roles travel in headers.
+pub async fn forward(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let attempt = run(&state, &headers).await;
+    let server = &state.settings.server;
+    let mut response = respond(&attempt.decision, attempt.retry_after, &server.realm, true);
+    if let (Outcome::Allowed { roles }, Some(user)) = (&attempt.decision.outcome, &attempt.username) {
+        let h = response.headers_mut();
+        let mut set = |name: &str, value: String| {
+            // Names are validated at start-up; values are control-free by the parser's rules.
+            if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                h.insert(n, v);
+            }
+        };
+        set(&server.forward_user_header, user.clone());
+        set(&server.forward_roles_header, roles.join(","));
+    }
+    record(response, attempt)
+}
+
+/// `GET /health`: liveness. Never touches the store.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok", "timestamp": now_ms()}))
+}
+
+/// `GET /ready`: 200 when a usable snapshot exists, else 503.
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let status = state.gate.store.status();
+    let code = if status.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "ready": status.ready,
+        "store": {"kind": status.kind, "version": status.version, "users": status.users,
+                  "ageSeconds": status.age_seconds, "lastError": status.last_error},
+        "timestamp": now_ms(),
+    });
+    (code, Json(body)).into_response()
+}
+
+/// Any other path: 404 with a JSON body.
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"allowed": false, "message": "Not found", "timestamp": now_ms()})),
+    )
+        .into_response()
+}

@@ -1,0 +1,8 @@
+//! Credential store adapters behind the core's `SnapshotSource` port.
+//!
+//! # Layout
+//! - [`file`]: the JSON file store (the embedded default), polled for changes.
+
+pub mod file;
+
+pub use authserver_core::source::{SnapshotSource, StoreStatus, Unavailable};
