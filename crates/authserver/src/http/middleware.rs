@@ -58,9 +58,12 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let status = response.status();
     if (status.is_client_error() || status.is_server_error())
-        && !response.headers().contains_key(header::CONTENT_TYPE)
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_none_or(|v| v != "application/json")
     {
-        // Framework answers (405, 408, 413, ...) get the same JSON shape as ours.
+        // Framework answers (405, 413, 503 timeout, ...) get the same JSON shape as ours.
         let mut json = axum::Json(serde_json::json!({
             "allowed": false,
             "message": status.canonical_reason().unwrap_or("Error"),
