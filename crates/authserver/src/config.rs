@@ -61,7 +61,7 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Realm in the `WWW-Authenticate` challenge.
     pub realm: String,
-    /// Whole-request deadline (ms); past it the answer is 408.
+    /// Whole-request deadline (ms); past it the answer is 503.
     pub request_timeout_ms: u64,
     /// Deadline for a client to send its request headers (ms); slow clients are cut off.
     pub header_read_timeout_ms: u64,
@@ -362,6 +362,11 @@ impl Settings {
                 "connections and timeouts must be positive",
             );
         }
+        for name in [&self.server.forward_user_header, &self.server.forward_roles_header] {
+            if http::HeaderName::try_from(name.as_str()).is_err() {
+                return invalid("server.forward_user_header", "not a valid HTTP header name");
+            }
+        }
         if self.store.kind == StoreKind::SecretsManager && self.store.secret_id.is_empty() {
             return invalid(
                 "store.secret_id",
@@ -547,5 +552,26 @@ mod tests {
         let mut s = Settings::default();
         s.cache.ttl_seconds = 3600;
         assert_eq!(s.cache_ttl().as_secs(), 300);
+    }
+}
+
+#[cfg(test)]
+mod docs_tests {
+    use super::*;
+
+    /// docs/configuration.md names every key's variable, and every alias.
+    #[test]
+    fn every_key_is_documented() {
+        let docs = include_str!("../../../docs/configuration.md");
+        let defaults = toml::Table::try_from(Settings::default()).expect("serialises");
+        for (section, keys) in &defaults {
+            for key in keys.as_table().expect("sections are tables").keys() {
+                let var = format!("AUTHSERVER_{}_{}", section.to_uppercase(), key.to_uppercase());
+                assert!(docs.contains(&var), "docs/configuration.md lacks {var}");
+            }
+        }
+        for (alias, key) in ALIASES {
+            assert!(docs.contains(alias) && docs.contains(key), "docs lack alias {alias}");
+        }
     }
 }
