@@ -13,7 +13,9 @@
 //! - [`authenticator`]: the two-phase decision with its reason.
 //! - [`keyed`]: `UserHasher`, the keyed `user_hash` logs carry instead of usernames.
 //! - [`clock`]: time as a port.
+//! - [`audit`]: the audit event type and the `AuditSink` port.
 
+pub mod audit;
 pub mod authenticator;
 pub mod cache;
 pub mod clock;
@@ -24,6 +26,7 @@ pub mod secret;
 pub mod source;
 pub mod store;
 
+pub use audit::{AuditEvent, AuditSink, NoAudit};
 pub use authenticator::{Authenticator, CacheUse, Decision, Outcome, Reason, Step, Verified, VerifyTask};
 pub use cache::VerifiedCache;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -31,5 +34,5 @@ pub use credentials::{Credentials, Malformed, ParseError};
 pub use hash::{Cost, HashError, HashPolicy, StoredHash, hash_password};
 pub use keyed::UserHasher;
 pub use secret::Secret;
-pub use source::{SnapshotSource, StoreStatus, Unavailable};
+pub use source::{SnapshotSource, StoreCounters, StoreStatus, Unavailable};
 pub use store::{Snapshot, Status, StoreDocument, StoreError, UserRecord, parse_document};

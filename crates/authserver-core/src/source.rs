@@ -13,6 +13,20 @@ pub trait SnapshotSource: Send + Sync + std::fmt::Debug {
 
     /// What the store holds, for `/ready` and status reports.
     fn status(&self) -> StoreStatus;
+
+    /// Running totals of loads and failures, for metrics. Adapters that do not count report zero.
+    fn counters(&self) -> StoreCounters {
+        StoreCounters::default()
+    }
+}
+
+/// Running totals a store adapter keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StoreCounters {
+    /// Snapshots loaded (initial load included).
+    pub refreshes: u64,
+    /// Fetch, parse or policy failures.
+    pub fetch_errors: u64,
 }
 
 /// No usable snapshot: never loaded, or stale past the configured bound.

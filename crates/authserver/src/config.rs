@@ -51,6 +51,37 @@ pub struct Settings {
     pub lambda: LambdaSettings,
     /// Brute-force regulation.
     pub regulation: RegulationSettings,
+    /// Admin endpoints (`/metrics`, `/stats`, `/dashboard`).
+    pub admin: AdminSettings,
+    /// Audit trail sinks.
+    pub audit: AuditSettings,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Separate listener for `/metrics`, `/stats`, `/dashboard` (empty: served on `server.listen`).
+    pub listen: String,
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Write audit events to stdout as JSON lines with `"log_type":"audit"` (stderr for CLI commands).
+    pub stdout: bool,
+    /// Append-only, hash-chained audit file (empty: none).
+    pub file: String,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            stdout: true,
+            file: String::new(),
+        }
+    }
 }
 
 /// `[server]`
@@ -232,6 +263,9 @@ pub struct TelemetrySettings {
     pub service: String,
     /// `Stage` dimension.
     pub stage: String,
+    /// Trusted request header carrying the client's country (e.g. `CloudFront-Viewer-Country`);
+    /// empty: none. Only set it when a proxy you control sets (and overwrites) the header.
+    pub country_header: String,
 }
 
 impl Default for TelemetrySettings {
@@ -239,6 +273,7 @@ impl Default for TelemetrySettings {
         Self {
             service: "authserver".into(),
             stage: "dev".into(),
+            country_header: String::new(),
         }
     }
 }
@@ -362,7 +397,18 @@ impl Settings {
                 "connections and timeouts must be positive",
             );
         }
-        for name in [&self.server.forward_user_header, &self.server.forward_roles_header] {
+        if !self.admin.listen.is_empty() && self.admin.listen.parse::<SocketAddr>().is_err() {
+            return invalid("admin.listen", "not a socket address");
+        }
+        if !self.telemetry.country_header.is_empty()
+            && http::HeaderName::try_from(self.telemetry.country_header.as_str()).is_err()
+        {
+            return invalid("telemetry.country_header", "not a valid HTTP header name");
+        }
+        for name in [
+            &self.server.forward_user_header,
+            &self.server.forward_roles_header,
+        ] {
             if http::HeaderName::try_from(name.as_str()).is_err() {
                 return invalid("server.forward_user_header", "not a valid HTTP header name");
             }
@@ -571,7 +617,10 @@ mod docs_tests {
             }
         }
         for (alias, key) in ALIASES {
-            assert!(docs.contains(alias) && docs.contains(key), "docs lack alias {alias}");
+            assert!(
+                docs.contains(alias) && docs.contains(key),
+                "docs lack alias {alias}"
+            );
         }
     }
 }

@@ -10,8 +10,10 @@
 //! - [`server`]: the standalone accept loop and graceful shutdown.
 //! - [`wiring`]: builds the state from settings.
 //! - [`telemetry`]: logging setup and the metric name table.
+//! - [`audit`]: the audit trail sinks (stdout, hash-chained file) and its verifier.
 //! - [`cli`]: the `authserver` command line.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod decide;

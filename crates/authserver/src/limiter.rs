@@ -78,8 +78,9 @@ impl HashLimiter {
         };
         // The permits move into the blocking task: they are released when the work really ends,
         // even if the request that asked for it has gone.
+        let span = tracing::info_span!("hash_verify", m_kib = task.cost().m_kib, t = task.cost().t);
         tokio::task::spawn_blocking(move || {
-            let verified = task.run();
+            let verified = span.in_scope(|| task.run());
             drop((slot, memory));
             verified
         })

@@ -4,7 +4,8 @@
 //! Its own accept loop (hyper-util) rather than `axum::serve`, for the limits a public auth
 //! endpoint needs: request-head size, header read timeout (slowloris), a connection cap.
 
-use crate::http::{AppState, app};
+use crate::http::{AppState, ClientAddr, app};
+use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
@@ -17,11 +18,21 @@ use tokio::sync::Semaphore;
 /// How long in-flight requests may take to finish after shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves until `shutdown` resolves. Returns after in-flight connections drained (or
+/// Serves [`app`] until `shutdown` resolves. Returns after in-flight connections drained (or
 /// [`DRAIN_TIMEOUT`] passed).
 pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+    serve(listener, app(state.clone()), state, shutdown).await;
+}
+
+/// Serves `router` (the main app or the admin app) with the server limits from `state`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) {
     let server = state.settings.server.clone();
-    let service = TowerToHyperService::new(app(state).into_service::<hyper::body::Incoming>());
+    let service = router.into_service::<hyper::body::Incoming>();
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -41,7 +52,7 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
             p = connections.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             () = &mut shutdown => break,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -54,7 +65,12 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service.clone());
+        let svc = tower::ServiceExt::map_request(service.clone(), move |mut req: hyper::Request<_>| {
+            req.extensions_mut().insert(ClientAddr(peer));
+            req
+        });
+        let conn =
+            builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             let _ = conn.await;

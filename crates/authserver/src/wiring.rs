@@ -32,11 +32,16 @@ pub fn user_hasher(settings: &Settings) -> UserHasher {
 /// Builds everything; must run inside a Tokio runtime (it spawns the store watcher).
 pub fn build(settings: Settings) -> anyhow::Result<Built> {
     let hasher = user_hasher(&settings);
+    let audit: Arc<dyn authserver_core::AuditSink> = Arc::new(crate::audit::Audit::from_settings(
+        &settings.audit,
+        crate::audit::Stream::Stdout,
+    )?);
     let (store, tasks): (Arc<dyn crate::store::SnapshotSource>, _) = match settings.store.kind {
         StoreKind::File => {
             let store = Arc::new(
                 FileStore::open(&settings.store.file, settings.hash.policy.clone(), hasher.clone())
-                    .context("cannot start with this users file")?,
+                    .context("cannot start with this users file")?
+                    .with_audit(audit.clone()),
             );
             let watcher = store
                 .clone()
@@ -62,10 +67,13 @@ pub fn build(settings: Settings) -> anyhow::Result<Built> {
         limiter,
         user_hasher: hasher,
     };
+    let telemetry = crate::telemetry::Telemetry::new(&settings, None);
     Ok(Built {
         state: Arc::new(AppState {
             settings: Arc::new(settings),
             gate,
+            telemetry,
+            audit,
         }),
         tasks,
     })

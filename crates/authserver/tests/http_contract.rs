@@ -252,10 +252,7 @@ async fn no_usable_snapshot_is_503_and_not_ready_but_alive() {
         store: Arc::new(NoStore),
         ..state.gate
     };
-    let state = Arc::new(AppState {
-        settings: state.settings,
-        gate,
-    });
+    let state = Arc::new(AppState { gate, ..state });
     let a = call(
         &state,
         Method::POST,

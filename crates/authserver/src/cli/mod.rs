@@ -37,6 +37,19 @@ pub enum Command {
     /// Check or print configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Work with the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify a hash-chained audit file; says where it was edited, cut or reordered.
+    Verify {
+        /// The audit file (`audit.file`).
+        file: PathBuf,
+    },
 }
 
 /// `serve` options.
@@ -107,6 +120,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Users(cmd) => users::run(cmd),
+        Command::Audit(AuditCommand::Verify { file }) => {
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            match crate::audit::chain::verify(&text) {
+                Ok(v) => {
+                    println!(
+                        "OK: {} records, chain intact; last hash {}",
+                        v.records, v.last_hash
+                    );
+                    Ok(())
+                }
+                Err(broken) => anyhow::bail!("{}: tampering detected at {broken}", file.display()),
+            }
+        }
         Command::Config(ConfigCommand::Default) => {
             print!("{}", crate::config::DEFAULT_TOML);
             Ok(())
@@ -143,7 +170,30 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(address = %listener.local_addr()?, "listening");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let admin = match built.state.settings.admin.listen.as_str() {
+            "" => None,
+            addr => {
+                let admin = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (admin.listen)"))?;
+                tracing::info!(address = %admin.local_addr()?, "admin listening");
+                let router = crate::http::admin_app(built.state.clone());
+                let mut stopped = stopped.clone();
+                let state = built.state.clone();
+                Some(tokio::spawn(async move {
+                    crate::server::serve(admin, router, state, async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+                }))
+            }
+        };
         crate::server::run(listener, built.state, crate::server::shutdown_signal()).await;
+        let _ = stop.send(true);
+        if let Some(task) = admin {
+            let _ = task.await;
+        }
         built.tasks.iter().for_each(tokio::task::JoinHandle::abort);
         tracing::info!("stopped");
         Ok(())

@@ -4,6 +4,7 @@
 
 use super::password;
 use anyhow::{Context, bail};
+use authserver_core::AuditSink;
 use authserver_core::{Cost, Credentials, StoreDocument, UserRecord, hash_password, parse_document};
 use clap::Subcommand;
 use std::io::Write;
@@ -53,8 +54,28 @@ pub enum UsersCommand {
     },
 }
 
-/// Runs one `users` subcommand.
+/// Runs one `users` subcommand; every change is an audit event with the acting OS user.
 pub fn run(cmd: UsersCommand) -> anyhow::Result<()> {
+    let (action, file, user) = match &cmd {
+        UsersCommand::Add { file, username, .. } => ("users.add", file.clone(), username.clone()),
+        UsersCommand::Disable { file, username } => ("users.disable", file.clone(), username.clone()),
+        UsersCommand::Enable { file, username } => ("users.enable", file.clone(), username.clone()),
+        UsersCommand::Remove { file, username } => ("users.remove", file.clone(), username.clone()),
+        UsersCommand::List { .. } => return execute(cmd),
+    };
+    let settings = crate::config::Settings::load(None)?;
+    let audit = crate::audit::Audit::from_settings(&settings.audit, crate::audit::Stream::Stderr)?;
+    execute(cmd)?;
+    audit.emit(authserver_core::AuditEvent::AdminAction {
+        action: action.into(),
+        target_user_hash: Some(crate::wiring::user_hasher(&settings).hash(&user)),
+        resource: file.display().to_string(),
+        actor: crate::audit::actor(),
+    });
+    Ok(())
+}
+
+fn execute(cmd: UsersCommand) -> anyhow::Result<()> {
     match cmd {
         UsersCommand::Add {
             file,

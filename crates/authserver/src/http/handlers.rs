@@ -1,9 +1,9 @@
 //! Route handlers. Each is a few lines: the work is in [`crate::decide`] and [`super::reply`].
 
 use super::AppState;
-use super::middleware::AuthRecord;
 use super::reply::{now_ms, respond};
 use crate::decide::Attempt;
+use crate::telemetry::AuthRecord;
 use authserver_core::Outcome;
 use axum::Json;
 use axum::extract::State;

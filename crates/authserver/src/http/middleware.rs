@@ -1,14 +1,20 @@
-//! The outermost layer: request id in and out, `Cache-Control: no-store` and a JSON body on
+//! The outermost layer: request id in and out, a `request` span carrying it and the X-Ray and
+//! W3C trace ids, `Cache-Control: no-store` and a JSON body on
 //! every response, and exactly one log line per request. The line carries `user_hash`, never the
 //! username, password, header or hash.
 
 use super::reply::now_ms;
-use authserver_core::{CacheUse, Reason};
+use super::{AppState, ClientAddr};
+use crate::telemetry::{AuthRecord, RequestRecord};
+use authserver_core::{AuditEvent, Reason};
+use axum::extract::State;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
 
 /// The request id header (read when valid, always written).
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -17,36 +23,44 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// What the auth handlers tell the log line (a response extension).
-#[derive(Debug, Clone)]
-pub struct AuthRecord {
-    /// Denial reason, if denied.
-    pub reason: Option<Reason>,
-    /// Cache use.
-    pub cache: CacheUse,
-    /// Keyed username hash.
-    pub user_hash: Option<String>,
-    /// Argon2id time, if one ran.
-    pub verify_time: Option<Duration>,
+/// A header value when it is short and plain (ids, trace ids, country codes); else `None`.
+fn plain_header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).filter(|v| {
+        (1..=128).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:;=".contains(&b))
+    })
 }
 
-/// An incoming id is kept when it is short and plain; anything else is replaced.
-fn request_id(req: &Request) -> String {
-    req.headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            (1..=128).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        })
-        .map_or_else(|| format!("{:032x}", rand::random::<u128>()), str::to_owned)
+/// The X-Ray trace id: the header, or on Lambda the runtime's `_X_AMZN_TRACE_ID`.
+fn xray_trace_id(req: &Request) -> Option<String> {
+    plain_header(req, "x-amzn-trace-id")
+        .map(str::to_owned)
+        .or_else(|| std::env::var("_X_AMZN_TRACE_ID").ok().filter(|v| v.len() <= 256))
 }
 
 /// See the module docs.
-pub async fn request_context(mut req: Request, next: Next) -> Response {
+pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let id = request_id(&req);
+    let id = plain_header(&req, REQUEST_ID.as_str())
+        .filter(|v| !v.contains(['=', ';']))
+        .map_or_else(|| format!("{:032x}", rand::random::<u128>()), str::to_owned);
+    let xray = xray_trace_id(&req);
+    let traceparent = plain_header(&req, "traceparent");
+    let trace_id = xray.clone().or_else(|| traceparent.map(str::to_owned));
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        xray_trace_id = xray.as_deref(),
+        traceparent = traceparent,
+    );
+    let source = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+    let country_header = &state.settings.telemetry.country_header;
+    let country = (!country_header.is_empty())
+        .then(|| plain_header(&req, country_header))
+        .flatten()
+        .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()))
+        .map(str::to_ascii_uppercase);
     let method = req.method().clone();
     // The route template, not the raw path: raw paths are caller-chosen text.
     let route = req
@@ -55,7 +69,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(req).await;
+    let mut response = next.run(req).instrument(span.clone()).await;
     let status = response.status();
     if (status.is_client_error() || status.is_server_error())
         && response
@@ -82,10 +96,31 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         headers.insert(REQUEST_ID.clone(), v);
     }
     let record = response.extensions().get::<AuthRecord>().cloned();
-    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let latency = start.elapsed();
+    state.telemetry.record(
+        &RequestRecord {
+            auth: record.as_ref(),
+            latency,
+            source,
+            country: country.as_deref(),
+            request_id: &id,
+        },
+        state.gate.store.as_ref(),
+    );
+    if let Some(r) = &record {
+        state.audit.emit(AuditEvent::AuthAttempt {
+            outcome: if r.reason.is_none() { "allowed" } else { "denied" },
+            reason: r.reason.map(Reason::as_str),
+            user_hash: r.user_hash.clone(),
+            source: source.map(|s| s.to_string()),
+            request_id: id.clone(),
+            trace_id: trace_id.clone(),
+        });
+    }
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    let _entered = span.enter();
     match record {
         Some(r) => tracing::info!(
-            request_id = %id,
             method = %method,
             route = %route,
             status = status.as_u16(),
@@ -98,7 +133,6 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
             "auth request"
         ),
         None => tracing::info!(
-            request_id = %id,
             method = %method,
             route = %route,
             status = status.as_u16(),

@@ -1,18 +1,23 @@
 //! The HTTP surface: one [`app`] for the standalone server and Lambda alike.
 //!
 //! # Layout
-//! - [`handlers`]: the routes.
+//! - [`handlers`]: the auth and health routes.
+//! - [`admin`]: `/metrics`, `/stats`, `/dashboard` (on the main listener or a separate one).
 //! - [`reply`]: decisions → status, headers and JSON body (the contract table).
-//! - [`middleware`]: request id, JSON error bodies, `Cache-Control`, the per-request log line.
+//! - [`middleware`]: request id, trace ids, JSON error bodies, `Cache-Control`, telemetry and the
+//!   per-request log line.
 
+pub mod admin;
 pub mod handlers;
 pub mod middleware;
 pub mod reply;
 
 use crate::config::Settings;
 use crate::decide::Gate;
+use crate::telemetry::Telemetry;
 use axum::Router;
 use axum::routing::{any, get, post};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -25,25 +30,49 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The decision machinery.
     pub gate: Gate,
+    /// Metrics, stats, EMF.
+    pub telemetry: Telemetry,
+    /// The audit trail.
+    pub audit: Arc<dyn authserver_core::AuditSink>,
 }
 
-/// The router with every route and layer.
+/// The client's address as the server saw it (a request extension set per connection).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The router with every route and layer. Admin routes are included unless `admin.listen` names
+/// a separate listener (then serve [`admin_app`] there).
 pub fn app(state: Arc<AppState>) -> Router {
-    let server = &state.settings.server;
-    let timeout = Duration::from_millis(server.request_timeout_ms);
-    let body_limit = server.max_body_bytes;
-    Router::new()
+    let mut router = Router::new()
         .route("/auth/validate", post(handlers::validate))
         .route("/auth", post(handlers::validate))
         .route("/auth/forward", any(handlers::forward))
         .route("/health", get(handlers::health))
-        .route("/ready", get(handlers::ready))
+        .route("/ready", get(handlers::ready));
+    if state.settings.admin.listen.is_empty() {
+        router = router.merge(admin::routes());
+    }
+    layered(router, state)
+}
+
+/// The admin routes alone, for a separate admin listener.
+pub fn admin_app(state: Arc<AppState>) -> Router {
+    layered(admin::routes().route("/health", get(handlers::health)), state)
+}
+
+fn layered(router: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    let server = &state.settings.server;
+    let timeout = Duration::from_millis(server.request_timeout_ms);
+    router
         .fallback(handlers::not_found)
-        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(RequestBodyLimitLayer::new(server.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
-        .layer(axum::middleware::from_fn(middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::request_context,
+        ))
         .with_state(state)
 }

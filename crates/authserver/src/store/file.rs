@@ -7,9 +7,12 @@
 
 use super::{SnapshotSource, StoreStatus, Unavailable};
 use arc_swap::ArcSwap;
-use authserver_core::{HashPolicy, Snapshot, StoreError, UserHasher};
+use authserver_core::{
+    AuditEvent, AuditSink, HashPolicy, NoAudit, Snapshot, StoreCounters, StoreError, UserHasher,
+};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -40,8 +43,11 @@ pub struct FileStore {
     path: PathBuf,
     policy: HashPolicy,
     hasher: UserHasher,
+    audit: Arc<dyn AuditSink>,
     current: ArcSwap<Snapshot>,
     state: Mutex<State>,
+    refreshes: AtomicU64,
+    fetch_errors: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -80,6 +86,7 @@ impl FileStore {
             path: path.to_owned(),
             policy,
             hasher,
+            audit: Arc::new(NoAudit),
             current: ArcSwap::from_pointee(snapshot),
             state: Mutex::new(State {
                 seen: Some(seen),
@@ -87,12 +94,21 @@ impl FileStore {
                 loaded_at: Instant::now(),
                 last_error: None,
             }),
+            refreshes: AtomicU64::new(1),
+            fetch_errors: AtomicU64::new(0),
         })
+    }
+
+    /// Sends store version changes and reload failures to `audit`.
+    pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// Checks the file once and reloads it if its content changed. Returns true when a new
     /// snapshot went into service. Blocking I/O and possibly one hashing: call off the executor.
     pub fn check(&self) -> bool {
+        let _span = tracing::info_span!("store_fetch", store = "file").entered();
         let meta = match std::fs::metadata(&self.path) {
             Ok(m) => metadata_key(&m),
             Err(e) => {
@@ -126,7 +142,15 @@ impl FileStore {
                     users = snapshot.len(),
                     "users file reloaded"
                 );
+                let event = AuditEvent::StoreVersionChanged {
+                    store: "file",
+                    previous: Some(self.current.load().version().to_owned()),
+                    version: snapshot.version().to_owned(),
+                    users: snapshot.len(),
+                };
                 self.current.store(Arc::new(snapshot));
+                self.refreshes.fetch_add(1, Relaxed);
+                self.audit.emit(event);
                 let mut st = self.lock();
                 st.loaded_at = Instant::now();
                 st.last_error = None;
@@ -157,9 +181,14 @@ impl FileStore {
 
     /// Records a failure, logging it once per distinct message.
     fn note_error(&self, message: String) {
+        self.fetch_errors.fetch_add(1, Relaxed);
         let mut st = self.lock();
         if st.last_error.as_deref() != Some(message.as_str()) {
             tracing::error!(error = %message, "users file not reloaded; keeping last good snapshot");
+            self.audit.emit(AuditEvent::StoreReloadFailed {
+                store: "file",
+                error: message.clone(),
+            });
             st.last_error = Some(message);
         }
     }
@@ -186,6 +215,13 @@ impl SnapshotSource for FileStore {
             age_seconds: st.loaded_at.elapsed().as_secs(),
             ready: true,
             last_error: st.last_error.clone(),
+        }
+    }
+
+    fn counters(&self) -> StoreCounters {
+        StoreCounters {
+            refreshes: self.refreshes.load(Relaxed),
+            fetch_errors: self.fetch_errors.load(Relaxed),
         }
     }
 }

@@ -1,11 +1,24 @@
-//! Logging setup and the metric name table.
+//! Telemetry: logging setup, the metric name table, the metric registry, the sliding window
+//! behind `/stats`, and CloudWatch EMF for Lambda. One [`Telemetry`] value per process records
+//! each request once and feeds every output.
 //!
 //! # Layout
 //! - [`names`]: every metric name, defined once.
+//! - [`metrics`]: counters and histograms; Prometheus text.
+//! - [`stats`]: the per-second sliding window and top failing keys.
+//! - [`emf`]: CloudWatch Embedded Metric Format blobs.
 
+pub mod emf;
+pub mod metrics;
 pub mod names;
+pub mod stats;
 
-use crate::config::{LogFormat, LogSettings};
+use crate::config::{LogFormat, LogSettings, Settings};
+use authserver_core::{CacheUse, Reason, SnapshotSource};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -32,7 +45,8 @@ where
             builder
                 .json()
                 .flatten_event(true)
-                .with_current_span(false)
+                .with_current_span(true)
+                .with_span_list(false)
                 .finish(),
         ),
         LogFormat::Text => Box::new(builder.with_ansi(false).finish()),
@@ -43,4 +57,160 @@ where
 pub fn init(settings: &LogSettings) {
     // Fails only if a subscriber is already set (tests); the existing one then stays.
     let _ = tracing::subscriber::set_global_default(subscriber(settings, std::io::stdout));
+}
+
+/// What an auth handler tells telemetry (a response extension).
+#[derive(Debug, Clone)]
+pub struct AuthRecord {
+    /// Denial reason, if denied.
+    pub reason: Option<Reason>,
+    /// Cache use.
+    pub cache: CacheUse,
+    /// Keyed username hash.
+    pub user_hash: Option<String>,
+    /// Argon2id time, if one ran.
+    pub verify_time: Option<Duration>,
+}
+
+/// One finished request.
+#[derive(Debug)]
+pub struct RequestRecord<'a> {
+    /// Set for auth requests.
+    pub auth: Option<&'a AuthRecord>,
+    /// Total handling time.
+    pub latency: Duration,
+    /// Client address, when known.
+    pub source: Option<IpAddr>,
+    /// Country from the trusted header, when configured and present.
+    pub country: Option<&'a str>,
+    /// Request id.
+    pub request_id: &'a str,
+}
+
+/// Where EMF blobs go (stdout on Lambda; a buffer in tests).
+pub type EmfSink = Arc<dyn Fn(String) + Send + Sync>;
+
+/// The process's telemetry.
+pub struct Telemetry {
+    /// Counters and histograms.
+    pub registry: metrics::Registry,
+    /// Sliding window for `/stats`.
+    pub window: stats::Window,
+    emf: Option<EmfSink>,
+    service: String,
+    stage: String,
+    cold: AtomicBool,
+    emitted_refreshes: AtomicU64,
+    emitted_errors: AtomicU64,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("emf", &self.emf.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// Telemetry for `settings`; `emf` set on Lambda.
+    pub fn new(settings: &Settings, emf: Option<EmfSink>) -> Self {
+        let t = Self {
+            registry: metrics::Registry::default(),
+            window: stats::Window::default(),
+            emf,
+            service: settings.telemetry.service.clone(),
+            stage: settings.telemetry.stage.clone(),
+            cold: AtomicBool::new(true),
+            emitted_refreshes: AtomicU64::new(0),
+            emitted_errors: AtomicU64::new(0),
+        };
+        t.registry.cold_start.fetch_add(1, Relaxed);
+        t
+    }
+
+    /// Records one request everywhere it counts.
+    pub fn record(&self, r: &RequestRecord<'_>, store: &dyn SnapshotSource) {
+        let reg = &self.registry;
+        reg.count_request(r.country.unwrap_or("unknown"));
+        let latency_s = r.latency.as_secs_f64();
+        let mut allowed = false;
+        if let Some(a) = r.auth {
+            allowed = a.reason.is_none();
+            match a.reason {
+                None => reg.auth_success.fetch_add(1, Relaxed),
+                Some(reason) => reg.auth_failure[metrics::reason_index(reason)].fetch_add(1, Relaxed),
+            };
+            match a.reason {
+                Some(Reason::Overloaded) => reg.hash_queue_rejected.fetch_add(1, Relaxed),
+                Some(Reason::RateLimited | Reason::LockedOut) => reg.rate_limited.fetch_add(1, Relaxed),
+                _ => 0,
+            };
+            match a.cache {
+                CacheUse::Hit => reg.cache_hit.fetch_add(1, Relaxed),
+                CacheUse::Miss => reg.cache_miss.fetch_add(1, Relaxed),
+                CacheUse::None => 0,
+            };
+            if let Some(v) = a.verify_time {
+                reg.hash_verify.observe(v.as_secs_f64());
+            }
+            reg.latency.observe(latency_s);
+            let credential_failure = a.reason.is_some_and(Reason::is_credential_failure);
+            self.window.record(stats::Sample {
+                epoch: crate::http::reply::now_ms() / 1000,
+                auth: true,
+                allowed,
+                cache_hit: match a.cache {
+                    CacheUse::Hit => Some(true),
+                    CacheUse::Miss => Some(false),
+                    CacheUse::None => None,
+                },
+                latency_ms: latency_s * 1000.0,
+                failed_user_hash: a.user_hash.as_deref().filter(|_| credential_failure),
+                failed_source: r.source.filter(|_| a.reason.is_some()),
+            });
+        }
+        if let Some(sink) = &self.emf {
+            sink(self.emf_blob(r, allowed, store).to_string());
+        }
+    }
+
+    fn emf_blob(
+        &self,
+        r: &RequestRecord<'_>,
+        allowed: bool,
+        store: &dyn SnapshotSource,
+    ) -> serde_json::Value {
+        let counters = store.counters();
+        let refreshes = counters
+            .refreshes
+            .saturating_sub(self.emitted_refreshes.swap(counters.refreshes, Relaxed));
+        let errors = counters
+            .fetch_errors
+            .saturating_sub(self.emitted_errors.swap(counters.fetch_errors, Relaxed));
+        emf::blob(&emf::Invocation {
+            service: &self.service,
+            stage: &self.stage,
+            timestamp_ms: crate::http::reply::now_ms(),
+            auth: r.auth.is_some(),
+            allowed,
+            reason: r.auth.and_then(|a| a.reason).map(Reason::as_str),
+            cache_hit: r.auth.and_then(|a| match a.cache {
+                CacheUse::Hit => Some(true),
+                CacheUse::Miss => Some(false),
+                CacheUse::None => None,
+            }),
+            latency_ms: r.latency.as_secs_f64() * 1000.0,
+            hash_ms: r
+                .auth
+                .and_then(|a| a.verify_time)
+                .map(|d| d.as_secs_f64() * 1000.0),
+            cold_start: self.cold.swap(false, Relaxed),
+            staleness_s: store.status().age_seconds,
+            store_refreshes: refreshes,
+            store_fetch_errors: errors,
+            country: r.country,
+            request_id: r.request_id,
+        })
+    }
 }

@@ -1,0 +1,98 @@
+//! The audit port: a separate stream of security-relevant events (every authentication attempt,
+//! bans, store changes, administrative actions). Events carry `user_hash`, never usernames,
+//! passwords or hashes.
+
+use serde::Serialize;
+
+/// One audit event. Serialised with an `event` tag, e.g. `{"event":"auth_attempt",...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// An authentication attempt and its outcome.
+    AuthAttempt {
+        /// `allowed` or `denied`.
+        outcome: &'static str,
+        /// Denial reason label.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
+        /// Keyed username hash, when credentials were presented.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_hash: Option<String>,
+        /// Client address, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        /// Request id.
+        request_id: String,
+        /// X-Ray or W3C trace id, when present.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        trace_id: Option<String>,
+    },
+    /// Brute-force regulation banned a source address or a username.
+    Ban {
+        /// `source` or `user`.
+        scope: &'static str,
+        /// The address, or the `user_hash`.
+        key: String,
+        /// Ban length in seconds.
+        seconds: u64,
+        /// Failures that triggered it.
+        failures: u64,
+    },
+    /// A ban ended (expired or lifted).
+    Unban {
+        /// `source` or `user`.
+        scope: &'static str,
+        /// The address, or the `user_hash`.
+        key: String,
+    },
+    /// The regulation backend failed; regulation failed open.
+    RegulationBackendError {
+        /// What failed (no secret material).
+        error: String,
+    },
+    /// A new credential snapshot went into service.
+    StoreVersionChanged {
+        /// `file` or `secrets_manager`.
+        store: &'static str,
+        /// Version replaced, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+        /// Version now in service.
+        version: String,
+        /// Users in it.
+        users: usize,
+    },
+    /// A store load failed; the last good snapshot stays.
+    StoreReloadFailed {
+        /// `file` or `secrets_manager`.
+        store: &'static str,
+        /// Safe error text.
+        error: String,
+    },
+    /// An operator changed credentials or configuration through the CLI.
+    AdminAction {
+        /// e.g. `users.add`, `users.disable`, `secret.push`.
+        action: String,
+        /// `user_hash` of the user concerned, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target_user_hash: Option<String>,
+        /// File or secret id acted on.
+        resource: String,
+        /// The acting OS user.
+        actor: String,
+    },
+}
+
+/// Where audit events go.
+pub trait AuditSink: Send + Sync + std::fmt::Debug {
+    /// Records one event. Must not block the caller for long (file sinks write in the background).
+    fn emit(&self, event: AuditEvent);
+}
+
+/// Discards events (tests, and stores built without an audit trail).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoAudit;
+
+impl AuditSink for NoAudit {
+    fn emit(&self, _event: AuditEvent) {}
+}

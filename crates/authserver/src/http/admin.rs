@@ -1,0 +1,56 @@
+//! Operator endpoints: Prometheus `/metrics`, JSON `/stats`, the self-contained `/dashboard`.
+
+use super::AppState;
+use super::reply::now_ms;
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use std::sync::Arc;
+
+/// The dashboard page: inline CSS and JS, no CDN, no external fonts.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// The admin routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/stats", get(stats))
+        .route("/dashboard", get(dashboard))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let store = &state.gate.store;
+    let body = state
+        .telemetry
+        .registry
+        .render_prometheus(&store.status(), store.counters());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /stats`: the sliding-window figures plus store and cache state.
+pub async fn stats(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let now = now_ms();
+    let summary = state.telemetry.window.summary(now / 1000);
+    let store = state.gate.store.status();
+    Json(json!({
+        "timestamp": now,
+        "window": summary,
+        "store": store,
+        "credentialCache": {"entries": state.gate.auth.cache().len()},
+        "hashSlotsFree": state.gate.limiter.available(),
+    }))
+}
+
+/// `GET /dashboard`: live charts fed by `/stats`.
+pub async fn dashboard() -> Html<&'static str> {
+    Html(DASHBOARD)
+}

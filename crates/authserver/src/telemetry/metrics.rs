@@ -1,0 +1,231 @@
+//! The in-process metric registry: lock-free counters and fixed-bucket histograms for the
+//! metrics in [`super::names`], rendered as Prometheus text on `/metrics`.
+//!
+//! One registry held in the application state (no global recorder): tests run in parallel with
+//! their own, and the same numbers feed `/metrics`, `/stats` and the Lambda EMF blobs.
+
+use super::names::{self, Metric};
+use authserver_core::{Reason, StoreStatus};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Histogram bucket upper bounds in seconds: resolves 0.05 ms to 200 ms finely, then coarser.
+pub const BUCKETS: [f64; 20] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15,
+    0.2, 0.3, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Countries tracked at most; further ones count as `other` (the label set stays bounded).
+const MAX_COUNTRIES: usize = 256;
+
+/// A fixed-bucket histogram of seconds.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// Sum in nanoseconds (integer, so it can be atomic).
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, seconds: f64) {
+        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_ns.fetch_add((seconds * 1e9) as u64, Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+}
+
+/// Every series the service keeps.
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// AuthSuccess.
+    pub auth_success: AtomicU64,
+    /// AuthFailure by reason (index: position in `Reason::ALL`).
+    pub auth_failure: [AtomicU64; 9],
+    /// Latency.
+    pub latency: Histogram,
+    /// CredentialCacheHit.
+    pub cache_hit: AtomicU64,
+    /// CredentialCacheMiss.
+    pub cache_miss: AtomicU64,
+    /// HashVerifyDuration.
+    pub hash_verify: Histogram,
+    /// HashQueueRejected.
+    pub hash_queue_rejected: AtomicU64,
+    /// RateLimited.
+    pub rate_limited: AtomicU64,
+    /// RegulationBackendError.
+    pub regulation_backend_error: AtomicU64,
+    /// Bans.
+    pub bans: AtomicU64,
+    /// ColdStart.
+    pub cold_start: AtomicU64,
+    /// Requests by country (`unknown` when no trusted header).
+    pub requests: Mutex<HashMap<String, u64>>,
+    /// ComplianceViolations (last check).
+    pub compliance_violations: AtomicU64,
+}
+
+/// Index of a reason in `Reason::ALL`.
+pub fn reason_index(r: Reason) -> usize {
+    Reason::ALL.iter().position(|x| *x == r).unwrap_or(0)
+}
+
+impl Registry {
+    /// Counts one request from `country`.
+    pub fn count_request(&self, country: &str) {
+        let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let key = if map.contains_key(country) || map.len() < MAX_COUNTRIES {
+            country
+        } else {
+            "other"
+        };
+        *map.entry(key.to_owned()).or_default() += 1;
+    }
+
+    /// Prometheus text exposition (format 0.0.4) of every metric; store figures come from `store`.
+    pub fn render_prometheus(&self, store: &StoreStatus, counters: StoreCounters) -> String {
+        let mut out = String::with_capacity(8192);
+        for m in names::ALL {
+            header(&mut out, m);
+            let p = m.prometheus;
+            match m.cloudwatch {
+                "AuthSuccess" => sample(&mut out, p, "", self.auth_success.load(Relaxed)),
+                "AuthFailure" => {
+                    for (i, r) in Reason::ALL.iter().enumerate() {
+                        let label = format!("{{reason=\"{}\"}}", r.as_str());
+                        sample(&mut out, p, &label, self.auth_failure[i].load(Relaxed));
+                    }
+                }
+                "Latency" => histogram(&mut out, p, &self.latency),
+                "HashVerifyDuration" => histogram(&mut out, p, &self.hash_verify),
+                "CredentialCacheHit" => sample(&mut out, p, "", self.cache_hit.load(Relaxed)),
+                "CredentialCacheMiss" => sample(&mut out, p, "", self.cache_miss.load(Relaxed)),
+                "StoreRefresh" => sample(&mut out, p, "", counters.refreshes),
+                "StoreFetchError" => sample(&mut out, p, "", counters.fetch_errors),
+                "StoreStalenessSeconds" => sample(&mut out, p, "", store.age_seconds),
+                "HashQueueRejected" => sample(&mut out, p, "", self.hash_queue_rejected.load(Relaxed)),
+                "RateLimited" => sample(&mut out, p, "", self.rate_limited.load(Relaxed)),
+                "RegulationBackendError" => {
+                    sample(&mut out, p, "", self.regulation_backend_error.load(Relaxed))
+                }
+                "Bans" => sample(&mut out, p, "", self.bans.load(Relaxed)),
+                "ColdStart" => sample(&mut out, p, "", self.cold_start.load(Relaxed)),
+                "ComplianceViolations" => sample(&mut out, p, "", self.compliance_violations.load(Relaxed)),
+                "Requests" => {
+                    let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut rows: Vec<_> = map.iter().collect();
+                    rows.sort();
+                    for (country, n) in rows {
+                        sample(&mut out, p, &format!("{{country=\"{country}\"}}"), *n);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Store counters that adapters keep (see `SnapshotSource::counters`).
+pub use authserver_core::source::StoreCounters;
+
+fn header(out: &mut String, m: &Metric) {
+    let kind = match m.kind {
+        names::Kind::Counter => "counter",
+        names::Kind::Gauge => "gauge",
+        names::Kind::Histogram => "histogram",
+    };
+    let _ = writeln!(
+        out,
+        "# HELP {} {}\n# TYPE {} {kind}",
+        m.prometheus, m.help, m.prometheus
+    );
+}
+
+fn sample(out: &mut String, name: &str, labels: &str, value: u64) {
+    let _ = writeln!(out, "{name}{labels} {value}");
+}
+
+fn histogram(out: &mut String, name: &str, h: &Histogram) {
+    let mut cumulative = 0;
+    for (i, bound) in BUCKETS.iter().enumerate() {
+        cumulative += h.buckets[i].load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    let count = h.count.load(Relaxed);
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum {}", h.sum_ns.load(Relaxed) as f64 / 1e9);
+    let _ = writeln!(out, "{name}_count {count}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> StoreStatus {
+        StoreStatus {
+            kind: "file",
+            version: None,
+            users: 1,
+            age_seconds: 42,
+            ready: true,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn renders_every_metric_with_valid_histograms() {
+        let r = Registry::default();
+        r.auth_success.fetch_add(3, Relaxed);
+        r.auth_failure[reason_index(Reason::WrongPassword)].fetch_add(2, Relaxed);
+        r.latency.observe(0.000_07);
+        r.latency.observe(0.15);
+        r.latency.observe(9.0);
+        r.count_request("DE");
+        let text = r.render_prometheus(
+            &status(),
+            StoreCounters {
+                refreshes: 4,
+                fetch_errors: 1,
+            },
+        );
+        for m in names::ALL {
+            assert!(
+                text.contains(&format!("# TYPE {} ", m.prometheus)),
+                "{}",
+                m.prometheus
+            );
+        }
+        assert!(text.contains("authserver_auth_success_total 3\n"));
+        assert!(text.contains("authserver_auth_failure_total{reason=\"wrong_password\"} 2\n"));
+        assert!(text.contains("authserver_latency_seconds_bucket{le=\"0.0001\"} 1\n"));
+        assert!(text.contains("authserver_latency_seconds_bucket{le=\"0.2\"} 2\n"));
+        assert!(text.contains("authserver_latency_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("authserver_latency_seconds_count 3\n"));
+        assert!(text.contains("authserver_store_staleness_seconds 42\n"));
+        assert!(text.contains("authserver_store_refresh_total 4\n"));
+        assert!(text.contains("authserver_requests_total{country=\"DE\"} 1\n"));
+    }
+
+    #[test]
+    fn country_labels_are_bounded() {
+        let r = Registry::default();
+        for i in 0..(MAX_COUNTRIES + 10) {
+            r.count_request(&format!("C{i}"));
+        }
+        let map = r.requests.lock().unwrap();
+        assert_eq!(map.len(), MAX_COUNTRIES + 1);
+        assert_eq!(map["other"], 10);
+    }
+}

@@ -1,0 +1,374 @@
+//! Sliding-window figures for `/stats` and the dashboard: per-second request, outcome, cache and
+//! latency buckets over the last [`WINDOW`] seconds, and the top failing `user_hash` values and
+//! source addresses over the current and previous minute. Never plaintext usernames.
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+/// Seconds of history kept.
+pub const WINDOW: usize = 60;
+/// Distinct keys tracked per minute for the top lists (bounded memory under a spray).
+const MAX_KEYS: usize = 4096;
+/// Log-spaced latency buckets: 10 µs · 1.2^i, up to ~10 s.
+const LAT_BUCKETS: usize = 76;
+
+fn bucket_of(ms: f64) -> usize {
+    if ms <= 0.01 {
+        return 0;
+    }
+    ((ms / 0.01).ln() / 1.2f64.ln())
+        .ceil()
+        .clamp(0.0, (LAT_BUCKETS - 1) as f64) as usize
+}
+
+fn bucket_upper_ms(i: usize) -> f64 {
+    0.01 * 1.2f64.powi(i as i32)
+}
+
+#[derive(Debug, Clone)]
+struct Second {
+    epoch: u64,
+    requests: u64,
+    allowed: u64,
+    denied: u64,
+    cache_hits: u64,
+    cache_misses: u64,
+    latency: [u32; LAT_BUCKETS],
+}
+
+impl Second {
+    fn empty(epoch: u64) -> Self {
+        Self {
+            epoch,
+            requests: 0,
+            allowed: 0,
+            denied: 0,
+            cache_hits: 0,
+            cache_misses: 0,
+            latency: [0; LAT_BUCKETS],
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tops {
+    minute: u64,
+    current: HashMap<String, u64>,
+    previous: HashMap<String, u64>,
+}
+
+impl Tops {
+    fn add(&mut self, minute: u64, key: &str) {
+        if minute != self.minute {
+            self.previous = if minute == self.minute + 1 {
+                std::mem::take(&mut self.current)
+            } else {
+                HashMap::new()
+            };
+            self.current.clear();
+            self.minute = minute;
+        }
+        if self.current.len() < MAX_KEYS || self.current.contains_key(key) {
+            *self.current.entry(key.to_owned()).or_default() += 1;
+        }
+    }
+
+    fn top(&self, minute: u64, n: usize) -> Vec<(String, u64)> {
+        let mut sum: HashMap<&str, u64> = HashMap::new();
+        let fresh = |m: u64| minute.saturating_sub(m) <= 1;
+        if fresh(self.minute) {
+            for (k, v) in &self.current {
+                *sum.entry(k).or_default() += v;
+            }
+            if minute == self.minute {
+                for (k, v) in &self.previous {
+                    *sum.entry(k).or_default() += v;
+                }
+            }
+        }
+        let mut rows: Vec<_> = sum.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        rows.truncate(n);
+        rows
+    }
+}
+
+/// One request as the window sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// Unix seconds.
+    pub epoch: u64,
+    /// Whether it was an auth request (others count as requests only).
+    pub auth: bool,
+    /// Allowed?
+    pub allowed: bool,
+    /// Cache hit / miss / neither.
+    pub cache_hit: Option<bool>,
+    /// Latency in ms.
+    pub latency_ms: f64,
+    /// `user_hash` of a credential failure.
+    pub failed_user_hash: Option<&'a str>,
+    /// Source of a failure.
+    pub failed_source: Option<IpAddr>,
+}
+
+/// The window.
+#[derive(Debug)]
+pub struct Window {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    seconds: Vec<Second>,
+    users: Tops,
+    sources: Tops,
+}
+
+/// Figures over the window, as served by `/stats`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    /// Seconds covered.
+    pub window_seconds: usize,
+    /// Auth requests per second over the last 10 s.
+    pub requests_per_second: f64,
+    /// Auth requests in the window.
+    pub requests: u64,
+    /// Allowed / auth requests in the window (null with no requests).
+    pub success_ratio: Option<f64>,
+    /// Cache hits / (hits + misses) in the window.
+    pub cache_hit_ratio: Option<f64>,
+    /// Latency percentiles in ms over the window.
+    pub latency_ms: Percentiles,
+    /// Per-second series, oldest first (for charts).
+    pub series: Vec<Point>,
+    /// Top failing `user_hash` values (last 1-2 minutes).
+    pub top_failing_user_hashes: Vec<Top>,
+    /// Top failing source addresses (last 1-2 minutes).
+    pub top_failing_sources: Vec<Top>,
+}
+
+/// P50/P95/P99 (upper bucket bounds, ±10 %).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th.
+    pub p95: Option<f64>,
+    /// 99th.
+    pub p99: Option<f64>,
+}
+
+/// One second.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Point {
+    /// Unix seconds.
+    pub t: u64,
+    /// Auth requests.
+    pub requests: u64,
+    /// Allowed.
+    pub allowed: u64,
+    /// Denied.
+    pub denied: u64,
+    /// Cache hits.
+    pub cache_hits: u64,
+    /// Cache misses.
+    pub cache_misses: u64,
+    /// Percentiles of this second.
+    pub latency_ms: Percentiles,
+}
+
+/// A top-list row.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Top {
+    /// `user_hash` or address.
+    pub key: String,
+    /// Failures.
+    pub failures: u64,
+}
+
+fn percentiles(hist: &[u32; LAT_BUCKETS]) -> Percentiles {
+    let total: u64 = hist.iter().map(|c| u64::from(*c)).sum();
+    if total == 0 {
+        return Percentiles::default();
+    }
+    let at = |q: f64| {
+        let rank = ((q * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in hist.iter().enumerate() {
+            seen += u64::from(*c);
+            if seen >= rank {
+                return Some((bucket_upper_ms(i) * 1000.0).round() / 1000.0);
+            }
+        }
+        None
+    };
+    Percentiles {
+        p50: at(0.50),
+        p95: at(0.95),
+        p99: at(0.99),
+    }
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                seconds: (0..WINDOW).map(|_| Second::empty(0)).collect(),
+                users: Tops::default(),
+                sources: Tops::default(),
+            }),
+        }
+    }
+}
+
+impl Window {
+    /// Adds one request.
+    pub fn record(&self, s: Sample<'_>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = &mut inner.seconds[(s.epoch % WINDOW as u64) as usize];
+        if slot.epoch != s.epoch {
+            *slot = Second::empty(s.epoch);
+        }
+        if s.auth {
+            slot.requests += 1;
+            if s.allowed {
+                slot.allowed += 1;
+            } else {
+                slot.denied += 1;
+            }
+            match s.cache_hit {
+                Some(true) => slot.cache_hits += 1,
+                Some(false) => slot.cache_misses += 1,
+                None => {}
+            }
+            slot.latency[bucket_of(s.latency_ms)] += 1;
+        }
+        let minute = s.epoch / 60;
+        if let Some(u) = s.failed_user_hash {
+            inner.users.add(minute, u);
+        }
+        if let Some(a) = s.failed_source {
+            inner.sources.add(minute, &a.to_string());
+        }
+    }
+
+    /// The figures as of `now` (Unix seconds).
+    pub fn summary(&self, now: u64) -> Summary {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest = now.saturating_sub(WINDOW as u64 - 1);
+        let mut series = Vec::with_capacity(WINDOW);
+        let mut total = [0u32; LAT_BUCKETS];
+        let (mut req, mut ok, mut hit, mut miss, mut recent) = (0, 0, 0, 0, 0);
+        for t in oldest..=now {
+            let s = &inner.seconds[(t % WINDOW as u64) as usize];
+            let s = if s.epoch == t { s.clone() } else { Second::empty(t) };
+            req += s.requests;
+            ok += s.allowed;
+            hit += s.cache_hits;
+            miss += s.cache_misses;
+            if now - t < 10 {
+                recent += s.requests;
+            }
+            for (acc, c) in total.iter_mut().zip(s.latency.iter()) {
+                *acc += c;
+            }
+            series.push(Point {
+                t,
+                requests: s.requests,
+                allowed: s.allowed,
+                denied: s.denied,
+                cache_hits: s.cache_hits,
+                cache_misses: s.cache_misses,
+                latency_ms: percentiles(&s.latency),
+            });
+        }
+        let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        let top = |t: &Tops| {
+            t.top(now / 60, 10)
+                .into_iter()
+                .map(|(key, failures)| Top { key, failures })
+                .collect()
+        };
+        Summary {
+            window_seconds: WINDOW,
+            requests_per_second: recent as f64 / 10.0,
+            requests: req,
+            success_ratio: ratio(ok, req),
+            cache_hit_ratio: ratio(hit, hit + miss),
+            latency_ms: percentiles(&total),
+            series,
+            top_failing_user_hashes: top(&inner.users),
+            top_failing_sources: top(&inner.sources),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(epoch: u64, allowed: bool, ms: f64) -> Sample<'static> {
+        Sample {
+            epoch,
+            auth: true,
+            allowed,
+            cache_hit: Some(allowed),
+            latency_ms: ms,
+            failed_user_hash: (!allowed).then_some("u1"),
+            failed_source: (!allowed).then(|| "10.0.0.9".parse().expect("ip")),
+        }
+    }
+
+    #[test]
+    fn ratios_percentiles_and_expiry() {
+        let w = Window::default();
+        for i in 0..100 {
+            w.record(sample(1000, i % 4 != 0, if i < 98 { 0.2 } else { 150.0 }));
+        }
+        let s = w.summary(1000);
+        assert_eq!(s.requests, 100);
+        assert_eq!(s.success_ratio, Some(0.75));
+        assert_eq!(s.cache_hit_ratio, Some(0.75));
+        assert_eq!(s.requests_per_second, 10.0);
+        let p50 = s.latency_ms.p50.expect("p50");
+        assert!((0.2..0.25).contains(&p50), "{p50}");
+        let p99 = s.latency_ms.p99.expect("p99");
+        assert!((150.0..181.0).contains(&p99), "{p99}");
+        assert_eq!(s.series.len(), WINDOW);
+        assert_eq!(s.series.last().map(|p| p.requests), Some(100));
+        assert_eq!(
+            s.top_failing_user_hashes,
+            vec![Top {
+                key: "u1".into(),
+                failures: 25
+            }]
+        );
+        assert_eq!(s.top_failing_sources[0].key, "10.0.0.9");
+        let later = w.summary(1000 + WINDOW as u64);
+        assert_eq!((later.requests, later.success_ratio), (0, None));
+        assert!(
+            w.summary(1000 + 180).top_failing_user_hashes.is_empty(),
+            "old minutes expire"
+        );
+    }
+
+    #[test]
+    fn tops_are_bounded_and_roll_over() {
+        let mut t = Tops::default();
+        for i in 0..(MAX_KEYS + 50) {
+            t.add(5, &format!("k{i}"));
+        }
+        assert_eq!(t.current.len(), MAX_KEYS);
+        t.add(6, "k0");
+        assert_eq!(t.top(6, 1), vec![("k0".to_owned(), 2)]);
+        t.add(9, "z");
+        assert_eq!(
+            t.top(9, 5),
+            vec![("z".to_owned(), 1)],
+            "a gap drops the previous minute"
+        );
+    }
+}
