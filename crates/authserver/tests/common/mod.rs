@@ -59,6 +59,7 @@ pub fn settings(users: &Path) -> Settings {
     s.store.file = users.to_owned();
     s.store.poll_interval_ms = 50;
     s.log.user_hash_key = "test-key".into();
+    s.audit.stdout = false;
     s
 }
 
