@@ -13,6 +13,7 @@
 //! - [`authenticator`]: the two-phase decision with its reason.
 //! - [`keyed`]: `UserHasher`, the keyed `user_hash` logs carry instead of usernames.
 //! - [`clock`]: time as a port.
+//! - [`regulation`]: brute-force regulation logic and the `RegulationStore` port.
 //! - [`audit`]: the audit event type and the `AuditSink` port.
 
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod credentials;
 pub mod hash;
 pub mod keyed;
+pub mod regulation;
 pub mod secret;
 pub mod source;
 pub mod store;

@@ -55,6 +55,37 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// Audit trail sinks.
     pub audit: AuditSettings,
+    /// TLS for the standalone server.
+    pub tls: TlsSettings,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// PEM certificate chain (empty: plain HTTP).
+    pub cert_file: String,
+    /// PEM private key.
+    pub key_file: String,
+    /// How often the files are checked for renewal (ms).
+    pub reload_interval_ms: u64,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            cert_file: String::new(),
+            key_file: String::new(),
+            reload_interval_ms: 5000,
+        }
+    }
+}
+
+impl TlsSettings {
+    /// True when a certificate is configured.
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.is_empty()
+    }
 }
 
 /// `[admin]`
@@ -106,6 +137,12 @@ pub struct ServerSettings {
     pub forward_user_header: String,
     /// Response header carrying the comma-separated roles on `/auth/forward` success.
     pub forward_roles_header: String,
+    /// Proxies (addresses or CIDRs) whose `X-Forwarded-For` is believed; the client is the
+    /// right-most address not in this list. Empty: the socket peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// Serve plain HTTP on a non-loopback address without TLS (behind a TLS-terminating proxy on
+    /// a private network). Off: such a server refuses to start.
+    pub allow_plaintext: bool,
 }
 
 impl Default for ServerSettings {
@@ -120,6 +157,8 @@ impl Default for ServerSettings {
             max_connections: 4096,
             forward_user_header: "Remote-User".into(),
             forward_roles_header: "Remote-Groups".into(),
+            trusted_proxies: Vec::new(),
+            allow_plaintext: false,
         }
     }
 }
@@ -293,11 +332,29 @@ impl Default for LambdaSettings {
 }
 
 /// `[regulation]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegulationSettings {
+    /// Thresholds and ban lengths.
+    #[serde(flatten)]
+    pub policy: authserver_core::regulation::RegulationPolicy,
+    /// How long a source that succeeded for a user stays exempt from that user's lock (seconds).
+    pub trusted_source_seconds: u64,
+    /// Keys kept by the in-memory backend.
+    pub max_entries: usize,
     /// DynamoDB table for shared regulation state (empty: in memory).
     pub dynamodb_table: String,
+}
+
+impl Default for RegulationSettings {
+    fn default() -> Self {
+        Self {
+            policy: Default::default(),
+            trusted_source_seconds: 86_400,
+            max_entries: 100_000,
+            dynamodb_table: String::new(),
+        }
+    }
 }
 
 /// A settings problem, with the key or variable it concerns.
@@ -397,6 +454,29 @@ impl Settings {
                 "connections and timeouts must be positive",
             );
         }
+        if self
+            .server
+            .trusted_proxies
+            .iter()
+            .any(|p| crate::http::client::parse_net(p).is_none())
+        {
+            return invalid(
+                "server.trusted_proxies",
+                "each entry must be an IP address or CIDR",
+            );
+        }
+        if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
+            return invalid(
+                "tls.cert_file",
+                "set both tls.cert_file and tls.key_file, or neither",
+            );
+        }
+        if !self.tls.enabled() && !self.server.allow_plaintext && !self.server.listen.ip().is_loopback() {
+            return invalid(
+                "server.allow_plaintext",
+                "refusing plain HTTP on a non-loopback address: configure [tls] or set server.allow_plaintext = true",
+            );
+        }
         if !self.admin.listen.is_empty() && self.admin.listen.parse::<SocketAddr>().is_err() {
             return invalid("admin.listen", "not a socket address");
         }
@@ -482,6 +562,14 @@ fn apply_env(
                         why: "expected true or false".into(),
                     })?
             }
+            Some(toml::Value::Array(_)) => toml::Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| toml::Value::String(v.to_owned()))
+                    .collect(),
+            ),
             _ => toml::Value::String(value),
         };
         let section_table = table
@@ -532,6 +620,8 @@ mod tests {
             None,
             env(&[
                 ("AUTHSERVER_SERVER_LISTEN", "0.0.0.0:9000"),
+                ("AUTHSERVER_SERVER_ALLOW_PLAINTEXT", "true"),
+                ("AUTHSERVER_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1"),
                 ("CACHE_TTL_MINUTES", "7"),
                 ("AUTHSERVER_STORE_KIND", "secrets_manager"),
                 (
@@ -547,6 +637,11 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(s.server.listen.port(), 9000);
+        assert_eq!(
+            s.server.trusted_proxies,
+            ["10.0.0.0/8", "192.168.1.1"],
+            "lists split at commas"
+        );
         assert_eq!(s.store.cache_ttl_minutes, 7);
         assert_eq!(s.store.kind, StoreKind::SecretsManager);
         assert_eq!(s.hash.policy.min_m_kib, 32768);

@@ -2,9 +2,11 @@
 //! piece every surface (HTTP routes, Lambda authorizer) shares.
 
 use crate::limiter::HashLimiter;
+use crate::regulation::Regulator;
 use crate::store::SnapshotSource;
 use authserver_core::{Authenticator, Credentials, Decision, ParseError, Reason, Step, UserHasher};
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Retry-After for 503 overloaded.
@@ -43,50 +45,82 @@ pub struct Gate {
     pub limiter: HashLimiter,
     /// `user_hash` for logs.
     pub user_hasher: UserHasher,
+    /// Brute-force regulation.
+    pub regulator: Regulator,
 }
 
 impl Gate {
-    /// Decides for the given `Authorization` values (all of them: more than one is malformed).
-    pub async fn attempt<'a>(&self, mut authorization: impl Iterator<Item = &'a [u8]>) -> Attempt {
-        let deny = |reason, retry_after| Attempt {
+    /// Decides for the given `Authorization` values with no known client address.
+    pub async fn attempt<'a>(&self, authorization: impl Iterator<Item = &'a [u8]>) -> Attempt {
+        self.attempt_from(authorization, None).await
+    }
+
+    /// Decides for the given `Authorization` values (all of them: more than one is malformed)
+    /// from `source`, applying regulation.
+    pub async fn attempt_from<'a>(
+        &self,
+        mut authorization: impl Iterator<Item = &'a [u8]>,
+        source: Option<IpAddr>,
+    ) -> Attempt {
+        let deny = |reason, retry_after: Option<u64>| Attempt {
             decision: Decision::denied(reason),
             username: None,
             user_hash: None,
-            retry_after,
+            retry_after: retry_after.map(Duration::from_secs),
         };
         let Some(value) = authorization.next() else {
             return deny(Reason::Missing, None);
         };
-        if authorization.next().is_some() {
-            return deny(Reason::Malformed, None);
-        }
-        let creds = match Credentials::parse(value) {
+        let parsed = match authorization.next() {
+            Some(_) => Err(ParseError::Malformed(authserver_core::Malformed::NoColon)),
+            None => Credentials::parse(value),
+        };
+        let creds = match parsed {
             Ok(c) => c,
             Err(ParseError::NotBasic) => return deny(Reason::Missing, None),
-            Err(ParseError::Malformed(_)) => return deny(Reason::Malformed, None),
+            Err(ParseError::Malformed(_)) => {
+                if let Some((reason, left)) = self.regulator.check_local(source) {
+                    return deny(reason, Some(left));
+                }
+                self.regulator.failure(source, None).await;
+                return deny(Reason::Malformed, None);
+            }
         };
         let username = creds.username().to_owned();
-        let user_hash = Some(self.user_hasher.hash(&username));
-        let with_user = |decision, retry_after| Attempt {
+        let user_hash = self.user_hasher.hash(&username);
+        let with_user = |decision, retry_after: Option<Duration>| Attempt {
             decision,
             username: Some(username.clone()),
-            user_hash: user_hash.clone(),
+            user_hash: Some(user_hash.clone()),
             retry_after,
         };
+        if let Some((reason, left)) = self.regulator.check_local(source) {
+            return with_user(Decision::denied(reason), Some(Duration::from_secs(left)));
+        }
         let snapshot = match self.store.current() {
             Ok(s) => s,
             Err(u) => return with_user(Decision::denied(Reason::StoreUnavailable), Some(u.retry_after)),
         };
         let decision = match self.auth.begin(&snapshot, creds) {
             Step::Done(d) => d,
-            Step::Verify(task) => match self.limiter.run(task).await {
-                Ok(verified) => self.auth.finish(verified),
-                Err(e) => {
-                    tracing::warn!(error = %e, "verification refused: overloaded");
-                    return with_user(Decision::denied(Reason::Overloaded), Some(OVERLOADED_RETRY));
+            Step::Verify(task) => {
+                if let Some((reason, left)) = self.regulator.check(source, &user_hash).await {
+                    return with_user(Decision::denied(reason), Some(Duration::from_secs(left)));
                 }
-            },
+                match self.limiter.run(task).await {
+                    Ok(verified) => self.auth.finish(verified),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "verification refused: overloaded");
+                        return with_user(Decision::denied(Reason::Overloaded), Some(OVERLOADED_RETRY));
+                    }
+                }
+            }
         };
+        match decision.reason() {
+            None => self.regulator.success(source, &user_hash),
+            Some(r) if r.is_credential_failure() => self.regulator.failure(source, Some(&user_hash)).await,
+            Some(_) => {}
+        }
         with_user(decision, None)
     }
 }

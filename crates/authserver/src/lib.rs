@@ -5,9 +5,12 @@
 //! - [`config`]: settings (TOML file + `AUTHSERVER_*` environment), validation.
 //! - [`store`]: credential store adapters behind the `SnapshotSource` port.
 //! - [`limiter`]: the memory-aware Argon2id limiter on the blocking pool.
+//! - [`regulation`]: the regulator around each attempt (bans, spray detection, trusted sources).
 //! - [`decide`]: one authentication attempt from header values to a decision.
 //! - [`http`]: the axum router shared by the standalone server and Lambda.
 //! - [`server`]: the standalone accept loop and graceful shutdown.
+//! - [`lambda`]: the Lambda runtime: proxy (the same router) and API Gateway authorizer modes.
+//! - [`tls`]: rustls for the standalone server, certificates reloaded on change.
 //! - [`wiring`]: builds the state from settings.
 //! - [`telemetry`]: logging setup and the metric name table.
 //! - [`audit`]: the audit trail sinks (stdout, hash-chained file) and its verifier.
@@ -18,8 +21,11 @@ pub mod cli;
 pub mod config;
 pub mod decide;
 pub mod http;
+pub mod lambda;
 pub mod limiter;
+pub mod regulation;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod wiring;

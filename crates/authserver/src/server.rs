@@ -5,23 +5,31 @@
 //! endpoint needs: request-head size, header read timeout (slowloris), a connection cap.
 
 use crate::http::{AppState, ClientAddr, app};
+use anyhow::Context;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 /// How long in-flight requests may take to finish after shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves [`app`] until `shutdown` resolves. Returns after in-flight connections drained (or
-/// [`DRAIN_TIMEOUT`] passed).
-pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
-    serve(listener, app(state.clone()), state, shutdown).await;
+/// Serves [`app`] (over TLS when `tls` is given) until `shutdown` resolves. Returns after
+/// in-flight connections drained (or [`DRAIN_TIMEOUT`] passed).
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve(listener, app(state.clone()), state, tls, shutdown).await;
 }
 
 /// Serves `router` (the main app or the admin app) with the server limits from `state`.
@@ -29,6 +37,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     state: Arc<AppState>,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let server = state.settings.server.clone();
@@ -42,7 +51,10 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(server.max_header_bytes as u32);
+        .max_header_list_size(server.max_header_bytes as u32)
+        .max_concurrent_streams(64)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
     let connections = Arc::new(Semaphore::new(server.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -69,11 +81,25 @@ pub async fn serve(
             req.extensions_mut().insert(ClientAddr(peer));
             req
         });
-        let conn =
-            builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
-        let conn = graceful.watch(conn.into_owned());
+        let svc = TowerToHyperService::new(svc);
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        let handshake_timeout = Duration::from_millis(server.header_read_timeout_ms);
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Some(acceptor) => {
+                    // The handshake counts against the header deadline: a silent client is dropped.
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
+                    {
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        let _ = watcher.watch(conn.into_owned()).await;
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -85,6 +111,66 @@ pub async fn serve(
     {
         tracing::warn!("drain timeout; closing remaining connections");
     }
+}
+
+/// Builds the server from `settings`, binds the main (and admin) listener, serves until
+/// `shutdown`, then drains and stops background tasks.
+pub async fn start(
+    settings: crate::config::Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let listen = settings.server.listen;
+    let tls_settings = settings.tls.clone();
+    let admin_addr = settings.admin.listen.clone();
+    let mut built = crate::wiring::build(settings)?;
+    let tls = if tls_settings.enabled() {
+        let certs = crate::tls::Reloading::open(
+            Path::new(&tls_settings.cert_file),
+            Path::new(&tls_settings.key_file),
+        )?;
+        built.tasks.push(
+            certs
+                .clone()
+                .watch(Duration::from_millis(tls_settings.reload_interval_ms)),
+        );
+        Some(certs.acceptor()?)
+    } else {
+        None
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %listener.local_addr()?, scheme, "listening");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let admin = if admin_addr.is_empty() {
+        None
+    } else {
+        let admin = TcpListener::bind(&admin_addr)
+            .await
+            .with_context(|| format!("cannot listen on {admin_addr} (admin.listen)"))?;
+        tracing::info!(address = %admin.local_addr()?, scheme, "admin listening");
+        let (router, state, tls, mut stopped) = (
+            crate::http::admin_app(built.state.clone()),
+            built.state.clone(),
+            tls.clone(),
+            stopped.clone(),
+        );
+        Some(tokio::spawn(async move {
+            serve(admin, router, state, tls, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+        }))
+    };
+    run(listener, built.state, tls, shutdown).await;
+    let _ = stop.send(true);
+    if let Some(task) = admin {
+        let _ = task.await;
+    }
+    built.tasks.iter().for_each(tokio::task::JoinHandle::abort);
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

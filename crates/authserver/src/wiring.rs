@@ -6,6 +6,7 @@ use crate::http::AppState;
 use crate::limiter::HashLimiter;
 use crate::store::file::FileStore;
 use anyhow::{Context, bail};
+use authserver_aws::{RetryPolicy, SecretsManagerStore, SecretsStoreConfig};
 use authserver_core::{Authenticator, SystemClock, UserHasher, VerifiedCache};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,9 @@ pub struct Built {
     pub state: Arc<AppState>,
     /// Store refresh tasks (aborted on drop of the server).
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The Secrets Manager store, when configured: Lambda checks its freshness before each
+    /// invocation (the background refresher cannot run while the sandbox is frozen).
+    pub secrets: Option<SecretsManagerStore>,
 }
 
 /// The `user_hash` key from settings, or a random one (hashes then differ per process).
@@ -36,6 +40,7 @@ pub fn build(settings: Settings) -> anyhow::Result<Built> {
         &settings.audit,
         crate::audit::Stream::Stdout,
     )?);
+    let mut secrets = None;
     let (store, tasks): (Arc<dyn crate::store::SnapshotSource>, _) = match settings.store.kind {
         StoreKind::File => {
             let store = Arc::new(
@@ -48,7 +53,12 @@ pub fn build(settings: Settings) -> anyhow::Result<Built> {
                 .watch(Duration::from_millis(settings.store.poll_interval_ms));
             (store, vec![watcher])
         }
-        StoreKind::SecretsManager => bail!("the secrets_manager store is not built into this binary yet"),
+        StoreKind::SecretsManager => {
+            let store = secrets_manager(&settings, hasher.clone())?.with_audit(audit.clone());
+            let refresher = store.spawn_refresher();
+            secrets = Some(store.clone());
+            (Arc::new(store), vec![refresher])
+        }
     };
     let cache = VerifiedCache::new(
         settings.cache.capacity,
@@ -61,20 +71,64 @@ pub fn build(settings: Settings) -> anyhow::Result<Built> {
         settings.hash.max_queue,
         Duration::from_millis(settings.hash.queue_timeout_ms),
     );
+    let regulator = crate::regulation::Regulator::new(
+        settings.regulation.policy.clone(),
+        Arc::new(authserver_core::regulation::MemoryStore::new(
+            settings.regulation.max_entries,
+        )),
+        audit.clone(),
+        crate::regulation::system_clock(),
+        settings.regulation.trusted_source_seconds,
+    );
     let gate = Gate {
+        regulator,
         store,
         auth: Authenticator::new(cache),
         limiter,
         user_hasher: hasher,
     };
     let telemetry = crate::telemetry::Telemetry::new(&settings, None);
+    let proxies = crate::http::client::TrustedProxies::new(&settings.server.trusted_proxies);
     Ok(Built {
         state: Arc::new(AppState {
             settings: Arc::new(settings),
             gate,
             telemetry,
             audit,
+            proxies,
         }),
         tasks,
+        secrets,
     })
+}
+
+/// The Secrets Manager store with its first load done, so that Lambda's init covers the first
+/// fetch and a standalone server starts ready. A failed load is logged by the store, which then
+/// starts unavailable (503) and keeps trying. `build` is synchronous (its callers and tests are)
+/// while the AWS chain and the fetch are async: they run to completion here through
+/// `block_in_place`, which needs the multi-thread runtime (both `serve` and `lambda` use it).
+fn secrets_manager(settings: &Settings, hasher: UserHasher) -> anyhow::Result<SecretsManagerStore> {
+    let runtime = tokio::runtime::Handle::try_current().context("the secrets_manager store needs Tokio")?;
+    if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        bail!("the secrets_manager store needs the multi-thread Tokio runtime");
+    }
+    let s = &settings.store;
+    let config = SecretsStoreConfig {
+        secret_id: s.secret_id.clone(),
+        ttl: Duration::from_secs(s.cache_ttl_minutes * 60),
+        version_check: Duration::from_secs(s.version_check_seconds.max(1)),
+        max_stale: Duration::from_secs(s.max_stale_minutes * 60),
+        retry: RetryPolicy::default(),
+        policy: settings.hash.policy.clone(),
+    };
+    let endpoint = Some(s.endpoint_url.as_str());
+    Ok(tokio::task::block_in_place(|| {
+        runtime.block_on(async {
+            let sdk = authserver_aws::sdk_config(endpoint).await;
+            let client = authserver_aws::secrets_client(&sdk);
+            let store = SecretsManagerStore::new(client, config, hasher, Arc::new(SystemClock));
+            let _ = store.refresh().await;
+            store
+        })
+    }))
 }

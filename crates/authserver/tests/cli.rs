@@ -251,3 +251,33 @@ fn help_everywhere_and_usage_errors_exit_2() {
         text(&o.stderr)
     );
 }
+
+/// CLI errors never echo the secret they were given.
+#[test]
+fn cli_errors_never_print_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("u.json");
+    let secret = "Cli-Secret-Pass\u{1}word";
+    let hash = authserver_core::hash_password(&authserver_core::Secret::from("x-pass-1"), FAST).unwrap();
+    std::fs::write(
+        &f,
+        format!("{{\"eve-cli-user\": {{\"passwordHash\": \"{hash}\", \"status\": \"bogus\"}}}}"),
+    )
+    .unwrap();
+    let runs = [
+        authserver(&["hash-password"], Some(&format!("{secret}\n"))),
+        authserver(
+            &["users", "add", dir.path().join("n.json").to_str().unwrap(), "x"],
+            Some(&format!("{secret}\n")),
+        ),
+        authserver(&["users", "disable", f.to_str().unwrap(), "eve-cli-user"], None),
+        authserver(&["users", "list", f.to_str().unwrap()], None),
+    ];
+    for o in &runs {
+        assert_eq!(o.status.code(), Some(1));
+        let all = text(&o.stdout) + &text(&o.stderr);
+        for s in ["Cli-Secret-Pass", &hash, "$argon2id"] {
+            assert!(!all.contains(s), "secret in CLI output: {all}");
+        }
+    }
+}

@@ -314,3 +314,38 @@ async fn second_success_is_served_from_the_cache() {
     }
     assert_eq!(state.gate.auth.cache().len(), 1);
 }
+
+#[derive(Debug)]
+struct PanickingStore;
+
+impl SnapshotSource for PanickingStore {
+    fn current(&self) -> Result<Arc<Snapshot>, Unavailable> {
+        panic!("store exploded while holding Correct-Horse-Panic-Secret");
+    }
+    fn status(&self) -> StoreStatus {
+        NoStore.status()
+    }
+}
+
+#[tokio::test]
+async fn a_panic_inside_a_request_is_a_500_without_its_payload() {
+    let f = fixture();
+    let state = Arc::into_inner(built(&f.users).state).unwrap();
+    let gate = authserver::decide::Gate {
+        store: Arc::new(PanickingStore),
+        ..state.gate
+    };
+    let state = Arc::new(AppState { gate, ..state });
+    let a = call(
+        &state,
+        Method::POST,
+        "/auth/validate",
+        Some(&basic(ALICE, ALICE_PW)),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(a.body["allowed"], false);
+    assert!(!a.body.to_string().contains("Correct-Horse-Panic-Secret"));
+    let a = call(&state, Method::GET, "/health", None).await;
+    assert_eq!(a.status, StatusCode::OK, "still serving");
+}

@@ -1,5 +1,9 @@
 //! The `authserver` command line. The interface is scripted against by operators: keep it.
 //!
+//! On AWS Lambda the binary is the function's `bootstrap` and runs with no arguments: when
+//! `AWS_LAMBDA_RUNTIME_API` is set and no argument is given, it runs `authserver lambda`.
+//! Anywhere else, no arguments print the usage as before.
+//!
 //! # Layout
 //! - [`password`]: reading a password from stdin or a no-echo prompt.
 //! - [`users`]: `users add|disable|enable|remove|list` on a users file, atomic writes.
@@ -40,6 +44,16 @@ pub enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run as an AWS Lambda function (what `bootstrap` does with no arguments under Lambda).
+    Lambda(LambdaArgs),
+}
+
+/// `lambda` options. The mode is `AUTHSERVER_LAMBDA_MODE` (proxy, authorizer).
+#[derive(Debug, Args)]
+pub struct LambdaArgs {
+    /// Config file (TOML).
+    #[arg(long, env = "AUTHSERVER_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// `audit` subcommands.
@@ -95,7 +109,13 @@ pub enum ConfigCommand {
 
 /// Entry point: parses arguments, runs, maps errors to exit code 1 (clap uses 2 for usage).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    crate::telemetry::install_panic_hook();
+    let lambda = std::env::args_os().len() <= 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let cli = if lambda {
+        Cli::parse_from(["authserver", "lambda"])
+    } else {
+        Cli::parse()
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -120,6 +140,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Users(cmd) => users::run(cmd),
+        Command::Lambda(args) => crate::lambda::run(Settings::load(args.config.as_deref())?),
         Command::Audit(AuditCommand::Verify { file }) => {
             let text =
                 std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -161,41 +182,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(users) = args.users {
         settings.store.file = users;
     }
+    settings.validate()?;
     crate::telemetry::init(&settings.log);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
-        let listen = settings.server.listen;
-        let built = crate::wiring::build(settings)?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        tracing::info!(address = %listener.local_addr()?, "listening");
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let admin = match built.state.settings.admin.listen.as_str() {
-            "" => None,
-            addr => {
-                let admin = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr} (admin.listen)"))?;
-                tracing::info!(address = %admin.local_addr()?, "admin listening");
-                let router = crate::http::admin_app(built.state.clone());
-                let mut stopped = stopped.clone();
-                let state = built.state.clone();
-                Some(tokio::spawn(async move {
-                    crate::server::serve(admin, router, state, async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await;
-                }))
-            }
-        };
-        crate::server::run(listener, built.state, crate::server::shutdown_signal()).await;
-        let _ = stop.send(true);
-        if let Some(task) = admin {
-            let _ = task.await;
-        }
-        built.tasks.iter().for_each(tokio::task::JoinHandle::abort);
-        tracing::info!("stopped");
-        Ok(())
-    })
+    runtime.block_on(crate::server::start(settings, crate::server::shutdown_signal()))
 }

@@ -25,10 +25,13 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let store = &state.gate.store;
-    let body = state
-        .telemetry
-        .registry
-        .render_prometheus(&store.status(), store.counters());
+    let reg = &state.gate.regulator;
+    let regulation = crate::telemetry::metrics::RegulationCounters {
+        bans: reg.bans.load(std::sync::atomic::Ordering::Relaxed),
+        backend_errors: reg.backend_errors.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    let registry = &state.telemetry.registry;
+    let body = registry.render_prometheus(&store.status(), store.counters(), regulation);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,

@@ -1,10 +1,12 @@
 //! Route handlers. Each is a few lines: the work is in [`crate::decide`] and [`super::reply`].
 
 use super::AppState;
+use super::ClientAddr;
 use super::reply::{now_ms, respond};
 use crate::decide::Attempt;
 use crate::telemetry::AuthRecord;
 use authserver_core::Outcome;
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -12,12 +14,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
 
-async fn run(state: &AppState, headers: &HeaderMap) -> Attempt {
+async fn run(state: &AppState, headers: &HeaderMap, peer: Option<ClientAddr>) -> Attempt {
     let values = headers
         .get_all(header::AUTHORIZATION)
         .iter()
         .map(HeaderValue::as_bytes);
-    state.gate.attempt(values).await
+    let source = peer.map(|p| state.proxies.client(p.0.ip(), headers));
+    state.gate.attempt_from(values, source).await
 }
 
 fn record(mut response: Response, attempt: Attempt) -> Response {
@@ -31,8 +34,12 @@ fn record(mut response: Response, attempt: Attempt) -> Response {
 }
 
 /// `POST /auth/validate` (and `POST /auth`): the JSON contract.
-pub async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let attempt = run(&state, &headers).await;
+pub async fn validate(
+    State(state): State<Arc<AppState>>,
+    peer: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+) -> Response {
+    let attempt = run(&state, &headers, peer.map(|p| p.0)).await;
     let response = respond(
         &attempt.decision,
         attempt.retry_after,
@@ -44,8 +51,12 @@ pub async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
 
 /// `/auth/forward` (any method): for nginx `auth_request`, Traefik ForwardAuth, Caddy
 /// `forward_auth`, Envoy `ext_authz`. On success the user and roles travel in headers.
-pub async fn forward(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let attempt = run(&state, &headers).await;
+pub async fn forward(
+    State(state): State<Arc<AppState>>,
+    peer: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+) -> Response {
+    let attempt = run(&state, &headers, peer.map(|p| p.0)).await;
     let server = &state.settings.server;
     let mut response = respond(&attempt.decision, attempt.retry_after, &server.realm, true);
     if let (Outcome::Allowed { roles }, Some(user)) = (&attempt.decision.outcome, &attempt.username) {

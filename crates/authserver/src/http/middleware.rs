@@ -54,7 +54,10 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
         xray_trace_id = xray.as_deref(),
         traceparent = traceparent,
     );
-    let source = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+    let source = req
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|c| state.proxies.client(c.0.ip(), req.headers()));
     let country_header = &state.settings.telemetry.country_header;
     let country = (!country_header.is_empty())
         .then(|| plain_header(&req, country_header))

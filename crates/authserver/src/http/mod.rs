@@ -3,11 +3,13 @@
 //! # Layout
 //! - [`handlers`]: the auth and health routes.
 //! - [`admin`]: `/metrics`, `/stats`, `/dashboard` (on the main listener or a separate one).
+//! - [`client`]: the client address (socket peer, or `X-Forwarded-For` past trusted proxies).
 //! - [`reply`]: decisions → status, headers and JSON body (the contract table).
 //! - [`middleware`]: request id, trace ids, JSON error bodies, `Cache-Control`, telemetry and the
 //!   per-request log line.
 
 pub mod admin;
+pub mod client;
 pub mod handlers;
 pub mod middleware;
 pub mod reply;
@@ -20,6 +22,7 @@ use axum::routing::{any, get, post};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -34,6 +37,8 @@ pub struct AppState {
     pub telemetry: Telemetry,
     /// The audit trail.
     pub audit: Arc<dyn authserver_core::AuditSink>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub proxies: client::TrustedProxies,
 }
 
 /// The client's address as the server saw it (a request extension set per connection).
@@ -65,6 +70,11 @@ fn layered(router: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
     let timeout = Duration::from_millis(server.request_timeout_ms);
     router
         .fallback(handlers::not_found)
+        // A panicking handler answers 500 (JSON, filled in by the middleware) without its
+        // payload, and the connection stays up; the panic hook logs the location only.
+        .layer(CatchPanicLayer::custom(|_payload| {
+            axum::response::IntoResponse::into_response(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+        }))
         .layer(RequestBodyLimitLayer::new(server.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -64,10 +64,6 @@ pub struct Registry {
     pub hash_queue_rejected: AtomicU64,
     /// RateLimited.
     pub rate_limited: AtomicU64,
-    /// RegulationBackendError.
-    pub regulation_backend_error: AtomicU64,
-    /// Bans.
-    pub bans: AtomicU64,
     /// ColdStart.
     pub cold_start: AtomicU64,
     /// Requests by country (`unknown` when no trusted header).
@@ -94,7 +90,12 @@ impl Registry {
     }
 
     /// Prometheus text exposition (format 0.0.4) of every metric; store figures come from `store`.
-    pub fn render_prometheus(&self, store: &StoreStatus, counters: StoreCounters) -> String {
+    pub fn render_prometheus(
+        &self,
+        store: &StoreStatus,
+        counters: StoreCounters,
+        regulation: RegulationCounters,
+    ) -> String {
         let mut out = String::with_capacity(8192);
         for m in names::ALL {
             header(&mut out, m);
@@ -116,10 +117,8 @@ impl Registry {
                 "StoreStalenessSeconds" => sample(&mut out, p, "", store.age_seconds),
                 "HashQueueRejected" => sample(&mut out, p, "", self.hash_queue_rejected.load(Relaxed)),
                 "RateLimited" => sample(&mut out, p, "", self.rate_limited.load(Relaxed)),
-                "RegulationBackendError" => {
-                    sample(&mut out, p, "", self.regulation_backend_error.load(Relaxed))
-                }
-                "Bans" => sample(&mut out, p, "", self.bans.load(Relaxed)),
+                "RegulationBackendError" => sample(&mut out, p, "", regulation.backend_errors),
+                "Bans" => sample(&mut out, p, "", regulation.bans),
                 "ColdStart" => sample(&mut out, p, "", self.cold_start.load(Relaxed)),
                 "ComplianceViolations" => sample(&mut out, p, "", self.compliance_violations.load(Relaxed)),
                 "Requests" => {
@@ -135,6 +134,15 @@ impl Registry {
         }
         out
     }
+}
+
+/// Regulation totals (kept by the regulator).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RegulationCounters {
+    /// Bans issued.
+    pub bans: u64,
+    /// Backend failures.
+    pub backend_errors: u64,
 }
 
 /// Store counters that adapters keep (see `SnapshotSource::counters`).
@@ -199,7 +207,12 @@ mod tests {
                 refreshes: 4,
                 fetch_errors: 1,
             },
+            RegulationCounters {
+                bans: 2,
+                backend_errors: 0,
+            },
         );
+        assert!(text.contains("authserver_bans_total 2\n"));
         for m in names::ALL {
             assert!(
                 text.contains(&format!("# TYPE {} ", m.prometheus)),
@@ -216,6 +229,7 @@ mod tests {
         assert!(text.contains("authserver_store_staleness_seconds 42\n"));
         assert!(text.contains("authserver_store_refresh_total 4\n"));
         assert!(text.contains("authserver_requests_total{country=\"DE\"} 1\n"));
+        assert!(text.contains("authserver_bans_total 2\n"));
     }
 
     #[test]

@@ -214,3 +214,15 @@ impl Telemetry {
         })
     }
 }
+
+/// Replaces the default panic output (which prints the payload, and a payload could carry
+/// whatever the panicking code formatted) with one log line naming only the location.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+        tracing::error!(
+            location = location.as_deref(),
+            "internal error (panic); payload withheld"
+        );
+    }));
+}

@@ -1,0 +1,323 @@
+//! Authorizer mode: API Gateway Lambda authorizers, deciding with the same [`crate::decide::Gate`]
+//! as the HTTP routes.
+//!
+//! | event | recognised by | answer |
+//! |---|---|---|
+//! | HTTP API, REQUEST, payload 2.0 | `"version": "2.0"` | simple response `{"isAuthorized", "context"}` |
+//! | REST API, TOKEN | `"type": "TOKEN"` | IAM policy with `principalId` |
+//! | REST API (or HTTP API payload 1.0), REQUEST | `"type": "REQUEST"` | IAM policy with `principalId` |
+//!
+//! Allowed: `context` carries `username` and `roles` (comma-separated: API Gateway context values
+//! must be strings, numbers or booleans). Denied: the same answer whatever the reason (unknown
+//! user, wrong password, disabled, missing, malformed, rate limited). Store unavailable or
+//! overloaded: an error, which API Gateway turns into a 500 and does not cache, unlike a Deny.
+//!
+//! The policy resource is `arn:aws:execute-api:{region}:{account}:{api}/{stage}/*`, derived from
+//! `methodArn`: API Gateway caches the policy per identity for the authorizer's TTL and applies
+//! it to every route of the API, so a policy naming only the first route would deny the others.
+
+use super::ColdStart;
+use crate::http::AppState;
+use crate::telemetry::{AuthRecord, RequestRecord};
+use authserver_aws::SecretsManagerStore;
+use authserver_core::{AuditEvent, Outcome, Reason};
+use http::HeaderMap;
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ApiGatewayV2CustomAuthorizerV2Request,
+};
+use lambda_http::lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// `principalId` of every denial (the attempted username is not echoed back).
+pub const DENIED_PRINCIPAL: &str = "unauthorized";
+
+/// One authorizer event, reduced to what the decision needs.
+struct Event {
+    kind: Kind,
+    /// `Authorization` values as received (several → malformed).
+    authorization: Vec<Vec<u8>>,
+    /// `methodArn` (REST shapes).
+    method_arn: Option<String>,
+    source: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    HttpSimple,
+    Token,
+    Request,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::HttpSimple => "http_request",
+            Kind::Token => "rest_token",
+            Kind::Request => "rest_request",
+        }
+    }
+}
+
+/// The handler state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Authorizer {
+    state: Arc<AppState>,
+    secrets: Option<SecretsManagerStore>,
+    cold: Arc<ColdStart>,
+}
+
+impl Authorizer {
+    /// The handler over `state`; `secrets` is checked for freshness before each invocation.
+    pub fn new(state: Arc<AppState>, secrets: Option<SecretsManagerStore>, cold: Arc<ColdStart>) -> Self {
+        Self { state, secrets, cold }
+    }
+
+    /// Answers one event. A panic or internal failure becomes a generic error (API Gateway: 500).
+    pub async fn handle(self, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+        self.cold.note("authorizer");
+        if let Some(store) = &self.secrets {
+            store.ensure_fresh().await;
+        }
+        let request_id = event.context.request_id.clone();
+        match tokio::spawn(self.decide(event.payload, request_id)).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::error!(panicked = e.is_panic(), "authorizer failed; answering an error");
+                Err(internal("internal error"))
+            }
+        }
+    }
+
+    async fn decide(self, payload: Value, request_id: String) -> Result<Value, Diagnostic> {
+        let start = Instant::now();
+        let event = parse(payload).map_err(|why| {
+            tracing::warn!(error = why, "authorizer event not recognised");
+            internal("unsupported authorizer event")
+        })?;
+        let attempt = self
+            .state
+            .gate
+            .attempt(event.authorization.iter().map(Vec::as_slice))
+            .await;
+        let reason = attempt.decision.reason();
+        let record = AuthRecord {
+            reason,
+            cache: attempt.decision.cache,
+            user_hash: attempt.user_hash.clone(),
+            verify_time: attempt.decision.verify_time,
+        };
+        let answer = match (&attempt.decision.outcome, &attempt.username) {
+            (Outcome::Allowed { roles }, Some(user)) => allow(&event, user, &roles.join(",")),
+            (Outcome::Denied(Reason::StoreUnavailable | Reason::Overloaded), _) => {
+                Err(internal("service unavailable"))
+            }
+            _ => deny(&event),
+        };
+        self.account(&event, &record, &request_id, start);
+        answer
+    }
+
+    /// Metrics, audit and the one log line, as the HTTP middleware does for routes.
+    fn account(&self, event: &Event, record: &AuthRecord, request_id: &str, start: Instant) {
+        let latency = start.elapsed();
+        let state = &self.state;
+        let request = RequestRecord {
+            auth: Some(record),
+            latency,
+            source: event.source,
+            country: None,
+            request_id,
+        };
+        state.telemetry.record(&request, state.gate.store.as_ref());
+        let outcome = if record.reason.is_none() {
+            "allowed"
+        } else {
+            "denied"
+        };
+        state.audit.emit(AuditEvent::AuthAttempt {
+            outcome,
+            reason: record.reason.map(Reason::as_str),
+            user_hash: record.user_hash.clone(),
+            source: event.source.map(|s| s.to_string()),
+            request_id: request_id.to_owned(),
+            trace_id: None,
+        });
+        tracing::info!(
+            request_id,
+            route = "authorizer",
+            event = event.kind.as_str(),
+            outcome,
+            reason = record.reason.map(Reason::as_str),
+            user_hash = record.user_hash.as_deref(),
+            cache = record.cache.as_str(),
+            verify_ms = record.verify_time.map(|d| d.as_secs_f64() * 1000.0),
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            "auth request"
+        );
+    }
+}
+
+fn internal(message: &str) -> Diagnostic {
+    Diagnostic {
+        error_type: "AuthorizerError".into(),
+        error_message: message.into(),
+    }
+}
+
+fn parse(payload: Value) -> Result<Event, &'static str> {
+    let field = |name: &str| payload.get(name).and_then(Value::as_str).map(str::to_owned);
+    if field("version").as_deref() == Some("2.0") {
+        let e: ApiGatewayV2CustomAuthorizerV2Request =
+            serde_json::from_value(payload).map_err(|_| "invalid HTTP API authorizer event")?;
+        return Ok(Event {
+            kind: Kind::HttpSimple,
+            authorization: values(&e.headers),
+            method_arn: e.route_arn,
+            source: e.request_context.http.source_ip.and_then(|ip| ip.parse().ok()),
+        });
+    }
+    match field("type").as_deref() {
+        Some("TOKEN") => {
+            let e: ApiGatewayCustomAuthorizerRequest =
+                serde_json::from_value(payload).map_err(|_| "invalid TOKEN authorizer event")?;
+            Ok(Event {
+                kind: Kind::Token,
+                authorization: e
+                    .authorization_token
+                    .into_iter()
+                    .map(String::into_bytes)
+                    .collect(),
+                method_arn: e.method_arn,
+                source: None,
+            })
+        }
+        Some("REQUEST") => {
+            let e: ApiGatewayCustomAuthorizerRequestTypeRequest =
+                serde_json::from_value(payload).map_err(|_| "invalid REQUEST authorizer event")?;
+            // multiValueHeaders keeps repeated headers (which must fail as malformed).
+            let headers = if e.multi_value_headers.is_empty() {
+                &e.headers
+            } else {
+                &e.multi_value_headers
+            };
+            let source = e.request_context.identity.and_then(|i| i.source_ip);
+            Ok(Event {
+                kind: Kind::Request,
+                authorization: values(headers),
+                method_arn: e.method_arn,
+                source: source.and_then(|ip| ip.parse().ok()),
+            })
+        }
+        _ => Err("neither a 2.0 REQUEST, TOKEN nor REQUEST authorizer event"),
+    }
+}
+
+fn values(headers: &HeaderMap) -> Vec<Vec<u8>> {
+    headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect()
+}
+
+fn allow(event: &Event, username: &str, roles: &str) -> Result<Value, Diagnostic> {
+    let context = json!({"username": username, "roles": roles});
+    match event.kind {
+        Kind::HttpSimple => Ok(json!({"isAuthorized": true, "context": context})),
+        Kind::Token | Kind::Request => {
+            let resource = event
+                .method_arn
+                .as_deref()
+                .and_then(stage_wildcard)
+                .ok_or_else(|| internal("methodArn missing or not an execute-api ARN"))?;
+            Ok(policy(username, "Allow", &resource, Some(context)))
+        }
+    }
+}
+
+fn deny(event: &Event) -> Result<Value, Diagnostic> {
+    match event.kind {
+        Kind::HttpSimple => Ok(json!({"isAuthorized": false, "context": {}})),
+        Kind::Token | Kind::Request => {
+            // Denying the whole stage for this identity is safe; an unparseable ARN denies all.
+            let resource = event
+                .method_arn
+                .as_deref()
+                .and_then(stage_wildcard)
+                .unwrap_or_else(|| "*".to_owned());
+            Ok(policy(DENIED_PRINCIPAL, "Deny", &resource, None))
+        }
+    }
+}
+
+fn policy(principal: &str, effect: &str, resource: &str, context: Option<Value>) -> Value {
+    let mut answer = json!({
+        "principalId": principal,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}],
+        },
+    });
+    if let (Some(context), Some(map)) = (context, answer.as_object_mut()) {
+        map.insert("context".into(), context);
+    }
+    answer
+}
+
+/// `arn:aws:execute-api:{region}:{account}:{api}/{stage}/{verb}/{path}` →
+/// `arn:aws:execute-api:{region}:{account}:{api}/{stage}/*`; `None` for anything else.
+pub fn stage_wildcard(method_arn: &str) -> Option<String> {
+    let mut parts = method_arn.splitn(6, ':');
+    let (arn, partition, service, region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let ok = |s: &str| !s.is_empty() && !s.contains('*');
+    if arn != "arn" || service != "execute-api" || ![partition, region, account].into_iter().all(ok) {
+        return None;
+    }
+    let mut segments = resource.split('/');
+    let (api, stage) = (segments.next()?, segments.next()?);
+    if !ok(api) || !ok(stage) {
+        return None;
+    }
+    Some(format!(
+        "arn:{partition}:execute-api:{region}:{account}:{api}/{stage}/*"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stage_wildcard;
+
+    #[test]
+    fn method_arns_become_stage_wildcards() {
+        assert_eq!(
+            stage_wildcard("arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod/POST/auth/validate")
+                .as_deref(),
+            Some("arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod/*")
+        );
+        assert_eq!(
+            stage_wildcard("arn:aws-cn:execute-api:cn-north-1:1:api/$default/GET/").as_deref(),
+            Some("arn:aws-cn:execute-api:cn-north-1:1:api/$default/*")
+        );
+        for bad in [
+            "",
+            "arn:aws:lambda:us-east-1:1:function/x",
+            "arn:aws:execute-api:us-east-1:1:api",
+            "arn:aws:execute-api:*:1:api/prod/GET/x",
+            "arn:aws:execute-api:us-east-1:1:*/prod/GET/x",
+            "not:an:arn:at:all:x/y",
+        ] {
+            assert_eq!(stage_wildcard(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! AWS Lambda: the same binary is the function's `bootstrap` on `provided.al2023`.
+//!
+//! How it starts: `authserver lambda`, or `authserver` with no arguments while
+//! `AWS_LAMBDA_RUNTIME_API` is set (how Lambda starts `bootstrap`); see [`crate::cli`].
+//! Init (settings, SDK client, the first secret fetch, the router) runs once, before the first
+//! invocation is polled; the first invocation logs `cold_start` once, with the init time.
+//!
+//! Modes (`AUTHSERVER_LAMBDA_MODE`, settings key `lambda.mode`):
+//! - `proxy` (default): [`proxy`], the HTTP router for API Gateway, ALB and Function URL events.
+//! - `authorizer`: [`authorizer`], API Gateway Lambda authorizers.
+//! - `rotation`, `compliance`: not in this build; start-up fails with a clear error.
+//!
+//! Panics inside a handler answer 500 (proxy) or a generic error (authorizer) and the runtime
+//! loop goes on; the panic hook logs where a panic happened, never its message.
+//!
+//! # Layout
+//! - [`proxy`]: the router behind `lambda_http`, stage-prefixed paths, 500 on panic.
+//! - [`authorizer`]: HTTP API simple responses and REST IAM policies.
+
+pub mod authorizer;
+pub mod proxy;
+
+use crate::config::Settings;
+use crate::http::AppState;
+use crate::telemetry::{EmfSink, Telemetry};
+use anyhow::{anyhow, bail};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// What the function does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// HTTP events through the router.
+    Proxy,
+    /// API Gateway authorizer events.
+    Authorizer,
+}
+
+impl Mode {
+    /// The mode named by `lambda.mode`; modes this build lacks are an error.
+    pub fn from_setting(mode: &str) -> anyhow::Result<Self> {
+        match mode {
+            "proxy" => Ok(Mode::Proxy),
+            "authorizer" => Ok(Mode::Authorizer),
+            "rotation" | "compliance" => {
+                bail!(
+                    "AUTHSERVER_LAMBDA_MODE={mode} is not implemented in this build (use proxy or authorizer)"
+                )
+            }
+            other => bail!("unknown AUTHSERVER_LAMBDA_MODE {other:?} (use proxy or authorizer)"),
+        }
+    }
+
+    /// The setting's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Proxy => "proxy",
+            Mode::Authorizer => "authorizer",
+        }
+    }
+}
+
+/// The cold-start flag: the first invocation of the process logs it once, with the init time.
+#[derive(Debug)]
+pub struct ColdStart {
+    started: Instant,
+    init_ms: f64,
+    first: AtomicBool,
+}
+
+impl ColdStart {
+    /// `started`: when the process began its work; `init_done`: when init finished.
+    pub fn new(started: Instant, init_done: Instant) -> Self {
+        Self {
+            started,
+            init_ms: init_done.duration_since(started).as_secs_f64() * 1000.0,
+            first: AtomicBool::new(true),
+        }
+    }
+
+    /// Call at the start of every invocation; logs on the first only.
+    pub fn note(&self, mode: &str) {
+        if self.first.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                cold_start = true,
+                mode,
+                init_ms = self.init_ms,
+                since_start_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+                "first invocation"
+            );
+        }
+    }
+}
+
+/// Runs the function until the runtime stops (it does not, on Lambda). Starts its own Tokio
+/// runtime (multi-thread: the store's first fetch needs it).
+pub fn run(settings: Settings) -> anyhow::Result<()> {
+    let started = Instant::now();
+    crate::telemetry::init(&settings.log);
+    let mode = Mode::from_setting(&settings.lambda.mode)?;
+    install_panic_hook();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let built = crate::wiring::build(settings)?;
+        let state = with_emf(built.state);
+        let status = state.gate.store.status();
+        let cold = Arc::new(ColdStart::new(started, Instant::now()));
+        tracing::info!(
+            mode = mode.as_str(),
+            init_ms = cold.init_ms,
+            store = status.kind,
+            ready = status.ready,
+            version = status.version.as_deref(),
+            "lambda init complete"
+        );
+        let result = match mode {
+            Mode::Proxy => {
+                let proxy = proxy::Proxy::new(state, built.secrets, cold);
+                lambda_http::run(lambda_http::service_fn(move |request| {
+                    proxy.clone().handle(request)
+                }))
+                .await
+            }
+            Mode::Authorizer => {
+                let authorizer = authorizer::Authorizer::new(state, built.secrets, cold);
+                lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event| {
+                    authorizer.clone().handle(event)
+                }))
+                .await
+            }
+        };
+        built.tasks.iter().for_each(tokio::task::JoinHandle::abort);
+        result.map_err(|e| anyhow!("lambda runtime stopped: {e}"))
+    })
+}
+
+/// The state with CloudWatch EMF switched on (one metrics blob per invocation on stdout).
+fn with_emf(mut state: Arc<AppState>) -> Arc<AppState> {
+    let sink: EmfSink = Arc::new(|blob| println!("{blob}"));
+    match Arc::get_mut(&mut state) {
+        // Freshly built: nothing else holds the state yet.
+        Some(s) => s.telemetry = Telemetry::new(&s.settings, Some(sink)),
+        None => tracing::warn!("state already shared; EMF metrics stay off"),
+    }
+    state
+}
+
+/// Logs panics with their location only: a panic message may quote request data.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+        tracing::error!(location, "panic (message withheld)");
+    }));
+}
