@@ -31,6 +31,10 @@ pub const ALIASES: &[(&str, &str)] = &[
 /// Variables with the `AUTHSERVER_` prefix that are not settings.
 const NOT_SETTINGS: &[&str] = &["AUTHSERVER_CONFIG"];
 
+/// Prefix of the test suite's own switches (e.g. `AUTHSERVER_REQUIRE_BROWSER`), which the
+/// binaries under test inherit; they are not settings.
+const TEST_SWITCHES: &str = "AUTHSERVER_REQUIRE_";
+
 /// All settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -305,6 +309,8 @@ pub struct TelemetrySettings {
     /// Trusted request header carrying the client's country (e.g. `CloudFront-Viewer-Country`);
     /// empty: none. Only set it when a proxy you control sets (and overwrites) the header.
     pub country_header: String,
+    /// Record metrics and stats (off only to measure their overhead).
+    pub metrics: bool,
 }
 
 impl Default for TelemetrySettings {
@@ -313,6 +319,7 @@ impl Default for TelemetrySettings {
             service: "authserver".into(),
             stage: "dev".into(),
             country_header: String::new(),
+            metrics: true,
         }
     }
 }
@@ -531,7 +538,7 @@ fn apply_env(
         let key = if let Some((_, key)) = ALIASES.iter().find(|(a, _)| *a == var) {
             (*key).to_owned()
         } else if let Some(rest) = var.strip_prefix("AUTHSERVER_") {
-            if NOT_SETTINGS.contains(&var.as_str()) {
+            if NOT_SETTINGS.contains(&var.as_str()) || var.starts_with(TEST_SWITCHES) {
                 continue;
             }
             match find_key(&defaults, &rest.to_ascii_lowercase()) {
@@ -632,6 +639,7 @@ mod tests {
                 ("LOG_LEVEL", "debug"),
                 ("AUTHSERVER_LOG_LEVEL", "warn"),
                 ("AUTHSERVER_CONFIG", "ignored"),
+                ("AUTHSERVER_REQUIRE_BROWSER", "1"),
                 ("PATH", "/bin"),
             ]),
         )

@@ -100,6 +100,7 @@ pub struct Telemetry {
     service: String,
     stage: String,
     cold: AtomicBool,
+    enabled: bool,
     emitted_refreshes: AtomicU64,
     emitted_errors: AtomicU64,
 }
@@ -122,6 +123,7 @@ impl Telemetry {
             service: settings.telemetry.service.clone(),
             stage: settings.telemetry.stage.clone(),
             cold: AtomicBool::new(true),
+            enabled: settings.telemetry.metrics,
             emitted_refreshes: AtomicU64::new(0),
             emitted_errors: AtomicU64::new(0),
         };
@@ -131,6 +133,9 @@ impl Telemetry {
 
     /// Records one request everywhere it counts.
     pub fn record(&self, r: &RequestRecord<'_>, store: &dyn SnapshotSource) {
+        if !self.enabled {
+            return;
+        }
         let reg = &self.registry;
         reg.count_request(r.country.unwrap_or("unknown"));
         let latency_s = r.latency.as_secs_f64();
