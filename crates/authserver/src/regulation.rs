@@ -39,6 +39,8 @@ pub struct Regulator {
     trusted_ttl: u64,
     /// key → banned until.
     local_bans: Mutex<HashMap<String, u64>>,
+    /// Entries in `local_bans`, readable without its lock.
+    local_ban_count: AtomicU64,
     /// (user_hash, source) → trusted until.
     trusted: Mutex<HashMap<(String, IpAddr), u64>>,
     /// Bans issued.
@@ -84,6 +86,7 @@ impl Regulator {
             now,
             trusted_ttl,
             local_bans: Mutex::default(),
+            local_ban_count: AtomicU64::new(0),
             trusted: Mutex::default(),
             bans: AtomicU64::new(0),
             backend_errors: AtomicU64::new(0),
@@ -99,6 +102,9 @@ impl Regulator {
     pub fn check_local(&self, source: Option<IpAddr>) -> Option<Refusal> {
         let source = source.filter(|_| self.policy.enabled)?;
         let now = (self.now)();
+        if self.local_ban_count.load(Relaxed) == 0 {
+            return None; // the common case: no ban known, no lock, no allocation
+        }
         let key = Scope::Source.key(&source.to_string());
         let until = *Self::lock(&self.local_bans).get(&key)?;
         if until > now {
@@ -108,9 +114,22 @@ impl Regulator {
         None
     }
 
+    /// Keeps a local copy of a ban (the hot path reads only these).
+    fn remember_ban(&self, key: String, until: u64, now: u64) {
+        let mut bans = Self::lock(&self.local_bans);
+        insert_bounded(&mut bans, key, until, now);
+        self.local_ban_count.store(bans.len() as u64, Relaxed);
+    }
+
     /// Forgets an expired local ban and records the unban once.
     fn lift(&self, key: &str, id: &str, scope: Scope) {
-        if Self::lock(&self.local_bans).remove(key).is_some() {
+        let removed = {
+            let mut bans = Self::lock(&self.local_bans);
+            let removed = bans.remove(key).is_some();
+            self.local_ban_count.store(bans.len() as u64, Relaxed);
+            removed
+        };
+        if removed {
             tracing::info!(scope = scope.as_str(), "ban expired");
             self.audit.emit(AuditEvent::Unban {
                 scope: scope.as_str(),
@@ -150,12 +169,7 @@ impl Regulator {
                     self.lift(key, id, scope);
                     return None;
                 };
-                insert_bounded(
-                    &mut Self::lock(&self.local_bans),
-                    key.to_owned(),
-                    entry.banned_until,
-                    now,
-                );
+                self.remember_ban(key.to_owned(), entry.banned_until, now);
                 Some(left)
             }
             Ok(None) => None,
@@ -210,7 +224,7 @@ impl Regulator {
             Ok(entry) => {
                 let ban = *Self::lock(&caused);
                 if let Some(ban) = ban {
-                    insert_bounded(&mut Self::lock(&self.local_bans), key, entry.banned_until, now);
+                    self.remember_ban(key, entry.banned_until, now);
                     self.bans.fetch_add(1, Relaxed);
                     tracing::warn!(
                         scope = scope.as_str(),

@@ -35,7 +35,11 @@ pub fn user_hasher(settings: &Settings) -> UserHasher {
 
 /// Builds everything; must run inside a Tokio runtime (it spawns the store watcher).
 pub fn build(settings: Settings) -> anyhow::Result<Built> {
-    let hasher = user_hasher(&settings);
+    let hasher = if settings.log.user_hash_key_secret_id.is_empty() {
+        user_hasher(&settings)
+    } else {
+        user_hasher_from_secret(&settings)?
+    };
     let audit: Arc<dyn authserver_core::AuditSink> = Arc::new(crate::audit::Audit::from_settings(
         &settings.audit,
         crate::audit::Stream::Stdout,
@@ -104,14 +108,8 @@ pub fn build(settings: Settings) -> anyhow::Result<Built> {
 
 /// The Secrets Manager store with its first load done, so that Lambda's init covers the first
 /// fetch and a standalone server starts ready. A failed load is logged by the store, which then
-/// starts unavailable (503) and keeps trying. `build` is synchronous (its callers and tests are)
-/// while the AWS chain and the fetch are async: they run to completion here through
-/// `block_in_place`, which needs the multi-thread runtime (both `serve` and `lambda` use it).
+/// starts unavailable (503) and keeps trying.
 fn secrets_manager(settings: &Settings, hasher: UserHasher) -> anyhow::Result<SecretsManagerStore> {
-    let runtime = tokio::runtime::Handle::try_current().context("the secrets_manager store needs Tokio")?;
-    if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        bail!("the secrets_manager store needs the multi-thread Tokio runtime");
-    }
     let s = &settings.store;
     let config = SecretsStoreConfig {
         secret_id: s.secret_id.clone(),
@@ -121,14 +119,49 @@ fn secrets_manager(settings: &Settings, hasher: UserHasher) -> anyhow::Result<Se
         retry: RetryPolicy::default(),
         policy: settings.hash.policy.clone(),
     };
-    let endpoint = Some(s.endpoint_url.as_str());
-    Ok(tokio::task::block_in_place(|| {
-        runtime.block_on(async {
-            let sdk = authserver_aws::sdk_config(endpoint).await;
-            let client = authserver_aws::secrets_client(&sdk);
-            let store = SecretsManagerStore::new(client, config, hasher, Arc::new(SystemClock));
-            let _ = store.refresh().await;
-            store
-        })
-    }))
+    let endpoint = s.endpoint_url.clone();
+    block_on_aws(async move {
+        let sdk = authserver_aws::sdk_config(Some(&endpoint)).await;
+        let client = authserver_aws::secrets_client(&sdk);
+        let store = SecretsManagerStore::new(client, config, hasher, Arc::new(SystemClock));
+        let _ = store.refresh().await;
+        store
+    })
+}
+
+/// The `user_hash` key from the secret `log.user_hash_key_secret_id`, so that all Lambda
+/// instances hash usernames alike. When it cannot be read: a random key and an error line
+/// (hashes then correlate within this process only; nothing else is affected).
+fn user_hasher_from_secret(settings: &Settings) -> anyhow::Result<UserHasher> {
+    let id = settings.log.user_hash_key_secret_id.clone();
+    let endpoint = settings.store.endpoint_url.clone();
+    let key = block_on_aws(async move {
+        let sdk = authserver_aws::sdk_config(Some(&endpoint)).await;
+        let client = authserver_aws::secrets_client(&sdk);
+        authserver_aws::current_value(&client, &id, &RetryPolicy::default()).await
+    })?;
+    Ok(match key {
+        Ok(key) if !key.is_empty() => UserHasher::new(&key),
+        Ok(_) => {
+            tracing::error!("log.user_hash_key_secret_id is empty: user_hash values are random per process");
+            UserHasher::random()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read log.user_hash_key_secret_id: user_hash values are random per process");
+            UserHasher::random()
+        }
+    })
+}
+
+/// Runs async AWS set-up to completion from the synchronous `build` (its callers and tests are
+/// synchronous), before the first request: what Lambda init wants. `block_in_place` needs the
+/// multi-thread runtime, which `serve` and `lambda` both use.
+fn block_on_aws<F: std::future::Future>(work: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Handle::try_current().context("AWS set-up needs a Tokio runtime")?;
+    if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        bail!(
+            "AWS set-up (secrets_manager store, user_hash key secret) needs the multi-thread Tokio runtime"
+        );
+    }
+    Ok(tokio::task::block_in_place(|| runtime.block_on(work)))
 }

@@ -109,7 +109,10 @@ async fn hot_reload_applies_good_edits_and_survives_broken_ones() {
         "{ not json",
         "{\"x\": {\"passwordHash\": \"$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\"}}",
     ] {
-        std::fs::write(&f.users, broken).unwrap();
+        // Atomic replace, as editors and the CLI do: one new content per edit.
+        let tmp = f.dir.path().join("users.json.tmp");
+        std::fs::write(&tmp, broken).unwrap();
+        std::fs::rename(&tmp, &f.users).unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(
             post(&client, &url, Some(&alice)).await,

@@ -75,24 +75,36 @@ impl Audit {
     }
 }
 
+/// One stdout audit line: the event's fields flattened after `log_type` and `timestamp`.
+#[derive(serde::Serialize)]
+struct StreamLine<'a> {
+    log_type: &'static str,
+    timestamp: &'a str,
+    #[serde(flatten)]
+    event: &'a AuditEvent,
+}
+
 impl AuditSink for Audit {
     fn emit(&self, event: AuditEvent) {
-        let Ok(value) = serde_json::to_value(&event) else {
-            return;
-        };
         let time = now();
         if let Some(stream) = self.stream {
-            let mut line = serde_json::json!({"log_type": "audit", "timestamp": time});
-            if let (Some(obj), serde_json::Value::Object(fields)) = (line.as_object_mut(), value.clone()) {
-                obj.extend(fields);
-            }
-            let text = format!("{line}\n");
-            let _ = match stream {
-                Stream::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
-                Stream::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+            let line = StreamLine {
+                log_type: "audit",
+                timestamp: &time,
+                event: &event,
             };
+            if let Ok(mut bytes) = serde_json::to_vec(&line) {
+                bytes.push(b'\n');
+                let _ = match stream {
+                    Stream::Stdout => crate::telemetry::write_stdout(&bytes),
+                    Stream::Stderr => std::io::stderr().lock().write_all(&bytes),
+                };
+            }
         }
         if let Some(tx) = &self.file {
+            let Ok(value) = serde_json::to_value(&event) else {
+                return;
+            };
             if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send((time, value)) {
                 if self.dropped.fetch_add(1, Relaxed) == 0 {
                     tracing::error!("audit file writer behind or stopped: dropping audit events");

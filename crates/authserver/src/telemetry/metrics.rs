@@ -66,8 +66,10 @@ pub struct Registry {
     pub rate_limited: AtomicU64,
     /// ColdStart.
     pub cold_start: AtomicU64,
-    /// Requests by country (`unknown` when no trusted header).
+    /// Requests by country from a trusted header.
     pub requests: Mutex<HashMap<String, u64>>,
+    /// Requests without a country (rendered as `country="unknown"`).
+    pub requests_unknown: AtomicU64,
     /// ComplianceViolations (last check).
     pub compliance_violations: AtomicU64,
 }
@@ -79,7 +81,12 @@ pub fn reason_index(r: Reason) -> usize {
 
 impl Registry {
     /// Counts one request from `country`.
-    pub fn count_request(&self, country: &str) {
+    pub fn count_request(&self, country: Option<&str>) {
+        let Some(country) = country else {
+            // The common case takes no lock.
+            self.requests_unknown.fetch_add(1, Relaxed);
+            return;
+        };
         let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         let key = if map.contains_key(country) || map.len() < MAX_COUNTRIES {
             country
@@ -127,6 +134,10 @@ impl Registry {
                     rows.sort();
                     for (country, n) in rows {
                         sample(&mut out, p, &format!("{{country=\"{country}\"}}"), *n);
+                    }
+                    let unknown = self.requests_unknown.load(Relaxed);
+                    if unknown > 0 {
+                        sample(&mut out, p, "{country=\"unknown\"}", unknown);
                     }
                 }
                 _ => {}
@@ -200,7 +211,7 @@ mod tests {
         r.latency.observe(0.000_07);
         r.latency.observe(0.15);
         r.latency.observe(9.0);
-        r.count_request("DE");
+        r.count_request(Some("DE"));
         let text = r.render_prometheus(
             &status(),
             StoreCounters {
@@ -236,7 +247,7 @@ mod tests {
     fn country_labels_are_bounded() {
         let r = Registry::default();
         for i in 0..(MAX_COUNTRIES + 10) {
-            r.count_request(&format!("C{i}"));
+            r.count_request(Some(&format!("C{i}")));
         }
         let map = r.requests.lock().unwrap();
         assert_eq!(map.len(), MAX_COUNTRIES + 1);

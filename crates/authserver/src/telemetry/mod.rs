@@ -15,10 +15,14 @@ pub mod stats;
 
 use crate::config::{LogFormat, LogSettings, Settings};
 use authserver_core::{CacheUse, Reason, SnapshotSource};
+use std::io::Write;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -53,10 +57,46 @@ where
     }
 }
 
-/// Installs the process-wide subscriber writing to stdout.
+/// Installs the process-wide subscriber writing straight to stdout (Lambda, CLI: every line is
+/// out before the call returns, so nothing waits in a buffer when the sandbox freezes).
 pub fn init(settings: &LogSettings) {
     // Fails only if a subscriber is already set (tests); the existing one then stays.
     let _ = tracing::subscriber::set_global_default(subscriber(settings, std::io::stdout));
+}
+
+/// The buffered stdout writer of a long-running server, shared by logs and the audit stream.
+static STDOUT: OnceLock<NonBlocking> = OnceLock::new();
+
+/// Installs the process-wide subscriber for a long-running server: lines are formatted on the
+/// request thread and written by a background thread in batches (one write per batch instead
+/// of one per line). Never lossy: a full queue makes the request wait. Keep the guard until exit;
+/// dropping it flushes.
+pub fn init_buffered(settings: &LogSettings) -> WorkerGuard {
+    // Our own handle on fd 1 without Stdout's line buffering, so a batch is one write.
+    let out: Box<dyn Write + Send> = match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::fs::File::from(fd),
+        )),
+        Err(_) => Box::new(std::io::stdout()),
+    };
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(64 * 1024)
+        .thread_name("log-writer")
+        .finish(out);
+    let _ = STDOUT.set(writer.clone());
+    let _ = tracing::subscriber::set_global_default(subscriber(settings, writer));
+    guard
+}
+
+/// Writes one whole line to stdout through the server's buffered writer when there is one
+/// (ordering with log lines kept), else directly.
+pub fn write_stdout(line: &[u8]) -> std::io::Result<()> {
+    match STDOUT.get() {
+        Some(w) => w.clone().write_all(line),
+        None => std::io::stdout().lock().write_all(line),
+    }
 }
 
 /// What an auth handler tells telemetry (a response extension).
@@ -137,7 +177,7 @@ impl Telemetry {
             return;
         }
         let reg = &self.registry;
-        reg.count_request(r.country.unwrap_or("unknown"));
+        reg.count_request(r.country);
         let latency_s = r.latency.as_secs_f64();
         let mut allowed = false;
         if let Some(a) = r.auth {
