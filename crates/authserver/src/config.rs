@@ -311,6 +311,8 @@ pub struct TelemetrySettings {
     pub country_header: String,
     /// Record metrics and stats (off only to measure their overhead).
     pub metrics: bool,
+    /// OTLP/HTTP traces endpoint (needs the `otlp` cargo feature); empty: no export.
+    pub otlp_endpoint: String,
 }
 
 impl Default for TelemetrySettings {
@@ -320,6 +322,7 @@ impl Default for TelemetrySettings {
             stage: "dev".into(),
             country_header: String::new(),
             metrics: true,
+            otlp_endpoint: String::new(),
         }
     }
 }

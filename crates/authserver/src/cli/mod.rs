@@ -183,7 +183,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         settings.store.file = users;
     }
     settings.validate()?;
-    let _flush_logs_on_exit = crate::telemetry::init_buffered(&settings.log);
+    let _flush_on_exit = crate::telemetry::init_buffered(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(crate::server::start(settings, crate::server::shutdown_signal()))
 }

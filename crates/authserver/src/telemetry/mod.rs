@@ -7,10 +7,12 @@
 //! - [`metrics`]: counters and histograms; Prometheus text.
 //! - [`stats`]: the per-second sliding window and top failing keys.
 //! - [`emf`]: CloudWatch Embedded Metric Format blobs.
+//! - [`otlp`]: optional OpenTelemetry span export (cargo feature `otlp`).
 
 pub mod emf;
 pub mod metrics;
 pub mod names;
+pub mod otlp;
 pub mod stats;
 
 use crate::config::{LogFormat, LogSettings, Settings};
@@ -23,8 +25,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Layered, SubscriberExt};
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// Targets pinned quiet whatever the level: the Lambda runtime logs raw events (with their
 /// `Authorization` headers) at TRACE, and hyper/h2 are noisy at DEBUG.
@@ -41,20 +44,40 @@ pub fn subscriber<W>(settings: &LogSettings, writer: W) -> Box<dyn tracing::Subs
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(&settings.level))
-        .with_writer(writer);
-    match settings.format {
-        LogFormat::Json => Box::new(
-            builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_span_list(false)
-                .finish(),
-        ),
-        LogFormat::Text => Box::new(builder.with_ansi(false).finish()),
-    }
+    subscriber_with(settings, writer, None)
+}
+
+/// The registry with the level filter: every other layer stacks on this.
+type Filtered = Layered<EnvFilter, Registry>;
+
+/// An extra layer (OpenTelemetry export) beside the log output.
+pub type ExtraLayer = Box<dyn Layer<Filtered> + Send + Sync>;
+
+/// [`subscriber`] plus an optional extra layer.
+pub fn subscriber_with<W>(
+    settings: &LogSettings,
+    writer: W,
+    extra: Option<ExtraLayer>,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let fmt: ExtraLayer = match settings.format {
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+        LogFormat::Text => fmt.with_ansi(false).boxed(),
+    };
+    let layers: Vec<ExtraLayer> = std::iter::once(fmt).chain(extra).collect();
+    Box::new(
+        tracing_subscriber::registry()
+            .with(filter(&settings.level))
+            .with(layers),
+    )
 }
 
 /// Installs the process-wide subscriber writing straight to stdout (Lambda, CLI: every line is
@@ -71,7 +94,7 @@ static STDOUT: OnceLock<NonBlocking> = OnceLock::new();
 /// request thread and written by a background thread in batches (one write per batch instead
 /// of one per line). Never lossy: a full queue makes the request wait. Keep the guard until exit;
 /// dropping it flushes.
-pub fn init_buffered(settings: &LogSettings) -> WorkerGuard {
+pub fn init_buffered(settings: &Settings) -> anyhow::Result<Guards> {
     // Our own handle on fd 1 without Stdout's line buffering, so a batch is one write.
     let out: Box<dyn Write + Send> = match std::io::stdout().as_fd().try_clone_to_owned() {
         Ok(fd) => Box::new(std::io::BufWriter::with_capacity(
@@ -86,8 +109,39 @@ pub fn init_buffered(settings: &LogSettings) -> WorkerGuard {
         .thread_name("log-writer")
         .finish(out);
     let _ = STDOUT.set(writer.clone());
-    let _ = tracing::subscriber::set_global_default(subscriber(settings, writer));
-    guard
+    let (otel, provider) = otlp_layer(&settings.telemetry)?;
+    let _ = tracing::subscriber::set_global_default(subscriber_with(&settings.log, writer, otel));
+    Ok(Guards {
+        _logs: guard,
+        _otlp: provider,
+    })
+}
+
+/// Keep until exit: dropping flushes buffered logs and exports pending spans.
+pub struct Guards {
+    _logs: WorkerGuard,
+    _otlp: Option<otlp::Provider>,
+}
+
+#[cfg(feature = "otlp")]
+fn otlp_layer(
+    t: &crate::config::TelemetrySettings,
+) -> anyhow::Result<(Option<ExtraLayer>, Option<otlp::Provider>)> {
+    if t.otlp_endpoint.is_empty() {
+        return Ok((None, None));
+    }
+    let (layer, provider) = otlp::layer(&t.otlp_endpoint, &t.service)?;
+    Ok((Some(layer), Some(provider)))
+}
+
+#[cfg(not(feature = "otlp"))]
+fn otlp_layer(
+    t: &crate::config::TelemetrySettings,
+) -> anyhow::Result<(Option<ExtraLayer>, Option<otlp::Provider>)> {
+    if !t.otlp_endpoint.is_empty() {
+        anyhow::bail!("telemetry.otlp_endpoint is set but this binary was built without the `otlp` feature");
+    }
+    Ok((None, None))
 }
 
 /// Writes one whole line to stdout through the server's buffered writer when there is one
