@@ -8,7 +8,7 @@ use authserver_core::{
     Authenticator, Cost, Credentials, HashPolicy, Secret, Snapshot, StoredHash, SystemClock, VerifiedCache,
     hash_password,
 };
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,5 +49,39 @@ fn benches(c: &mut Criterion) {
     slow.finish();
 }
 
+/// Cache miss against one bare verification, interleaved pair by pair so machine noise hits
+/// both alike; prints the ratio of medians (target: within 5 %).
+fn miss_versus_bare() {
+    let (auth, snap, phc) = setup(Cost::DEFAULT);
+    let stored = StoredHash::parse(&phc, &HashPolicy::default()).expect("valid");
+    let (wrong, pw) = (
+        Credentials::new("alice", "wrong").expect("valid"),
+        Secret::from("wrong"),
+    );
+    let (mut miss, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..25 {
+        let t = std::time::Instant::now();
+        black_box(auth.authenticate(&snap, wrong.clone()));
+        miss.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = std::time::Instant::now();
+        black_box(stored.verify(&pw));
+        bare.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (m, b) = (median(&mut miss), median(&mut bare));
+    println!(
+        "miss_versus_bare: cache miss {m:.2} ms, bare verify {b:.2} ms, ratio {:.3} (25 interleaved pairs)",
+        m / b
+    );
+}
+
 criterion_group!(core, benches);
-criterion_main!(core);
+
+fn main() {
+    core();
+    miss_versus_bare();
+    Criterion::default().configure_from_args().final_summary();
+}
