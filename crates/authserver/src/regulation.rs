@@ -114,6 +114,21 @@ impl Regulator {
         None
     }
 
+    /// Bans known locally (active or not yet lifted), bans issued and backend failures.
+    pub fn status(&self) -> serde_json::Value {
+        let now = (self.now)();
+        let active = Self::lock(&self.local_bans)
+            .values()
+            .filter(|u| **u > now)
+            .count();
+        serde_json::json!({
+            "enabled": self.policy.enabled,
+            "activeBans": active,
+            "bansIssued": self.bans.load(Relaxed),
+            "backendErrors": self.backend_errors.load(Relaxed),
+        })
+    }
+
     /// Keeps a local copy of a ban (the hot path reads only these).
     fn remember_ban(&self, key: String, until: u64, now: u64) {
         let mut bans = Self::lock(&self.local_bans);

@@ -342,3 +342,53 @@ async fn audit_file_records_attempts_and_admin_actions_and_detects_tampering() {
     let (code, out) = verify(&reordered);
     assert!(code == Some(1) && out.contains("line 3"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)] // the CLI blocks while the server runs
+async fn ops_cache_status_and_purge_against_a_running_server() {
+    let f = fixture();
+    let server = common::process::Server::start(&f.users, &[], &[]);
+    let client = reqwest::Client::new();
+    client
+        .post(server.url("/auth/validate"))
+        .header("authorization", basic(ALICE, ALICE_PW))
+        .send()
+        .await
+        .unwrap();
+    let url = server.url("");
+    let status = authserver_cmd(&["ops", "cache-status", "--url", &url], &[]);
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(
+        out.contains("verified cache     1 entries") && out.contains("3 users"),
+        "{out}"
+    );
+    assert!(out.contains("bans               0 active"), "{out}");
+    let purge = authserver_cmd(&["ops", "cache-purge", "--url", &url], &[]);
+    assert!(String::from_utf8_lossy(&purge.stdout).contains("purged 1 verified credential"));
+    let json = authserver_cmd(&["ops", "cache-status", "--url", &url, "--json"], &[]);
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["credentialCache"]["entries"], 0);
+    let (_, lines) = server.terminate();
+    assert!(
+        lines.iter().any(|l| l.contains("\"action\":\"cache.purge\"")),
+        "purge is audited"
+    );
+    let down = authserver_cmd(&["ops", "cache-status", "--url", &url], &[]);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach the server"));
+}
+
+#[tokio::test]
+async fn cache_purge_is_refused_from_a_remote_address() {
+    let f = fixture();
+    let state = authserver::wiring::build(settings(&f.users)).unwrap().state;
+    let mut req = Request::post("/admin/cache/purge").body(Body::empty()).unwrap();
+    req.extensions_mut()
+        .insert(authserver::http::ClientAddr("203.0.113.5:5000".parse().unwrap()));
+    let res = app(state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}

@@ -5,9 +5,11 @@
 //! Anywhere else, no arguments print the usage as before.
 //!
 //! # Layout
+//! - [`ops`]: `ops cache-status`, `ops cache-purge` against a running server.
 //! - [`password`]: reading a password from stdin or a no-echo prompt.
 //! - [`users`]: `users add|disable|enable|remove|list` on a users file, atomic writes.
 
+pub mod ops;
 pub mod password;
 pub mod users;
 
@@ -44,6 +46,9 @@ pub enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Operate a running server.
+    #[command(subcommand)]
+    Ops(ops::OpsCommand),
     /// Run as an AWS Lambda function (what `bootstrap` does with no arguments under Lambda).
     Lambda(LambdaArgs),
 }
@@ -140,6 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Users(cmd) => users::run(cmd),
+        Command::Ops(cmd) => ops::run(cmd),
         Command::Lambda(args) => crate::lambda::run(Settings::load(args.config.as_deref())?),
         Command::Audit(AuditCommand::Verify { file }) => {
             let text =

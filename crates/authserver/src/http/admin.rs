@@ -1,10 +1,13 @@
 //! Operator endpoints: Prometheus `/metrics`, JSON `/stats`, the self-contained `/dashboard`.
 
 use super::AppState;
+use super::ClientAddr;
 use super::reply::now_ms;
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -20,6 +23,30 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/metrics", get(metrics))
         .route("/stats", get(stats))
         .route("/dashboard", get(dashboard))
+        .route("/admin/cache/purge", axum::routing::post(purge))
+}
+
+/// `POST /admin/cache/purge`: drops every verified credential (after a suspected leak, so the
+/// next request of every client runs a fresh verification against the current store). Only
+/// from a loopback address: the admin routes may share the public listener.
+pub async fn purge(State(state): State<Arc<AppState>>, peer: Option<Extension<ClientAddr>>) -> Response {
+    if !peer.is_some_and(|p| p.0.0.ip().is_loopback()) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"message": "purge is allowed from loopback only"})),
+        )
+            .into_response();
+    }
+    let dropped = state.gate.auth.cache().len();
+    state.gate.auth.cache().clear();
+    state.audit.emit(authserver_core::AuditEvent::AdminAction {
+        action: "cache.purge".into(),
+        target_user_hash: None,
+        resource: "verified-credential cache".into(),
+        actor: "admin-endpoint".into(),
+    });
+    tracing::warn!(dropped, "verified-credential cache purged");
+    Json(json!({"purged": dropped, "timestamp": now_ms()})).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -50,6 +77,7 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Json<serde_json::Value
         "store": store,
         "credentialCache": {"entries": state.gate.auth.cache().len()},
         "hashSlotsFree": state.gate.limiter.available(),
+        "regulation": state.gate.regulator.status(),
     }))
 }
 
