@@ -223,7 +223,7 @@ pub struct HashSettings {
     pub policy: HashPolicy,
     /// Memory all concurrent verifications may use together (MiB).
     pub memory_budget_mib: u64,
-    /// Concurrent verifications (0: one per CPU).
+    /// Concurrent verifications (0: one per CPU but one, at least one).
     pub max_concurrent: usize,
     /// Longest a request waits for a verification slot (ms); then 503.
     pub queue_timeout_ms: u64,
