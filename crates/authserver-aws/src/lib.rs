@@ -15,4 +15,4 @@ pub mod secrets;
 
 pub use client::{sdk_config, secrets_client};
 pub use retry::{CallError, RetryPolicy};
-pub use secrets::{RefreshError, Refreshed, SecretsManagerStore, SecretsStoreConfig};
+pub use secrets::{RefreshError, Refreshed, SecretsManagerStore, SecretsStoreConfig, current_value};

@@ -216,9 +216,14 @@ async fn a_deleted_secret_is_served_stale_then_503_then_recovers() {
     assert!(status.last_error.unwrap().contains("ResourceNotFoundException"));
     assert_eq!(t.store.counters().fetch_errors, 1);
 
-    // The secret comes back (same name): the next refresh recovers.
+    // The secret comes back (same name): the next refresh recovers. (current() above started a
+    // background refresh; an explicit refresh that arrives while it runs shares its result.)
     common::create(&t.admin, &t.name, &doc).await;
-    assert!(matches!(t.store.refresh().await, Ok(Refreshed::Loaded { .. })));
+    let mut recovered = false;
+    for _ in 0..3 {
+        recovered |= matches!(t.store.refresh().await, Ok(Refreshed::Loaded { .. }));
+    }
+    assert!(recovered);
     assert!(t.store.current().is_ok() && t.store.status().ready);
 }
 

@@ -2,7 +2,7 @@
 //! and the value of one version. Values are held in zeroizing buffers.
 
 use super::{RefreshError, SecretsStoreConfig};
-use crate::retry::{classify, with_retries};
+use crate::retry::{RetryPolicy, classify, with_retries};
 use aws_sdk_secretsmanager::Client;
 use zeroize::Zeroizing;
 
@@ -45,7 +45,7 @@ pub(crate) async fn fetch(
             Some(current)
         }
     };
-    let (version, value) = value(client, config, wanted.as_deref()).await?;
+    let (version, value) = value(client, &config.secret_id, &config.retry, wanted.as_deref()).await?;
     if let Some((_, why)) = refused.filter(|(v, _)| *v == version) {
         return Err(why.clone());
     }
@@ -78,15 +78,25 @@ async fn current_version(client: &Client, config: &SecretsStoreConfig) -> Result
         .ok_or(RefreshError::NoCurrentVersion)
 }
 
+/// The `AWSCURRENT` value of any secret (the `user_hash` key, say), with the same retries.
+pub async fn current_value(
+    client: &Client,
+    secret_id: &str,
+    retry: &RetryPolicy,
+) -> Result<Zeroizing<Vec<u8>>, RefreshError> {
+    Ok(value(client, secret_id, retry, None).await?.1)
+}
+
 /// `GetSecretValue` of `version` (or of `AWSCURRENT`) → (version id, value bytes).
 async fn value(
     client: &Client,
-    config: &SecretsStoreConfig,
+    secret_id: &str,
+    retry: &RetryPolicy,
     version: Option<&str>,
 ) -> Result<(String, Zeroizing<Vec<u8>>), RefreshError> {
     const OP: &str = "GetSecretValue";
-    let mut out = with_retries(&config.retry, || async {
-        let request = client.get_secret_value().secret_id(&config.secret_id);
+    let mut out = with_retries(retry, || async {
+        let request = client.get_secret_value().secret_id(secret_id);
         let request = match version {
             Some(v) => request.version_id(v),
             None => request.version_stage(CURRENT),

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-pub use fetch::CURRENT;
+pub use fetch::{CURRENT, current_value};
 
 /// Plain configuration of a [`SecretsManagerStore`].
 #[derive(Debug, Clone, PartialEq)]

@@ -79,9 +79,6 @@ impl Authorizer {
     /// Answers one event. A panic or internal failure becomes a generic error (API Gateway: 500).
     pub async fn handle(self, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         self.cold.note("authorizer");
-        if let Some(store) = &self.secrets {
-            store.ensure_fresh().await;
-        }
         let request_id = event.context.request_id.clone();
         match tokio::spawn(self.decide(event.payload, request_id)).await {
             Ok(answer) => answer,
@@ -94,6 +91,9 @@ impl Authorizer {
 
     async fn decide(self, payload: Value, request_id: String) -> Result<Value, Diagnostic> {
         let start = Instant::now();
+        if let Some(store) = &self.secrets {
+            store.ensure_fresh().await;
+        }
         let event = parse(payload).map_err(|why| {
             tracing::warn!(error = why, "authorizer event not recognised");
             internal("unsupported authorizer event")

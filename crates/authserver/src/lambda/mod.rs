@@ -11,7 +11,8 @@
 //! - `rotation`, `compliance`: not in this build; start-up fails with a clear error.
 //!
 //! Panics inside a handler answer 500 (proxy) or a generic error (authorizer) and the runtime
-//! loop goes on; the panic hook logs where a panic happened, never its message.
+//! loop goes on; the panic hook ([`crate::telemetry::install_panic_hook`]) logs where a panic
+//! happened, never its message.
 //!
 //! # Layout
 //! - [`proxy`]: the router behind `lambda_http`, stage-prefixed paths, 500 on panic.
@@ -99,7 +100,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
     crate::telemetry::init(&settings.log);
     let mode = Mode::from_setting(&settings.lambda.mode)?;
-    install_panic_hook();
+    crate::telemetry::install_panic_hook();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let built = crate::wiring::build(settings)?;
@@ -144,12 +145,4 @@ fn with_emf(mut state: Arc<AppState>) -> Arc<AppState> {
         None => tracing::warn!("state already shared; EMF metrics stay off"),
     }
     state
-}
-
-/// Logs panics with their location only: a panic message may quote request data.
-fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
-        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
-        tracing::error!(location, "panic (message withheld)");
-    }));
 }

@@ -43,16 +43,19 @@ impl Proxy {
     /// Answers one request: never fails, a panic becomes a 500.
     pub async fn handle(self, request: Request) -> Result<Response, Infallible> {
         self.cold.note("proxy");
-        if let Some(store) = &self.secrets {
-            store.ensure_fresh().await;
-        }
-        let request = prepare(request);
-        or_500(self.router.oneshot(request)).await
+        or_500(async move {
+            if let Some(store) = &self.secrets {
+                store.ensure_fresh().await;
+            }
+            self.router.oneshot(prepare(request)).await
+        })
+        .await
     }
 }
 
 /// Runs `response` on its own task so that a panic inside becomes a 500 without the panic's
-/// message (it may quote request data) and the runtime loop carries on.
+/// message (it may quote request data) and the runtime loop carries on. The router catches its
+/// handlers' panics itself; this covers everything else on the invocation path.
 pub async fn or_500<F>(response: F) -> Result<Response, Infallible>
 where
     F: Future<Output = Result<Response, Infallible>> + Send + 'static,
