@@ -48,7 +48,8 @@ impl Drop for Audit {
     }
 }
 
-fn now() -> String {
+/// Now, RFC 3339 UTC (the timestamp of audit records and access lines).
+pub fn now() -> String {
     OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
 }
 

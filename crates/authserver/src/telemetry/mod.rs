@@ -6,9 +6,11 @@
 //! - [`names`]: every metric name, defined once.
 //! - [`metrics`]: counters and histograms; Prometheus text.
 //! - [`stats`]: the per-second sliding window and top failing keys.
+//! - [`batch`]: group-commit stdout shared by logs, access lines and audit events.
 //! - [`emf`]: CloudWatch Embedded Metric Format blobs.
 //! - [`otlp`]: optional OpenTelemetry span export (cargo feature `otlp`).
 
+pub mod batch;
 pub mod emf;
 pub mod metrics;
 pub mod names;
@@ -24,7 +26,6 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
-use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Layered, SubscriberExt};
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -87,40 +88,41 @@ pub fn init(settings: &LogSettings) {
     let _ = tracing::subscriber::set_global_default(subscriber(settings, std::io::stdout));
 }
 
-/// The buffered stdout writer of a long-running server, shared by logs and the audit stream.
-static STDOUT: OnceLock<NonBlocking> = OnceLock::new();
+/// The batched stdout of a long-running server, shared by logs, access lines and the audit
+/// stream (one ordering, one write per batch).
+static STDOUT: OnceLock<Arc<batch::Batch>> = OnceLock::new();
 
-/// Installs the process-wide subscriber for a long-running server: lines are formatted on the
-/// request thread and written by a background thread in batches (one write per batch instead
-/// of one per line). Never lossy: a full queue makes the request wait. Keep the guard until exit;
-/// dropping it flushes.
+/// Installs the process-wide subscriber for a long-running server, writing through a
+/// [`batch::Batch`]. Keep the guards until exit: dropping them flushes logs and exports spans.
 pub fn init_buffered(settings: &Settings) -> anyhow::Result<Guards> {
     // Our own handle on fd 1 without Stdout's line buffering, so a batch is one write.
     let out: Box<dyn Write + Send> = match std::io::stdout().as_fd().try_clone_to_owned() {
-        Ok(fd) => Box::new(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::fs::File::from(fd),
-        )),
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
         Err(_) => Box::new(std::io::stdout()),
     };
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(64 * 1024)
-        .thread_name("log-writer")
-        .finish(out);
-    let _ = STDOUT.set(writer.clone());
+    let batch = STDOUT.get_or_init(|| batch::Batch::start(out)).clone();
     let (otel, provider) = otlp_layer(&settings.telemetry)?;
-    let _ = tracing::subscriber::set_global_default(subscriber_with(&settings.log, writer, otel));
+    let make = {
+        let batch = batch.clone();
+        move || batch.writer()
+    };
+    let _ = tracing::subscriber::set_global_default(subscriber_with(&settings.log, make, otel));
     Ok(Guards {
-        _logs: guard,
         _otlp: provider,
+        logs: batch,
     })
 }
 
-/// Keep until exit: dropping flushes buffered logs and exports pending spans.
+/// Keep until exit: dropping exports pending spans and flushes buffered lines.
 pub struct Guards {
-    _logs: WorkerGuard,
     _otlp: Option<otlp::Provider>,
+    logs: Arc<batch::Batch>,
+}
+
+impl Drop for Guards {
+    fn drop(&mut self) {
+        self.logs.close();
+    }
 }
 
 #[cfg(feature = "otlp")]
@@ -144,11 +146,22 @@ fn otlp_layer(
     Ok((None, None))
 }
 
+/// Serialises `line` as one JSON line on stdout (see [`write_stdout`]).
+pub fn write_line<T: serde::Serialize>(line: &T) {
+    if let Ok(mut bytes) = serde_json::to_vec(line) {
+        bytes.push(b'\n');
+        let _ = write_stdout(&bytes);
+    }
+}
+
 /// Writes one whole line to stdout through the server's buffered writer when there is one
 /// (ordering with log lines kept), else directly.
 pub fn write_stdout(line: &[u8]) -> std::io::Result<()> {
     match STDOUT.get() {
-        Some(w) => w.clone().write_all(line),
+        Some(batch) => {
+            batch.append(line);
+            Ok(())
+        }
         None => std::io::stdout().lock().write_all(line),
     }
 }
