@@ -176,11 +176,37 @@ pub fn hash_password(password: &Secret, cost: Cost) -> Result<String, HashError>
         .map_err(|_| HashError::Params(cost))
 }
 
+/// Dummy hashes for common costs, made once with random passwords that were then discarded.
+/// Shipping them keeps a store load (a Lambda cold start) from paying a full Argon2id hashing
+/// (~170 ms at the default cost). They are safe to publish: an unknown user's verification is
+/// never allowed, whatever it matches.
+const PRECOMPUTED: &[&str] = &[
+    "$argon2id$v=19$m=65536,t=3,p=1$3eTo6XRyovQWN+FADuuWqw$DRlrDUBaiA4udVLdhNOPEiibMofhAByLZfipoyoFBi8",
+    "$argon2id$v=19$m=19456,t=2,p=1$yyf3XLgAzmhWNXJeJdEHRg$Ls9TTRxdpST9SPaFgfP6Qot9Ugxc1axKgm3eYYNt6Hk",
+    "$argon2id$v=19$m=47104,t=1,p=1$d7CIeMAaEAd5ZZ+d5i5SIw$CE7UIdrIuypUzs6f2KsUKUt+x0W3yZ/+pFtet0w5h50",
+    "$argon2id$v=19$m=65536,t=2,p=1$yChQ7PAN7C9yTUwuoeYMXA$dOQpmbuP9kfV9kgTFCkY4dm1/cZkOO4dbDsPUeParyg",
+    "$argon2id$v=19$m=131072,t=3,p=1$XtKZzmZL9Qb6fZtF8rCUBQ$d4YxQhqjBGv85c4exG2NYw3DHDuWhti9he0/PhUCDtA",
+];
+
 /// A hash of a random password at `cost`, verified against when a username is unknown so that
-/// unknown users cost the same time as known ones. Generated once per cost per process.
+/// unknown users cost the same time as known ones. Precomputed for common costs; otherwise
+/// generated once per cost per process.
 pub fn dummy_hash(cost: Cost) -> StoredHash {
     static DUMMIES: OnceLock<Mutex<HashMap<Cost, StoredHash>>> = OnceLock::new();
-    let dummies = DUMMIES.get_or_init(Default::default);
+    let dummies = DUMMIES.get_or_init(|| {
+        let open = HashPolicy {
+            min_m_kib: 8,
+            min_t: 1,
+            max_m_kib: u32::MAX,
+            max_t: u32::MAX,
+            max_p: u32::MAX,
+        };
+        let table = PRECOMPUTED
+            .iter()
+            .filter_map(|phc| StoredHash::parse(phc, &open).ok())
+            .map(|h| (h.cost, h));
+        Mutex::new(table.collect())
+    });
     if let Some(h) = dummies.lock().unwrap_or_else(|e| e.into_inner()).get(&cost) {
         return h.clone();
     }
@@ -269,11 +295,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn precomputed_dummies_are_valid_at_their_cost() {
+        assert_eq!(PRECOMPUTED.len(), 5);
+        for phc in PRECOMPUTED {
+            let parsed = PasswordHash::new(phc).expect("phc");
+            let p = Params::try_from(&parsed).expect("params");
+            let cost = Cost {
+                m_kib: p.m_cost(),
+                t: p.t_cost(),
+                p: p.p_cost(),
+            };
+            assert_eq!(dummy_hash(cost).expose(), *phc, "table used for {cost}");
+        }
+        assert_eq!(dummy_hash(Cost::DEFAULT).cost(), Cost::DEFAULT);
+    }
+
+    #[test]
     fn dummy_hash_is_cached_per_cost() {
-        let a = dummy_hash(FAST);
-        let b = dummy_hash(FAST);
+        let odd = Cost { m_kib: 20480, t: 2, p: 1 }; // not precomputed: generated once
+        let a = dummy_hash(odd);
+        let b = dummy_hash(odd);
         assert_eq!(a.expose(), b.expose());
-        assert_eq!(a.cost(), FAST);
+        assert_eq!(a.cost(), odd);
         assert!(!a.verify(&Secret::from("")));
     }
 }
