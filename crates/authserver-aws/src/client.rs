@@ -48,3 +48,8 @@ fn https_client() -> SharedHttpClient {
 pub fn secrets_client(sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(sdk)
 }
+
+/// A DynamoDB client for `sdk`.
+pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(sdk)
+}

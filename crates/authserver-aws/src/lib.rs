@@ -5,14 +5,17 @@
 //!
 //! # Layout
 //! - [`client`]: the shared SDK configuration (standard chain, endpoint override, timeouts).
+//! - [`regulation`]: [`DynamoDbRegulation`], brute-force regulation state shared by a fleet.
 //! - [`retry`]: bounded retries with exponential backoff and jitter; AWS errors reduced to
 //!   loggable, secret-free [`CallError`]s.
 //! - [`secrets`]: [`SecretsManagerStore`], the credential store over one Secrets Manager secret.
 
 pub mod client;
+pub mod regulation;
 pub mod retry;
 pub mod secrets;
 
-pub use client::{sdk_config, secrets_client};
+pub use client::{dynamodb_client, sdk_config, secrets_client};
+pub use regulation::DynamoDbRegulation;
 pub use retry::{CallError, RetryPolicy};
 pub use secrets::{RefreshError, Refreshed, SecretsManagerStore, SecretsStoreConfig, current_value};

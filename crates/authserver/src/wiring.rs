@@ -77,9 +77,7 @@ pub fn build(settings: Settings) -> anyhow::Result<Built> {
     );
     let regulator = crate::regulation::Regulator::new(
         settings.regulation.policy.clone(),
-        Arc::new(authserver_core::regulation::MemoryStore::new(
-            settings.regulation.max_entries,
-        )),
+        regulation_store(&settings)?,
         audit.clone(),
         crate::regulation::system_clock(),
         settings.regulation.trusted_source_seconds,
@@ -104,6 +102,24 @@ pub fn build(settings: Settings) -> anyhow::Result<Built> {
         tasks,
         secrets,
     })
+}
+
+/// Where regulation state lives: DynamoDB when `regulation.dynamodb_table` is set (a fleet shares
+/// bans), else memory.
+fn regulation_store(
+    settings: &Settings,
+) -> anyhow::Result<Arc<dyn authserver_core::regulation::RegulationStore>> {
+    let table = settings.regulation.dynamodb_table.clone();
+    if table.is_empty() {
+        return Ok(Arc::new(authserver_core::regulation::MemoryStore::new(
+            settings.regulation.max_entries,
+        )));
+    }
+    let endpoint = settings.store.endpoint_url.clone();
+    let client = block_on_aws(async move {
+        authserver_aws::dynamodb_client(&authserver_aws::sdk_config(Some(&endpoint)).await)
+    })?;
+    Ok(Arc::new(authserver_aws::DynamoDbRegulation::new(client, table)))
 }
 
 /// The Secrets Manager store with its first load done, so that Lambda's init covers the first
