@@ -1,0 +1,196 @@
+# shellcheck shell=bash
+# Shared by the drills; sourced by scripts/drill (which sets ROOT, BIN, PY, WORK, DRILL and the
+# ERR/EXIT traps). Narration, processes the drill started, the server, scrapes and promtool.
+
+# ---------------------------------------------------------------------------------- narration
+step() { printf '== step: %s\n' "$*"; }
+info() { printf '   %s\n' "$*"; }
+ok() { printf '   ok: %s\n' "$*"; }
+fail() { printf '   FAIL: %s\n' "$*"; exit 1; }
+elapsed() { echo $(($(date +%s) - DRILL_T0)); }
+
+# ---------------------------------------------------------------------------------- processes
+# Every process a drill starts goes through spawn, so cleanup can stop exactly those, by pid.
+declare -gA PROC_PID=()
+declare -ga PROC_ORDER=()
+
+# spawn NAME COMMAND...: runs COMMAND in the background, output in $WORK/NAME.log.
+spawn() {
+  local name=$1
+  shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  PROC_PID[$name]=$!
+  PROC_ORDER+=("$name")
+}
+
+running() { [ -n "${PROC_PID[$1]:-}" ] && kill -0 "${PROC_PID[$1]}" 2>/dev/null; }
+
+# stop NAME: SIGTERM, up to 10 s to finish (the server drains), then SIGKILL. Returns 0.
+stop() {
+  local name=$1 pid=${PROC_PID[$1]:-} i
+  [ -n "$pid" ] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
+  wait "$pid" 2>/dev/null || true
+  unset "PROC_PID[$name]"
+}
+
+stop_all() {
+  local i
+  for ((i = ${#PROC_ORDER[@]} - 1; i >= 0; i--)); do stop "${PROC_ORDER[$i]}"; done
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# ------------------------------------------------------------------------------------- server
+# The environment of the server: the caller's, minus every setting variable (AUTHSERVER_*, the
+# brief's aliases, AWS endpoint variables), so a drill sees only the settings it sets.
+clean_env() {
+  local v
+  CLEAN_ENV=(env)
+  for v in $(compgen -e); do
+    case $v in
+      AUTHSERVER_* | CREDENTIAL_SECRET_ARN | CACHE_TTL_MINUTES | LOG_LEVEL | AWS_ENDPOINT_URL*) CLEAN_ENV+=(-u "$v") ;;
+    esac
+  done
+}
+
+# server_start NAME PORT [VAR=VALUE...] -- [serve arguments...]: starts `authserver serve` on
+# 127.0.0.1:PORT and waits (20 s at most) until /health answers. Returns 1 when the process
+# exits first (its log is $WORK/NAME.log).
+server_start() {
+  local name=$1 port=$2 i
+  shift 2
+  local vars=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do vars+=("$1"); shift; done
+  [ "${1:-}" = "--" ] && shift
+  clean_env
+  spawn "$name" "${CLEAN_ENV[@]}" AUTHSERVER_LOG_FORMAT=json "${vars[@]}" \
+    "$BIN" serve --listen "127.0.0.1:$port" "$@"
+  for i in $(seq 1 200); do
+    if ! running "$name"; then
+      # shellcheck disable=SC2034 # SERVER_EXIT: read by the drills (the start-up exit status)
+      wait "${PROC_PID[$name]}" 2>/dev/null && SERVER_EXIT=0 || SERVER_EXIT=$?
+      unset "PROC_PID[$name]"
+      return 1
+    fi
+    [ "$(http_status GET "http://127.0.0.1:$port/health")" = 200 ] && return 0
+    sleep 0.1
+  done
+  fail "$name did not answer /health within 20 s (log: $WORK/$name.log)"
+}
+
+# http_status METHOD URL [curl args...]: prints the status code (000 when nothing answered).
+http_status() {
+  local method=$1 url=$2
+  shift 2
+  curl -s -o /dev/null -w '%{http_code}' -m 5 -X "$method" "$@" "$url" 2>/dev/null || true
+}
+
+# metric URL SERIES: the value of one series in the server's /metrics (exact series text).
+metric() {
+  curl -s -m 5 "$1/metrics" | awk -v s="$2" '$1 == s { print $2; found = 1 } END { if (!found) print "absent" }'
+}
+
+# --------------------------------------------------------------------------- phases and scrapes
+# The scraper and the traffic generators label what they record with the content of
+# $WORK/phase; `phase NAME` switches it.
+phase() {
+  printf '%s\n' "$1" >"$WORK/phase.tmp" && mv "$WORK/phase.tmp" "$WORK/phase"
+  info "phase: $1 (t=$(elapsed) s)"
+}
+
+scrapes_in() {
+  local n
+  n=$(grep -c "\"phase\": \"$1\"" "$WORK/scrapes.jsonl" 2>/dev/null) || true
+  echo "${n:-0}"
+}
+
+# wait_scrapes PHASE N: until N scrapes are recorded in PHASE (bounded: N+10 intervals).
+wait_scrapes() {
+  local p=$1 n=$2 limit
+  limit=$(( $(date +%s) + (n + 10) * ${SCRAPE_SECONDS%.*} + 10 ))
+  while [ "$(scrapes_in "$p")" -lt "$n" ]; do
+    [ "$(date +%s)" -lt "$limit" ] || fail "only $(scrapes_in "$p") of $n scrapes in phase $p"
+    sleep 0.2
+  done
+}
+
+# scraper_start URL: scrapes URL/metrics every $SCRAPE_SECONDS into $WORK/scrapes.jsonl.
+scraper_start() {
+  spawn scraper "$PY" "$ROOT/scripts/drills/drillkit.py" scrape "$1/metrics" "$WORK/scrapes.jsonl" \
+    "$WORK/phase" "$SCRAPE_SECONDS"
+  SCRAPE_URL=$1
+}
+
+# traffic_start NAME MODE URL ARGS...: a load generator; its answers by phase in $WORK/NAME.json.
+traffic_start() {
+  local name=$1 mode=$2 url=$3
+  shift 3
+  spawn "$name" "$PY" "$ROOT/scripts/drills/drillkit.py" traffic "$mode" "$url" "$WORK/$name.json" \
+    "$WORK/phase" "$@"
+}
+
+# traffic_count NAME PHASE STATUS: answers with STATUS in PHASE ("ok2xx"/"not200" summarise).
+traffic_count() {
+  "$PY" - "$WORK/$1.json" "$2" "$3" <<'PY'
+import json, sys
+stats = json.load(open(sys.argv[1])).get(sys.argv[2], {"status": {}})["status"]
+want = sys.argv[3]
+if want == "not200":
+    print(sum(v for k, v in stats.items() if k != "200"))
+elif want == "all":
+    print(sum(stats.values()))
+else:
+    print(stats.get(want, 0))
+PY
+}
+
+# traffic_summary NAME PHASE: "N requests: 200 x a, 429 x b; P50 x ms, P99 y ms".
+traffic_summary() {
+  "$PY" - "$WORK/$1.json" "$2" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])).get(sys.argv[2])
+if not p:
+    print("no requests")
+else:
+    mix = ", ".join(f"{k} x {v}" for k, v in sorted(p["status"].items()))
+    print(f"{p['requests']} requests ({mix}); P50 {p['p50_ms']} ms, P99 {p['p99_ms']} ms, max {p['max_ms']} ms")
+PY
+}
+
+# ------------------------------------------------------------------------------------ promtool
+# promtool_check ARGS...: builds $WORK/promtool-test.yml from the scrapes (drillkit.py promtest
+# --fires/--silent/--true ...) and runs `promtool test rules` on it against
+# deploy/prometheus/alerts.yml.
+promtool_check() {
+  stop scraper
+  step "promtool: the alert rules in deploy/prometheus/alerts.yml over the $(wc -l <"$WORK/scrapes.jsonl") scrapes"
+  if ! "$PY" "$ROOT/scripts/drills/drillkit.py" promtest --samples "$WORK/scrapes.jsonl" \
+    --rules "$ROOT/deploy/prometheus/alerts.yml" --scrape-seconds "$SCRAPE_SECONDS" --name "$DRILL" \
+    --url "$SCRAPE_URL" --out "$WORK/promtool-test.yml" "$@" >"$WORK/promtest.log" 2>&1; then
+    sed 's/^/   | /' "$WORK/promtest.log"
+    fail "could not build the promtool test from the scrapes"
+  fi
+  sed 's/^/   /' "$WORK/promtest.log"
+  if promtool test rules "$WORK/promtool-test.yml" >"$WORK/promtool.log" 2>&1; then
+    ok "promtool test rules: every assertion holds ($WORK/promtool-test.yml)"
+  else
+    sed 's/^/   | /' "$WORK/promtool.log" | head -n 60
+    fail "promtool test rules failed: a signal the runbook relies on did not behave"
+  fi
+}
+
+# log_has FILE TEXT WHAT: the server log contains TEXT (fixed string), or the drill fails.
+log_has() {
+  local n
+  n=$(grep -cF -- "$2" "$1" || true)
+  [ "$n" -gt 0 ] || fail "$3: no line with $2 in $(basename "$1")"
+  ok "$3: $n log line(s) with $2"
+}
