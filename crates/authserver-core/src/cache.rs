@@ -32,12 +32,13 @@ struct Inner {
 }
 
 impl VerifiedCache {
-    /// A cache of at most `capacity` entries (at least 1), each valid for `ttl`.
+    /// A cache of at most `capacity` entries, each valid for `ttl`. A capacity (or TTL) of 0
+    /// disables it: every decision then runs a verification.
     pub fn new(capacity: usize, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         let cap = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         Self {
             key: rand::random(),
-            ttl,
+            ttl: if capacity == 0 { Duration::ZERO } else { ttl },
             clock,
             inner: Mutex::new(Inner {
                 generation: 0,
@@ -77,6 +78,9 @@ impl VerifiedCache {
 
     /// Records a successful verification under `generation`.
     pub fn insert(&self, generation: u64, key: CacheKey) {
+        if self.ttl.is_zero() {
+            return; // disabled
+        }
         let expiry = self.clock.now() + self.ttl;
         let mut inner = self.lock();
         if inner.generation != generation {
@@ -122,6 +126,15 @@ mod tests {
             VerifiedCache::new(cap, Duration::from_secs(60), clock.clone()),
             clock,
         )
+    }
+
+    #[test]
+    fn capacity_zero_disables_the_cache() {
+        let c = VerifiedCache::new(0, Duration::from_secs(60), Arc::new(ManualClock::default()));
+        let k = c.key("a", "b", "c");
+        c.insert(1, k);
+        assert!(!c.contains(1, &k));
+        assert!(c.is_empty());
     }
 
     #[test]

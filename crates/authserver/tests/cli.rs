@@ -281,3 +281,24 @@ fn cli_errors_never_print_secrets() {
         }
     }
 }
+
+#[test]
+fn users_hash_matches_what_the_server_logs() {
+    let o = Command::new(env!("CARGO_BIN_EXE_authserver"))
+        .args(["users", "hash", "alice"])
+        .env("AUTHSERVER_LOG_USER_HASH_KEY", "k-123")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(
+        text(&o.stdout).trim(),
+        authserver_core::UserHasher::new(b"k-123").hash("alice")
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_authserver"))
+        .args(["users", "hash", "alice"])
+        .env_remove("AUTHSERVER_LOG_USER_HASH_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("random per process"));
+}

@@ -52,6 +52,12 @@ pub enum UsersCommand {
         /// Users file.
         file: PathBuf,
     },
+    /// Print the `user_hash` that logs, metrics and audit events carry for USERNAME (keyed with
+    /// `log.user_hash_key`), to find a user's lines during an incident.
+    Hash {
+        /// Username.
+        username: String,
+    },
 }
 
 /// Runs one `users` subcommand; every change is an audit event with the acting OS user.
@@ -61,7 +67,7 @@ pub fn run(cmd: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::Disable { file, username } => ("users.disable", file.clone(), username.clone()),
         UsersCommand::Enable { file, username } => ("users.enable", file.clone(), username.clone()),
         UsersCommand::Remove { file, username } => ("users.remove", file.clone(), username.clone()),
-        UsersCommand::List { .. } => return execute(cmd),
+        UsersCommand::List { .. } | UsersCommand::Hash { .. } => return execute(cmd),
     };
     let settings = crate::config::Settings::load(None)?;
     let audit = crate::audit::Audit::from_settings(&settings.audit, crate::audit::Stream::Stderr)?;
@@ -77,6 +83,17 @@ pub fn run(cmd: UsersCommand) -> anyhow::Result<()> {
 
 fn execute(cmd: UsersCommand) -> anyhow::Result<()> {
     match cmd {
+        UsersCommand::Hash { username } => {
+            let settings = crate::config::Settings::load(None)?;
+            if settings.log.user_hash_key.is_empty() {
+                bail!(
+                    "log.user_hash_key is not set (AUTHSERVER_LOG_USER_HASH_KEY): this deployment's user_hash \
+                     values are random per process and cannot be recomputed"
+                );
+            }
+            println!("{}", crate::wiring::user_hasher(&settings).hash(&username));
+            Ok(())
+        }
         UsersCommand::Add {
             file,
             username,

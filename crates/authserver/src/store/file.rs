@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Debug, thiserror::Error)]
 pub enum FileStoreError {
     /// Could not read the file.
-    #[error("cannot read users file {path}: {source}")]
+    #[error("cannot read users file {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -28,7 +28,7 @@ pub enum FileStoreError {
         source: std::io::Error,
     },
     /// Read, but refused.
-    #[error("users file {path}: {source}")]
+    #[error("users file {} refused", path.display())]
     Invalid {
         /// The file.
         path: PathBuf,
