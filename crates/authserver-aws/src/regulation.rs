@@ -12,8 +12,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
 /// Attempts of one update before giving up (conflicts only happen under concurrent writes to
-/// the same key).
-const MAX_ATTEMPTS: usize = 8;
+/// the same key; each round lets at least one writer through, and a jittered pause spreads the
+/// losers out).
+const MAX_ATTEMPTS: u32 = 16;
 
 /// Regulation state in a DynamoDB table.
 #[derive(Debug, Clone)]
@@ -125,7 +126,11 @@ impl RegulationStore for DynamoDbRegulation {
         f: Update<'a>,
     ) -> BoxFuture<'a, Result<Entry, BackendError>> {
         Box::pin(async move {
-            for _ in 0..MAX_ATTEMPTS {
+            for attempt in 0..MAX_ATTEMPTS {
+                if attempt > 0 {
+                    let ms = rand::random_range(1..=5 * u64::from(attempt.min(8)));
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
                 let item = self.read(key, true).await?;
                 // The version guards the write even when the stored entry has expired.
                 let stored_version = item.as_ref().map(|i| n(i, "version"));
