@@ -101,8 +101,19 @@ async fn https_with_http2_and_certificate_reload() {
             .is_err(),
         "old one retired"
     );
-    let lines = server.lines().join("\n");
-    assert!(lines.contains("TLS certificate not reloaded") && lines.contains("TLS certificate reloaded"));
+    // Log lines are written in batches (at most 100 ms apart): wait for them.
+    let start = Instant::now();
+    let lines = loop {
+        let lines = server.lines().join("\n");
+        if lines.contains("TLS certificate not reloaded") && lines.contains("TLS certificate reloaded") {
+            break lines;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "reload log lines missing: {lines}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(!lines.contains("not a key"), "key material never logged");
 }
 
