@@ -4,18 +4,31 @@
 //! knows about HTTP, Lambda or the settings file (plain config structs come in instead).
 //!
 //! # Layout
+//! - [`alarms`]: `ops alarms test`, each alarm driven to `ALARM` and back with `SetAlarmState`.
 //! - [`client`]: the shared SDK configuration (standard chain, endpoint override, timeouts).
+//! - [`compliance`]: the compliance check of a deployment (controls, evidence, CIS references)
+//!   and the `ComplianceViolations` metric.
 //! - [`regulation`]: [`DynamoDbRegulation`], brute-force regulation state shared by a fleet.
 //! - [`retry`]: bounded retries with exponential backoff and jitter; AWS errors reduced to
 //!   loggable, secret-free [`CallError`]s.
-//! - [`secrets`]: [`SecretsManagerStore`], the credential store over one Secrets Manager secret.
+//! - [`rotation`]: [`Rotator`], the four Secrets Manager rotation steps for service accounts.
+//! - [`secrets`]: [`SecretsManagerStore`], the credential store over one Secrets Manager secret
+//!   (following rotations: pending and previous versions' service-account passwords).
+//! - `sm`: the small Secrets Manager calls rotation and `users push/pull` share.
+//! - [`users`]: `users push/pull`, the users document to and from the credential secret.
 
+pub mod alarms;
 pub mod client;
+pub mod compliance;
 pub mod regulation;
 pub mod retry;
+pub mod rotation;
 pub mod secrets;
+mod sm;
+pub mod users;
 
 pub use client::{dynamodb_client, sdk_config, secrets_client};
 pub use regulation::DynamoDbRegulation;
 pub use retry::{CallError, RetryPolicy};
+pub use rotation::{RotationConfig, RotationError, RotationEvent, Rotator, StepReport};
 pub use secrets::{RefreshError, Refreshed, SecretsManagerStore, SecretsStoreConfig, current_value};

@@ -163,6 +163,8 @@ pub struct Verified {
     known: Option<CacheKey>,
     matched: bool,
     elapsed: Duration,
+    /// Argon2id runs it took (1, or 2 while the snapshot holds alternates).
+    runs: u8,
 }
 
 impl VerifyTask {
@@ -182,17 +184,52 @@ impl VerifyTask {
     }
 
     /// Runs the verification (tens to hundreds of milliseconds of CPU).
+    ///
+    /// While the snapshot holds alternates (a rotation's pending or previous hashes), a service
+    /// account's password may match either hash, so a wrong password for such an account costs
+    /// two verifications. Then *every* denial costs two, so that a denial stays as slow for a
+    /// user with an alternate as for one without (and for unknown users): the second run is
+    /// the alternate when there is one, otherwise the same hash again, at the same cost, its
+    /// result ignored. Successes with the current password stay at one verification. Outside
+    /// rotations nothing changes.
     pub fn run(self) -> Verified {
         let start = Instant::now();
         // Unknown users verify against the dummy: same work, always false.
-        let matched = self.hash().verify(self.creds.password()) && self.known.is_some();
+        let first = self.hash().verify(self.creds.password());
+        let mut matched = first && self.known.is_some();
+        let mut runs = 1;
+        if let Some(alternates) = self.snapshot.alternates() {
+            let user = self.known.and(self.snapshot.user(self.creds.username()));
+            let allowed = matched && user.is_some_and(|u| u.status == Status::Active);
+            if !allowed {
+                runs = 2;
+                match alternates
+                    .get(self.creds.username())
+                    .filter(|_| !first && user.is_some())
+                {
+                    Some(alternate) => matched = alternate.verify(self.creds.password()),
+                    None => {
+                        let _ = self.hash().verify(self.creds.password());
+                    }
+                }
+            }
+        }
         Verified {
             elapsed: start.elapsed(),
             username: self.creds.username().to_owned(),
             snapshot: self.snapshot,
             known: self.known,
             matched,
+            runs,
         }
+    }
+}
+
+impl Verified {
+    /// Argon2id runs the verification took: 1, or 2 while the snapshot holds alternates (see
+    /// [`VerifyTask::run`]).
+    pub fn runs(&self) -> u8 {
+        self.runs
     }
 }
 
@@ -279,6 +316,7 @@ mod tests {
     use crate::clock::SystemClock;
     use crate::hash::{HashPolicy, hash_password, tests::FAST};
     use crate::secret::Secret;
+    use crate::store::AlternateKind;
 
     fn setup() -> (Authenticator, Arc<Snapshot>) {
         let h = hash_password(&Secret::from("right"), FAST).expect("hash");
@@ -344,6 +382,100 @@ mod tests {
         let s2 = Arc::new(Snapshot::from_json(json.as_bytes(), &HashPolicy::default(), "v2").expect("ok"));
         let d = a.authenticate(&s2, creds("alice", "right"));
         assert_eq!(d.reason(), Some(Reason::Disabled));
+    }
+
+    /// A store where `svc` is a service account and `human` is not; both passwords "old".
+    fn rotating(new_svc: &str, new_human: &str) -> (Arc<Snapshot>, Arc<Snapshot>) {
+        let doc = |svc: &str, human: &str| {
+            let h = |p: &str| hash_password(&Secret::from(p), FAST).expect("hash");
+            format!(
+                r#"{{"svc":{{"passwordHash":"{}","deliverySecretId":"d/svc","roles":["m2m"]}},
+                    "human":{{"passwordHash":"{}"}},
+                    "off":{{"passwordHash":"{}","status":"DISABLED","deliverySecretId":"d/off"}}}}"#,
+                h(svc),
+                h(human),
+                h(svc)
+            )
+        };
+        let policy = HashPolicy::default();
+        let current = Snapshot::from_json(doc("old", "old").as_bytes(), &policy, "v1").expect("ok");
+        let pending = Snapshot::from_json(doc(new_svc, new_human).as_bytes(), &policy, "v2").expect("ok");
+        (Arc::new(current), Arc::new(pending))
+    }
+
+    fn runs(a: &Authenticator, s: &Arc<Snapshot>, u: &str, p: &str) -> (Option<Reason>, u8) {
+        match a.begin(s, creds(u, p)) {
+            Step::Verify(t) => {
+                let v = t.run();
+                let runs = v.runs();
+                (a.finish(v).reason(), runs)
+            }
+            Step::Done(d) => (d.reason(), 0),
+        }
+    }
+
+    #[test]
+    fn service_accounts_accept_either_version_and_every_denial_costs_two_runs() {
+        let (a, _) = setup();
+        let (current, pending) = rotating("new", "new");
+        let both = Arc::new(current.with_alternates(AlternateKind::Pending, &pending));
+        assert_eq!(
+            both.alternates().map(|x| (x.kind(), x.version(), x.len())),
+            Some((AlternateKind::Pending, "v2", 1))
+        );
+        assert!(
+            both.alternates()
+                .is_some_and(|x| !x.is_empty() && x.get("human").is_none())
+        );
+        // The service account: old (current) and new (pending) passwords; roles from current.
+        assert_eq!(runs(&a, &both, "svc", "old"), (None, 1));
+        assert_eq!(
+            runs(&a, &both, "svc", "new"),
+            (None, 2),
+            "current fails, alternate matches"
+        );
+        assert_eq!(runs(&a, &both, "svc", "new"), (None, 0), "then cached");
+        let d = a.authenticate(&both, creds("svc", "new"));
+        assert_eq!(
+            d.outcome,
+            Outcome::Allowed {
+                roles: vec!["m2m".to_owned()].into()
+            }
+        );
+        // Every denial costs two runs while alternates exist ...
+        assert_eq!(runs(&a, &both, "svc", "wrong"), (Some(Reason::WrongPassword), 2));
+        assert_eq!(
+            runs(&a, &both, "human", "new"),
+            (Some(Reason::WrongPassword), 2),
+            "humans get no alternate"
+        );
+        assert_eq!(runs(&a, &both, "nobody", "new"), (Some(Reason::UnknownUser), 2));
+        assert_eq!(runs(&a, &both, "off", "old"), (Some(Reason::Disabled), 2));
+        assert_eq!(
+            runs(&a, &both, "off", "new"),
+            (Some(Reason::WrongPassword), 2),
+            "disabled: no alternate"
+        );
+        // ... and one without them.
+        let plain = Arc::new(both.without_alternates());
+        assert!(plain.alternates().is_none());
+        assert_eq!(runs(&a, &plain, "svc", "new"), (Some(Reason::WrongPassword), 1));
+        assert_eq!(runs(&a, &plain, "nobody", "x"), (Some(Reason::UnknownUser), 1));
+        assert_eq!(
+            runs(&a, &plain, "svc", "old"),
+            (None, 1),
+            "the cached alternate success is gone"
+        );
+    }
+
+    #[test]
+    fn no_changed_service_account_means_no_alternates() {
+        let (current, _) = rotating("old", "old");
+        let s = current.with_alternates(AlternateKind::Previous, &current);
+        assert!(s.alternates().is_none(), "identical hashes: nothing to accept");
+        assert_ne!(s.generation(), current.generation());
+        assert_eq!(AlternateKind::Previous.as_str(), "previous");
+        assert_eq!(AlternateKind::Pending.as_str(), "pending");
     }
 
     #[test]

@@ -312,7 +312,11 @@ pub(crate) mod tests {
 
     #[test]
     fn dummy_hash_is_cached_per_cost() {
-        let odd = Cost { m_kib: 20480, t: 2, p: 1 }; // not precomputed: generated once
+        let odd = Cost {
+            m_kib: 20480,
+            t: 2,
+            p: 1,
+        }; // not precomputed: generated once
         let a = dummy_hash(odd);
         let b = dummy_hash(odd);
         assert_eq!(a.expose(), b.expose());

@@ -7,7 +7,8 @@
 //! - [`secret`]: `Secret`, the redacting, zeroizing holder for passwords.
 //! - [`credentials`]: `Authorization: Basic` parsing into our own `Credentials`.
 //! - [`hash`]: Argon2id PHC hashes, the parameter policy, hashing and the dummy hash.
-//! - [`store`]: the credential store format and the immutable `Snapshot`.
+//! - [`store`]: the credential store format and the immutable `Snapshot` (with the alternate
+//!   hashes a rotation's pending or previous version contributes).
 //! - [`source`]: the `SnapshotSource` port credential stores implement.
 //! - [`cache`]: the verified-credential cache (HMAC keys, LRU, TTL, generation).
 //! - [`authenticator`]: the two-phase decision with its reason.
@@ -37,4 +38,6 @@ pub use hash::{Cost, HashError, HashPolicy, StoredHash, hash_password};
 pub use keyed::UserHasher;
 pub use secret::Secret;
 pub use source::{SnapshotSource, StoreCounters, StoreStatus, Unavailable};
-pub use store::{Snapshot, Status, StoreDocument, StoreError, UserRecord, parse_document};
+pub use store::{
+    AlternateKind, Alternates, Snapshot, Status, StoreDocument, StoreError, UserRecord, parse_document,
+};

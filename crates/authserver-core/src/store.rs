@@ -69,6 +69,8 @@ pub struct User {
     pub roles: Arc<[String]>,
     /// When the password last changed.
     pub password_changed_at: Option<OffsetDateTime>,
+    /// Set for service accounts: the secret their rotated password is delivered to.
+    pub delivery_secret_id: Option<String>,
 }
 
 /// Why a store document was refused. The previous snapshot stays in service.
@@ -186,6 +188,64 @@ pub struct Snapshot {
     generation: u64,
     users: HashMap<String, User>,
     dummy: StoredHash,
+    alternates: Option<Alternates>,
+}
+
+/// Which other version of the store an [`Alternates`] set comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlternateKind {
+    /// The version a rotation is preparing (`AWSPENDING`): new passwords already work.
+    Pending,
+    /// The version a rotation replaced (`AWSPREVIOUS`), during its grace period: old passwords
+    /// still work.
+    Previous,
+}
+
+impl AlternateKind {
+    /// Log label: `pending` or `previous`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlternateKind::Pending => "pending",
+            AlternateKind::Previous => "previous",
+        }
+    }
+}
+
+/// A second accepted hash per service account, taken from another version of the store while
+/// a rotation is under way (pending) or just finished (previous). Status and roles always come
+/// from the snapshot's own version; only the password may match either hash.
+#[derive(Debug, Clone)]
+pub struct Alternates {
+    kind: AlternateKind,
+    version: String,
+    hashes: HashMap<String, StoredHash>,
+}
+
+impl Alternates {
+    /// Pending or previous.
+    pub fn kind(&self) -> AlternateKind {
+        self.kind
+    }
+
+    /// The version the hashes come from.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The alternate hash of `user`, if it has one.
+    pub fn get(&self, user: &str) -> Option<&StoredHash> {
+        self.hashes.get(user)
+    }
+
+    /// Users with an alternate hash.
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// True when no user has one (never the case for a set attached to a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -227,6 +287,7 @@ impl Snapshot {
                     status: rec.status,
                     roles: rec.roles.into(),
                     password_changed_at: rec.password_changed_at,
+                    delivery_secret_id: rec.delivery_secret_id,
                 },
             );
         }
@@ -239,7 +300,49 @@ impl Snapshot {
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             users,
             dummy: dummy_hash(cost),
+            alternates: None,
         })
+    }
+
+    /// A new snapshot (new generation) of the same version that also accepts, for each
+    /// ACTIVE service account (`deliverySecretId` set), the password hash it has in `other`,
+    /// when that differs and `other` has the account ACTIVE too. Everyone else gets nothing
+    /// from `other`: humans' old passwords are never accepted, and a user disabled or removed
+    /// here stays so. `other` was validated against the policy when it was built. With no
+    /// account to take a hash for, the result has no alternates.
+    pub fn with_alternates(&self, kind: AlternateKind, other: &Snapshot) -> Snapshot {
+        let hashes: HashMap<String, StoredHash> = self
+            .users
+            .iter()
+            .filter(|(_, u)| u.status == Status::Active && u.delivery_secret_id.is_some())
+            .filter_map(|(name, u)| {
+                let alt = other.user(name)?;
+                (alt.status == Status::Active && alt.hash.expose() != u.hash.expose())
+                    .then(|| (name.clone(), alt.hash.clone()))
+            })
+            .collect();
+        let alternates = (!hashes.is_empty()).then(|| Alternates {
+            kind,
+            version: other.version.clone(),
+            hashes,
+        });
+        self.derive(alternates)
+    }
+
+    /// A new snapshot (new generation) of the same version without alternates: what serves
+    /// when a rotation's pending version is gone or the previous version's grace period ended.
+    pub fn without_alternates(&self) -> Snapshot {
+        self.derive(None)
+    }
+
+    fn derive(&self, alternates: Option<Alternates>) -> Snapshot {
+        Snapshot {
+            version: self.version.clone(),
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            users: self.users.clone(),
+            dummy: self.dummy.clone(),
+            alternates,
+        }
     }
 
     /// Parses and validates in one step.
@@ -284,6 +387,11 @@ impl Snapshot {
     /// The hash verified for unknown usernames.
     pub fn dummy(&self) -> &StoredHash {
         &self.dummy
+    }
+
+    /// The other version's hashes this snapshot also accepts, if any.
+    pub fn alternates(&self) -> Option<&Alternates> {
+        self.alternates.as_ref()
     }
 }
 

@@ -9,15 +9,18 @@
 //! - [`decide`]: one authentication attempt from header values to a decision.
 //! - [`http`]: the axum router shared by the standalone server and Lambda.
 //! - [`server`]: the standalone accept loop and graceful shutdown.
-//! - [`lambda`]: the Lambda runtime: proxy (the same router) and API Gateway authorizer modes.
+//! - [`lambda`]: the Lambda runtime: proxy (the same router), API Gateway authorizer, rotation
+//!   and compliance modes.
 //! - [`tls`]: rustls for the standalone server, certificates reloaded on change.
 //! - [`wiring`]: builds the state from settings.
 //! - [`telemetry`]: logging setup and the metric name table.
 //! - [`audit`]: the audit trail sinks (stdout, hash-chained file) and its verifier.
 //! - [`cli`]: the `authserver` command line.
+//! - [`compliance`]: the compliance check's target (from settings) and its human table.
 
 pub mod audit;
 pub mod cli;
+pub mod compliance;
 pub mod config;
 pub mod decide;
 pub mod http;

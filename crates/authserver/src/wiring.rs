@@ -33,13 +33,19 @@ pub fn user_hasher(settings: &Settings) -> UserHasher {
     }
 }
 
+/// The `user_hash` key: from `log.user_hash_key_secret_id` when set (needs the multi-thread
+/// Tokio runtime), else from `log.user_hash_key`, else random.
+pub fn hasher(settings: &Settings) -> anyhow::Result<UserHasher> {
+    if settings.log.user_hash_key_secret_id.is_empty() {
+        Ok(user_hasher(settings))
+    } else {
+        user_hasher_from_secret(settings)
+    }
+}
+
 /// Builds everything; must run inside a Tokio runtime (it spawns the store watcher).
 pub fn build(settings: Settings) -> anyhow::Result<Built> {
-    let hasher = if settings.log.user_hash_key_secret_id.is_empty() {
-        user_hasher(&settings)
-    } else {
-        user_hasher_from_secret(&settings)?
-    };
+    let hasher = hasher(&settings)?;
     let audit: Arc<dyn authserver_core::AuditSink> = Arc::new(crate::audit::Audit::from_settings(
         &settings.audit,
         crate::audit::Stream::Stdout,
@@ -134,6 +140,8 @@ fn secrets_manager(settings: &Settings, hasher: UserHasher) -> anyhow::Result<Se
         max_stale: Duration::from_secs(s.max_stale_minutes * 60),
         retry: RetryPolicy::default(),
         policy: settings.hash.policy.clone(),
+        accept_pending: s.accept_pending,
+        previous_grace: Duration::from_secs(s.previous_grace_seconds),
     };
     let endpoint = s.endpoint_url.clone();
     block_on_aws(async move {

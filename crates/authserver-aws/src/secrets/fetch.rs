@@ -1,60 +1,36 @@
-//! The AWS side of a refresh: which version holds `AWSCURRENT` (cheap, no secret material),
-//! and the value of one version. Values are held in zeroizing buffers.
+//! The AWS side of a refresh: which versions hold `AWSCURRENT`, `AWSPENDING` and
+//! `AWSPREVIOUS` (cheap, no secret material), and the value of one version. Values are held in
+//! zeroizing buffers.
 
 use super::{RefreshError, SecretsStoreConfig};
 use crate::retry::{RetryPolicy, classify, with_retries};
 use aws_sdk_secretsmanager::Client;
+use std::time::SystemTime;
 use zeroize::Zeroizing;
 
 /// The staging label the store follows.
 pub const CURRENT: &str = "AWSCURRENT";
+/// The label of the version a rotation is preparing.
+pub const PENDING: &str = "AWSPENDING";
+/// The label Secrets Manager moves to the version `AWSCURRENT` left.
+pub const PREVIOUS: &str = "AWSPREVIOUS";
 
-/// What a fetch found.
-pub(crate) enum Fetched {
-    /// `AWSCURRENT` still names the version in service.
-    Unchanged,
-    /// A version to parse.
-    New {
-        /// Its version id.
-        version: String,
-        /// Its value (JSON bytes).
-        value: Zeroizing<Vec<u8>>,
-    },
+/// Which version carries which staging label, from one `DescribeSecret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Labels {
+    /// The version staged `AWSCURRENT`.
+    pub current: String,
+    /// The version staged `AWSPENDING`, when that is not the current one (a rotation under way).
+    pub pending: Option<String>,
+    /// The version staged `AWSPREVIOUS`.
+    pub previous: Option<String>,
+    /// When Secrets Manager last rotated the secret.
+    pub last_rotated: Option<SystemTime>,
 }
 
-/// Asks which version holds `AWSCURRENT`, and fetches its value only when it is neither the
-/// version in service (`known`) nor one already refused (`refused`). Without a version in
-/// service, fetches `AWSCURRENT` in one call (cold start: one round trip, not two).
-pub(crate) async fn fetch(
-    client: &Client,
-    config: &SecretsStoreConfig,
-    known: Option<&str>,
-    refused: Option<&(String, RefreshError)>,
-) -> Result<Fetched, RefreshError> {
-    let wanted = match known {
-        None => None,
-        Some(known) => {
-            let current = current_version(client, config).await?;
-            if current == known {
-                return Ok(Fetched::Unchanged);
-            }
-            if let Some((version, why)) = refused.filter(|(v, _)| *v == current) {
-                debug_assert_eq!(version, &current);
-                return Err(why.clone());
-            }
-            Some(current)
-        }
-    };
-    let (version, value) = value(client, &config.secret_id, &config.retry, wanted.as_deref()).await?;
-    if let Some((_, why)) = refused.filter(|(v, _)| *v == version) {
-        return Err(why.clone());
-    }
-    Ok(Fetched::New { version, value })
-}
-
-/// `DescribeSecret` → the version id staged `AWSCURRENT`. A secret scheduled for deletion
+/// `DescribeSecret` → which version carries which label. A secret scheduled for deletion
 /// counts as gone: `GetSecretValue` would refuse it too.
-async fn current_version(client: &Client, config: &SecretsStoreConfig) -> Result<String, RefreshError> {
+pub(crate) async fn labels(client: &Client, config: &SecretsStoreConfig) -> Result<Labels, RefreshError> {
     const OP: &str = "DescribeSecret";
     let out = with_retries(&config.retry, || async {
         client
@@ -68,14 +44,23 @@ async fn current_version(client: &Client, config: &SecretsStoreConfig) -> Result
     if out.deleted_date().is_some() {
         return Err(RefreshError::Deleted);
     }
-    out.version_ids_to_stages()
-        .and_then(|versions| {
+    let staged = |label: &str| {
+        out.version_ids_to_stages().and_then(|versions| {
             versions
                 .iter()
-                .find(|(_, stages)| stages.iter().any(|s| s == CURRENT))
+                .find(|(_, stages)| stages.iter().any(|s| s == label))
                 .map(|(id, _)| id.clone())
         })
-        .ok_or(RefreshError::NoCurrentVersion)
+    };
+    let current = staged(CURRENT).ok_or(RefreshError::NoCurrentVersion)?;
+    Ok(Labels {
+        pending: staged(PENDING).filter(|p| *p != current),
+        previous: staged(PREVIOUS).filter(|p| *p != current),
+        last_rotated: out
+            .last_rotated_date()
+            .and_then(|d| SystemTime::try_from(*d).ok()),
+        current,
+    })
 }
 
 /// The `AWSCURRENT` value of any secret (the `user_hash` key, say), with the same retries.
@@ -88,7 +73,7 @@ pub async fn current_value(
 }
 
 /// `GetSecretValue` of `version` (or of `AWSCURRENT`) → (version id, value bytes).
-async fn value(
+pub(crate) async fn value(
     client: &Client,
     secret_id: &str,
     retry: &RetryPolicy,

@@ -18,10 +18,17 @@
 //!   policy never replaces the snapshot, is not fetched again, and counts as a failure.
 //! - **No "no users".** A failure never produces an empty snapshot; before the first good load
 //!   the store is unavailable (503), not empty.
+//! - **Rotations.** While `AWSPENDING` is on another version, service accounts' passwords
+//!   from that version work too; after the rotation, the `AWSPREVIOUS` ones work for
+//!   `previous_grace` ([`alternates`]). Cold starts learn the labels with the same round trip
+//!   as the value (`DescribeSecret` and `GetSecretValue` run concurrently); other versions are
+//!   fetched once each, and a rotation's switch to the pending version costs no fetch.
 //! - **Logging.** Each change of health and each distinct error is logged once. Nothing logged
 //!   quotes the secret: usernames in validation errors become `user_hash`.
 
+mod alternates;
 mod fetch;
+mod round;
 mod state;
 
 use crate::retry::{CallError, RetryPolicy};
@@ -30,13 +37,12 @@ use authserver_core::{
     Unavailable, UserHasher,
 };
 use aws_sdk_secretsmanager::Client;
-use fetch::Fetched;
 use state::State;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-pub use fetch::{CURRENT, current_value};
+pub use fetch::{CURRENT, PENDING, PREVIOUS, current_value};
 
 /// Plain configuration of a [`SecretsManagerStore`].
 #[derive(Debug, Clone, PartialEq)]
@@ -53,10 +59,16 @@ pub struct SecretsStoreConfig {
     pub retry: RetryPolicy,
     /// The hash policy every entry must meet.
     pub policy: HashPolicy,
+    /// Accept service accounts' passwords from the `AWSPENDING` version during a rotation.
+    pub accept_pending: bool,
+    /// How long after a rotation the `AWSPREVIOUS` version's service-account passwords still
+    /// work (zero: not at all).
+    pub previous_grace: Duration,
 }
 
 impl SecretsStoreConfig {
-    /// The documented defaults: TTL 5 min, version check 30 s, max stale 60 min.
+    /// The documented defaults: TTL 5 min, version check 30 s, max stale 60 min, pending
+    /// accepted, previous accepted for 2 h after a rotation.
     pub fn new(secret_id: impl Into<String>, policy: HashPolicy) -> Self {
         Self {
             secret_id: secret_id.into(),
@@ -65,7 +77,15 @@ impl SecretsStoreConfig {
             max_stale: Duration::from_secs(3600),
             retry: RetryPolicy::default(),
             policy,
+            accept_pending: true,
+            previous_grace: Duration::from_secs(7200),
         }
+    }
+
+    /// Whether the store looks at other versions than `AWSCURRENT` at all. When not, a cold
+    /// start is one `GetSecretValue` and nothing else changes.
+    pub fn follows_rotation(&self) -> bool {
+        self.accept_pending || !self.previous_grace.is_zero()
     }
 
     /// Time from one successful refresh to the next: the version-check interval, but never
@@ -88,6 +108,14 @@ pub enum Refreshed {
         version: String,
         /// Users in it.
         users: usize,
+    },
+    /// Same version, but another version's service-account passwords started or stopped
+    /// being accepted beside it.
+    Alternates {
+        /// The version in service.
+        version: String,
+        /// `pending` or `previous` and that version's id; `None` when none is accepted now.
+        accepting: Option<(&'static str, String)>,
     },
 }
 
@@ -254,65 +282,6 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One round: version check, fetch when changed, parse, swap. Caller holds `flight`.
-    async fn round(&self) -> Result<Refreshed, RefreshError> {
-        let (known, refused) = {
-            let st = self.lock();
-            let known = st.snapshot.as_ref().map(|s| s.version().to_owned());
-            (known, st.refused.clone())
-        };
-        let fetched = fetch::fetch(&self.client, &self.config, known.as_deref(), refused.as_ref()).await;
-        let parsed = match fetched {
-            Ok(Fetched::Unchanged) => Ok(None),
-            Ok(Fetched::New { version, value }) => self.parse(version, value).await.map(Some),
-            Err(e) => Err(e),
-        };
-        let now = self.clock.now();
-        let mut st = self.lock();
-        let result = match parsed {
-            Ok(None) => {
-                st.succeeded(now, &self.config);
-                Ok(Refreshed::Unchanged)
-            }
-            Ok(Some(snapshot)) => {
-                let version = snapshot.version().to_owned();
-                let users = snapshot.len();
-                tracing::info!(
-                    secret_id = %self.config.secret_id,
-                    version,
-                    previous = known.as_deref(),
-                    users,
-                    "credential secret version loaded"
-                );
-                st.snapshot = Some(Arc::new(snapshot));
-                st.succeeded(now, &self.config);
-                self.loads.fetch_add(1, Ordering::Relaxed);
-                self.audit(AuditEvent::StoreVersionChanged {
-                    store: "secrets_manager",
-                    previous: known,
-                    version: version.clone(),
-                    users,
-                });
-                Ok(Refreshed::Loaded { version, users })
-            }
-            Err(e) => {
-                if let RefreshError::Invalid { version, .. } = &e {
-                    st.refused = Some((version.clone(), e.clone()));
-                }
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                if let Some(error) = st.failed(now, &self.config, &e) {
-                    self.audit(AuditEvent::StoreReloadFailed {
-                        store: "secrets_manager",
-                        error,
-                    });
-                }
-                Err(e)
-            }
-        };
-        st.observe(now, &self.config);
-        result
-    }
-
     fn audit(&self, event: AuditEvent) {
         if let Some(sink) = self.audit.get() {
             sink.emit(event);
@@ -349,6 +318,7 @@ impl SnapshotSource for SecretsManagerStore {
         let now = self.inner.clock.now();
         let (result, due) = {
             let mut st = self.inner.lock();
+            st.expire_alternates(now, &self.inner.config);
             let health = st.observe(now, &self.inner.config);
             let result = match (&st.snapshot, health.usable()) {
                 (Some(snapshot), true) => Ok(snapshot.clone()),

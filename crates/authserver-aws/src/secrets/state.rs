@@ -1,6 +1,7 @@
 //! The store's bookkeeping: the snapshot in service, when it was last confirmed current, how
 //! long the store has been failing, and the health derived from those — logged once per change.
 
+use super::alternates::{Switch, Wanted};
 use super::{RefreshError, Refreshed, SecretsStoreConfig};
 use authserver_core::Snapshot;
 use std::sync::Arc;
@@ -30,8 +31,23 @@ impl Health {
 
 #[derive(Debug)]
 pub(crate) struct State {
-    /// The last good snapshot (never replaced by a failure).
+    /// The last good snapshot (never replaced by a failure): the one served, derived from
+    /// `base` (with the alternate's hashes while one applies).
     pub snapshot: Option<Arc<Snapshot>>,
+    /// The `AWSCURRENT` version's own snapshot, never served itself (a served snapshot always
+    /// has a newer generation than the one it replaces, which the verified cache relies on).
+    pub base: Option<Arc<Snapshot>>,
+    /// The pending or previous version served beside `base`, if any.
+    pub applied: Option<Wanted>,
+    /// Snapshots of other versions seen lately (pending, previous, the base a rotation
+    /// replaced): a rotation's switch then costs no fetch.
+    pub versions: Vec<Arc<Snapshot>>,
+    /// Another version that failed to parse or validate, and why: not fetched again.
+    pub alt_refused: Option<(String, String)>,
+    /// The latest version seen staged `AWSPENDING`.
+    pub pending_seen: Option<String>,
+    /// The latest switch of `AWSCURRENT` to a version this process had seen pending.
+    pub switch: Option<Switch>,
     /// When `AWSCURRENT` was last seen to name the snapshot's version.
     pub confirmed_at: Option<Instant>,
     /// Start of the current run of failed refreshes.
@@ -54,6 +70,12 @@ impl State {
     pub(crate) fn new(now: Instant) -> Self {
         Self {
             snapshot: None,
+            base: None,
+            applied: None,
+            versions: Vec::new(),
+            alt_refused: None,
+            pending_seen: None,
+            switch: None,
             confirmed_at: None,
             failing_since: None,
             failures: 0,
@@ -104,6 +126,43 @@ impl State {
         self.next_due
             .saturating_duration_since(now)
             .clamp(Duration::from_secs(1), Duration::from_secs(30))
+    }
+
+    /// The snapshot of `version` if this process has one (base or recently seen).
+    pub(crate) fn known(&self, version: &str) -> Option<Arc<Snapshot>> {
+        self.base
+            .iter()
+            .chain(&self.versions)
+            .find(|s| s.version() == version)
+            .cloned()
+    }
+
+    /// Keeps `snapshot` among the recently seen versions (at most three).
+    pub(crate) fn remember(&mut self, snapshot: Arc<Snapshot>) {
+        self.versions.retain(|s| s.version() != snapshot.version());
+        self.versions.push(snapshot);
+        if self.versions.len() > 3 {
+            self.versions.remove(0);
+        }
+    }
+
+    /// Drops a previous version whose grace period has ended; called on every read, so the old
+    /// passwords stop working at the deadline, not at the next refresh.
+    pub(crate) fn expire_alternates(&mut self, now: Instant, config: &SecretsStoreConfig) {
+        let ended = self
+            .applied
+            .as_ref()
+            .is_some_and(|a| a.until.is_some_and(|until| until <= now));
+        if let (true, Some(base)) = (ended, &self.base) {
+            if let Some(a) = self.applied.take() {
+                tracing::info!(
+                    secret_id = %config.secret_id,
+                    version = a.version,
+                    "grace period over: the previous version's passwords are no longer accepted"
+                );
+            }
+            self.snapshot = Some(Arc::new(base.without_alternates()));
+        }
     }
 
     /// Records a successful refresh.

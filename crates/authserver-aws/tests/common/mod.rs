@@ -225,12 +225,15 @@ pub async fn put(admin: &Client, name: &str, value: &str) -> String {
     out.version_id().unwrap().to_owned()
 }
 
-/// Test timings: short TTLs, fast retries.
+/// Test timings: short TTLs, fast retries. Rotation following is off here, so the call
+/// counts these tests assert are those of `AWSCURRENT` alone; `secrets_rotation.rs` covers it.
 pub fn config(name: &str) -> SecretsStoreConfig {
     let mut c = SecretsStoreConfig::new(name, policy());
     c.ttl = Duration::from_secs(60);
     c.version_check = Duration::from_secs(10);
     c.max_stale = Duration::from_secs(120);
+    c.accept_pending = false;
+    c.previous_grace = Duration::ZERO;
     c.retry = RetryPolicy {
         max_attempts: 3,
         base_delay: Duration::from_millis(10),

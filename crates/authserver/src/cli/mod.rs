@@ -6,11 +6,17 @@
 //!
 //! # Layout
 //! - [`ops`]: `ops cache-status`, `ops cache-purge` against a running server.
+//! - [`alarms`]: `ops alarms test`, alert delivery proven through CloudWatch.
+//! - [`compliance`]: `compliance check`, the deployment's controls.
 //! - [`password`]: reading a password from stdin or a no-echo prompt.
 //! - [`users`]: `users add|disable|enable|remove|list` on a users file, atomic writes.
+//! - [`secret`]: `users push|pull`, the users file to and from the credential secret.
 
+pub mod alarms;
+pub mod compliance;
 pub mod ops;
 pub mod password;
+pub mod secret;
 pub mod users;
 
 use crate::config::Settings;
@@ -46,14 +52,18 @@ pub enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Operate a running server.
+    /// Operate a running server, or the deployment's alarms.
     #[command(subcommand)]
     Ops(ops::OpsCommand),
+    /// Check the AWS deployment's security controls.
+    #[command(subcommand)]
+    Compliance(compliance::ComplianceCommand),
     /// Run as an AWS Lambda function (what `bootstrap` does with no arguments under Lambda).
     Lambda(LambdaArgs),
 }
 
-/// `lambda` options. The mode is `AUTHSERVER_LAMBDA_MODE` (proxy, authorizer).
+/// `lambda` options. The mode is `AUTHSERVER_LAMBDA_MODE` (proxy, authorizer, rotation,
+/// compliance).
 #[derive(Debug, Args)]
 pub struct LambdaArgs {
     /// Config file (TOML).
@@ -146,6 +156,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Users(cmd) => users::run(cmd),
         Command::Ops(cmd) => ops::run(cmd),
+        Command::Compliance(cmd) => compliance::run(cmd),
         Command::Lambda(args) => crate::lambda::run(Settings::load(args.config.as_deref())?),
         Command::Audit(AuditCommand::Verify { file }) => {
             let text =

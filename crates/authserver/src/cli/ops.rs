@@ -1,5 +1,6 @@
 //! `authserver ops`: what a running server holds, and the cache purge of the credential-leak
-//! runbook, through its admin endpoints.
+//! runbook, through its admin endpoints; `ops alarms test` ([`super::alarms`]) proves alert
+//! delivery through CloudWatch.
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -23,6 +24,9 @@ pub enum OpsCommand {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
     },
+    /// CloudWatch alarms of the deployment.
+    #[command(subcommand)]
+    Alarms(super::alarms::AlarmsCommand),
 }
 
 /// Runs one `ops` subcommand.
@@ -44,6 +48,7 @@ pub fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            OpsCommand::Alarms(cmd) => super::alarms::run(cmd).await,
             OpsCommand::CachePurge { url } => {
                 let out: Value =
                     fetch(client.post(format!("{}/admin/cache/purge", url.trim_end_matches('/')))).await?;

@@ -58,6 +58,34 @@ pub enum UsersCommand {
         /// Username.
         username: String,
     },
+    /// Validate FILE against the hash policy and upload it as the credential secret's new
+    /// AWSCURRENT version (AWSPREVIOUS is detached: no old password stays accepted). Refused
+    /// while a rotation is under way unless --force. Never prints hashes.
+    Push {
+        /// The credential secret (name or ARN).
+        #[arg(long)]
+        secret_id: String,
+        /// Users file.
+        file: std::path::PathBuf,
+        /// Push even while a rotation is under way (its finishSecret will then fail).
+        #[arg(long)]
+        force: bool,
+        /// Config file (TOML): the hash policy, the endpoint override, the audit sinks.
+        #[arg(long, env = "AUTHSERVER_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
+    /// Download the credential secret's AWSCURRENT version into FILE (mode 0600) and check it
+    /// against the hash policy. Never prints hashes.
+    Pull {
+        /// The credential secret (name or ARN).
+        #[arg(long)]
+        secret_id: String,
+        /// Users file to write.
+        file: std::path::PathBuf,
+        /// Config file (TOML).
+        #[arg(long, env = "AUTHSERVER_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
 }
 
 /// Runs one `users` subcommand; every change is an audit event with the acting OS user.
@@ -67,7 +95,11 @@ pub fn run(cmd: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::Disable { file, username } => ("users.disable", file.clone(), username.clone()),
         UsersCommand::Enable { file, username } => ("users.enable", file.clone(), username.clone()),
         UsersCommand::Remove { file, username } => ("users.remove", file.clone(), username.clone()),
-        UsersCommand::List { .. } | UsersCommand::Hash { .. } => return execute(cmd),
+        // Push and pull audit themselves (`secret.push`, `secret.pull`).
+        UsersCommand::List { .. }
+        | UsersCommand::Hash { .. }
+        | UsersCommand::Push { .. }
+        | UsersCommand::Pull { .. } => return execute(cmd),
     };
     let settings = crate::config::Settings::load(None)?;
     let audit = crate::audit::Audit::from_settings(&settings.audit, crate::audit::Stream::Stderr)?;
@@ -83,6 +115,17 @@ pub fn run(cmd: UsersCommand) -> anyhow::Result<()> {
 
 fn execute(cmd: UsersCommand) -> anyhow::Result<()> {
     match cmd {
+        UsersCommand::Push {
+            secret_id,
+            file,
+            force,
+            config,
+        } => super::secret::push(&secret_id, &file, force, config.as_deref()),
+        UsersCommand::Pull {
+            secret_id,
+            file,
+            config,
+        } => super::secret::pull(&secret_id, &file, config.as_deref()),
         UsersCommand::Hash { username } => {
             let settings = crate::config::Settings::load(None)?;
             if settings.log.user_hash_key.is_empty() {

@@ -8,7 +8,8 @@
 //! Modes (`AUTHSERVER_LAMBDA_MODE`, settings key `lambda.mode`):
 //! - `proxy` (default): [`proxy`], the HTTP router for API Gateway, ALB and Function URL events.
 //! - `authorizer`: [`authorizer`], API Gateway Lambda authorizers.
-//! - `rotation`, `compliance`: not in this build; start-up fails with a clear error.
+//! - `rotation`: [`rotation`], the Secrets Manager rotation function of the credential secret.
+//! - `compliance`: [`compliance`], the scheduled compliance check and its metric.
 //!
 //! Panics inside a handler answer 500 (proxy) or a generic error (authorizer) and the runtime
 //! loop goes on; the panic hook ([`crate::telemetry::install_panic_hook`]) logs where a panic
@@ -17,9 +18,13 @@
 //! # Layout
 //! - [`proxy`]: the router behind `lambda_http`, stage-prefixed paths, 500 on panic.
 //! - [`authorizer`]: HTTP API simple responses and REST IAM policies.
+//! - [`rotation`]: the four rotation steps.
+//! - [`compliance`]: the daily check publishing `ComplianceViolations`.
 
 pub mod authorizer;
+pub mod compliance;
 pub mod proxy;
+pub mod rotation;
 
 use crate::config::Settings;
 use crate::http::AppState;
@@ -36,6 +41,10 @@ pub enum Mode {
     Proxy,
     /// API Gateway authorizer events.
     Authorizer,
+    /// Secrets Manager rotation events.
+    Rotation,
+    /// The scheduled compliance check.
+    Compliance,
 }
 
 impl Mode {
@@ -44,12 +53,11 @@ impl Mode {
         match mode {
             "proxy" => Ok(Mode::Proxy),
             "authorizer" => Ok(Mode::Authorizer),
-            "rotation" | "compliance" => {
-                bail!(
-                    "AUTHSERVER_LAMBDA_MODE={mode} is not implemented in this build (use proxy or authorizer)"
-                )
-            }
-            other => bail!("unknown AUTHSERVER_LAMBDA_MODE {other:?} (use proxy or authorizer)"),
+            "rotation" => Ok(Mode::Rotation),
+            "compliance" => Ok(Mode::Compliance),
+            other => bail!(
+                "unknown AUTHSERVER_LAMBDA_MODE {other:?} (use proxy, authorizer, rotation or compliance)"
+            ),
         }
     }
 
@@ -58,6 +66,8 @@ impl Mode {
         match self {
             Mode::Proxy => "proxy",
             Mode::Authorizer => "authorizer",
+            Mode::Rotation => "rotation",
+            Mode::Compliance => "compliance",
         }
     }
 }
@@ -102,6 +112,9 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     let mode = Mode::from_setting(&settings.lambda.mode)?;
     crate::telemetry::install_panic_hook();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if matches!(mode, Mode::Rotation | Mode::Compliance) {
+        return runtime.block_on(run_task(settings, mode, started));
+    }
     runtime.block_on(async move {
         let built = crate::wiring::build(settings)?;
         let state = with_emf(built.state);
@@ -130,10 +143,42 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
                 }))
                 .await
             }
+            Mode::Rotation | Mode::Compliance => unreachable_mode(mode),
         };
         built.tasks.iter().for_each(tokio::task::JoinHandle::abort);
         result.map_err(|e| anyhow!("lambda runtime stopped: {e}"))
     })
+}
+
+/// The rotation and compliance functions: no router, no credential store, only their own
+/// clients (built during init, before the first invocation).
+async fn run_task(settings: Settings, mode: Mode, started: Instant) -> anyhow::Result<()> {
+    let result = if mode == Mode::Rotation {
+        let handler = rotation::Rotation::new(&settings, started).await?;
+        lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event| {
+            handler.clone().handle(event)
+        }))
+        .await
+    } else {
+        let handler = compliance::Compliance::new(&settings, started).await?;
+        lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event| {
+            handler.clone().handle(event)
+        }))
+        .await
+    };
+    result.map_err(|e| anyhow!("lambda runtime stopped: {e}"))
+}
+
+/// Logs the end of init for the task modes and returns their cold-start flag.
+fn task_init_done(mode: &str, started: Instant) -> Arc<ColdStart> {
+    let cold = Arc::new(ColdStart::new(started, Instant::now()));
+    tracing::info!(mode, init_ms = cold.init_ms, "lambda init complete");
+    cold
+}
+
+/// The HTTP-shaped modes' match never sees the task modes (they return earlier).
+fn unreachable_mode(mode: Mode) -> Result<(), lambda_http::Error> {
+    Err(format!("mode {} is not an HTTP mode", mode.as_str()).into())
 }
 
 /// The state with CloudWatch EMF switched on (one metrics blob per invocation on stdout).

@@ -1,0 +1,113 @@
+//! `authserver users push|pull --secret-id ID FILE`: a users file to and from the credential
+//! secret ([`authserver_aws::users`]). Both validate against the hash policy (`[hash]`), print
+//! counts and version ids, never a hash, and emit a `secret.push` / `secret.pull` audit event.
+
+use crate::config::Settings;
+use anyhow::{Context, bail};
+use authserver_core::{AuditEvent, AuditSink};
+use std::path::Path;
+
+/// `users push`.
+pub fn push(secret_id: &str, file: &Path, force: bool, config: Option<&Path>) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let pushed = block_on(async {
+        let sdk = authserver_aws::sdk_config(Some(&settings.store.endpoint_url)).await;
+        let client = authserver_aws::secrets_client(&sdk);
+        authserver_aws::users::push(
+            &client,
+            &authserver_aws::RetryPolicy::default(),
+            secret_id,
+            &text,
+            &settings.hash.policy,
+            force,
+        )
+        .await
+    })?
+    .with_context(|| format!("{} not pushed to {secret_id}", file.display()))?;
+    audit(
+        &settings,
+        "secret.push",
+        format!("{secret_id} version {} ({} users)", pushed.version, pushed.users),
+    )?;
+    println!(
+        "pushed {} users from {} to {secret_id}: version {} is AWSCURRENT{}",
+        pushed.users,
+        file.display(),
+        pushed.version,
+        pushed.replaced.as_deref().map_or(String::new(), |v| format!(
+            " (replaced {v}; AWSPREVIOUS detached, so no previous password stays accepted)"
+        ))
+    );
+    Ok(())
+}
+
+/// `users pull`: writes FILE (mode 0600) even when the document fails the policy (so that it
+/// can be fixed), saying so; exits non-zero only when nothing could be written.
+pub fn pull(secret_id: &str, file: &Path, config: Option<&Path>) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let pulled = block_on(async {
+        let sdk = authserver_aws::sdk_config(Some(&settings.store.endpoint_url)).await;
+        let client = authserver_aws::secrets_client(&sdk);
+        authserver_aws::users::pull(
+            &client,
+            &authserver_aws::RetryPolicy::default(),
+            secret_id,
+            &settings.hash.policy,
+        )
+        .await
+    })?
+    .with_context(|| format!("cannot pull {secret_id}"))?;
+    super::users::write(file, &pulled.doc)?;
+    restrict(file)?;
+    audit(
+        &settings,
+        "secret.pull",
+        format!("{secret_id} version {} ({} users)", pulled.version, pulled.users),
+    )?;
+    println!(
+        "pulled {} users of {secret_id} version {} (AWSCURRENT) to {}",
+        pulled.users,
+        pulled.version,
+        file.display()
+    );
+    match &pulled.policy {
+        Ok(()) => println!("validation: OK (every entry meets the hash policy)"),
+        Err(why) => eprintln!("validation: FAILED: {why}"),
+    }
+    Ok(())
+}
+
+/// Runs AWS calls from the synchronous CLI.
+fn block_on<F: std::future::Future>(work: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(work))
+}
+
+/// One `AdminAction` audit event (stderr and/or the audit file, per `[audit]`).
+fn audit(settings: &Settings, action: &str, resource: String) -> anyhow::Result<()> {
+    let audit = crate::audit::Audit::from_settings(&settings.audit, crate::audit::Stream::Stderr)?;
+    audit.emit(AuditEvent::AdminAction {
+        action: action.into(),
+        target_user_hash: None,
+        resource,
+        actor: crate::audit::actor(),
+    });
+    Ok(())
+}
+
+/// Owner-only permissions: the file holds password hashes.
+fn restrict(file: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", file.display()))?;
+    }
+    if !file.exists() {
+        bail!("{} was not written", file.display());
+    }
+    Ok(())
+}
