@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod moto;
+use common::moto;
 
 use authserver_aws::{RetryPolicy, RotationConfig, RotationEvent, Rotator};
 use authserver_core::{AuditEvent, AuditSink, Secret, UserHasher, hash_password};

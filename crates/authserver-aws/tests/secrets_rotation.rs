@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod moto;
+use common::moto;
 
 use authserver_aws::{Refreshed, SecretsManagerStore, SecretsStoreConfig};
 use authserver_core::{

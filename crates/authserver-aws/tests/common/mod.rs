@@ -7,6 +7,9 @@
 //! moto over HTTP.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../moto/mod.rs"]
+pub mod moto;
+
 use authserver_aws::{RetryPolicy, SecretsManagerStore, SecretsStoreConfig};
 use authserver_core::{Clock, Cost, HashPolicy, ManualClock, Secret, UserHasher, hash_password};
 use aws_sdk_secretsmanager::Client;
@@ -22,23 +25,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The moto endpoint, or `None` after printing why the test is skipped. Panics instead when
-/// `AUTHSERVER_REQUIRE_AWS_TESTS=1` (the README's test command sets it).
+/// The moto endpoint, or `None` after printing why the test is skipped (see [`moto::url`]).
 pub fn moto_url(test: &str) -> Option<String> {
-    match std::env::var("MOTO_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("AUTHSERVER_REQUIRE_AWS_TESTS").as_deref() != Ok("1"),
-                "{test}: AUTHSERVER_REQUIRE_AWS_TESTS=1 but MOTO_URL is not set \
-                 (source scripts/aws-env.sh && start_aws_env)"
-            );
-            eprintln!(
-                "\n*** SKIPPED: {test}: MOTO_URL is not set (source scripts/aws-env.sh && start_aws_env) ***\n"
-            );
-            None
-        }
-    }
+    moto::url(test)
 }
 
 /// A cheap policy so tests hash in microseconds; [`WEAK`] is below its floor.
