@@ -8,8 +8,7 @@ Checked against their single sources:
   CloudWatch metrics and Reason values   names.rs (in `Metric{Reason=...}` and `Metric` forms)
   settings (`section.key`) and AUTHSERVER_* variables   config/default.toml (+ the aliases)
   template parameters named as `Name=` or listed in the template-parameter sentences   the template
-  authserver subcommands                 the CLI; issue 7's commands only in files that mark them
-                                         "(requires issue 7)"
+  authserver subcommands                 the CLI (`authserver --help`), listed in CLI below
 Names proposed in the runbooks' gap sections are listed in PROPOSED below.
 Prints every unknown name with its file and line; exit status 1 if there is any.
 """
@@ -22,9 +21,9 @@ PROPOSED = {"AuthServerBansHigh", "bans-high", "ExistingCredentialSecretArn"}
 # Resource-name suffixes of <svc>-<stage>-X that are not alarms (functions, topics, API, ...).
 RESOURCES = {"proxy", "authorizer", "rotation", "compliance", "regulation", "async-dlq", "critical", "warning",
              "edge", "http", "rest", "secrets", "data"}
-ISSUE7 = ("users push", "users pull", "ops alarms test", "ops cache-status", "compliance check")
 CLI = {"serve", "hash-password", "users add", "users disable", "users enable", "users remove", "users list",
-       "config check", "config default", "audit verify", "lambda"}
+       "users hash", "users push", "users pull", "config check", "config default", "audit verify",
+       "ops cache-status", "ops cache-purge", "ops alarms", "ops alarms test", "compliance check", "lambda"}
 ALIASES = {"CREDENTIAL_SECRET_ARN", "CACHE_TTL_MINUTES", "LOG_LEVEL", "AUTHSERVER_LAMBDA_MODE", "AUTHSERVER_STAGE",
            "AUTHSERVER_SERVICE", "AUTHSERVER_USER_HASH_KEY_SECRET_ARN", "AUTHSERVER_REGULATION_TABLE",
            "AUTHSERVER_CONFIG"}
@@ -56,7 +55,6 @@ def main():
     errors = []
     for path in sorted((root / "docs/runbooks").glob("*.md")):
         text = path.read_text()
-        marks_issue7 = "requires issue 7" in text
         for n, line in enumerate(text.splitlines(), 1):
             def bad(what, name):
                 errors.append(f"{path.relative_to(root)}:{n}: unknown {what} {name!r}")
@@ -97,14 +95,10 @@ def main():
                 if p in params or p in {"Name", "Value", "Region", "KmsKeyId", "AttributeKey", "AttributeValue"}:
                     continue
                 bad("template parameter", p)
-            for cmd in re.findall(r"\bauthserver ((?:users|config|audit|ops|compliance) [a-z-]+|hash-password|serve|lambda)\b", line):
-                if cmd in CLI:
-                    continue
-                if any(cmd.startswith(c.split()[0]) and c.startswith(cmd) or cmd == c for c in ISSUE7):
-                    if not marks_issue7:
-                        bad("command (issue 7) without '(requires issue 7)' in the file", cmd)
-                    continue
-                bad("authserver command", cmd)
+            for cmd in re.findall(r"\bauthserver ((?:users|config|audit|ops|compliance) (?:alarms [a-z-]+|[a-z-]+)"
+                                  r"|hash-password|serve|lambda)\b", line):
+                if cmd not in CLI:
+                    bad("authserver command", cmd)
     for e in errors:
         print(e)
     print(f"runbooks: {len(list((root / 'docs/runbooks').glob('*.md')))} files checked against alerts.yml "

@@ -7,17 +7,20 @@
         is the current content of PHASEFILE (written by the drill), "up" is 0 when the scrape
         failed (as Prometheus' own `up` series would be).
 
-    drillkit.py traffic legit URL STATS PHASEFILE --user U --password P [--xff IP] [--rate R]
+    drillkit.py traffic legit URL STATS PHASEFILE --user U (--password P | --password-file F)
+                                                 [--xff IP] [--rate R]
     drillkit.py traffic spray URL STATS PHASEFILE [--sources N] [--threads T] [--target USER]
         Sends POST /auth/validate until SIGTERM and keeps STATS (JSON, rewritten every 0.5 s and
         on exit) with the answers by phase: status counts and latency P50/P99/max in ms.
-        `legit`: one client, the right password, at R requests/second, from --xff.
+        `legit`: one client, the right password, at R requests/second, from --xff; with
+        --password-file the password is read from F before every request.
         `spray`: T threads at R requests/second each, each request a fresh username (or --target
         every 5th request) with a random wrong password, from one of N addresses 203.0.113.1..N
         (X-Forwarded-For).
 
-    drillkit.py users OUT NAME:PASSWORD:PHC ...
-        Writes a users file (DESIGN.md format) from PHC strings made by `authserver hash-password`.
+    drillkit.py users OUT NAME:STATUS:PHC ... [--delivery NAME=SECRET_ID ...]
+        Writes a users file (DESIGN.md format) from PHC strings made by `authserver hash-password`;
+        --delivery makes NAME a service account whose rotated password goes to SECRET_ID.
 
     drillkit.py promtest --samples S --rules R --scrape-seconds N --name NAME --out OUT
                          [--fires ALERT@PHASE] [--silent ALERT@PHASE] [--true EXPR@PHASE]
@@ -172,11 +175,19 @@ def traffic(args):
     stats = Stats(args.stats, args.phasefile)
     threads = []
 
+    def password():
+        # --password-file: read before every request, so the drill can switch the client to a
+        # new password (as a client re-reading its delivery secret would) by replacing the file.
+        if args.password_file:
+            with open(args.password_file) as f:
+                return f.read().rstrip("\n")
+        return args.password
+
     def legit():
         client, period = Client(args.url), 1.0 / args.rate
         nxt = time.monotonic()
         while not STOP.is_set():
-            status, ms = client.post(args.user, args.password, args.xff)
+            status, ms = client.post(args.user, password(), args.xff)
             stats.record(status, ms)
             if status == "conn_error":
                 STOP.wait(0.2)  # a down server refuses at once: do not spin
@@ -218,6 +229,9 @@ def users(args):
     for spec in args.entries:
         name, status, phc = spec.split(":", 2)
         doc[name] = {"passwordHash": phc, "status": status, "roles": ["drill"]}
+    for spec in args.delivery:
+        name, _, secret = spec.partition("=")
+        doc[name]["deliverySecretId"] = secret
     write_atomic(args.out, json.dumps(doc, indent=2) + "\n")
 
 
@@ -336,6 +350,7 @@ def main():
     p.add_argument("mode", choices=["legit", "spray"])
     p.add_argument("url"), p.add_argument("stats"), p.add_argument("phasefile")
     p.add_argument("--user"), p.add_argument("--password"), p.add_argument("--xff")
+    p.add_argument("--password-file")
     p.add_argument("--rate", type=float, default=5.0)
     p.add_argument("--sources", type=int, default=50)
     p.add_argument("--threads", type=int, default=4)
@@ -343,6 +358,7 @@ def main():
     p.set_defaults(func=traffic)
     p = sub.add_parser("users")
     p.add_argument("out"), p.add_argument("entries", nargs="+")
+    p.add_argument("--delivery", action="append", default=[], help="NAME=SECRET_ID: a service account")
     p.set_defaults(func=users)
     p = sub.add_parser("promtest")
     p.add_argument("--samples", required=True), p.add_argument("--rules", required=True)

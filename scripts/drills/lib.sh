@@ -194,3 +194,117 @@ log_has() {
   [ "$n" -gt 0 ] || fail "$3: no line with $2 in $(basename "$1")"
   ok "$3: $n log line(s) with $2"
 }
+
+# ------------------------------------------------------------------------------- local AWS
+# aws_py ARGS... <<'PY': a boto3 script (from stdin) against the moto server, with ARGS.
+aws_py() { AWS_DEFAULT_REGION="$AWS_REGION" "$VENV/bin/python" - "$@"; }
+
+# start_moto: the moto server of the caller ($MOTO_URL, as scripts/test runs one) or a new one
+# (scripts/aws-env.sh, stopped with the drill); exports the fake AWS credentials and region.
+start_moto() {
+  export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-testing-not-a-key}
+  export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-testing-not-a-secret}
+  export AWS_REGION=${AWS_REGION:-us-east-1}
+  if [ -n "${MOTO_URL:-}" ] && curl -s -o /dev/null -m 2 "$MOTO_URL/moto-api/"; then
+    VENV=${VENV:-$ROOT/.venv}
+    info "reusing the moto server at $MOTO_URL"
+    return 0
+  fi
+  # shellcheck source=scripts/aws-env.sh
+  source "$ROOT/scripts/aws-env.sh"
+  CLEANUP_HOOKS+=(stop_aws_env)
+  # Not in a pipeline: the moto server's pid and the exports must stay in this shell.
+  start_aws_env >"$WORK/aws-env.log" 2>&1 || { cat "$WORK/aws-env.log"; fail "could not start the moto server"; }
+  sed 's/^/   /' "$WORK/aws-env.log"
+}
+
+# ----------------------------------------------------------------------- rotation (Lambda)
+# The rotation function as Lambda runs it: this build's binary with AUTHSERVER_LAMBDA_MODE=
+# rotation under cargo-lambda's Runtime API emulator (started by start_aws_env: $CARGO_LAMBDA).
+# Secrets Manager's part: RotateSecret on moto stages an empty AWSPENDING version and "invokes"
+# a function registered in moto's Lambda (configuration only, nothing runs); the drill then
+# delivers the four steps to the real function, with that version's id as the token, exactly as
+# Secrets Manager would.
+
+# rotation_function_start SECRET_ARN [VAR=VALUE...]: the emulator and the function process.
+rotation_function_start() {
+  local arn=$1 i
+  shift
+  [ -n "${CARGO_LAMBDA:-}" ] && [ -x "$CARGO_LAMBDA" ] || CARGO_LAMBDA="$VENV/bin/cargo-lambda"
+  [ -x "$CARGO_LAMBDA" ] || fail "cargo-lambda not found (scripts/aws-env.sh installs it)"
+  EMULATOR_PORT=$(free_port)
+  # cargo-lambda reads the package's metadata: run it in the binary's crate.
+  spawn emulator bash -c 'cd "$1/crates/authserver" && exec "$2" lambda watch --only-lambda-apis -A 127.0.0.1 -P "$3"' \
+    _ "$ROOT" "$CARGO_LAMBDA" "$EMULATOR_PORT"
+  for i in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$EMULATOR_PORT") 2>/dev/null && break
+    running emulator || fail "the Lambda emulator exited: $(tail -n 5 "$WORK/emulator.log")"
+    sleep 0.1
+  done
+  clean_env
+  spawn rotation-fn "${CLEAN_ENV[@]}" AUTHSERVER_LOG_FORMAT=json AUTHSERVER_LAMBDA_MODE=rotation \
+    CREDENTIAL_SECRET_ARN="$arn" AUTHSERVER_STORE_ENDPOINT_URL="$MOTO_URL" \
+    AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
+    AWS_REGION="$AWS_REGION" AWS_EC2_METADATA_DISABLED=true \
+    AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$EMULATOR_PORT/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
+    AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256 "$@" "$BIN"
+  sleep 0.3
+  running rotation-fn || fail "the rotation function exited: $(tail -n 5 "$WORK/rotation-fn.log")"
+  ok "rotation function (AUTHSERVER_LAMBDA_MODE=rotation) waiting on the Runtime API emulator, port $EMULATOR_PORT"
+}
+
+# rotation_begin SECRET_ARN: RotateSecret on moto (rotation function registered there, every 30
+# days); prints the token, the id of the new AWSPENDING version.
+rotation_begin() {
+  aws_py "$MOTO_URL" "$1" <<'PY'
+import boto3, io, json, sys, urllib.request, uuid, zipfile
+url, secret = sys.argv[1], sys.argv[2]
+# moto's Lambda without Docker: functions are stored, "invocations" run nothing.
+urllib.request.urlopen(urllib.request.Request(url + "/moto-api/config", method="POST",
+    data=json.dumps({"lambda": {"use_docker": False}}).encode(), headers={"Content-Type": "application/json"}))
+name = "drill-rotation-" + uuid.uuid4().hex[:8]
+role = boto3.client("iam", endpoint_url=url).create_role(RoleName=name,
+    AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+buf = io.BytesIO()
+zipfile.ZipFile(buf, "w").writestr("bootstrap", "")
+fn = boto3.client("lambda", endpoint_url=url).create_function(FunctionName=name, Runtime="provided.al2023",
+    Role=role, Handler="bootstrap", Code={"ZipFile": buf.getvalue()})["FunctionArn"]
+out = boto3.client("secretsmanager", endpoint_url=url).rotate_secret(SecretId=secret,
+    RotationLambdaARN=fn, RotationRules={"AutomaticallyAfterDays": 30})
+print(out["VersionId"])
+PY
+}
+
+# rotation_step STEP SECRET_ARN TOKEN: one step through the emulator's invoke endpoint; fails
+# the drill unless the function answers outcome "done".
+rotation_step() {
+  local out
+  out=$(curl -s -m 60 -X POST -H 'Content-Type: application/json' \
+    -d "{\"Step\": \"$1\", \"SecretId\": \"$2\", \"ClientRequestToken\": \"$3\"}" \
+    "http://127.0.0.1:$EMULATOR_PORT/2015-03-31/functions/_/invocations") || true
+  printf '%s' "$out" | grep -q '"outcome":"done"' || fail "rotation step $1: $out"
+  ok "rotation step $1: $out"
+}
+
+# secret_value SECRET STAGE: the value of SECRET's version labelled STAGE (for files, not logs).
+secret_value() {
+  aws_py "$MOTO_URL" "$1" "$2" <<'PY'
+import boto3, sys
+c = boto3.client("secretsmanager", endpoint_url=sys.argv[1])
+print(c.get_secret_value(SecretId=sys.argv[2], VersionStage=sys.argv[3])["SecretString"])
+PY
+}
+
+# secret_stages SECRET: "STAGE=VERSION ..." for each label, sorted.
+secret_stages() {
+  aws_py "$MOTO_URL" "$1" <<'PY'
+import boto3, sys
+d = boto3.client("secretsmanager", endpoint_url=sys.argv[1]).describe_secret(SecretId=sys.argv[2])
+print(" ".join(sorted(f"{s}={v}" for v, stages in d["VersionIdsToStages"].items() for s in stages)))
+PY
+}
+
+# store_version URL: the credential secret version the server serves (/ready).
+store_version() {
+  curl -s -m 5 "$1/ready" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["store"]["version"] or "")' 2>/dev/null || true
+}

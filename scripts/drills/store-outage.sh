@@ -11,25 +11,6 @@
 # then after max_stale the server fails closed (503 + Retry-After, /ready 503), then
 # RestoreSecret (the remediation) brings it back within one version check.
 
-aws_py() { AWS_DEFAULT_REGION="$AWS_REGION" "$VENV/bin/python" - "$@"; }
-
-start_moto() {
-  export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-testing-not-a-key}
-  export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-testing-not-a-secret}
-  export AWS_REGION=${AWS_REGION:-us-east-1}
-  if [ -n "${MOTO_URL:-}" ] && curl -s -o /dev/null -m 2 "$MOTO_URL/moto-api/"; then
-    VENV=${VENV:-$ROOT/.venv}
-    info "reusing the moto server at $MOTO_URL"
-    return 0
-  fi
-  # shellcheck source=scripts/aws-env.sh
-  source "$ROOT/scripts/aws-env.sh"
-  CLEANUP_HOOKS+=(stop_aws_env)
-  # Not in a pipeline: the moto server's pid and the exports must stay in this shell.
-  start_aws_env >"$WORK/aws-env.log" 2>&1 || { cat "$WORK/aws-env.log"; fail "could not start the moto server"; }
-  sed 's/^/   /' "$WORK/aws-env.log"
-}
-
 run_drill() {
   local pw="drill-alice-$RANDOM$RANDOM" port url secret
   step "local AWS endpoint (moto server)"

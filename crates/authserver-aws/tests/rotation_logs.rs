@@ -49,6 +49,7 @@ async fn a_rotation_logs_no_secret() {
                 .collect(),
             policy: policy(),
             retry: RetryPolicy::default(),
+            settle: std::time::Duration::ZERO,
         },
         UserHasher::new(b"k"),
         audit.clone(),

@@ -91,6 +91,7 @@ fn config(secret: Option<&str>) -> RotationConfig {
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(40),
         },
+        settle: Duration::ZERO,
     }
 }
 
@@ -254,6 +255,42 @@ async fn four_steps_rotate_service_accounts_and_each_is_idempotent() {
         assert_eq!(outcome(&r, step, &rig.arn, &again).await, "done", "{step}");
     }
     assert_ne!(rig.aws.value(&rig.plain_delivery, "AWSCURRENT").await, new_b);
+}
+
+/// finishSecret holds `AWSCURRENT` back for the settle time (so servers load `AWSPENDING` first):
+/// half-way through, neither the credential secret nor a delivery secret has moved.
+#[tokio::test]
+async fn finish_waits_the_settle_time_before_moving_awscurrent() {
+    let url = moto_or_skip!("finish_waits_the_settle_time_before_moving_awscurrent");
+    let rig = rig(&url).await;
+    let mut config = config(Some(&rig.arn));
+    config.settle = Duration::from_millis(2000);
+    let r = Rotator::new(
+        rig.aws.sm.clone(),
+        config,
+        UserHasher::new(b"k"),
+        rig.audit.clone(),
+    );
+    let token = rig.aws.start_rotation(&rig.arn, &rig.function, 30).await;
+    for step in ["createSecret", "setSecret", "testSecret"] {
+        assert_eq!(outcome(&r, step, &rig.arn, &token).await, "done", "{step}");
+    }
+    let finish = {
+        let (r, arn, token) = (r.clone(), rig.arn.clone(), token.clone());
+        tokio::spawn(async move { outcome(&r, "finishSecret", &arn, &token).await })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for secret in [&rig.arn, &rig.plain_delivery] {
+        assert_eq!(
+            labels(&rig.aws.stages(secret).await, &token),
+            ["AWSPENDING"],
+            "{secret} moved before the settle time"
+        );
+    }
+    assert_eq!(finish.await.unwrap(), "done");
+    for secret in [&rig.arn, &rig.plain_delivery] {
+        assert_eq!(labels(&rig.aws.stages(secret).await, &token), ["AWSCURRENT"]);
+    }
 }
 
 #[tokio::test]

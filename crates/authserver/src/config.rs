@@ -67,6 +67,9 @@ pub struct Settings {
     pub compliance: ComplianceSettings,
 }
 
+/// The longest wait before `finishSecret` (the template gives the rotation function 120 s).
+const MAX_SETTLE_SECONDS: u64 = 90;
+
 /// `[rotation]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -75,6 +78,10 @@ pub struct RotationSettings {
     pub password_length: usize,
     /// Characters they are drawn from, uniformly (printable ASCII, no repeats).
     pub password_alphabet: String,
+    /// Seconds `finishSecret` waits before moving `AWSCURRENT`, so that every busy server has
+    /// loaded `AWSPENDING` (and accepts the new passwords) before a client can read its new
+    /// password as current. At least `store.version_check_seconds` + 5 is used; 0: no wait.
+    pub settle_seconds: u64,
 }
 
 impl Default for RotationSettings {
@@ -82,6 +89,7 @@ impl Default for RotationSettings {
         Self {
             password_length: 32,
             password_alphabet: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".into(),
+            settle_seconds: 35,
         }
     }
 }
@@ -578,6 +586,13 @@ impl Settings {
             };
             return invalid(key, &why);
         }
+        if self.rotation_config().settle > std::time::Duration::from_secs(MAX_SETTLE_SECONDS) {
+            return invalid(
+                "rotation.settle_seconds",
+                "the wait before finishSecret (at least store.version_check_seconds + 5) exceeds 90 s, \
+                 which the rotation function's 120 s timeout cannot hold",
+            );
+        }
         let c = &self.compliance;
         if c.max_rotation_days == 0 || c.max_password_age_days == 0 {
             return invalid("compliance.max_rotation_days", "day limits must be positive");
@@ -594,6 +609,16 @@ impl Settings {
             alphabet: self.rotation.password_alphabet.chars().collect(),
             policy: self.hash.policy.clone(),
             retry: authserver_aws::RetryPolicy::default(),
+            settle: std::time::Duration::from_secs(self.rotation_settle_seconds()),
+        }
+    }
+
+    /// The wait before `finishSecret`: the setting, but never less than one version check
+    /// (plus 5 s for the check's round trip and clock skew); 0 turns it off.
+    fn rotation_settle_seconds(&self) -> u64 {
+        match self.rotation.settle_seconds {
+            0 => 0,
+            s => s.max(self.store.version_check_seconds.saturating_add(5)),
         }
     }
 
@@ -776,6 +801,11 @@ mod tests {
                 "AUTHSERVER_ROTATION_PASSWORD_ALPHABET",
                 "aab",
                 "rotation.password_alphabet",
+            ),
+            (
+                "AUTHSERVER_ROTATION_SETTLE_SECONDS",
+                "91",
+                "rotation.settle_seconds",
             ),
             (
                 "AUTHSERVER_COMPLIANCE_MAX_ROTATION_DAYS",

@@ -111,6 +111,8 @@ async fn rotation_mode_runs_steps_and_refuses_other_tokens() {
     let emulator = Emulator::start(&cargo_lambda);
     let mut vars = env(&aws);
     vars.push(("AUTHSERVER_LAMBDA_MODE", "rotation".into()));
+    // No server watches this secret: finishSecret need not wait for version checks.
+    vars.push(("AUTHSERVER_ROTATION_SETTLE_SECONDS", "0".into()));
     vars.push(("CREDENTIAL_SECRET_ARN", arn.clone()));
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let function = Function::start(&emulator, &vars);

@@ -84,6 +84,9 @@ async fn no_client_fails_during_a_rotation() {
     settings.store.endpoint_url = url.clone();
     settings.store.version_check_seconds = 1;
     settings.store.previous_grace_seconds = grace.as_secs();
+    // finishSecret waits one version check + 5 s (the floor), so the server has loaded
+    // AWSPENDING before any client can read the new password as current.
+    settings.rotation.settle_seconds = 1;
     settings.log.user_hash_key = "k".into();
     settings.audit.stdout = false;
     let built = authserver::wiring::build(settings.clone()).unwrap();

@@ -51,6 +51,10 @@ pub struct RotationConfig {
     pub policy: HashPolicy,
     /// Retries of each AWS call.
     pub retry: RetryPolicy,
+    /// How long `finishSecret` waits before moving `AWSCURRENT`: longer than the servers'
+    /// version check, so each of them accepts the new passwords (as `AWSPENDING`) before any
+    /// client can read them as current. Zero: no wait.
+    pub settle: std::time::Duration,
 }
 
 impl RotationConfig {

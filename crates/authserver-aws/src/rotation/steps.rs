@@ -87,6 +87,17 @@ pub(super) async fn finish(r: &Rotator, ctx: &Context) -> Result<Done, RotationE
     let (current, pending, _) = both(r, ctx).await?;
     same_but_rotated(&current, &pending, |u| r.user_hash(u))?;
     let accounts = service_accounts(&pending);
+    let settle = r.config().settle;
+    if !settle.is_zero() {
+        // Secrets Manager runs the four steps back to back: without this wait a client reading
+        // its delivery secret right after this step could present the new password to a server
+        // that has not yet seen AWSPENDING, and fail until its next version check.
+        tracing::info!(
+            settle_seconds = settle.as_secs(),
+            "waiting for every server's version check to load the pending version"
+        );
+        tokio::time::sleep(settle).await;
+    }
     for (_, delivery_id) in &accounts {
         delivery::promote(r, delivery_id, &ctx.token).await?;
     }
