@@ -67,6 +67,8 @@ run_drill() {
 
   promtool_check \
     --silent AuthServerSuccessRatioLow@baseline \
+    --silent AuthServerBansHigh@baseline \
+    --fires AuthServerBansHigh@attack \
     --fires AuthServerSuccessRatioLow@attack \
     --silent AuthServerSuccessRatioLow@recovery \
     --silent AuthServerErrorsHigh@attack \

@@ -1,25 +1,114 @@
 # shellcheck shell=bash
-# Drill for docs/runbooks/credential-leak.md, pending issue 7 (credential rotation): exits 3
-# ("pending"), which `scripts/drill --all` reports without failing.
+# Drill for docs/runbooks/credential-leak.md: a service account's password has leaked and an
+# intruder uses it beside the account's real client. Sourced by scripts/drill (lib.sh loaded).
 #
-# What it will do once issue 7 lands (the interface issue 7 specifies), against the moto server:
-#   1. a client validates continuously with a service account's password (verified cache warm);
-#   2. "leak": the operator rotates now (`aws secretsmanager rotate-secret` equivalent: the
-#      rotation handler's four steps) and pushes the store with `authserver users push`;
-#   3. checks: the new AWSCURRENT version is picked up within store.version_check_seconds; the
-#      old password keeps working only for the AWSPREVIOUS grace period, then gets 401 even
-#      though it was in the verified cache (the snapshot change purges it); the audit trail
-#      (`store_version_changed`, `auth_attempt` by user_hash) shows who used the old password
-#      after the leak; promtool: AuthServerErrorsHigh silent.
-# Part of this (disable the user / replace the hash, cache purged on reload, old password 401)
-# can be drilled today with the file store; the rotation-with-grace path cannot.
+# Set-up (rotation_rig in lib.sh): moto, svc-billing (a service account) in the credential secret,
+# `authserver serve` on the secrets_manager store (version check 3 s, AWSPREVIOUS grace 15 s,
+# X-Forwarded-For trusted from 127.0.0.1), the rotation function under the Lambda emulator.
+# Traffic, 5 requests/s each: the real client from 198.51.100.7, which reads its password from
+# the delivery secret, and the intruder from 203.0.113.66 with the leaked password.
+# The response is the runbook's "rotate now": RotateSecret and the four steps; the real client
+# reads the new password at once. Expected: the leaked password keeps working for the grace
+# period only (the exposure the runbook describes), then gets no 200 at all (401, then 429 as
+# regulation locks the username and bans the source), although it sat in the verified cache;
+# the real client never fails. Then the runbook's audit query, run over the audit events, names
+# the intruder's address with its allowed and denied attempts and the store version change.
 
 run_drill() {
-  step "credential leak response needs rotation with a grace period (issue 7), which has not landed"
-  info "missing: AUTHSERVER_LAMBDA_MODE=rotation handler, 'authserver users push', AWSPREVIOUS grace acceptance"
-  if "$BIN" users push --help >/dev/null 2>&1; then
-    info "note: 'authserver users push' now exists: this drill should be implemented (see the plan in scripts/drills/credential-leak.sh)"
-  fi
-  echo "== result: PENDING credential-leak (requires issue 7)"
-  exit "$PENDING_RC"
+  local old="drill-svc-$RANDOM$RANDOM-leaked" grace=15 url arn delivery uh
+  rotation_rig "$old" "$grace" AUTHSERVER_SERVER_TRUSTED_PROXIES=127.0.0.1 \
+    AUTHSERVER_LOG_USER_HASH_KEY=drill-user-hash-key
+  arn=$RIG_ARN delivery=$RIG_DELIVERY url=$RIG_URL
+  (umask 077 && printf '%s\n' "$old" >"$WORK/client.pw" && cp "$WORK/client.pw" "$WORK/old.pw")
+
+  step "leak: the real client (198.51.100.7) and an intruder (203.0.113.66) both use svc-billing's password"
+  phase leaked
+  scraper_start "$url"
+  traffic_start client legit "$url" --user svc-billing --password-file "$WORK/client.pw" --xff 198.51.100.7 --rate 5
+  traffic_start intruder legit "$url" --user svc-billing --password-file "$WORK/old.pw" --xff 203.0.113.66 --rate 5
+  wait_scrapes leaked 3
+  info "intruder: $(traffic_summary intruder leaked)"
+
+  step "response (runbook: Rotate, service account): aws secretsmanager rotate-secret, i.e. RotateSecret and the four steps"
+  phase rotating
+  rotate_now "$arn"
+  (umask 077 && secret_value "$delivery" AWSCURRENT >"$WORK/new.pw") || fail "no AWSCURRENT in $delivery"
+  cmp -s "$WORK/new.pw" "$WORK/old.pw" && fail "the delivery secret still holds the leaked password"
+  cp "$WORK/new.pw" "$WORK/client.tmp" && mv "$WORK/client.tmp" "$WORK/client.pw"
+  local pick deadline
+  pick=$(wait_version "$url" "$TOKEN")
+  phase grace
+  deadline=$((FINISHED_NS / 1000000 + pick + grace * 1000))
+  ok "new version $TOKEN in service ${pick} ms after finishSecret; the real client uses the new password"
+  info "the leaked password stays accepted as AWSPREVIOUS until the grace period ends (${grace} s)"
+  while [ "$(date +%s%3N)" -lt $((deadline + 1000)) ]; do sleep 0.25; done
+  phase after-grace
+  wait_scrapes after-grace 4
+  stop client
+  stop intruder
+
+  step "checks: what the clients saw"
+  local p
+  for p in leaked rotating grace after-grace; do
+    [ "$(traffic_count client "$p" not200)" = 0 ] || fail "the real client failed in $p: $(traffic_summary client "$p")"
+    info "real client, $p: $(traffic_summary client "$p")"
+  done
+  ok "the real client never failed"
+  [ "$(traffic_count intruder grace 200)" -gt 0 ] || fail "the leaked password was not accepted during the grace period"
+  for p in leaked grace after-grace; do info "intruder, $p: $(traffic_summary intruder "$p")"; done
+  [ "$(traffic_count intruder after-grace 200)" = 0 ] ||
+    fail "the leaked password still worked after the grace period: $(traffic_summary intruder after-grace)"
+  [ "$(traffic_count intruder after-grace 401)" -gt 0 ] || fail "the intruder got no 401 after the grace period"
+  ok "leaked password: accepted during the grace period, refused after it (no 200 in $(traffic_count intruder after-grace all) attempts)"
+
+  step "checks: the runbook's audit query (auth_attempt by user_hash, stats by source and outcome)"
+  uh=$("${CLEAN_ENV[@]}" AUTHSERVER_LOG_USER_HASH_KEY=drill-user-hash-key "$BIN" users hash svc-billing) ||
+    fail "authserver users hash failed"
+  info "user_hash of svc-billing: $uh"
+  "$PY" - "$WORK/server.log" "$uh" "$deadline" "$TOKEN" <<'PY' || fail "the audit trail does not show what the runbook relies on"
+import json, sys, datetime
+log, uh, deadline_ms, token = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+events = []
+for line in open(log):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("log_type") == "audit":
+        events.append(e)
+stats = {}
+for e in events:
+    if e.get("event") == "auth_attempt" and e.get("user_hash") == uh:
+        k = (e["source"], e["outcome"])
+        s = stats.setdefault(k, {"n": 0, "first": e["timestamp"], "last": e["timestamp"]})
+        s["n"] += 1
+        s["last"] = e["timestamp"]
+print("   source          outcome  attempts  first                            last")
+for (src, out), s in sorted(stats.items(), key=lambda kv: -kv[1]["n"]):
+    print(f"   {src:<15} {out:<8} {s['n']:>8}  {s['first']:<32} {s['last']}")
+ms = lambda t: datetime.datetime.fromisoformat(t.replace("Z", "+00:00")[:26] + "+00:00").timestamp() * 1000
+intruder_allowed = stats.get(("203.0.113.66", "allowed"))
+intruder_denied = stats.get(("203.0.113.66", "denied"))
+ok = True
+if not intruder_allowed or not intruder_denied:
+    print("   missing: the intruder's allowed and denied attempts"); ok = False
+elif ms(intruder_allowed["last"]) > deadline_ms + 1000:
+    print("   the intruder was allowed after the grace period"); ok = False
+if ("198.51.100.7", "denied") in stats:
+    print("   the real client was denied"); ok = False
+changes = [e for e in events if e.get("event") == "store_version_changed" and e.get("version") == token]
+print(f"   store_version_changed to the rotated version: {len(changes)} event(s)")
+ok = ok and len(changes) == 1
+sys.exit(0 if ok else 1)
+PY
+  ok "the intruder's address, with its last allowed attempt inside the grace period, and the version change"
+  no_secrets "$WORK/old.pw" "$WORK/new.pw" -- "$WORK/server.log" "$WORK/rotation-fn.log" "$WORK/push.log"
+
+  promtool_check \
+    --silent AuthServerErrorsHigh@leaked \
+    --silent AuthServerErrorsHigh@after-grace \
+    --silent AuthServerStoreFetchErrors@after-grace \
+    --true 'sum(increase(authserver_store_refresh_total[5m])) > bool 0@grace+2' \
+    --true '(sum(increase(authserver_auth_failure_total[5m])) or vector(0)) == bool 0@leaked' \
+    --true 'sum(increase(authserver_auth_failure_total{reason="wrong_password"}[5m])) > bool 0@after-grace'
 }

@@ -308,3 +308,99 @@ PY
 store_version() {
   curl -s -m 5 "$1/ready" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["store"]["version"] or "")' 2>/dev/null || true
 }
+
+# rotation_rig OLD_PASSWORD GRACE_SECONDS [NAME:STATUS:PHC ...] [VAR=VALUE ...]: the set-up of
+# the rotation drills. moto; a credential secret holding the service account svc-billing
+# (password OLD_PASSWORD, delivery secret <prefix>/delivery/svc-billing) and the other users,
+# uploaded with `authserver users push`; `authserver serve` on it (secrets_manager store,
+# version check every 3 s, AWSPREVIOUS grace GRACE_SECONDS, extra VAR=VALUE settings); the
+# rotation function under the emulator (settle: one version check + 5 s). Sets RIG_ARN,
+# RIG_DELIVERY, RIG_URL and RIG_VERSION (the version in service).
+rotation_rig() {
+  local old=$1 grace=$2 secret port entries=() vars=() a
+  shift 2
+  for a in "$@"; do
+    if [[ $a =~ ^[A-Z_][A-Z0-9_]*= ]]; then vars+=("$a"); else entries+=("$a"); fi
+  done
+  step "local AWS endpoint (moto server)"
+  start_moto
+  secret="authserver/drill-$RANDOM$RANDOM/credentials"
+  RIG_DELIVERY="${secret%/credentials}/delivery/svc-billing"
+  step "store: svc-billing (service account, delivery secret $RIG_DELIVERY) and ${#entries[@]} other user(s); 'authserver users push'"
+  aws_py "$MOTO_URL" "$secret" "$RIG_DELIVERY" "$old" <<'PY'
+import boto3, sys
+c = boto3.client("secretsmanager", endpoint_url=sys.argv[1])
+c.create_secret(Name=sys.argv[2], SecretString="{}")
+c.create_secret(Name=sys.argv[3], SecretString=sys.argv[4])
+PY
+  "$PY" "$ROOT/scripts/drills/drillkit.py" users "$WORK/users.json" \
+    "svc-billing:ACTIVE:$(printf '%s\n' "$old" | "$BIN" hash-password --m-cost 19456 --t-cost 2)" \
+    "${entries[@]}" --delivery "svc-billing=$RIG_DELIVERY"
+  clean_env
+  "${CLEAN_ENV[@]}" AUTHSERVER_STORE_ENDPOINT_URL="$MOTO_URL" \
+    "$BIN" users push --secret-id "$secret" "$WORK/users.json" >"$WORK/push.log" 2>&1 ||
+    fail "users push: $(tail -n 3 "$WORK/push.log")"
+  ok "users push: $(grep -v '^{' "$WORK/push.log" | tail -n 1)"
+  RIG_ARN=$(aws_py "$MOTO_URL" "$secret" <<'PY'
+import boto3, sys
+print(boto3.client("secretsmanager", endpoint_url=sys.argv[1]).describe_secret(SecretId=sys.argv[2])["ARN"])
+PY
+)
+  port=$(free_port)
+  RIG_URL="http://127.0.0.1:$port"
+  step "start authserver serve on 127.0.0.1:$port: secrets_manager store, version check 3 s, AWSPREVIOUS grace $grace s"
+  server_start server "$port" AUTHSERVER_STORE_KIND=secrets_manager AUTHSERVER_STORE_SECRET_ID="$RIG_ARN" \
+    AUTHSERVER_STORE_ENDPOINT_URL="$MOTO_URL" AUTHSERVER_STORE_VERSION_CHECK_SECONDS=3 \
+    AUTHSERVER_STORE_PREVIOUS_GRACE_SECONDS="$grace" \
+    AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
+    AWS_REGION="$AWS_REGION" AWS_EC2_METADATA_DISABLED=true "${vars[@]}" -- ||
+    fail "server did not start: $(tail -n 3 "$WORK/server.log")"
+  RIG_VERSION=$(store_version "$RIG_URL")
+  ok "server up, serving version $RIG_VERSION"
+  rotation_function_start "$RIG_ARN" AUTHSERVER_STORE_VERSION_CHECK_SECONDS=3 AUTHSERVER_ROTATION_SETTLE_SECONDS=1
+}
+
+# rotate_now SECRET_ARN: what `aws secretsmanager rotate-secret` sets off: RotateSecret, then the
+# four steps back to back. Sets TOKEN (the new version) and FINISHED_NS (when finishSecret returned).
+rotate_now() {
+  TOKEN=$(rotation_begin "$1") || fail "RotateSecret failed"
+  info "RotateSecret: token (pending version) $TOKEN"
+  local s
+  for s in createSecret setSecret testSecret finishSecret; do
+    rotation_step "$s" "$1" "$TOKEN"
+  done
+  FINISHED_NS=$(date +%s%N)
+}
+
+# wait_version URL VERSION: until the server serves VERSION (10 s at most); prints the ms it took.
+wait_version() {
+  local t0 i
+  t0=$(date +%s%N)
+  for i in $(seq 1 200); do
+    [ "$(store_version "$1")" = "$2" ] && { echo $((($(date +%s%N) - t0) / 1000000)); return 0; }
+    sleep 0.05
+  done
+  fail "the server still serves $(store_version "$1") 10 s later, not $2"
+}
+
+# validate_status URL USER PASSWORD_FILE: the status of one POST /auth/validate, the password read
+# from a file and the header from stdin (neither on a command line).
+validate_status() {
+  printf 'Authorization: Basic %s\n' "$(printf '%s:%s' "$2" "$(cat "$3")" | base64 -w0)" |
+    curl -s -o /dev/null -w '%{http_code}' -m 5 -X POST -H @- "$1/auth/validate"
+}
+
+# no_secrets PASSWORD_FILE... -- LOG...: no password from the files, and no Argon2id hash, in
+# any of the logs (the server's, the function's, the CLI's), or the drill fails.
+no_secrets() {
+  local pws=() f p
+  while [ "$1" != "--" ]; do pws+=("$1"); shift; done
+  shift
+  for f in "$@"; do
+    for p in "${pws[@]}"; do
+      grep -qF -- "$(cat "$p")" "$f" && fail "a password ($(basename "$p")) is in $(basename "$f")"
+    done
+    grep -qF -- '$argon2id$' "$f" && fail "a password hash is in $(basename "$f")"
+  done
+  ok "no password and no hash in $(for f in "$@"; do printf '%s ' "$(basename "$f")"; done)"
+}

@@ -2,12 +2,12 @@
 # Drill for docs/runbooks/secret-rotation-validation.md: the credential secret is rotated while
 # clients keep validating. Sourced by scripts/drill (lib.sh loaded).
 #
-# Local AWS: the moto server (start_moto). The store: a service account `svc-billing` (a
-# `deliverySecretId`, so the rotation rotates it) and a person, `alice`, pushed with
-# `authserver users push`. The server runs the secrets_manager store with a version check every
-# 3 s and a 12 s AWSPREVIOUS grace period. The rotation function is this build's binary in
-# AUTHSERVER_LAMBDA_MODE=rotation under cargo-lambda's Runtime API emulator; RotateSecret on moto
-# stages AWSPENDING and the drill delivers the four steps with its token, as Secrets Manager does.
+# Set-up (rotation_rig in lib.sh): the moto server; a service account `svc-billing` (its
+# `deliverySecretId` makes the rotation rotate it) and a person, `alice`, pushed with
+# `authserver users push`; the server on the secrets_manager store (version check every 3 s,
+# AWSPREVIOUS grace 12 s); the rotation function (this build's binary, AUTHSERVER_LAMBDA_MODE=
+# rotation) under cargo-lambda's Runtime API emulator. RotateSecret on moto stages AWSPENDING and
+# the drill delivers the four steps with its token, as Secrets Manager does.
 #
 # Load: three clients at 10 requests/s each: alice; `prompt`, which reads svc-billing's password
 # from the delivery secret's AWSCURRENT the moment finishSecret returns (a client without a
@@ -20,48 +20,11 @@
 # AuthServerErrorsHigh and AuthServerStoreFetchErrors silent throughout.
 
 run_drill() {
-  local old="drill-svc-$RANDOM$RANDOM-old" alice_pw="drill-alice-$RANDOM$RANDOM" port url
-  local secret delivery arn token grace=12 cost=(--m-cost 19456 --t-cost 2)
-  step "local AWS endpoint (moto server)"
-  start_moto
-  secret="authserver/drill-$RANDOM$RANDOM/credentials"
-  delivery="${secret%/credentials}/delivery/svc-billing"
-
-  step "store: svc-billing (service account, delivery secret $delivery) and alice; 'authserver users push'"
-  aws_py "$MOTO_URL" "$secret" "$delivery" "$old" <<'PY'
-import boto3, sys
-c = boto3.client("secretsmanager", endpoint_url=sys.argv[1])
-c.create_secret(Name=sys.argv[2], SecretString="{}")
-c.create_secret(Name=sys.argv[3], SecretString=sys.argv[4])
-PY
-  "$PY" "$ROOT/scripts/drills/drillkit.py" users "$WORK/users.json" \
-    "svc-billing:ACTIVE:$(printf '%s\n' "$old" | "$BIN" hash-password "${cost[@]}")" \
-    "alice:ACTIVE:$(printf '%s\n' "$alice_pw" | "$BIN" hash-password "${cost[@]}")" \
-    --delivery "svc-billing=$delivery"
-  clean_env
-  "${CLEAN_ENV[@]}" AUTHSERVER_STORE_ENDPOINT_URL="$MOTO_URL" \
-    "$BIN" users push --secret-id "$secret" "$WORK/users.json" >"$WORK/push.log" 2>&1 ||
-    fail "users push: $(tail -n 3 "$WORK/push.log")"
-  ok "users push: $(tail -n 1 "$WORK/push.log")"
-  arn=$(aws_py "$MOTO_URL" "$secret" <<'PY'
-import boto3, sys
-print(boto3.client("secretsmanager", endpoint_url=sys.argv[1]).describe_secret(SecretId=sys.argv[2])["ARN"])
-PY
-)
-
-  port=$(free_port)
-  url="http://127.0.0.1:$port"
-  step "start authserver serve on 127.0.0.1:$port: secrets_manager store, version check 3 s, AWSPREVIOUS grace $grace s"
-  server_start server "$port" AUTHSERVER_STORE_KIND=secrets_manager AUTHSERVER_STORE_SECRET_ID="$arn" \
-    AUTHSERVER_STORE_ENDPOINT_URL="$MOTO_URL" AUTHSERVER_STORE_VERSION_CHECK_SECONDS=3 \
-    AUTHSERVER_STORE_PREVIOUS_GRACE_SECONDS="$grace" \
-    AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
-    AWS_REGION="$AWS_REGION" AWS_EC2_METADATA_DISABLED=true -- ||
-    fail "server did not start: $(tail -n 3 "$WORK/server.log")"
-  local v0
-  v0=$(store_version "$url")
-  ok "server up, serving version $v0"
-  rotation_function_start "$arn" AUTHSERVER_STORE_VERSION_CHECK_SECONDS=3 AUTHSERVER_ROTATION_SETTLE_SECONDS=1
+  local old="drill-svc-$RANDOM$RANDOM-old" alice_pw="drill-alice-$RANDOM$RANDOM" url
+  local delivery arn token grace=12 cost=(--m-cost 19456 --t-cost 2)
+  rotation_rig "$old" "$grace" "alice:ACTIVE:$(printf '%s\n' "$alice_pw" | "$BIN" hash-password "${cost[@]}")"
+  arn=$RIG_ARN delivery=$RIG_DELIVERY url=$RIG_URL
+  local v0=$RIG_VERSION
 
   step "baseline: alice, prompt and late (svc-billing, old password), 10 requests/s each; scraping every $SCRAPE_SECONDS s"
   (umask 077 && printf '%s\n' "$old" >"$WORK/prompt.pw" && printf '%s\n' "$old" >"$WORK/late.pw")
@@ -72,32 +35,19 @@ PY
   traffic_start late legit "$url" --user svc-billing --password-file "$WORK/late.pw" --rate 10
   wait_scrapes baseline 3
 
-  step "rotation: RotateSecret (moto stages AWSPENDING), then the four steps back to back"
-  token=$(rotation_begin "$arn") || fail "RotateSecret failed"
-  info "token (pending version): $token"
+  step "rotation: RotateSecret (moto stages AWSPENDING), then the four steps back to back; finishSecret settles"
+  step "         one version check + 5 s first, so the server accepts AWSPENDING before anyone reads it as current"
   phase pending
-  rotation_step createSecret "$arn" "$token"
-  rotation_step setSecret "$arn" "$token"
-  rotation_step testSecret "$arn" "$token"
-  # Back to back, as Secrets Manager runs the steps: only the function's own settle time lies
-  # between the pending version appearing and a client reading the new password as current.
-  step "rotation: finishSecret (waits rotation.settle_seconds, then AWSCURRENT moves; the old password becomes AWSPREVIOUS)"
-  local t0 t_fin t_pick v
+  local t0 t_pick
   t0=$(date +%s)
-  rotation_step finishSecret "$arn" "$token"
-  t_fin=$(date +%s%N)
+  rotate_now "$arn"
+  token=$TOKEN
   (umask 077 && secret_value "$delivery" AWSCURRENT >"$WORK/new.pw") || fail "no AWSCURRENT in $delivery"
   cp "$WORK/new.pw" "$WORK/prompt.tmp" && mv "$WORK/prompt.tmp" "$WORK/prompt.pw"
   phase finished
-  [ "$(cat "$WORK/new.pw")" != "$old" ] || fail "the delivery secret still holds the old password"
-  ok "finishSecret took $(($(date +%s) - t0)) s; prompt client switched to the new AWSCURRENT password at once"
-  for _ in $(seq 1 200); do
-    v=$(store_version "$url")
-    [ "$v" = "$token" ] && break
-    sleep 0.05
-  done
-  [ "$v" = "$token" ] || fail "the server still serves $v 10 s after finishSecret"
-  t_pick=$((($(date +%s%N) - t_fin) / 1000000))
+  cmp -s "$WORK/new.pw" "$WORK/late.pw" && fail "the delivery secret still holds the old password"
+  ok "rotation took $(($(date +%s) - t0)) s; prompt client switched to the new AWSCURRENT password at once"
+  t_pick=$(wait_version "$url" "$token")
   ok "new AWSCURRENT in service ${t_pick} ms after finishSecret returned (version check every 3 s)"
   [ "$t_pick" -le 4500 ] || fail "pickup took ${t_pick} ms, more than the version check interval allows"
   wait_scrapes finished 3
@@ -132,13 +82,12 @@ PY
   ok "AWSCURRENT on $token, AWSPREVIOUS on $v0, no AWSPENDING"
 
   step "checks: the old password is refused once the grace period ($grace s) is over (runbook check 6)"
-  local code until=$((t_fin / 1000000000 + grace + 2))
+  local code until=$((FINISHED_NS / 1000000000 + grace + 2))
+  (umask 077 && printf '%s\n' "$old" >"$WORK/old.pw")
   while [ "$(date +%s)" -lt "$until" ]; do sleep 0.5; done
-  code=$(printf 'Authorization: Basic %s\n' "$(printf '%s:%s' svc-billing "$old" | base64 -w0)" |
-    curl -s -o /dev/null -w '%{http_code}' -m 5 -X POST -H @- "$url/auth/validate")
+  code=$(validate_status "$url" svc-billing "$WORK/old.pw")
   [ "$code" = 401 ] || fail "the old password answered $code after the grace period"
-  code=$(printf 'Authorization: Basic %s\n' "$(printf '%s:%s' svc-billing "$(cat "$WORK/new.pw")" | base64 -w0)" |
-    curl -s -o /dev/null -w '%{http_code}' -m 5 -X POST -H @- "$url/auth/validate")
+  code=$(validate_status "$url" svc-billing "$WORK/new.pw")
   [ "$code" = 200 ] || fail "the new password answered $code"
   ok "after the grace period: old password 401, new password 200"
 
@@ -149,13 +98,7 @@ PY
   n=$(grep -c '"message":"rotation step"' "$WORK/rotation-fn.log" || true)
   [ "$n" -ge 4 ] || fail "the rotation function logged $n \"rotation step\" lines, expected one per step"
   ok "rotation function: $n \"rotation step\" lines"
-  local f
-  for f in "$WORK/server.log" "$WORK/rotation-fn.log" "$WORK/push.log"; do
-    grep -qF -- "$(cat "$WORK/new.pw")" "$f" && fail "the new password is in $(basename "$f")"
-    grep -qF -- "$old" "$f" && fail "the old password is in $(basename "$f")"
-    grep -qF -- '$argon2id$' "$f" && fail "a password hash is in $(basename "$f")"
-  done
-  ok "no password and no hash in the server, rotation function or push output"
+  no_secrets "$WORK/new.pw" "$WORK/old.pw" -- "$WORK/server.log" "$WORK/rotation-fn.log" "$WORK/push.log"
 
   promtool_check \
     --silent AuthServerSuccessRatioLow@baseline \
