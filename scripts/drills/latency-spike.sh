@@ -68,8 +68,10 @@ run_drill() {
   wait_scrapes spike 11
   info "alice: $(traffic_summary alice spike)"
   step "diagnosis: 'authserver users list' shows the hash parameters in service"
-  "$BIN" users list "$WORK/users.json" | sed 's/^/   | /'
-  "$BIN" users list "$WORK/users.json" | grep -q "m=$SPIKE_M,t=$SPIKE_T" || fail "users list does not show m=$SPIKE_M,t=$SPIKE_T"
+  local listing
+  listing=$("$BIN" users list "$WORK/users.json") || fail "users list failed"
+  printf '%s\n' "$listing" | sed 's/^/   | /'
+  grep -q "m=$SPIKE_M,t=$SPIKE_T" <<<"$listing" || fail "users list does not show m=$SPIKE_M,t=$SPIKE_T"
   ok "users list names the raised cost"
 
   step "remediation: re-hash at the normal cost (users file restored from the known-good copy, hot reload)"

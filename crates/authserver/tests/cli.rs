@@ -302,3 +302,33 @@ fn users_hash_matches_what_the_server_logs() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("random per process"));
 }
+
+/// A reader that goes away (`authserver users list FILE | head -n 1`) ends the command quietly:
+/// exit 0, nothing on stderr. The listing is larger than a pipe's buffer, so the write fails.
+#[test]
+fn a_closed_stdout_ends_a_listing_quietly() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.json");
+    let phc = authserver_core::hash_password(&authserver_core::Secret::from("pw-many-users"), FAST).unwrap();
+    let doc: serde_json::Map<String, serde_json::Value> = (0..3000)
+        .map(|i| (format!("user-{i:05}"), serde_json::json!({"passwordHash": phc})))
+        .collect();
+    std::fs::write(&file, serde_json::Value::Object(doc).to_string()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authserver"))
+        .args(["users", "list", file.to_str().unwrap()])
+        .env_remove("AUTHSERVER_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("USERNAME"), "{first}");
+    // The reader is dropped here: the rest of the listing goes to a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}: {}", out.status, text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+}
