@@ -58,6 +58,7 @@ run_drill() {
   stop alice
   stop prompt
   stop late
+  stop scraper # the probes below (the old password after the grace period) are not traffic
 
   step "checks: what clients saw"
   local c p bad
