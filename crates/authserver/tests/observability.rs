@@ -392,3 +392,42 @@ async fn cache_purge_is_refused_from_a_remote_address() {
     let res = app(state.clone()).oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
+
+/// A line logged while a request is handled (here the "ban issued" warning of the request that
+/// tripped a username lock) carries that request's id and X-Ray trace id as fields of its own;
+/// a line logged outside any request carries none.
+#[tokio::test]
+async fn lines_logged_during_a_request_carry_its_ids() {
+    let f = fixture();
+    let server =
+        common::process::Server::start(&f.users, &[], &[("AUTHSERVER_REGULATION_MAX_USER_FAILURES", "2")]);
+    let client = reqwest::Client::new();
+    for n in 1..=3 {
+        client
+            .post(server.url("/auth/validate"))
+            .header("authorization", basic(ALICE, "not-her-password"))
+            .header("x-request-id", format!("ctx-req-{n}"))
+            .header("x-amzn-trace-id", "Root=1-ctx-test")
+            .send()
+            .await
+            .unwrap();
+    }
+    let (_, lines) = server.terminate();
+    let parsed: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let ban = parsed
+        .iter()
+        .find(|v| v["message"] == "ban issued")
+        .unwrap_or_else(|| panic!("no ban line: {lines:?}"));
+    assert!(
+        ban["request_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("ctx-req-")),
+        "{ban}"
+    );
+    assert_eq!(ban["xray_trace_id"], "Root=1-ctx-test", "{ban}");
+    let listening = parsed.iter().find(|v| v["message"] == "listening").unwrap();
+    assert!(listening.get("request_id").is_none(), "{listening}");
+}

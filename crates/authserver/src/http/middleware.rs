@@ -1,10 +1,11 @@
-//! The outermost layer: request id in and out, a `request` span carrying it and the X-Ray and
-//! W3C trace ids, `Cache-Control: no-store` and a JSON body on
+//! The outermost layer: request id in and out, the request context (the id and the X-Ray and
+//! W3C trace ids) of every line logged meanwhile, `Cache-Control: no-store` and a JSON body on
 //! every response, and exactly one log line per request. The line carries `user_hash`, never the
 //! username, password, header or hash.
 
 use super::reply::now_ms;
 use super::{AppState, ClientAddr};
+use crate::telemetry::context::RequestContext;
 use crate::telemetry::{AuthRecord, RequestRecord};
 use authserver_core::{AuditEvent, Reason};
 use axum::extract::State;
@@ -24,7 +25,7 @@ pub const ACCESS_TARGET: &str = "authserver::access";
 /// as the other JSON log lines.
 #[derive(serde::Serialize)]
 struct AccessLine<'a> {
-    timestamp: String,
+    timestamp: &'a str,
     level: &'static str,
     message: &'static str,
     target: &'static str,
@@ -65,11 +66,21 @@ fn plain_header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     })
 }
 
-/// The X-Ray trace id: the header, or on Lambda the runtime's `_X_AMZN_TRACE_ID`.
+/// Whether this process is a Lambda function (the runtime sets `_X_AMZN_TRACE_ID` there).
+static ON_LAMBDA: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some());
+
+/// The X-Ray trace id: the header, or on Lambda the runtime's `_X_AMZN_TRACE_ID` (read only
+/// there: the environment is behind a process-wide lock).
 fn xray_trace_id(req: &Request) -> Option<String> {
     plain_header(req, "x-amzn-trace-id")
         .map(str::to_owned)
-        .or_else(|| std::env::var("_X_AMZN_TRACE_ID").ok().filter(|v| v.len() <= 256))
+        .or_else(|| {
+            (*ON_LAMBDA)
+                .then(|| std::env::var("_X_AMZN_TRACE_ID").ok())
+                .flatten()
+                .filter(|v| v.len() <= 256)
+        })
 }
 
 /// See the module docs.
@@ -81,12 +92,6 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
     let xray = xray_trace_id(&req);
     let traceparent = plain_header(&req, "traceparent").map(str::to_owned);
     let trace_id = xray.clone().or_else(|| traceparent.clone());
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        xray_trace_id = xray.as_deref(),
-        traceparent = traceparent.as_deref(),
-    );
     let source = req
         .extensions()
         .get::<ClientAddr>()
@@ -105,7 +110,25 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(req).instrument(span.clone()).await;
+    // Lines logged while handling carry the ids (telemetry::context); a span only when traces
+    // are exported.
+    let ctx = RequestContext {
+        request_id: id.clone(),
+        xray_trace_id: xray.clone(),
+        traceparent: traceparent.clone(),
+    };
+    let handled = crate::telemetry::context::scope(ctx, next.run(req));
+    let mut response = if crate::telemetry::exports_spans() {
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            xray_trace_id = xray.as_deref(),
+            traceparent = traceparent.as_deref(),
+        );
+        handled.instrument(span).await
+    } else {
+        handled.await
+    };
     let status = response.status();
     if (status.is_client_error() || status.is_server_error())
         && response
@@ -155,8 +178,9 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
     }
     let latency_ms = latency.as_secs_f64() * 1000.0;
     if tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+        let now = crate::audit::now();
         let line = AccessLine {
-            timestamp: crate::audit::now(),
+            timestamp: &now,
             level: "INFO",
             message: if record.is_some() {
                 "auth request"

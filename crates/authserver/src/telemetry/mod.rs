@@ -11,6 +11,7 @@
 //! - [`otlp`]: optional OpenTelemetry span export (cargo feature `otlp`).
 
 pub mod batch;
+pub mod context;
 pub mod emf;
 pub mod metrics;
 pub mod names;
@@ -63,15 +64,25 @@ pub fn subscriber_with<W>(
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    use context::{Shape, WithRequest};
+    use tracing_subscriber::fmt::format;
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt: ExtraLayer = match settings.format {
         LogFormat::Json => fmt
             .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .event_format(WithRequest::new(
+                format()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+                Shape::Json,
+            ))
             .boxed(),
-        LogFormat::Text => fmt.with_ansi(false).boxed(),
+        LogFormat::Text => fmt
+            .with_ansi(false)
+            .event_format(WithRequest::new(format().with_ansi(false), Shape::Text))
+            .boxed(),
     };
     let layers: Vec<ExtraLayer> = std::iter::once(fmt).chain(extra).collect();
     Box::new(
@@ -92,6 +103,14 @@ pub fn init(settings: &LogSettings) {
 /// stream (one ordering, one write per batch).
 static STDOUT: OnceLock<Arc<batch::Batch>> = OnceLock::new();
 
+/// Set when spans are exported (OTLP): only then does each request open a span of its own.
+static EXPORTS_SPANS: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported (see [`EXPORTS_SPANS`]).
+pub fn exports_spans() -> bool {
+    EXPORTS_SPANS.load(Relaxed)
+}
+
 /// Installs the process-wide subscriber for a long-running server, writing through a
 /// [`batch::Batch`]. Keep the guards until exit: dropping them flushes logs and exports spans.
 pub fn init_buffered(settings: &Settings) -> anyhow::Result<Guards> {
@@ -102,6 +121,7 @@ pub fn init_buffered(settings: &Settings) -> anyhow::Result<Guards> {
     };
     let batch = STDOUT.get_or_init(|| batch::Batch::start(out)).clone();
     let (otel, provider) = otlp_layer(&settings.telemetry)?;
+    EXPORTS_SPANS.store(otel.is_some(), Relaxed);
     let make = {
         let batch = batch.clone();
         move || batch.writer()

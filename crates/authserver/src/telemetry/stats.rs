@@ -6,6 +6,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Seconds of history kept.
 pub const WINDOW: usize = 60;
@@ -29,7 +30,6 @@ fn bucket_upper_ms(i: usize) -> f64 {
 
 #[derive(Debug, Clone)]
 struct Second {
-    epoch: u64,
     requests: u64,
     allowed: u64,
     denied: u64,
@@ -39,9 +39,8 @@ struct Second {
 }
 
 impl Second {
-    fn empty(epoch: u64) -> Self {
+    fn empty() -> Self {
         Self {
-            epoch,
             requests: 0,
             allowed: 0,
             denied: 0,
@@ -49,6 +48,67 @@ impl Second {
             cache_misses: 0,
             latency: [0; LAT_BUCKETS],
         }
+    }
+}
+
+/// One second of the window, updated without a lock (every request records into it).
+#[derive(Debug)]
+struct Slot {
+    epoch: AtomicU64,
+    requests: AtomicU64,
+    allowed: AtomicU64,
+    denied: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    latency: [AtomicU32; LAT_BUCKETS],
+}
+
+impl Slot {
+    fn new() -> Self {
+        Self {
+            epoch: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            allowed: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            latency: std::array::from_fn(|_| AtomicU32::new(0)),
+        }
+    }
+
+    /// The counts, when the slot holds second `t`.
+    fn load(&self, t: u64) -> Second {
+        let r = Ordering::Relaxed;
+        if self.epoch.load(Ordering::Acquire) != t {
+            return Second::empty();
+        }
+        Second {
+            requests: self.requests.load(r),
+            allowed: self.allowed.load(r),
+            denied: self.denied.load(r),
+            cache_hits: self.cache_hits.load(r),
+            cache_misses: self.cache_misses.load(r),
+            latency: std::array::from_fn(|i| self.latency[i].load(r)),
+        }
+    }
+
+    /// Zeroes the counts, then labels the slot `epoch` (callers hold the rollover lock).
+    fn reset(&self, epoch: u64) {
+        let r = Ordering::Relaxed;
+        for c in [
+            &self.requests,
+            &self.allowed,
+            &self.denied,
+            &self.cache_hits,
+            &self.cache_misses,
+        ] {
+            c.store(0, r);
+        }
+        for c in &self.latency {
+            c.store(0, r);
+        }
+        // Release: whoever sees the new epoch sees zeroed counts, so its increments count.
+        self.epoch.store(epoch, Ordering::Release);
     }
 }
 
@@ -114,15 +174,17 @@ pub struct Sample<'a> {
     pub failed_source: Option<IpAddr>,
 }
 
-/// The window.
+/// The window. Counts are atomics (the hot path takes no lock); the second's rollover and the
+/// failure top lists take one.
 #[derive(Debug)]
 pub struct Window {
-    inner: Mutex<Inner>,
+    seconds: Vec<Slot>,
+    rollover: Mutex<()>,
+    tops: Mutex<TopLists>,
 }
 
-#[derive(Debug)]
-struct Inner {
-    seconds: Vec<Second>,
+#[derive(Debug, Default)]
+struct TopLists {
     users: Tops,
     sources: Tops,
 }
@@ -215,11 +277,9 @@ fn percentiles(hist: &[u32; LAT_BUCKETS]) -> Percentiles {
 impl Default for Window {
     fn default() -> Self {
         Self {
-            inner: Mutex::new(Inner {
-                seconds: (0..WINDOW).map(|_| Second::empty(0)).collect(),
-                users: Tops::default(),
-                sources: Tops::default(),
-            }),
+            seconds: (0..WINDOW).map(|_| Slot::new()).collect(),
+            rollover: Mutex::new(()),
+            tops: Mutex::new(TopLists::default()),
         }
     }
 }
@@ -227,44 +287,61 @@ impl Default for Window {
 impl Window {
     /// Adds one request.
     pub fn record(&self, s: Sample<'_>) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = &mut inner.seconds[(s.epoch % WINDOW as u64) as usize];
-        if slot.epoch != s.epoch {
-            *slot = Second::empty(s.epoch);
-        }
-        if s.auth {
-            slot.requests += 1;
+        let slot = &self.seconds[(s.epoch % WINDOW as u64) as usize];
+        if s.auth && self.claim(slot, s.epoch) {
+            let r = Ordering::Relaxed;
+            slot.requests.fetch_add(1, r);
             if s.allowed {
-                slot.allowed += 1;
+                slot.allowed.fetch_add(1, r);
             } else {
-                slot.denied += 1;
+                slot.denied.fetch_add(1, r);
             }
             match s.cache_hit {
-                Some(true) => slot.cache_hits += 1,
-                Some(false) => slot.cache_misses += 1,
-                None => {}
-            }
-            slot.latency[bucket_of(s.latency_ms)] += 1;
+                Some(true) => slot.cache_hits.fetch_add(1, r),
+                Some(false) => slot.cache_misses.fetch_add(1, r),
+                None => 0,
+            };
+            slot.latency[bucket_of(s.latency_ms)].fetch_add(1, r);
+        }
+        if s.failed_user_hash.is_none() && s.failed_source.is_none() {
+            return;
         }
         let minute = s.epoch / 60;
+        let mut tops = self.tops.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(u) = s.failed_user_hash {
-            inner.users.add(minute, u);
+            tops.users.add(minute, u);
         }
         if let Some(a) = s.failed_source {
-            inner.sources.add(minute, &a.to_string());
+            tops.sources.add(minute, &a.to_string());
         }
+    }
+
+    /// Makes `slot` hold second `epoch` (a new second zeroes what it held 60 s ago); false for
+    /// a sample older than what the slot holds (a clock step back): it is not counted.
+    fn claim(&self, slot: &Slot, epoch: u64) -> bool {
+        let held = slot.epoch.load(Ordering::Acquire);
+        if held == epoch {
+            return true;
+        }
+        if held > epoch {
+            return false;
+        }
+        let _rollover = self.rollover.lock().unwrap_or_else(|e| e.into_inner());
+        let held = slot.epoch.load(Ordering::Acquire);
+        if held < epoch {
+            slot.reset(epoch);
+        }
+        held <= epoch
     }
 
     /// The figures as of `now` (Unix seconds).
     pub fn summary(&self, now: u64) -> Summary {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let oldest = now.saturating_sub(WINDOW as u64 - 1);
         let mut series = Vec::with_capacity(WINDOW);
         let mut total = [0u32; LAT_BUCKETS];
         let (mut req, mut ok, mut hit, mut miss, mut recent) = (0, 0, 0, 0, 0);
         for t in oldest..=now {
-            let s = &inner.seconds[(t % WINDOW as u64) as usize];
-            let s = if s.epoch == t { s.clone() } else { Second::empty(t) };
+            let s = self.seconds[(t % WINDOW as u64) as usize].load(t);
             req += s.requests;
             ok += s.allowed;
             hit += s.cache_hits;
@@ -286,6 +363,7 @@ impl Window {
             });
         }
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        let tops = self.tops.lock().unwrap_or_else(|e| e.into_inner());
         let top = |t: &Tops| {
             t.top(now / 60, 10)
                 .into_iter()
@@ -300,8 +378,8 @@ impl Window {
             cache_hit_ratio: ratio(hit, hit + miss),
             latency_ms: percentiles(&total),
             series,
-            top_failing_user_hashes: top(&inner.users),
-            top_failing_sources: top(&inner.sources),
+            top_failing_user_hashes: top(&tops.users),
+            top_failing_sources: top(&tops.sources),
         }
     }
 }
@@ -353,6 +431,30 @@ mod tests {
             w.summary(1000 + 180).top_failing_user_hashes.is_empty(),
             "old minutes expire"
         );
+    }
+
+    #[test]
+    fn concurrent_records_all_count_and_seconds_roll_over() {
+        let w = Window::default();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for i in 0..5000 {
+                        w.record(sample(2000 + i % 2, true, 0.3));
+                    }
+                });
+            }
+        });
+        let s = w.summary(2001);
+        assert_eq!(s.requests, 20_000);
+        assert_eq!(s.success_ratio, Some(1.0));
+        // 60 s later the same slots hold the new seconds; the old counts are gone.
+        w.record(sample(2060, false, 0.3));
+        let s = w.summary(2061);
+        assert_eq!((s.requests, s.success_ratio), (1, Some(0.0)));
+        // A late sample for a second the slot no longer holds is dropped, not mixed in.
+        w.record(sample(2000, true, 0.3));
+        assert_eq!(w.summary(2061).requests, 1);
     }
 
     #[test]
