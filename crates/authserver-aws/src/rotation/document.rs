@@ -2,7 +2,7 @@
 //! between `AWSCURRENT` and `AWSPENDING`, and new passwords.
 
 use super::RotationError;
-use authserver_core::{Secret, Status, StoreDocument, UserRecord, parse_document};
+use authserver_core::{Secret, StoreDocument, UserRecord, parse_document};
 use rand::Rng;
 
 /// A password of `length` characters drawn uniformly from `alphabet` with the thread's CSPRNG
@@ -18,10 +18,11 @@ pub fn generate_password(length: usize, alphabet: &[char]) -> Secret {
     Secret::new(password)
 }
 
-/// The accounts a rotation changes: ACTIVE users with a delivery secret, with that secret.
+/// The accounts a rotation changes: users with a delivery secret, with that secret. DISABLED
+/// ones too: disabling a leaked service account, then rotating it, gives it a new password
+/// without ever accepting the leaked one again (it stays DISABLED until an operator enables it).
 pub(super) fn service_accounts(doc: &StoreDocument) -> Vec<(String, String)> {
     doc.iter()
-        .filter(|(_, rec)| rec.status == Status::Active)
         .filter_map(|(name, rec)| Some((name.clone(), rec.delivery_secret_id.clone()?)))
         .collect()
 }
@@ -58,7 +59,7 @@ pub(super) fn same_but_rotated(
         let Some(new) = pending.get(name) else {
             return Err(stale("different users".into()));
         };
-        let rotated = now.status == Status::Active && now.delivery_secret_id.is_some();
+        let rotated = now.delivery_secret_id.is_some();
         let comparable = |r: &UserRecord| UserRecord {
             password_hash: if rotated {
                 String::new()
@@ -78,6 +79,7 @@ pub(super) fn same_but_rotated(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use authserver_core::Status;
 
     fn rec(hash: &str, delivery: Option<&str>, status: Status) -> UserRecord {
         UserRecord {
@@ -110,10 +112,15 @@ mod tests {
         current.insert("human".into(), rec("h3", None, Status::Active));
         assert_eq!(
             service_accounts(&current),
-            vec![("svc".to_owned(), "d".to_owned())]
+            vec![
+                ("off".to_owned(), "d2".to_owned()),
+                ("svc".to_owned(), "d".to_owned())
+            ],
+            "disabled service accounts rotate too"
         );
         let mut pending = current.clone();
         pending.get_mut("svc").unwrap().password_hash = "new".into();
+        pending.get_mut("off").unwrap().password_hash = "new2".into();
         assert!(same_but_rotated(&current, &pending, |u| u.into()).is_ok());
         let mut bad = pending.clone();
         bad.get_mut("human").unwrap().password_hash = "x".into();
@@ -123,10 +130,10 @@ mod tests {
         bad.get_mut("svc").unwrap().roles.push("admin".into());
         assert!(same_but_rotated(&current, &bad, |u| u.into()).is_err());
         let mut bad = pending.clone();
-        bad.get_mut("off").unwrap().password_hash = "x".into();
+        bad.get_mut("off").unwrap().status = Status::Active;
         assert!(
             same_but_rotated(&current, &bad, |u| u.into()).is_err(),
-            "disabled accounts do not rotate"
+            "a rotation never enables an account"
         );
         let mut bad = pending;
         bad.insert("extra".into(), rec("h", None, Status::Active));

@@ -4,7 +4,7 @@
 //!
 //! | step | what it does |
 //! |---|---|
-//! | `createSecret` | for each ACTIVE service account, a new random password (length and alphabet from the config), staged in its delivery secret as `AWSPENDING` under the rotation token, hashed with Argon2id at the cost of the account's current hash; the store with those hashes written as the credential secret's `AWSPENDING` version |
+//! | `createSecret` | for each service account (ACTIVE or DISABLED: a disabled one stays so), a new random password (length and alphabet from the config), staged in its delivery secret as `AWSPENDING` under the rotation token, hashed with Argon2id at the cost of the account's current hash; the store with those hashes written as the credential secret's `AWSPENDING` version |
 //! | `setSecret` | makes sure every delivery secret has that password staged `AWSPENDING` (the version the token names) |
 //! | `testSecret` | the pending store meets the hash policy and differs from `AWSCURRENT` only in the rotated accounts' hashes and `passwordChangedAt`; each delivered password verifies against its pending hash |
 //! | `finishSecret` | `AWSCURRENT` to the token's version on each delivery secret, then on the credential secret; `AWSPENDING` removed |

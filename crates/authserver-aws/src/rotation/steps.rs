@@ -21,7 +21,7 @@ pub(super) async fn create(r: &Rotator, ctx: &Context) -> Result<Done, RotationE
     if accounts.is_empty() {
         tracing::warn!(
             secret = ctx.arn,
-            "no ACTIVE service account (deliverySecretId) to rotate"
+            "no service account (deliverySecretId) to rotate"
         );
     }
     let now = OffsetDateTime::now_utc()
