@@ -7,25 +7,45 @@
 # X-Forwarded-For trusted from 127.0.0.1), the rotation function under the Lambda emulator.
 # Traffic, 5 requests/s each: the real client from 198.51.100.7, which reads its password from
 # the delivery secret, and the intruder from 203.0.113.66 with the leaked password.
-# The response is the runbook's "rotate now": RotateSecret and the four steps; the real client
-# reads the new password at once. Expected: the leaked password keeps working for the grace
-# period only (the exposure the runbook describes), then gets no 200 at all (401, then 429 as
-# regulation locks the username and bans the source), although it sat in the verified cache;
-# the real client never fails. Then the runbook's audit query, run over the audit events, names
-# the intruder's address with its allowed and denied attempts and the store version change.
+# Act 1, the runbook's "rotate now": RotateSecret and the four steps; the real client reads the
+# new password at once. Expected: the leaked password keeps working for the grace period only
+# (the exposure the runbook describes), then gets no 200 at all, although it sat in the verified
+# cache; the real client never fails. The runbook's audit query, run over the audit events,
+# names the intruder's address with its allowed and denied attempts and the store version change.
+# Act 2, the runbook's contained path: the new password leaks too; `users pull / disable /
+# push`, then a rotation of the disabled account, then `users enable` + push once the client has
+# the newer password. Expected: the intruder never gets a 200 after the containment; the client
+# is refused while the account is disabled and never after the enable.
+# Regulation thresholds are raised so that bans do not mask the store's answers (the
+# brute-force drill covers regulation).
+
+# users_cli ARGS...: `authserver users ...` as the operator runs it (output to users-cli.log).
+users_cli() {
+  "${CLEAN_ENV[@]}" AUTHSERVER_STORE_ENDPOINT_URL="$MOTO_URL" "$BIN" users "$@" >>"$WORK/users-cli.log" 2>&1 ||
+    fail "users $1 failed: $(tail -n 2 "$WORK/users-cli.log")"
+}
+
+# pushed_version: the version the last `users push` made AWSCURRENT (from its report).
+pushed_version() {
+  grep -o 'version [0-9a-f-]* is AWSCURRENT' "$WORK/users-cli.log" | tail -n 1 | cut -d' ' -f2
+}
 
 run_drill() {
   local old="drill-svc-$RANDOM$RANDOM-leaked" grace=15 url arn delivery uh
+  # Regulation off in effect (the brute-force drill covers it): here the intruder's failures
+  # must not ban its address or lock the username, so each phase shows the store's answer alone.
   rotation_rig "$old" "$grace" AUTHSERVER_SERVER_TRUSTED_PROXIES=127.0.0.1 \
-    AUTHSERVER_LOG_USER_HASH_KEY=drill-user-hash-key
+    AUTHSERVER_LOG_USER_HASH_KEY=drill-user-hash-key AUTHSERVER_REGULATION_MAX_USER_FAILURES=1000000 \
+    AUTHSERVER_REGULATION_MAX_SOURCE_FAILURES=1000000 AUTHSERVER_REGULATION_MAX_SOURCE_USERNAMES=1000000
   arn=$RIG_ARN delivery=$RIG_DELIVERY url=$RIG_URL
-  (umask 077 && printf '%s\n' "$old" >"$WORK/client.pw" && cp "$WORK/client.pw" "$WORK/old.pw")
+  (umask 077 && printf '%s\n' "$old" >"$WORK/client.pw" && cp "$WORK/client.pw" "$WORK/old.pw" &&
+    cp "$WORK/old.pw" "$WORK/intruder.pw")
 
   step "leak: the real client (198.51.100.7) and an intruder (203.0.113.66) both use svc-billing's password"
   phase leaked
   scraper_start "$url"
   traffic_start client legit "$url" --user svc-billing --password-file "$WORK/client.pw" --xff 198.51.100.7 --rate 5
-  traffic_start intruder legit "$url" --user svc-billing --password-file "$WORK/old.pw" --xff 203.0.113.66 --rate 5
+  traffic_start intruder legit "$url" --user svc-billing --password-file "$WORK/intruder.pw" --xff 203.0.113.66 --rate 5
   wait_scrapes leaked 3
   info "intruder: $(traffic_summary intruder leaked)"
 
@@ -37,6 +57,7 @@ run_drill() {
   cp "$WORK/new.pw" "$WORK/client.tmp" && mv "$WORK/client.tmp" "$WORK/client.pw"
   local pick deadline
   pick=$(wait_version "$url" "$TOKEN")
+  TOKEN1=$TOKEN
   phase grace
   deadline=$((FINISHED_NS / 1000000 + pick + grace * 1000))
   ok "new version $TOKEN in service ${pick} ms after finishSecret; the real client uses the new password"
@@ -44,6 +65,43 @@ run_drill() {
   while [ "$(date +%s%3N)" -lt $((deadline + 1000)) ]; do sleep 0.25; done
   phase after-grace
   wait_scrapes after-grace 4
+
+  # Act 2: the runbook's contained path. The new password leaks as well; this time the operator
+  # disables the account first, rotates it while disabled, and enables it once the client has
+  # the newer password.
+  local t2 v
+  t2=$(date +%s%3N)
+  step "second leak: the intruder now has the current password too"
+  cp "$WORK/new.pw" "$WORK/intruder.tmp" && mv "$WORK/intruder.tmp" "$WORK/intruder.pw"
+  phase leak-2
+  wait_scrapes leak-2 2
+  step "contain (runbook: Contain): users pull, users disable, users push"
+  users_cli pull --secret-id "$arn" "$WORK/users.json"
+  users_cli disable "$WORK/users.json" svc-billing
+  users_cli push --secret-id "$arn" "$WORK/users.json"
+  v=$(pushed_version)
+  pick=$(wait_version "$url" "$v")
+  info "pushed version $v (svc-billing DISABLED) in service after $pick ms"
+  phase contained
+  wait_scrapes contained 2
+  step "rotate the disabled account (runbook: Rotate, contained): it gets a new password and stays disabled"
+  rotate_now "$arn"
+  (umask 077 && secret_value "$delivery" AWSCURRENT >"$WORK/newer.pw") || fail "no AWSCURRENT in $delivery"
+  cmp -s "$WORK/newer.pw" "$WORK/new.pw" && fail "the disabled account was not rotated"
+  cp "$WORK/newer.pw" "$WORK/client.tmp" && mv "$WORK/client.tmp" "$WORK/client.pw"
+  pick=$(wait_version "$url" "$TOKEN")
+  info "rotated version in service after $pick ms; the client has the newer password"
+  phase rotated-disabled
+  wait_scrapes rotated-disabled 2
+  step "enable (runbook): users pull, users enable, users push"
+  users_cli pull --secret-id "$arn" "$WORK/users.json"
+  users_cli enable "$WORK/users.json" svc-billing
+  users_cli push --secret-id "$arn" "$WORK/users.json"
+  v=$(pushed_version)
+  pick=$(wait_version "$url" "$v")
+  info "pushed version $v (svc-billing ACTIVE) in service after $pick ms"
+  phase enabled
+  wait_scrapes enabled 3
   stop client
   stop intruder
 
@@ -60,22 +118,36 @@ run_drill() {
     fail "the leaked password still worked after the grace period: $(traffic_summary intruder after-grace)"
   [ "$(traffic_count intruder after-grace 401)" -gt 0 ] || fail "the intruder got no 401 after the grace period"
   ok "leaked password: accepted during the grace period, refused after it (no 200 in $(traffic_count intruder after-grace all) attempts)"
+  [ "$(traffic_count intruder leak-2 200)" -gt 0 ] || fail "the second leak did not work to begin with"
+  for p in leak-2 contained rotated-disabled enabled; do
+    info "act 2, intruder, $p: $(traffic_summary intruder "$p")"
+    info "act 2, real client, $p: $(traffic_summary client "$p")"
+  done
+  for p in contained rotated-disabled enabled; do
+    [ "$(traffic_count intruder "$p" 200)" = 0 ] || fail "the intruder got 200 in $p: $(traffic_summary intruder "$p")"
+  done
+  for p in contained rotated-disabled; do
+    [ "$(traffic_count client "$p" 200)" = 0 ] || fail "the disabled account was accepted in $p"
+  done
+  [ "$(traffic_count client enabled not200)" = 0 ] || fail "the client failed after the enable: $(traffic_summary client enabled)"
+  ok "contained path: the intruder never got in again; the client failed while disabled (as the runbook says) and never after the enable"
 
   step "checks: the runbook's audit query (auth_attempt by user_hash, stats by source and outcome)"
   uh=$("${CLEAN_ENV[@]}" AUTHSERVER_LOG_USER_HASH_KEY=drill-user-hash-key "$BIN" users hash svc-billing) ||
     fail "authserver users hash failed"
   info "user_hash of svc-billing: $uh"
-  "$PY" - "$WORK/server.log" "$uh" "$deadline" "$TOKEN" <<'PY' || fail "the audit trail does not show what the runbook relies on"
+  "$PY" - "$WORK/server.log" "$uh" "$deadline" "$TOKEN1" "$t2" <<'PY' || fail "the audit trail does not show what the runbook relies on"
 import json, sys, datetime
-log, uh, deadline_ms, token = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+log, uh, deadline_ms, token, act2_ms = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+ms = lambda t: datetime.datetime.fromisoformat(t.replace("Z", "+00:00")[:26] + "+00:00").timestamp() * 1000
 events = []
 for line in open(log):
     try:
         e = json.loads(line)
     except ValueError:
         continue
-    if e.get("log_type") == "audit":
-        events.append(e)
+    if e.get("log_type") == "audit" and ms(e["timestamp"]) < act2_ms:
+        events.append(e)  # act 1 (the "rotate now" path); act 2 is checked from the traffic
 stats = {}
 for e in events:
     if e.get("event") == "auth_attempt" and e.get("user_hash") == uh:
@@ -86,7 +158,6 @@ for e in events:
 print("   source          outcome  attempts  first                            last")
 for (src, out), s in sorted(stats.items(), key=lambda kv: -kv[1]["n"]):
     print(f"   {src:<15} {out:<8} {s['n']:>8}  {s['first']:<32} {s['last']}")
-ms = lambda t: datetime.datetime.fromisoformat(t.replace("Z", "+00:00")[:26] + "+00:00").timestamp() * 1000
 intruder_allowed = stats.get(("203.0.113.66", "allowed"))
 intruder_denied = stats.get(("203.0.113.66", "denied"))
 ok = True
@@ -102,7 +173,8 @@ ok = ok and len(changes) == 1
 sys.exit(0 if ok else 1)
 PY
   ok "the intruder's address, with its last allowed attempt inside the grace period, and the version change"
-  no_secrets "$WORK/old.pw" "$WORK/new.pw" -- "$WORK/server.log" "$WORK/rotation-fn.log" "$WORK/push.log"
+  no_secrets "$WORK/old.pw" "$WORK/new.pw" "$WORK/newer.pw" -- "$WORK/server.log" "$WORK/rotation-fn.log" \
+    "$WORK/push.log" "$WORK/users-cli.log"
 
   promtool_check \
     --silent AuthServerErrorsHigh@leaked \
@@ -110,5 +182,7 @@ PY
     --silent AuthServerStoreFetchErrors@after-grace \
     --true 'sum(increase(authserver_store_refresh_total[5m])) > bool 0@grace+2' \
     --true '(sum(increase(authserver_auth_failure_total[5m])) or vector(0)) == bool 0@leaked' \
-    --true 'sum(increase(authserver_auth_failure_total{reason="wrong_password"}[5m])) > bool 0@after-grace'
+    --true 'sum(increase(authserver_auth_failure_total{reason="wrong_password"}[5m])) > bool 0@after-grace' \
+    --true 'sum(increase(authserver_auth_failure_total{reason="disabled"}[5m])) > bool 0@contained' \
+    --silent AuthServerErrorsHigh@enabled
 }
