@@ -249,11 +249,41 @@ EOF
 check "cfn-lint $MAIN_TEMPLATE with all options on (cloudfront, Shield, authorizer, VPC, alerts)" \
   "$VENV/bin/cfn-lint" "$MAIN_TEMPLATE" --regions us-east-1 --parameter-files "$TMP/lint-all-options.json"
 
+# Disaster recovery (docs/runbooks/disaster-recovery.md): the primary replicates its secret to
+# the standby region and blocks addresses at a REST API edge with WAF; the standby reuses the
+# replicated secrets and does not rotate them (the primary does).
+cat >"$TMP/dr-primary.json" <<'JSON'
+[
+  {"ParameterKey": "Stage", "ParameterValue": "prod"},
+  {"ParameterKey": "CodeS3Bucket", "ParameterValue": "authserver-artifacts-123456789012-prod"},
+  {"ParameterKey": "SecretReplicaRegion", "ParameterValue": "us-west-2"},
+  {"ParameterKey": "SecretReplicaKmsKeyArn", "ParameterValue": "arn:aws:kms:us-west-2:123456789012:key/0123abcd-4567-89ab-cdef-0123456789ab"},
+  {"ParameterKey": "EdgeProtection", "ParameterValue": "rest-api"},
+  {"ParameterKey": "WafBlockedCidrs", "ParameterValue": "203.0.113.0/24,198.51.100.7/32"},
+  {"ParameterKey": "WarningEmail", "ParameterValue": "authserver-oncall@example.com"}
+]
+JSON
+cat >"$TMP/dr-standby.json" <<'JSON'
+[
+  {"ParameterKey": "Stage", "ParameterValue": "prod"},
+  {"ParameterKey": "CodeS3Bucket", "ParameterValue": "authserver-artifacts-123456789012-prod-us-west-2"},
+  {"ParameterKey": "ExistingCredentialSecretArn", "ParameterValue": "arn:aws:secretsmanager:us-west-2:123456789012:secret:authserver/prod/credentials-AbCdEf"},
+  {"ParameterKey": "ExistingUserHashKeySecretArn", "ParameterValue": "arn:aws:secretsmanager:us-west-2:123456789012:secret:authserver/prod/user-hash-key-GhIjKl"},
+  {"ParameterKey": "EnableRotation", "ParameterValue": "false"},
+  {"ParameterKey": "WarningEmail", "ParameterValue": "authserver-oncall@example.com"}
+]
+JSON
+for dr in dr-primary dr-standby; do
+  "$PY" "$TMP/params.py" lintfile "$MAIN_TEMPLATE" "$TMP/$dr.json" "$TMP/lint-$dr.json"
+  check "cfn-lint $MAIN_TEMPLATE as the $dr stack" \
+    "$VENV/bin/cfn-lint" "$MAIN_TEMPLATE" --regions us-east-1 --parameter-files "$TMP/lint-$dr.json"
+done
+
 # ---- checkov: one scan over the template as each parameter set deploys it
 mkdir -p "$TMP/checkov"
 CHECKOV_VARIANTS=(default)
 cp "$MAIN_TEMPLATE" "$TMP/checkov/default.yaml"
-for pf in "${PARAM_FILES[@]}" "$TMP/all-options.json"; do
+for pf in "${PARAM_FILES[@]}" "$TMP/all-options.json" "$TMP/dr-primary.json" "$TMP/dr-standby.json"; do
   v=$(basename "$pf" .json)
   "$PY" "$TMP/params.py" render "$MAIN_TEMPLATE" "$pf" "$TMP/checkov/$v.yaml"
   CHECKOV_VARIANTS+=("$v")
