@@ -25,9 +25,16 @@ users_cli() {
     fail "users $1 failed: $(tail -n 2 "$WORK/users-cli.log")"
 }
 
-# pushed_version: the version the last `users push` made AWSCURRENT (from its report).
-pushed_version() {
-  grep -o 'version [0-9a-f-]* is AWSCURRENT' "$WORK/users-cli.log" | tail -n 1 | cut -d' ' -f2
+# set_status disable|enable SECRET_ARN URL: the runbook's pull, disable/enable svc-billing,
+# push; returns once the server serves the pushed version.
+set_status() {
+  local v pick
+  users_cli pull --secret-id "$2" "$WORK/users.json"
+  users_cli "$1" "$WORK/users.json" svc-billing
+  users_cli push --secret-id "$2" "$WORK/users.json"
+  v=$(grep -o 'version [0-9a-f-]* is AWSCURRENT' "$WORK/users-cli.log" | tail -n 1 | cut -d' ' -f2)
+  pick=$(wait_version "$3" "$v")
+  info "pushed version $v (svc-billing after '$1') in service after $pick ms"
 }
 
 run_drill() {
@@ -69,22 +76,19 @@ run_drill() {
   # Act 2: the runbook's contained path. The new password leaks as well; this time the operator
   # disables the account first, rotates it while disabled, and enables it once the client has
   # the newer password.
-  local t2 v
+  local t2
   t2=$(date +%s%3N)
   step "second leak: the intruder now has the current password too"
   cp "$WORK/new.pw" "$WORK/intruder.tmp" && mv "$WORK/intruder.tmp" "$WORK/intruder.pw"
   phase leak-2
   wait_scrapes leak-2 2
   step "contain (runbook: Contain): users pull, users disable, users push"
-  users_cli pull --secret-id "$arn" "$WORK/users.json"
-  users_cli disable "$WORK/users.json" svc-billing
-  users_cli push --secret-id "$arn" "$WORK/users.json"
-  v=$(pushed_version)
-  pick=$(wait_version "$url" "$v")
-  info "pushed version $v (svc-billing DISABLED) in service after $pick ms"
+  phase containing # until the server serves the push: answers here are not judged
+  set_status disable "$arn" "$url"
   phase contained
   wait_scrapes contained 2
   step "rotate the disabled account (runbook: Rotate, contained): it gets a new password and stays disabled"
+  phase rotating-2
   rotate_now "$arn"
   (umask 077 && secret_value "$delivery" AWSCURRENT >"$WORK/newer.pw") || fail "no AWSCURRENT in $delivery"
   cmp -s "$WORK/newer.pw" "$WORK/new.pw" && fail "the disabled account was not rotated"
@@ -94,12 +98,8 @@ run_drill() {
   phase rotated-disabled
   wait_scrapes rotated-disabled 2
   step "enable (runbook): users pull, users enable, users push"
-  users_cli pull --secret-id "$arn" "$WORK/users.json"
-  users_cli enable "$WORK/users.json" svc-billing
-  users_cli push --secret-id "$arn" "$WORK/users.json"
-  v=$(pushed_version)
-  pick=$(wait_version "$url" "$v")
-  info "pushed version $v (svc-billing ACTIVE) in service after $pick ms"
+  phase enabling
+  set_status enable "$arn" "$url"
   phase enabled
   wait_scrapes enabled 3
   stop client
@@ -123,7 +123,7 @@ run_drill() {
     info "act 2, intruder, $p: $(traffic_summary intruder "$p")"
     info "act 2, real client, $p: $(traffic_summary client "$p")"
   done
-  for p in contained rotated-disabled enabled; do
+  for p in contained rotating-2 rotated-disabled enabling enabled; do
     [ "$(traffic_count intruder "$p" 200)" = 0 ] || fail "the intruder got 200 in $p: $(traffic_summary intruder "$p")"
   done
   for p in contained rotated-disabled; do
