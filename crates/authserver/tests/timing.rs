@@ -8,7 +8,9 @@
 //!   load (another build starting, CPU frequency) lands on all three alike and no kind always
 //!   runs first or last;
 //! - medians, which ignore the scheduler spikes a mean would absorb;
-//! - every request awaited before the next, so they never compete with each other.
+//! - every request awaited before the next, so they never compete with each other;
+//! - a sample over the bound is taken once more, and both must exceed it to fail: a systematic
+//!   difference does, a burst of load from a neighbour rarely hits two samples in a row.
 //!
 //! Run `cargo test -p authserver --test timing -- --nocapture` to see the figures.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -75,24 +77,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn credential_denials_take_the_same_time() {
-    let f = fixture();
-    let mut s = settings(&f.users);
-    // Regulation would answer the repeated failures with 429 long before the last round.
-    s.regulation.policy.enabled = false;
-    let state = authserver::wiring::build(s).unwrap().state;
-    let headers: Vec<String> = (0..3).map(header_for).collect();
-
-    for round in 0..WARMUP_ROUNDS {
-        for &k in &ORDERS[round % ORDERS.len()] {
-            timed(&state, &headers[k]).await;
-        }
-    }
+/// One measurement: [`ROUNDS`] interleaved rounds; prints the table, returns the median spread
+/// (slowest vs fastest, relative to the fastest) and the medians.
+async fn measure(state: &Arc<AppState>, headers: &[String]) -> (f64, [Duration; 3]) {
     let mut samples: [Vec<Duration>; 3] = Default::default();
     for round in 0..ROUNDS {
         for &k in &ORDERS[round % ORDERS.len()] {
-            samples[k].push(timed(&state, &headers[k]).await);
+            samples[k].push(timed(state, &headers[k]).await);
         }
     }
 
@@ -122,6 +113,30 @@ async fn credential_denials_take_the_same_time() {
         spread * 100.0,
         BOUND * 100.0
     );
+    (spread, medians)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_denials_take_the_same_time() {
+    let f = fixture();
+    let mut s = settings(&f.users);
+    // Regulation would answer the repeated failures with 429 long before the last round.
+    s.regulation.policy.enabled = false;
+    let state = authserver::wiring::build(s).unwrap().state;
+    let headers: Vec<String> = (0..3).map(header_for).collect();
+
+    for round in 0..WARMUP_ROUNDS {
+        for &k in &ORDERS[round % ORDERS.len()] {
+            timed(&state, &headers[k]).await;
+        }
+    }
+    let (mut spread, mut medians) = measure(&state, &headers).await;
+    if spread > BOUND {
+        // A systematic difference (a real leak) shows in every sample; a burst of load from
+        // a neighbour on this shared machine rarely hits two in a row. Measure once more.
+        println!("over the bound: measuring once more");
+        (spread, medians) = measure(&state, &headers).await;
+    }
     assert!(
         spread <= BOUND,
         "denial medians differ by {:.1} % (> {:.0} %): {:?}",
