@@ -38,7 +38,7 @@ run_drill() {
   step "rotation: RotateSecret (moto stages AWSPENDING), then the four steps back to back; finishSecret settles"
   step "         one version check + 5 s first, so the server accepts AWSPENDING before anyone reads it as current"
   phase pending
-  local t0 t_pick
+  local t0 t_pick seen
   t0=$(date +%s)
   rotate_now "$arn"
   token=$TOKEN
@@ -48,6 +48,7 @@ run_drill() {
   cmp -s "$WORK/new.pw" "$WORK/late.pw" && fail "the delivery secret still holds the old password"
   ok "rotation took $(($(date +%s) - t0)) s; prompt client switched to the new AWSCURRENT password at once"
   t_pick=$(wait_version "$url" "$token")
+  seen=$(date +%s%3N) # the server served the new version by now: its grace period ends by seen + grace
   ok "new AWSCURRENT in service ${t_pick} ms after finishSecret returned (version check every 3 s)"
   [ "$t_pick" -le 4500 ] || fail "pickup took ${t_pick} ms, more than the version check interval allows"
   wait_scrapes finished 3
@@ -83,9 +84,10 @@ run_drill() {
   ok "AWSCURRENT on $token, AWSPREVIOUS on $v0, no AWSPENDING"
 
   step "checks: the old password is refused once the grace period ($grace s) is over (runbook check 6)"
-  local code until=$((FINISHED_NS / 1000000000 + grace + 2))
+  # The server's grace period starts when it serves the new version (by $seen).
+  local code until=$((seen + grace * 1000 + 1000))
   (umask 077 && printf '%s\n' "$old" >"$WORK/old.pw")
-  while [ "$(date +%s)" -lt "$until" ]; do sleep 0.5; done
+  while [ "$(date +%s%3N)" -lt "$until" ]; do sleep 0.25; done
   code=$(validate_status "$url" svc-billing "$WORK/old.pw")
   [ "$code" = 401 ] || fail "the old password answered $code after the grace period"
   code=$(validate_status "$url" svc-billing "$WORK/new.pw")
