@@ -97,9 +97,18 @@ fn config(secret: Option<&str>) -> RotationConfig {
 }
 
 fn rotator(rig: &Rig) -> Rotator {
+    settling_rotator(rig, Duration::ZERO)
+}
+
+/// A rotator whose finishSecret waits `settle` first.
+fn settling_rotator(rig: &Rig, settle: Duration) -> Rotator {
+    let config = RotationConfig {
+        settle,
+        ..config(Some(&rig.arn))
+    };
     Rotator::new(
         rig.aws.sm.clone(),
-        config(Some(&rig.arn)),
+        config,
         UserHasher::new(b"k"),
         rig.audit.clone(),
     )
@@ -272,14 +281,7 @@ async fn four_steps_rotate_service_accounts_and_each_is_idempotent() {
 async fn finish_waits_the_settle_time_before_moving_awscurrent() {
     let url = moto_or_skip!("finish_waits_the_settle_time_before_moving_awscurrent");
     let rig = rig(&url).await;
-    let mut config = config(Some(&rig.arn));
-    config.settle = Duration::from_millis(2000);
-    let r = Rotator::new(
-        rig.aws.sm.clone(),
-        config,
-        UserHasher::new(b"k"),
-        rig.audit.clone(),
-    );
+    let r = settling_rotator(&rig, Duration::from_millis(2000));
     let token = rig.aws.start_rotation(&rig.arn, &rig.function, 30).await;
     for step in ["createSecret", "setSecret", "testSecret"] {
         assert_eq!(outcome(&r, step, &rig.arn, &token).await, "done", "{step}");

@@ -35,11 +35,6 @@ pub async fn scope<F: Future>(ctx: RequestContext, f: F) -> F::Output {
     REQUEST.scope(ctx, f).await
 }
 
-/// The request context of the running task, if it handles a request.
-pub fn current() -> Option<RequestContext> {
-    REQUEST.try_with(Clone::clone).ok()
-}
-
 /// Line shape the ids are added to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
@@ -148,6 +143,10 @@ mod tests {
     fn text_lines_get_the_ids_appended() {
         let line = add_context("2026 WARN m\n", &ctx(), Shape::Text);
         assert_eq!(line, "2026 WARN m request_id=req-1 xray_trace_id=Root=1-a\"b\n");
+    }
+
+    fn current() -> Option<RequestContext> {
+        REQUEST.try_with(Clone::clone).ok()
     }
 
     #[tokio::test]
