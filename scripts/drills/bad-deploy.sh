@@ -39,7 +39,7 @@ EOF
 
   step "start release v1 (authserver serve --config v1.toml)"
   server_start server "$port" -- --config "$v1" || fail "v1 did not start: $(tail -n 3 "$WORK/server.log")"
-  version_before=$(curl -s -m 5 "$url/ready" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["store"]["version"])')
+  version_before=$(curl -s -m 5 "$(admin_url "$url")/ready" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["store"]["version"])')
   ok "v1 up, store version $version_before"
 
   step "baseline: legitimate client (alice, 5 requests/s); scraping /metrics every $SCRAPE_SECONDS s"
@@ -83,7 +83,7 @@ EOF
   step "rollback: start the previous release (v1.toml, kept beside the release)"
   server_start server3 "$port" -- --config "$v1" || fail "rollback failed: $(tail -n 3 "$WORK/server3.log")"
   phase rollback
-  version_after=$(curl -s -m 5 "$url/ready" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["store"]["version"])')
+  version_after=$(curl -s -m 5 "$(admin_url "$url")/ready" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["store"]["version"])')
   [ "$version_after" = "$version_before" ] || fail "store version after rollback $version_after, before $version_before"
   ok "v1 back, /ready 200 with the same store version $version_after"
   wait_scrapes rollback 3

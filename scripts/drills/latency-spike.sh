@@ -28,10 +28,10 @@ users_file() {
 # server reports a new snapshot version in /ready.
 swap_users() {
   local before after
-  before=$(curl -s -m 5 "$URL/ready" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["store"]["version"])')
+  before=$(curl -s -m 5 "$(admin_url "$URL")/ready" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["store"]["version"])')
   cp "$1" "$WORK/users.json.new" && mv "$WORK/users.json.new" "$WORK/users.json"
   for _ in $(seq 1 100); do
-    after=$(curl -s -m 5 "$URL/ready" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["store"]["version"])')
+    after=$(curl -s -m 5 "$(admin_url "$URL")/ready" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["store"]["version"])')
     [ "$after" != "$before" ] && { ok "hot reload: store version $before -> $after"; return 0; }
     sleep 0.1
   done

@@ -64,6 +64,9 @@ clean_env() {
 # server_start NAME PORT [VAR=VALUE...] -- [serve arguments...]: starts `authserver serve` on
 # 127.0.0.1:PORT and waits (20 s at most) until /health answers. Returns 1 when the process
 # exits first (its log is $WORK/NAME.log).
+# The admin listener (/metrics, /stats, the detailed /ready) gets a port of its own per main
+# port, picked once so a restarted server keeps it; admin_url maps a main URL to it.
+declare -A ADMIN_PORT_OF=()
 server_start() {
   local name=$1 port=$2 i
   shift 2
@@ -71,7 +74,8 @@ server_start() {
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do vars+=("$1"); shift; done
   [ "${1:-}" = "--" ] && shift
   clean_env
-  spawn "$name" "${CLEAN_ENV[@]}" AUTHSERVER_LOG_FORMAT=json "${vars[@]}" \
+  [ -n "${ADMIN_PORT_OF[$port]:-}" ] || ADMIN_PORT_OF[$port]=$(free_port)
+  spawn "$name" "${CLEAN_ENV[@]}" AUTHSERVER_LOG_FORMAT=json AUTHSERVER_ADMIN_LISTEN="127.0.0.1:${ADMIN_PORT_OF[$port]}" "${vars[@]}" \
     "$BIN" serve --listen "127.0.0.1:$port" "$@"
   for i in $(seq 1 200); do
     if ! running "$name"; then
@@ -93,9 +97,17 @@ http_status() {
   curl -s -o /dev/null -w '%{http_code}' -m 5 -X "$method" "$@" "$url" 2>/dev/null || true
 }
 
-# metric URL SERIES: the value of one series in the server's /metrics (exact series text).
+# admin_url URL: the admin listener's URL of the server whose main URL is URL.
+admin_url() {
+  local port=${1##*:}
+  port=${port%%/*}
+  printf 'http://127.0.0.1:%s\n' "${ADMIN_PORT_OF[$port]:?no admin listener known for $1}"
+}
+
+# metric URL SERIES: the value of one series in the server's /metrics (exact series text; URL is
+# the main URL, the admin listener is asked).
 metric() {
-  curl -s -m 5 "$1/metrics" | awk -v s="$2" '$1 == s { print $2; found = 1 } END { if (!found) print "absent" }'
+  curl -s -m 5 "$(admin_url "$1")/metrics" | awk -v s="$2" '$1 == s { print $2; found = 1 } END { if (!found) print "absent" }'
 }
 
 # --------------------------------------------------------------------------- phases and scrapes
@@ -122,11 +134,11 @@ wait_scrapes() {
   done
 }
 
-# scraper_start URL: scrapes URL/metrics every $SCRAPE_SECONDS into $WORK/scrapes.jsonl.
+# scraper_start URL: scrapes the admin /metrics of the server at URL every $SCRAPE_SECONDS into $WORK/scrapes.jsonl.
 scraper_start() {
-  spawn scraper "$PY" "$ROOT/scripts/drills/drillkit.py" scrape "$1/metrics" "$WORK/scrapes.jsonl" \
+  SCRAPE_URL=$(admin_url "$1")
+  spawn scraper "$PY" "$ROOT/scripts/drills/drillkit.py" scrape "$SCRAPE_URL/metrics" "$WORK/scrapes.jsonl" \
     "$WORK/phase" "$SCRAPE_SECONDS"
-  SCRAPE_URL=$1
 }
 
 # traffic_start NAME MODE URL ARGS...: a load generator; its answers by phase in $WORK/NAME.json.
@@ -306,7 +318,7 @@ PY
 
 # store_version URL: the credential secret version the server serves (/ready).
 store_version() {
-  curl -s -m 5 "$1/ready" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["store"]["version"] or "")' 2>/dev/null || true
+  curl -s -m 5 "$(admin_url "$1")/ready" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["store"]["version"] or "")' 2>/dev/null || true
 }
 
 # rotation_rig OLD_PASSWORD GRACE_SECONDS [NAME:STATUS:PHC ...] [VAR=VALUE ...]: the set-up of

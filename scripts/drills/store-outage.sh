@@ -34,7 +34,7 @@ PY
     AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
     AWS_REGION="$AWS_REGION" AWS_EC2_METADATA_DISABLED=true -- ||
     fail "server did not start: $(tail -n 3 "$WORK/server.log")"
-  ok "server up: $(curl -s -m 5 "$url/ready")"
+  ok "server up: $(curl -s -m 5 "$(admin_url "$url")/ready")"
 
   step "baseline: legitimate client (alice, 5 requests/s); scraping /metrics every $SCRAPE_SECONDS s"
   phase baseline
@@ -51,7 +51,7 @@ PY
   local t_out ready code
   t_out=$(date +%s)
   sleep 5
-  ready=$(curl -s -m 5 "$url/ready")
+  ready=$(curl -s -m 5 "$(admin_url "$url")/ready")
   info "/ready: $ready"
   printf '%s' "$ready" | grep -q '"ready":true' || fail "not serving the last good snapshot"
   printf '%s' "$ready" | grep -q '"lastError":"the secret is scheduled for deletion"' || fail "/ready does not say why"
@@ -90,7 +90,7 @@ PY
   done
   [ "$code" = 200 ] || fail "not ready 15 s after the restore"
   phase recovery
-  ok "/ready 200 $(($(date +%s) - t_fix)) s after the restore: $(curl -s -m 5 "$url/ready")"
+  ok "/ready 200 $(($(date +%s) - t_fix)) s after the restore: $(curl -s -m 5 "$(admin_url "$url")/ready")"
   wait_scrapes recovery 7
   stop legit
   [ "$(traffic_count legit recovery not200)" = 0 ] || fail "failures after recovery: $(traffic_summary legit recovery)"

@@ -56,6 +56,8 @@ fn entry_of(item: &Item) -> Option<Entry> {
     Some(Entry {
         window_start: n(item, "window_start"),
         failures: u32::try_from(n(item, "failures")).unwrap_or(u32::MAX),
+        // Absent on items written before the sliding window: 0, as a fresh window.
+        previous_failures: u32::try_from(n(item, "previous_failures")).unwrap_or(u32::MAX),
         usernames,
         level: u32::try_from(n(item, "level")).unwrap_or(u32::MAX),
         banned_until: n(item, "banned_until"),
@@ -68,6 +70,10 @@ fn item_of(key: &str, e: &Entry, expires_at: u64) -> Item {
         ("pk".to_owned(), AttributeValue::S(key.to_owned())),
         ("window_start".to_owned(), num(e.window_start)),
         ("failures".to_owned(), num(u64::from(e.failures))),
+        (
+            "previous_failures".to_owned(),
+            num(u64::from(e.previous_failures)),
+        ),
         (
             "usernames".to_owned(),
             AttributeValue::L(e.usernames.iter().cloned().map(AttributeValue::S).collect()),

@@ -76,6 +76,10 @@ pub struct Entry {
     pub window_start: u64,
     /// Failures in the current window.
     pub failures: u32,
+    /// Failures in the window before (weighted by how much of it a sliding window still
+    /// covers, so a burst straddling a window boundary does not get twice the budget).
+    #[serde(default)]
+    pub previous_failures: u32,
     /// Distinct failing `user_hash` values in the window (sources only; capped at the spray threshold).
     pub usernames: Vec<String>,
     /// Bans so far (drives escalation; forgotten after a quiet `max_ban_seconds`).
@@ -119,12 +123,22 @@ impl Entry {
         if e.banned_until != 0 && now >= e.banned_until.saturating_add(p.max_ban_seconds) {
             e.level = 0; // quiet long enough: escalation forgotten
         }
-        if now >= e.window_start + p.window_seconds {
-            e.window_start = now;
+        let w = p.window_seconds.max(1);
+        let elapsed = now.saturating_sub(e.window_start);
+        if elapsed >= w {
+            // Windows stay aligned to the first one; the one just ended is kept as "previous".
+            let windows = elapsed / w;
+            e.previous_failures = if windows == 1 { e.failures } else { 0 };
+            e.window_start += windows * w;
             e.failures = 0;
             e.usernames.clear();
         }
         e.failures = e.failures.saturating_add(1);
+        // Two-bucket sliding window: the previous window counts for the part of it that the
+        // last `window_seconds` still cover.
+        let into = now.saturating_sub(e.window_start).min(w);
+        let carried = u64::from(e.previous_failures) * (w - into) / w;
+        let counted = u64::from(e.failures).saturating_add(carried);
         let cap = p.max_source_usernames as usize;
         if let (Scope::Source, Some(u)) = (scope, user_hash) {
             if e.usernames.len() < cap && !e.usernames.iter().any(|x| x == u) {
@@ -137,7 +151,7 @@ impl Entry {
         };
         let spray = scope == Scope::Source && cap > 0 && e.usernames.len() >= cap;
         let mut ban = None;
-        if e.banned_for(now).is_none() && (e.failures >= limit || spray) {
+        if e.banned_for(now).is_none() && (counted >= u64::from(limit) || spray) {
             let seconds = p
                 .ban_seconds
                 .saturating_mul(1u64 << e.level.min(20))
@@ -149,6 +163,7 @@ impl Entry {
                 failures: e.failures,
             });
             e.failures = 0;
+            e.previous_failures = 0;
             e.usernames.clear();
             e.window_start = now;
         }
@@ -180,12 +195,38 @@ pub trait RegulationStore: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<Entry, BackendError>>;
 }
 
-/// In-memory store, bounded: past `capacity` keys, entries that are neither banned nor in a
-/// current window are dropped first, then the oldest windows.
+/// In-memory store, bounded. Past `capacity` keys one entry is evicted per insert, in O(log n):
+/// entries that are not banned go first (earliest TTL first), active bans last (earliest end
+/// first). A flood of cheap requests from fresh addresses therefore cannot erase a ban.
 #[derive(Debug)]
 pub struct MemoryStore {
     capacity: usize,
-    entries: Mutex<HashMap<String, (Entry, u64)>>,
+    inner: Mutex<Indexed>,
+}
+
+/// Eviction order of an entry: (banned at its last update, the time that orders it).
+type Rank = (bool, u64);
+
+#[derive(Debug, Default)]
+struct Indexed {
+    entries: HashMap<String, (Entry, Rank)>,
+    order: std::collections::BTreeSet<(Rank, String)>,
+}
+
+impl Indexed {
+    fn put(&mut self, key: &str, entry: Entry, rank: Rank) {
+        if let Some((_, old)) = self.entries.get(key) {
+            self.order.remove(&(*old, key.to_owned()));
+        }
+        self.order.insert((rank, key.to_owned()));
+        self.entries.insert(key.to_owned(), (entry, rank));
+    }
+
+    fn evict_one(&mut self) {
+        if let Some((_, key)) = self.order.pop_first() {
+            self.entries.remove(&key);
+        }
+    }
 }
 
 impl MemoryStore {
@@ -193,13 +234,13 @@ impl MemoryStore {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
+            inner: Mutex::default(),
         }
     }
 
     /// Keys held.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().entries.len()
     }
 
     /// True when empty.
@@ -207,15 +248,15 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Entry, u64)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Indexed> {
         // Plain data: a poisoned map is still a consistent map.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl RegulationStore for MemoryStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Entry>, BackendError>> {
-        let found = self.lock().get(key).map(|(e, _)| e.clone());
+        let found = self.lock().entries.get(key).map(|(e, _)| e.clone());
         Box::pin(std::future::ready(Ok(found)))
     }
 
@@ -225,20 +266,19 @@ impl RegulationStore for MemoryStore {
         ttl_at: u64,
         f: Update<'a>,
     ) -> BoxFuture<'a, Result<Entry, BackendError>> {
-        let mut map = self.lock();
-        if !map.contains_key(key) && map.len() >= self.capacity {
-            // Evict the entry that expires first (bounded memory under a spray of sources).
-            if let Some(victim) = map
-                .iter()
-                .min_by_key(|(_, (_, ttl))| *ttl)
-                .map(|(k, _)| k.clone())
-            {
-                map.remove(&victim);
-            }
+        let mut inner = self.lock();
+        if !inner.entries.contains_key(key) && inner.entries.len() >= self.capacity {
+            inner.evict_one();
         }
-        let mut next = f(map.get(key).map(|(e, _)| e));
+        let mut next = f(inner.entries.get(key).map(|(e, _)| e));
         next.version += 1;
-        map.insert(key.to_owned(), (next.clone(), ttl_at));
+        // A ban ranks by its end (it may outlive `ttl_at`'s window); anything else by its TTL.
+        let rank = if next.banned_until > 0 {
+            (true, next.banned_until)
+        } else {
+            (false, ttl_at)
+        };
+        inner.put(key, next.clone(), rank);
         Box::pin(std::future::ready(Ok(next)))
     }
 }
@@ -285,12 +325,13 @@ mod tests {
         let p = policy();
         let (e, _) = Entry::default().after_failure(Scope::Source, 0, Some("u1"), &p);
         let (e, _) = e.after_failure(Scope::Source, 0, Some("u1"), &p);
-        let (e, ban) = e.after_failure(Scope::Source, p.window_seconds, Some("u1"), &p);
-        assert!(ban.is_none(), "a new window starts over");
-        assert_eq!(e.failures, 1);
-        let (e, ban) = e.after_failure(Scope::Source, p.window_seconds + 1, Some("u2"), &p);
+        let later = 2 * p.window_seconds;
+        let (e, ban) = e.after_failure(Scope::Source, later, Some("u1"), &p);
+        assert!(ban.is_none(), "two windows later it starts over");
+        assert_eq!((e.failures, e.previous_failures), (1, 0));
+        let (e, ban) = e.after_failure(Scope::Source, later + 1, Some("u2"), &p);
         assert!(ban.is_none());
-        let (_, ban) = e.after_failure(Scope::Source, p.window_seconds + 2, Some("u3"), &p);
+        let (_, ban) = e.after_failure(Scope::Source, later + 2, Some("u3"), &p);
         assert_eq!(ban.map(|b| b.failures), Some(3), "3 distinct usernames: spray");
         let (_, ban) = Entry::default().after_failure(
             Scope::User,
@@ -302,6 +343,31 @@ mod tests {
             },
         );
         assert!(ban.is_some());
+    }
+
+    #[test]
+    fn a_burst_across_a_window_boundary_gets_no_second_budget() {
+        let p = RegulationPolicy {
+            max_user_failures: 10,
+            window_seconds: 300,
+            ..policy()
+        };
+        let mut e = Entry::default();
+        for _ in 0..9 {
+            let (next, ban) = e.after_failure(Scope::User, 299, None, &p);
+            assert!(ban.is_none());
+            e = next;
+        }
+        let (e1, ban) = e.after_failure(Scope::User, 300, None, &p);
+        assert!(
+            ban.is_some(),
+            "9 just before the boundary + 1 after = 10 in the last 300 s"
+        );
+        assert_eq!(e1.previous_failures, 0, "a ban starts a clean window");
+        // Half a window later only half of the previous window still counts.
+        let (e2, ban) = e.after_failure(Scope::User, 450, None, &p);
+        assert!(ban.is_none(), "1 + 9/2 < 10");
+        assert_eq!((e2.failures, e2.previous_failures, e2.window_start), (1, 9, 300));
     }
 
     /// Polls a future that must be ready at once (the memory store's are).
@@ -329,8 +395,45 @@ mod tests {
         ready(s.update("c", 20, &bump)).expect("ok");
         assert_eq!(s.len(), 2);
         assert_eq!(ready(s.get("b")), Ok(None), "earliest-expiring key evicted");
+
         assert_eq!(ready(s.get("a")).map(|e| e.map(|e| e.failures)), Ok(Some(2)));
         assert_eq!(Scope::User.key("h"), "user#h");
         assert!(!s.is_empty());
+    }
+
+    #[test]
+    fn active_bans_are_evicted_last() {
+        let s = MemoryStore::new(3);
+        let ban = |e: Option<&Entry>| Entry {
+            banned_until: 5000,
+            ..e.cloned().unwrap_or_default()
+        };
+        let plain = |e: Option<&Entry>| e.cloned().unwrap_or_default();
+        ready(s.update("banned", 10, &ban)).expect("ok");
+        // A flood of fresh keys, each later-expiring than the ban's TTL.
+        for i in 0..1000 {
+            let key = format!("fresh{i}");
+            ready(s.update(&key, 100 + i, &plain)).expect("ok");
+        }
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            ready(s.get("banned")).map(|e| e.map(|e| e.banned_until)),
+            Ok(Some(5000)),
+            "the ban survived the flood"
+        );
+        // Among bans, the one ending first goes first.
+        let later = |e: Option<&Entry>| Entry {
+            banned_until: 9000,
+            ..e.cloned().unwrap_or_default()
+        };
+        ready(s.update("b2", 1, &later)).expect("ok");
+        ready(s.update("b3", 1, &later)).expect("ok");
+        ready(s.update("b4", 1, &later)).expect("ok");
+        assert_eq!(
+            ready(s.get("banned")),
+            Ok(None),
+            "earliest-ending ban evicted once only bans remain"
+        );
+        assert!(ready(s.get("b4")).expect("ok").is_some());
     }
 }

@@ -254,15 +254,15 @@ impl Snapshot {
     /// Validates a parsed document against `policy`. Any bad entry refuses the whole document,
     /// so a half-applied store never serves.
     ///
-    /// Generates (once per cost per process) the dummy hash for unknown users at the cost most
-    /// users have: that may take one Argon2id hashing time.
+    /// Generates (once per cost per process) the dummy hash for unknown users at the most
+    /// expensive cost any user has: that may take one Argon2id hashing time.
     pub fn build(
         doc: StoreDocument,
         policy: &HashPolicy,
         version: impl Into<String>,
     ) -> Result<Self, StoreError> {
         let mut users = HashMap::with_capacity(doc.len());
-        let mut costs: HashMap<Cost, usize> = HashMap::new();
+        let mut costs: std::collections::HashSet<Cost> = std::collections::HashSet::new();
         for (name, rec) in doc {
             if crate::Credentials::new(&name, "").is_err() {
                 return Err(StoreError::Entry {
@@ -279,7 +279,7 @@ impl Snapshot {
                     });
                 }
             };
-            *costs.entry(hash.cost()).or_default() += 1;
+            costs.insert(hash.cost());
             users.insert(
                 name,
                 User {
@@ -291,10 +291,12 @@ impl Snapshot {
                 },
             );
         }
+        // The dummy runs at the most expensive class present, so an unknown user's denial is
+        // never faster than any real user's (the server pads cheaper denials up to it).
         let cost = costs
             .into_iter()
-            .max_by_key(|(c, n)| (*n, c.m_kib, c.t))
-            .map_or(Cost::DEFAULT, |(c, _)| c);
+            .max_by_key(|c| (u64::from(c.m_kib) * u64::from(c.t), c.m_kib, c.t))
+            .unwrap_or(Cost::DEFAULT);
         Ok(Self {
             version: version.into(),
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
@@ -384,7 +386,8 @@ impl Snapshot {
         self.users.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    /// The hash verified for unknown usernames.
+    /// The hash verified for unknown usernames, at the most expensive cost class of the store
+    /// ([`Cost::DEFAULT`] when empty).
     pub fn dummy(&self) -> &StoredHash {
         &self.dummy
     }

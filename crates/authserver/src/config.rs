@@ -146,11 +146,35 @@ impl TlsSettings {
 }
 
 /// `[admin]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSettings {
-    /// Separate listener for `/metrics`, `/stats`, `/dashboard` (empty: served on `server.listen`).
+    /// The listener for `/metrics`, `/stats`, `/dashboard`, the detailed `/ready` and the cache
+    /// purge; empty: none at all. They never share the public listener: failure reasons
+    /// enumerate usernames and `/stats` shows client addresses.
     pub listen: String,
+    /// Host names (without port) the admin routes answer besides IP literals and `localhost`:
+    /// any other `Host` is refused, so a DNS-rebinding page cannot read them.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Where the admin listener binds by default: loopback only.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_ADMIN_LISTEN.to_owned(),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+impl AdminSettings {
+    /// The admin listener's address, if one is configured (validated at start-up).
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
 }
 
 /// `[audit]`
@@ -190,6 +214,12 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Concurrent connections; further ones wait in the OS backlog.
     pub max_connections: usize,
+    /// Connections one client address (IPv6: one regulated network) may hold; trusted proxies
+    /// are exempt. 0: no per-address cap.
+    pub max_connections_per_address: usize,
+    /// A connection with no request in flight for this long is closed (HTTP/1 keep-alive and
+    /// HTTP/2 alike). Keep it above the idle timeout of the proxy's upstream pool.
+    pub idle_timeout_ms: u64,
     /// Response header carrying the username on `/auth/forward` success.
     pub forward_user_header: String,
     /// Response header carrying the comma-separated roles on `/auth/forward` success.
@@ -212,6 +242,8 @@ impl Default for ServerSettings {
             max_header_bytes: 16384,
             max_body_bytes: 4096,
             max_connections: 4096,
+            max_connections_per_address: 256,
+            idle_timeout_ms: 120_000,
             forward_user_header: "Remote-User".into(),
             forward_roles_header: "Remote-Groups".into(),
             trusted_proxies: Vec::new(),
@@ -412,6 +444,11 @@ pub struct RegulationSettings {
     pub trusted_source_seconds: u64,
     /// Keys kept by the in-memory backend.
     pub max_entries: usize,
+    /// IPv4 sources are regulated per network of this prefix length (32: per address).
+    pub ipv4_prefix: u8,
+    /// IPv6 sources are regulated per network of this prefix length (64: one host commonly
+    /// holds a whole /64, so per-address bans would be walked around).
+    pub ipv6_prefix: u8,
     /// DynamoDB table for shared regulation state (empty: in memory).
     pub dynamodb_table: String,
 }
@@ -422,6 +459,8 @@ impl Default for RegulationSettings {
             policy: Default::default(),
             trusted_source_seconds: 86_400,
             max_entries: 100_000,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
             dynamodb_table: String::new(),
         }
     }
@@ -499,6 +538,13 @@ impl Settings {
                 why: why.to_owned(),
             })
         };
+        let r = &self.regulation;
+        if !(8..=32).contains(&r.ipv4_prefix) {
+            return invalid("regulation.ipv4_prefix", "must be 8 to 32");
+        }
+        if !(16..=128).contains(&r.ipv6_prefix) {
+            return invalid("regulation.ipv6_prefix", "must be 16 to 128");
+        }
         let p = &self.hash.policy;
         if p.min_m_kib > p.max_m_kib || p.min_t > p.max_t || p.min_t == 0 || p.max_p == 0 {
             return invalid(
@@ -517,6 +563,12 @@ impl Settings {
         }
         if self.server.max_header_bytes < 8192 {
             return invalid("server.max_header_bytes", "must be at least 8192");
+        }
+        if self.server.idle_timeout_ms == 0 || self.server.header_read_timeout_ms == 0 {
+            return invalid(
+                "server.idle_timeout_ms",
+                "idle_timeout_ms and header_read_timeout_ms must be above 0",
+            );
         }
         if self.server.max_connections == 0 || self.server.request_timeout_ms == 0 {
             return invalid(
@@ -547,8 +599,16 @@ impl Settings {
                 "refusing plain HTTP on a non-loopback address: configure [tls] or set server.allow_plaintext = true",
             );
         }
-        if !self.admin.listen.is_empty() && self.admin.listen.parse::<SocketAddr>().is_err() {
-            return invalid("admin.listen", "not a socket address");
+        if !self.admin.listen.is_empty() {
+            let Some(admin) = self.admin.addr() else {
+                return invalid("admin.listen", "not a socket address (empty: no admin listener)");
+            };
+            if !self.tls.enabled() && !self.server.allow_plaintext && !admin.ip().is_loopback() {
+                return invalid(
+                    "admin.listen",
+                    "refusing plain HTTP for the admin routes on a non-loopback address: configure [tls] or set server.allow_plaintext = true",
+                );
+            }
         }
         if !self.telemetry.country_header.is_empty()
             && http::HeaderName::try_from(self.telemetry.country_header.as_str()).is_err()

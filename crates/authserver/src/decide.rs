@@ -47,6 +47,8 @@ pub struct Gate {
     pub user_hasher: UserHasher,
     /// Brute-force regulation.
     pub regulator: Regulator,
+    /// Pads denials to the slowest cost class (timing must not tell hash costs apart).
+    pub pacer: crate::pacing::Pacer,
 }
 
 impl Gate {
@@ -94,6 +96,10 @@ impl Gate {
             user_hash: Some(user_hash.clone()),
             retry_after,
         };
+        let overloaded = |e: crate::limiter::Overloaded| {
+            tracing::warn!(error = %e, "verification refused: overloaded");
+            with_user(Decision::denied(Reason::Overloaded), Some(OVERLOADED_RETRY))
+        };
         if let Some((reason, left)) = self.regulator.check_local(source) {
             return with_user(Decision::denied(reason), Some(Duration::from_secs(left)));
         }
@@ -104,23 +110,53 @@ impl Gate {
         let decision = match self.auth.begin(&snapshot, creds) {
             Step::Done(d) => d,
             Step::Verify(task) => {
-                if let Some((reason, left)) = self.regulator.check(source, &user_hash).await {
-                    return with_user(Decision::denied(reason), Some(Duration::from_secs(left)));
+                let refuse = |(reason, left): crate::regulation::Refusal| {
+                    with_user(Decision::denied(reason), Some(Duration::from_secs(left)))
+                };
+                if let Some(refusal) = self.regulator.check(source, &user_hash).await {
+                    return refuse(refusal);
                 }
-                match self.limiter.run(task).await {
-                    Ok(verified) => self.auth.finish(verified),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "verification refused: overloaded");
-                        return with_user(Decision::denied(Reason::Overloaded), Some(OVERLOADED_RETRY));
-                    }
+                let cost = task.cost();
+                let permit = match self.limiter.acquire(cost).await {
+                    Ok(p) => p,
+                    Err(e) => return overloaded(e),
+                };
+                // Checked again with the slot held: failures recorded while this request queued
+                // count (a burst of guesses would otherwise all pass the first check together).
+                if let Some(refusal) = self.regulator.check(source, &user_hash).await {
+                    return refuse(refusal);
                 }
+                let (verified, permit) = match self.limiter.run(task, permit).await {
+                    Ok(done) => done,
+                    Err(e) => return overloaded(e),
+                };
+                let runs = verified.runs();
+                let decision = self.auth.finish(verified);
+                let took = decision.verify_time.unwrap_or_default();
+                self.pacer.observe(cost, took, runs);
+                // The slot is released only once the outcome is recorded, so a verification in
+                // flight counts against the budget: a burst exceeds a limit by at most the
+                // number of slots.
+                self.record(&decision, source, &user_hash).await;
+                drop(permit);
+                if decision.reason().is_some_and(Reason::is_credential_failure) {
+                    let slowest = snapshot.dummy().cost();
+                    tokio::time::sleep(self.pacer.padding(slowest, took, runs)).await;
+                }
+                return with_user(decision, None);
             }
         };
+        self.record(&decision, source, &user_hash).await;
+        with_user(decision, None)
+    }
+
+    /// Regulation bookkeeping for a decision: successes trust the source, credential failures
+    /// count.
+    async fn record(&self, decision: &Decision, source: Option<IpAddr>, user_hash: &str) {
         match decision.reason() {
-            None => self.regulator.success(source, &user_hash),
-            Some(r) if r.is_credential_failure() => self.regulator.failure(source, Some(&user_hash)).await,
+            None => self.regulator.success(source, user_hash),
+            Some(r) if r.is_credential_failure() => self.regulator.failure(source, Some(user_hash)).await,
             Some(_) => {}
         }
-        with_user(decision, None)
     }
 }

@@ -4,7 +4,8 @@
 //! Its own accept loop (hyper-util) rather than `axum::serve`, for the limits a public auth
 //! endpoint needs: request-head size, header read timeout (slowloris), a connection cap.
 
-use crate::http::{AppState, ClientAddr, app};
+use crate::conn::{Activity, PerAddress};
+use crate::http::{AppState, ClientAddr, FromSocket, app};
 use anyhow::Context;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -55,6 +56,15 @@ pub async fn serve(
         .max_concurrent_streams(64)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
+    let limits = Limits {
+        first_request: Duration::from_millis(server.header_read_timeout_ms),
+        idle: Duration::from_millis(server.idle_timeout_ms),
+    };
+    let prefixes = crate::regulation::SourcePrefixes {
+        v4: state.settings.regulation.ipv4_prefix,
+        v6: state.settings.regulation.ipv6_prefix,
+    };
+    let per_address = PerAddress::new(server.max_connections_per_address);
     let connections = Arc::new(Semaphore::new(server.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -76,31 +86,65 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Proxies concentrate many clients on one address: they are exempt from the cap.
+        let counted = if state.proxies.trusts(peer.ip().to_canonical()) {
+            None
+        } else {
+            match per_address.admit(crate::conn::address_key(peer.ip(), prefixes)) {
+                Some(c) => Some(c),
+                None => {
+                    if per_address.refused().is_power_of_two() {
+                        tracing::warn!(
+                            refused = per_address.refused(),
+                            "connection refused: too many from one address (server.max_connections_per_address)"
+                        );
+                    }
+                    continue; // drops the stream (closed) and the permit
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let svc = tower::ServiceExt::map_request(service.clone(), move |mut req: hyper::Request<_>| {
-            req.extensions_mut().insert(ClientAddr(peer));
-            req
-        });
+        let activity = Activity::new();
+        let svc = {
+            let (service, activity) = (service.clone(), activity.clone());
+            tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                req.extensions_mut().insert(FromSocket);
+                let in_flight = activity.begin();
+                let call = tower::ServiceExt::oneshot(service.clone(), req);
+                async move {
+                    let response = call.await;
+                    drop(in_flight);
+                    response
+                }
+            })
+        };
         let svc = TowerToHyperService::new(svc);
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
-        let handshake_timeout = Duration::from_millis(server.header_read_timeout_ms);
         tokio::spawn(async move {
+            let _held = (permit, counted);
             match tls {
                 None => {
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    watch(watcher.watch(conn.into_owned()), &activity, limits).await;
                 }
                 Some(acceptor) => {
-                    // The handshake counts against the header deadline: a silent client is dropped.
-                    if let Ok(Ok(stream)) =
-                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
-                    {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                        let _ = watcher.watch(conn.into_owned()).await;
-                    }
+                    // The handshake counts against the first-request deadline.
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(limits.first_request, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    // The protocol is the one ALPN negotiated, never sniffed from the bytes.
+                    let builder = match stream.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => builder.http2_only(),
+                        _ => builder.http1_only(),
+                    };
+                    // `activity` counts from accept: the handshake spent part of the same budget.
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    watch(watcher.watch(conn.into_owned()), &activity, limits).await;
                 }
             }
-            drop(permit);
         });
     }
     drop(listener);
@@ -113,6 +157,32 @@ pub async fn serve(
     }
 }
 
+/// The deadlines a connection's watchdog enforces.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    first_request: Duration,
+    idle: Duration,
+}
+
+/// Drives `conn` until it ends or a deadline of `activity` passes (then drops it: only ever
+/// with no request in flight, so no response is lost).
+async fn watch<F: Future>(conn: F, activity: &Activity, limits: Limits) {
+    tokio::pin!(conn);
+    loop {
+        let wait = match activity.check(limits.first_request, limits.idle) {
+            Ok(wait) => wait,
+            Err(expiry) => {
+                tracing::debug!(?expiry, "connection closed by its deadline");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = &mut conn => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
 /// Builds the server from `settings`, binds the main (and admin) listener, serves until
 /// `shutdown`, then drains and stops background tasks.
 pub async fn start(
@@ -121,7 +191,7 @@ pub async fn start(
 ) -> anyhow::Result<()> {
     let listen = settings.server.listen;
     let tls_settings = settings.tls.clone();
-    let admin_addr = settings.admin.listen.clone();
+    let admin_addr = settings.admin.addr();
     let mut built = crate::wiring::build(settings)?;
     let tls = if tls_settings.enabled() {
         let certs = crate::tls::Reloading::open(
@@ -141,12 +211,9 @@ pub async fn start(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(address = %listener.local_addr()?, scheme, "listening");
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let admin = if admin_addr.is_empty() {
-        None
-    } else {
-        let admin = TcpListener::bind(&admin_addr)
+    let admin = if let Some(admin_addr) = admin_addr {
+        let admin = TcpListener::bind(admin_addr)
             .await
             .with_context(|| format!("cannot listen on {admin_addr} (admin.listen)"))?;
         tracing::info!(address = %admin.local_addr()?, scheme, "admin listening");
@@ -162,7 +229,11 @@ pub async fn start(
             })
             .await;
         }))
+    } else {
+        None
     };
+    // Logged last: whoever waits for this line finds the admin listener already up.
+    tracing::info!(address = %listener.local_addr()?, scheme, "listening");
     run(listener, built.state, tls, shutdown).await;
     let _ = stop.send(true);
     if let Some(task) = admin {

@@ -87,13 +87,18 @@ pub fn build(settings: Settings) -> anyhow::Result<Built> {
         audit.clone(),
         crate::regulation::system_clock(),
         settings.regulation.trusted_source_seconds,
-    );
+    )
+    .with_prefixes(crate::regulation::SourcePrefixes {
+        v4: settings.regulation.ipv4_prefix,
+        v6: settings.regulation.ipv6_prefix,
+    });
     let gate = Gate {
         regulator,
         store,
         auth: Authenticator::new(cache),
         limiter,
         user_hasher: hasher,
+        pacer: Default::default(),
     };
     let telemetry = crate::telemetry::Telemetry::new(&settings, None);
     let proxies = crate::http::client::TrustedProxies::new(&settings.server.trusted_proxies);

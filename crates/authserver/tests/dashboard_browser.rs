@@ -147,7 +147,7 @@ fn stats_rows(list: &Value) -> Vec<(String, u64)> {
 }
 
 async fn stats(client: &reqwest::Client, server: &Server) -> Value {
-    let res = client.get(server.url("/stats")).send().await.unwrap();
+    let res = client.get(server.admin_url("/stats")).send().await.unwrap();
     res.json().await.unwrap()
 }
 
@@ -341,7 +341,7 @@ async fn dashboard_shows_the_servers_real_figures() {
     let f = fixture();
     let server = Server::start(&f.users, &[], &[]);
     let client = reqwest::Client::new();
-    let dashboard = server.url("/dashboard");
+    let dashboard = server.admin_url("/dashboard");
     let html = client.get(&dashboard).send().await.unwrap().text().await.unwrap();
     let html = html.replace("http://www.w3.org/2000/svg", ""); // a namespace, not a request
     for external in ["http:", "https:", "src=", "href=", "@import", "url("] {

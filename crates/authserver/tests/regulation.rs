@@ -197,8 +197,11 @@ impl RegulationStore for BrokenBackend {
     }
 }
 
+/// A failing backend (DynamoDB down) does not switch regulation off: this instance regulates
+/// from its own memory (issue 11 item 10; before, 8 wrong guesses from one source all ran and
+/// the source was never banned), and every failure is counted.
 #[tokio::test]
-async fn backend_failure_fails_open_for_regulation_only() {
+async fn backend_failure_falls_back_to_in_memory_regulation() {
     let f = fixture();
     let built = Arc::into_inner(state(&f.users, |_| {})).unwrap();
     let regulator = authserver::regulation::Regulator::new(
@@ -213,7 +216,8 @@ async fn backend_failure_fails_open_for_regulation_only() {
         ..built.gate
     };
     let state = Arc::new(AppState { gate, ..built });
-    for _ in 0..8 {
+    // max_user_failures = 3: the fourth guess for alice is locked out, from memory.
+    for _ in 0..3 {
         assert_eq!(
             call(&state, "198.51.100.4", &basic(ALICE, "bad"), None)
                 .await
@@ -221,20 +225,29 @@ async fn backend_failure_fails_open_for_regulation_only() {
             StatusCode::UNAUTHORIZED
         );
     }
+    let locked = call(&state, "198.51.100.4", &basic(ALICE, "bad"), None).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(locked.retry_after.is_some());
     assert_eq!(
-        call(&state, "198.51.100.4", &basic(ALICE, ALICE_PW), None)
+        call(&state, "198.51.100.9", &basic(CAROL, CAROL_PW), None)
             .await
             .status,
-        StatusCode::OK
+        StatusCode::OK,
+        "other users unaffected"
     );
     let errors = state
         .gate
         .regulator
         .backend_errors
         .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(errors >= 8, "each failure counted: {errors}");
-    let res = app(state.clone())
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+    assert!(errors >= 8, "each failed backend call counted: {errors}");
+    let res = authserver::http::admin_app(state.clone())
+        .oneshot(
+            Request::get("/metrics")
+                .header("host", "localhost")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let text = String::from_utf8(

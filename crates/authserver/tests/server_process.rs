@@ -125,7 +125,7 @@ async fn hot_reload_applies_good_edits_and_survives_broken_ones() {
             "others still served"
         );
         let ready: serde_json::Value = client
-            .get(server.url("/ready"))
+            .get(server.admin_url("/ready"))
             .send()
             .await
             .unwrap()

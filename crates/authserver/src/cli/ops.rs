@@ -11,8 +11,8 @@ use serde_json::Value;
 pub enum OpsCommand {
     /// Store version and age, verified-cache size, bans, from a running server's `/stats`.
     CacheStatus {
-        /// The server (or its admin listener).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        /// The server's admin listener (`admin.listen`).
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
         url: String,
         /// Print the raw JSON.
         #[arg(long)]
@@ -20,8 +20,8 @@ pub enum OpsCommand {
     },
     /// Drop every verified credential of a running server (run on its host: loopback only).
     CachePurge {
-        /// The server (or its admin listener).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        /// The server's admin listener (`admin.listen`).
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
         url: String,
     },
     /// CloudWatch alarms of the deployment.

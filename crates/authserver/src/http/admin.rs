@@ -1,4 +1,11 @@
-//! Operator endpoints: Prometheus `/metrics`, JSON `/stats`, the self-contained `/dashboard`.
+//! Operator endpoints: Prometheus `/metrics`, JSON `/stats`, the self-contained `/dashboard`,
+//! the detailed `/ready` and the cache purge. Served on the admin listener only.
+//!
+//! Browsers are the threat here even on loopback: a web page the operator visits can send
+//! requests to `127.0.0.1:9090`. So every admin route checks `Host` (a DNS-rebinding page
+//! arrives with its own name), the purge refuses anything a browser sends cross-site (an
+//! `Origin` header) or that came through a proxy, and the pages carry a CSP that allows only
+//! their own inline code and same-origin `fetch`.
 
 use super::AppState;
 use super::ClientAddr;
@@ -6,9 +13,10 @@ use super::reply::now_ms;
 use axum::Extension;
 use axum::Json;
 use axum::Router;
+use axum::extract::Request;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -26,16 +34,95 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/cache/purge", axum::routing::post(purge))
 }
 
-/// `POST /admin/cache/purge`: drops every verified credential (after a suspected leak, so the
-/// next request of every client runs a fresh verification against the current store). Only
-/// from a loopback address: the admin routes may share the public listener.
-pub async fn purge(State(state): State<Arc<AppState>>, peer: Option<Extension<ClientAddr>>) -> Response {
-    if !peer.is_some_and(|p| p.0.0.ip().is_loopback()) {
+/// Headers that say a request was relayed by a proxy.
+const FORWARDING_HEADERS: [&str; 4] = ["forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-host"];
+
+fn is_allowed_host(host: &str, allowed: &[String]) -> bool {
+    // `Host` is `name[:port]` or `[v6]:port`; an IP literal cannot be rebound by DNS.
+    let name = match host.strip_prefix('[') {
+        Some(rest) => {
+            return rest
+                .split_once(']')
+                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+        }
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+/// Every admin route: `Host` must be an IP literal, `localhost` or one of `admin.allowed_hosts`
+/// (421 otherwise); responses are never sniffed, framed or sent with a referrer.
+pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if !host.is_some_and(|h| is_allowed_host(h, &state.settings.admin.allowed_hosts)) {
+        tracing::warn!("admin request refused: Host is not an address, localhost or admin.allowed_hosts");
         return (
-            StatusCode::FORBIDDEN,
-            Json(json!({"message": "purge is allowed from loopback only"})),
+            StatusCode::MISDIRECTED_REQUEST,
+            Json(json!({"message": "unknown Host for the admin listener (see admin.allowed_hosts)"})),
         )
             .into_response();
+    }
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// `GET /ready` on the admin listener: readiness with the store's details.
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let status = state.gate.store.status();
+    let code = if status.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "ready": status.ready,
+        "store": {"kind": status.kind, "version": status.version, "users": status.users,
+                  "ageSeconds": status.age_seconds, "lastError": status.last_error},
+        "timestamp": now_ms(),
+    });
+    (code, Json(body)).into_response()
+}
+
+/// `POST /admin/cache/purge`: drops every verified credential (after a suspected leak, so the
+/// next request of every client runs a fresh verification against the current store).
+///
+/// Only a direct, non-browser request from loopback: the client as resolved through
+/// `trusted_proxies` must be loopback and nothing may say the request was forwarded (a local
+/// reverse proxy would otherwise make every remote client "loopback"); a request carrying
+/// `Origin` is a browser's, possibly a cross-site form the operator's browser was tricked into
+/// sending (no preflight protects a form POST), and is refused.
+pub async fn purge(
+    State(state): State<Arc<AppState>>,
+    peer: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+) -> Response {
+    let forwarded = FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h));
+    let client = peer.and_then(|p| state.proxies.client(p.0.0.ip(), &headers));
+    let refusal = if forwarded {
+        Some("purge is refused through a proxy: call the admin listener directly")
+    } else if headers.contains_key(header::ORIGIN) {
+        Some("purge is refused from a browser (Origin present)")
+    } else if !client.is_some_and(|c| c.is_loopback()) {
+        Some("purge is allowed from loopback only")
+    } else {
+        None
+    };
+    if let Some(message) = refusal {
+        tracing::warn!(reason = message, "cache purge refused");
+        return (StatusCode::FORBIDDEN, Json(json!({"message": message}))).into_response();
     }
     let dropped = state.gate.auth.cache().len();
     state.gate.auth.cache().clear();
@@ -58,7 +145,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         backend_errors: reg.backend_errors.load(std::sync::atomic::Ordering::Relaxed),
     };
     let registry = &state.telemetry.registry;
-    let body = registry.render_prometheus(&store.status(), store.counters(), regulation);
+    let abandoned = state.gate.limiter.abandoned();
+    let body = registry.render_prometheus(&store.status(), store.counters(), regulation, abandoned);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,
@@ -81,7 +169,38 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Json<serde_json::Value
     }))
 }
 
+/// The dashboard's Content-Security-Policy: its own inline style and script by hash, `fetch` to
+/// the same origin, nothing else; never framed.
+fn dashboard_csp() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        let hashes = |tag: &str| {
+            let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+            DASHBOARD
+                .split(open.as_str())
+                .skip(1)
+                .filter_map(|rest| rest.split_once(close.as_str()).map(|(body, _)| body))
+                .map(|body| {
+                    use base64::Engine as _;
+                    use sha2::Digest as _;
+                    let digest = sha2::Sha256::digest(body.as_bytes());
+                    format!(" 'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+                })
+                .collect::<String>()
+        };
+        format!(
+            "default-src 'none'; script-src{}; style-src{}; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            hashes("script"),
+            hashes("style")
+        )
+    })
+}
+
 /// `GET /dashboard`: live charts fed by `/stats`.
-pub async fn dashboard() -> Html<&'static str> {
-    Html(DASHBOARD)
+pub async fn dashboard() -> Response {
+    (
+        [(header::CONTENT_SECURITY_POLICY, dashboard_csp())],
+        Html(DASHBOARD),
+    )
+        .into_response()
 }

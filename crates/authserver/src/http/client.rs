@@ -14,6 +14,33 @@ pub fn parse_net(text: &str) -> Option<IpNet> {
         .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
+/// Parses one `X-Forwarded-For` hop as proxies write it: `198.51.100.7`, `198.51.100.7:4711`,
+/// `2001:db8::1`, `[2001:db8::1]`, `[2001:db8::1]:443`. IPv4-mapped IPv6 is canonicalised.
+pub fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = if let Some(rest) = hop.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
+            return None;
+        }
+        inside.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)?
+    } else if let Ok(ip) = hop.parse::<IpAddr>() {
+        ip
+    } else {
+        // `a.b.c.d:port` (an IPv6 address without brackets never has a single colon).
+        let (addr, port) = hop.rsplit_once(':')?;
+        if !is_port(port) {
+            return None;
+        }
+        addr.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)?
+    };
+    Some(ip.to_canonical())
+}
+
+fn is_port(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Trusted proxy networks, parsed once.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Vec<IpNet>);
@@ -24,34 +51,41 @@ impl TrustedProxies {
         Self(entries.iter().filter_map(|e| parse_net(e)).collect())
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is a trusted proxy.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|n| n.contains(&ip))
     }
 
-    /// The client address for a request from `peer` with `headers`.
-    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    /// The client address for a request from `peer` with `headers`; `None` when a trusted proxy
+    /// forwarded a hop that cannot be read (then the client is unknown: never the proxy, which
+    /// would make one attacker's failures ban everyone behind it).
+    ///
+    /// A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`: addresses are canonicalised
+    /// before they are compared with `trusted_proxies` or used as a source.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = peer.to_canonical();
         if !self.trusts(peer) {
-            return peer;
+            return Some(peer);
         }
         let mut client = peer;
         let hops = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.to_str().ok())
+            .collect::<Option<Vec<_>>>()?;
+        for hop in hops
+            .iter()
             .flat_map(|v| v.split(','))
-            .collect::<Vec<_>>();
-        for hop in hops.iter().rev() {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => {
-                    client = ip;
-                    if !self.trusts(ip) {
-                        break;
-                    }
-                }
-                Err(_) => break, // garbage: stop at the last trustworthy address
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            client = parse_hop(hop)?;
+            if !self.trusts(client) {
+                break;
             }
         }
-        client
+        Some(client)
     }
 }
 
@@ -74,32 +108,78 @@ mod tests {
     #[test]
     fn reads_right_to_left_past_trusted_hops_only() {
         let t = TrustedProxies::new(&["10.0.0.0/8".into(), "192.168.1.1".into()]);
+        let client = |peer: &str, xff: &[&str]| t.client(ip(peer), &headers(xff));
         assert_eq!(
-            t.client(ip("203.0.113.9"), &headers(&["1.2.3.4"])),
-            ip("203.0.113.9"),
+            client("203.0.113.9", &["1.2.3.4"]),
+            Some(ip("203.0.113.9")),
             "untrusted peer"
         );
         assert_eq!(
-            t.client(ip("10.0.0.5"), &headers(&["6.6.6.6, 198.51.100.7"])),
-            ip("198.51.100.7")
+            client("10.0.0.5", &["6.6.6.6, 198.51.100.7"]),
+            Some(ip("198.51.100.7"))
         );
         assert_eq!(
-            t.client(
-                ip("10.0.0.5"),
-                &headers(&["6.6.6.6", "198.51.100.7, 192.168.1.1"])
-            ),
-            ip("198.51.100.7")
+            client("10.0.0.5", &["6.6.6.6", "198.51.100.7, 192.168.1.1"]),
+            Some(ip("198.51.100.7"))
         );
-        assert_eq!(t.client(ip("10.0.0.5"), &headers(&[])), ip("10.0.0.5"));
+        assert_eq!(client("10.0.0.5", &[]), Some(ip("10.0.0.5")));
         assert_eq!(
-            t.client(ip("10.0.0.5"), &headers(&["6.6.6.6, junk"])),
-            ip("10.0.0.5")
-        );
-        assert_eq!(
-            t.client(ip("10.0.0.5"), &headers(&["10.1.1.1"])),
-            ip("10.1.1.1"),
+            client("10.0.0.5", &["10.1.1.1"]),
+            Some(ip("10.1.1.1")),
             "all trusted: left-most seen"
         );
         assert!(parse_net("nope").is_none() && parse_net("::1").is_some());
+    }
+
+    #[test]
+    fn an_unreadable_hop_is_never_attributed_to_the_proxy() {
+        let t = TrustedProxies::new(&["10.0.0.0/8".into()]);
+        assert_eq!(t.client(ip("10.0.0.5"), &headers(&["6.6.6.6, junk"])), None);
+        assert_eq!(t.client(ip("10.0.0.5"), &headers(&["unknown"])), None);
+        assert_eq!(
+            t.client(ip("10.0.0.5"), &headers(&["junk, 198.51.100.7"])),
+            Some(ip("198.51.100.7")),
+            "garbage beyond the first untrusted hop does not matter"
+        );
+    }
+
+    #[test]
+    fn hops_with_ports_and_brackets_parse() {
+        let t = TrustedProxies::new(&["10.0.0.0/8".into()]);
+        for (hop, want) in [
+            ("198.51.100.7:4711", "198.51.100.7"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            (" 2001:db8::1 ", "2001:db8::1"),
+            ("::ffff:198.51.100.7", "198.51.100.7"),
+        ] {
+            assert_eq!(
+                t.client(ip("10.0.0.5"), &headers(&[hop])),
+                Some(ip(want)),
+                "{hop}"
+            );
+        }
+        for bad in [
+            "[2001:db8::1",
+            "[2001:db8::1]x",
+            "198.51.100.7:",
+            "198.51.100.7:http",
+            "2001:db8::1:99999x",
+        ] {
+            assert_eq!(parse_hop(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn mapped_ipv4_peers_match_ipv4_trusted_proxies() {
+        let t = TrustedProxies::new(&["10.0.0.0/8".into()]);
+        assert_eq!(
+            t.client(ip("::ffff:10.0.0.5"), &headers(&["198.51.100.7"])),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            t.client(ip("::ffff:203.0.113.9"), &headers(&[])),
+            Some(ip("203.0.113.9"))
+        );
     }
 }

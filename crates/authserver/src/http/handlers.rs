@@ -19,7 +19,7 @@ async fn run(state: &AppState, headers: &HeaderMap, peer: Option<ClientAddr>) ->
         .get_all(header::AUTHORIZATION)
         .iter()
         .map(HeaderValue::as_bytes);
-    let source = peer.map(|p| state.proxies.client(p.0.ip(), headers));
+    let source = peer.and_then(|p| state.proxies.client(p.0.ip(), headers));
     state.gate.attempt_from(values, source).await
 }
 
@@ -78,21 +78,16 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok", "timestamp": now_ms()}))
 }
 
-/// `GET /ready`: 200 when a usable snapshot exists, else 503.
+/// `GET /ready` on the public listener: 200 when a usable snapshot exists, else 503; nothing
+/// more (the store's version, size and errors are on the admin listener's `/ready`).
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    let status = state.gate.store.status();
-    let code = if status.ready {
+    let ready = state.gate.store.status().ready;
+    let code = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "ready": status.ready,
-        "store": {"kind": status.kind, "version": status.version, "users": status.users,
-                  "ageSeconds": status.age_seconds, "lastError": status.last_error},
-        "timestamp": now_ms(),
-    });
-    (code, Json(body)).into_response()
+    (code, Json(json!({"ready": ready, "timestamp": now_ms()}))).into_response()
 }
 
 /// Any other path: 404 with a JSON body.

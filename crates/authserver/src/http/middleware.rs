@@ -66,6 +66,19 @@ fn plain_header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     })
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request without exactly one `Host` header is answered 400. Only
+/// for requests read from a socket ([`super::FromSocket`]): Lambda events are not HTTP/1.1 wire
+/// requests, and API Gateway has already judged them.
+pub async fn require_one_host(req: Request, next: Next) -> Response {
+    if req.version() == axum::http::Version::HTTP_11
+        && req.extensions().get::<super::FromSocket>().is_some()
+        && req.headers().get_all(header::HOST).iter().count() != 1
+    {
+        return axum::http::StatusCode::BAD_REQUEST.into_response();
+    }
+    next.run(req).await
+}
+
 /// Whether this process is a Lambda function (the runtime sets `_X_AMZN_TRACE_ID` there).
 static ON_LAMBDA: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some());
@@ -95,7 +108,7 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
     let source = req
         .extensions()
         .get::<ClientAddr>()
-        .map(|c| state.proxies.client(c.0.ip(), req.headers()));
+        .and_then(|c| state.proxies.client(c.0.ip(), req.headers()));
     let country_header = &state.settings.telemetry.country_header;
     let country = (!country_header.is_empty())
         .then(|| plain_header(&req, country_header))

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`handlers`]: the auth and health routes.
-//! - [`admin`]: `/metrics`, `/stats`, `/dashboard` (on the main listener or a separate one).
+//! - [`admin`]: `/metrics`, `/stats`, `/dashboard`, the detailed `/ready`, the cache purge (on
+//!   the admin listener only).
 //! - [`client`]: the client address (socket peer, or `X-Forwarded-For` past trusted proxies).
 //! - [`reply`]: decisions → status, headers and JSON body (the contract table).
 //! - [`middleware`]: request id, trace ids, JSON error bodies, `Cache-Control`, telemetry and the
@@ -45,24 +46,31 @@ pub struct AppState {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
-/// The router with every route and layer. Admin routes are included unless `admin.listen` names
-/// a separate listener (then serve [`admin_app`] there).
+/// Marks a request the standalone server read from a socket (not a Lambda event, not a test's
+/// in-process request): wire-level rules such as RFC 9112's `Host` rule apply to it.
+#[derive(Debug, Clone, Copy)]
+pub struct FromSocket;
+
+/// The public router (standalone server and Lambda proxy): the auth routes, `/health` and a
+/// `/ready` that says ready or not and nothing more. Operational routes are never here.
 pub fn app(state: Arc<AppState>) -> Router {
-    let mut router = Router::new()
+    let router = Router::new()
         .route("/auth/validate", post(handlers::validate))
         .route("/auth", post(handlers::validate))
         .route("/auth/forward", any(handlers::forward))
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready));
-    if state.settings.admin.listen.is_empty() {
-        router = router.merge(admin::routes());
-    }
     layered(router, state)
 }
 
-/// The admin routes alone, for a separate admin listener.
+/// The admin router, for the admin listener only (loopback by default): `/metrics`, `/stats`,
+/// `/dashboard`, the detailed `/ready`, the cache purge; `Host` checked against DNS rebinding.
 pub fn admin_app(state: Arc<AppState>) -> Router {
-    layered(admin::routes().route("/health", get(handlers::health)), state)
+    let router = admin::routes()
+        .route("/health", get(handlers::health))
+        .route("/ready", get(admin::ready))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admin::guard));
+    layered(router, state)
 }
 
 fn layered(router: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
@@ -80,6 +88,7 @@ fn layered(router: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        .layer(axum::middleware::from_fn(middleware::require_one_host))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::request_context,

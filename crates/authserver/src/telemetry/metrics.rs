@@ -102,6 +102,7 @@ impl Registry {
         store: &StoreStatus,
         counters: StoreCounters,
         regulation: RegulationCounters,
+        hash_abandoned: u64,
     ) -> String {
         let mut out = String::with_capacity(8192);
         for m in names::ALL {
@@ -123,6 +124,7 @@ impl Registry {
                 "StoreFetchError" => sample(&mut out, p, "", counters.fetch_errors),
                 "StoreStalenessSeconds" => sample(&mut out, p, "", store.age_seconds),
                 "HashQueueRejected" => sample(&mut out, p, "", self.hash_queue_rejected.load(Relaxed)),
+                "HashQueueAbandoned" => sample(&mut out, p, "", hash_abandoned),
                 "RateLimited" => sample(&mut out, p, "", self.rate_limited.load(Relaxed)),
                 "RegulationBackendError" => sample(&mut out, p, "", regulation.backend_errors),
                 "Bans" => sample(&mut out, p, "", regulation.bans),
@@ -222,8 +224,10 @@ mod tests {
                 bans: 2,
                 backend_errors: 0,
             },
+            5,
         );
         assert!(text.contains("authserver_bans_total 2\n"));
+        assert!(text.contains("authserver_hash_queue_abandoned_total 5\n"));
         for m in names::ALL {
             assert!(
                 text.contains(&format!("# TYPE {} ", m.prometheus)),

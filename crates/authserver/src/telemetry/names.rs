@@ -70,6 +70,8 @@ metrics! {
         "Time of one Argon2id verification (CloudWatch in ms, Prometheus in s).");
     HASH_QUEUE_REJECTED = ("HashQueueRejected", "authserver_hash_queue_rejected_total", Counter, "Count", None,
         "Verifications refused because the hash limiter was full (answered 503).");
+    HASH_QUEUE_ABANDONED = ("HashQueueAbandoned", "authserver_hash_queue_abandoned_total", Counter, "Count", None,
+        "Requests that went away (client gone, timeout) while queued for a verification slot; their places were released.");
     RATE_LIMITED = ("RateLimited", "authserver_rate_limited_total", Counter, "Count", None,
         "Requests refused by brute-force regulation (answered 429).");
     REGULATION_BACKEND_ERROR = ("RegulationBackendError", "authserver_regulation_backend_error_total", Counter, "Count", None,

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// The admin listener's address (`AUTHSERVER_ADMIN_LISTEN=127.0.0.1:0` unless `env` sets it).
+    pub admin: Option<String>,
     pub output: Arc<Mutex<Vec<String>>>,
 }
 
@@ -22,6 +24,8 @@ impl Server {
             .arg(users)
             .args(extra);
         cmd.env("AUTHSERVER_STORE_POLL_INTERVAL_MS", "50");
+        // Tests run in parallel: never the fixed default admin port.
+        cmd.env("AUTHSERVER_ADMIN_LISTEN", "127.0.0.1:0");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -57,11 +61,27 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        Server { child, addr, output }
+        // The admin listener logs its line before the main one.
+        let admin = output.lock().unwrap().iter().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            (v["message"] == "admin listening").then(|| v["address"].as_str().unwrap().to_owned())
+        });
+        Server {
+            child,
+            addr,
+            admin,
+            output,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        let admin = self.admin.as_deref().expect("the server has an admin listener");
+        format!("http://{admin}{path}")
     }
 
     /// Sends SIGTERM and waits for exit; returns whether it exited successfully.
