@@ -330,3 +330,33 @@ fn plaintext_admin_listener_on_all_interfaces_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("admin.listen"), "{err}");
 }
+
+/// Item 5: `config check` warns when the users' hashes have different costs (their denials are
+/// all paced to the slowest).
+#[test]
+fn config_check_warns_about_mixed_hash_costs() {
+    use authserver_core::{Cost, Secret, hash_password};
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.json");
+    let dear = Cost {
+        m_kib: 2 * FAST.m_kib,
+        ..FAST
+    };
+    let json = serde_json::json!({
+        "a": {"passwordHash": hash_password(&Secret::from("pw-a-1234567"), FAST).unwrap()},
+        "b": {"passwordHash": hash_password(&Secret::from("pw-b-1234567"), dear).unwrap()},
+    });
+    std::fs::write(&users, serde_json::to_vec(&json).unwrap()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authserver"))
+        .args(["config", "check"])
+        .env_remove("AUTHSERVER_CONFIG")
+        .env("AUTHSERVER_STORE_FILE", &users)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2 cost classes") && err.contains("m=38912,t=2"),
+        "{err}"
+    );
+}

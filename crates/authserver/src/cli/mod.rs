@@ -190,15 +190,39 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Check { config }) => {
             let settings = Settings::load(config.as_deref())?;
             if settings.store.kind == crate::config::StoreKind::File {
-                crate::store::file::FileStore::open(
+                let store = crate::store::file::FileStore::open(
                     &settings.store.file,
                     settings.hash.policy.clone(),
                     authserver_core::UserHasher::random(),
                 )?;
+                if let Ok(snapshot) = crate::store::SnapshotSource::current(&store) {
+                    warn_mixed_costs(&snapshot);
+                }
             }
             println!("configuration OK");
             Ok(())
         }
+    }
+}
+
+/// Users whose hashes have different costs are all answered at the slowest cost's pace (denials
+/// are padded so timing does not tell them apart): say so, so the operator can rehash.
+fn warn_mixed_costs(snapshot: &authserver_core::Snapshot) {
+    let mut classes: std::collections::BTreeMap<(u32, u32, u32), usize> = Default::default();
+    for (_, user) in snapshot.users() {
+        let c = user.hash.cost();
+        *classes.entry((c.m_kib, c.t, c.p)).or_default() += 1;
+    }
+    if classes.len() > 1 {
+        let list = classes
+            .iter()
+            .map(|((m, t, p), n)| format!("m={m},t={t},p={p}: {n} user(s)"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        eprintln!(
+            "warning: the users' hashes have {} cost classes ({list}); every denial is paced to the most expensive one. Give those users new hashes at one cost (`authserver hash-password` makes one at the default cost; `users list` shows each user's parameters).",
+            classes.len()
+        );
     }
 }
 
