@@ -78,55 +78,56 @@ fn basic(user: &str, pass: &str) -> String {
 /// Every emitting path, in order: (case, blob).
 async fn golden_cases() -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    let (state, captured) = capturing(settings());
-    let proxy = Proxy::new(state.clone(), None, cold());
-    let mut run = async |case: &str, event: Value, status: u16| {
-        assert_eq!(invoke(&proxy, event).await.0, status, "{case}");
-        out.push((case.to_owned(), take(&captured)));
-    };
-    run(
-        "allowed (cold start, country)",
-        rest(Some(GOOD), "192.0.2.1"),
-        200,
-    )
-    .await;
-    let mut no_country = rest(Some(GOOD), "192.0.2.1");
-    for map in ["headers", "multiValueHeaders"] {
-        no_country[map]
-            .as_object_mut()
-            .unwrap()
-            .remove("CloudFront-Viewer-Country");
+    {
+        let (state, captured) = capturing(settings());
+        let proxy = Proxy::new(state.clone(), None, cold());
+        let mut run = async |case: &str, event: Value, status: u16| {
+            assert_eq!(invoke(&proxy, event).await.0, status, "{case}");
+            out.push((case.to_owned(), take(&captured)));
+        };
+        run(
+            "allowed (cold start, country)",
+            rest(Some(GOOD), "192.0.2.1"),
+            200,
+        )
+        .await;
+        let mut no_country = rest(Some(GOOD), "192.0.2.1");
+        for map in ["headers", "multiValueHeaders"] {
+            no_country[map]
+                .as_object_mut()
+                .unwrap()
+                .remove("CloudFront-Viewer-Country");
+        }
+        run("allowed (cache hit, no country)", no_country, 200).await;
+        let wrong = basic("fixture-user", "wrong-1");
+        run("wrong_password", rest(Some(&wrong), "192.0.2.2"), 401).await;
+        run(
+            "unknown_user",
+            rest(Some(&basic("nobody", "x")), "192.0.2.3"),
+            401,
+        )
+        .await;
+        let disabled = basic("disabled-user", "Disabled-Password-2");
+        run("disabled", rest(Some(&disabled), "192.0.2.4"), 401).await;
+        run("missing", rest(None, "192.0.2.5"), 401).await;
+        run("malformed", rest(Some("Basic !!!"), "192.0.2.6"), 400).await;
+        // Two more failures from 192.0.2.2 ban it (Bans = 1 in the blob that issued it).
+        run("wrong_password (second)", rest(Some(&wrong), "192.0.2.2"), 401).await;
+        run(
+            "wrong_password (ban issued)",
+            rest(Some(&wrong), "192.0.2.2"),
+            401,
+        )
+        .await;
+        run("rate_limited", rest(Some(GOOD), "192.0.2.2"), 429).await;
+        // fixture-user now has 3 failures: locked for new verifications from untrusted sources.
+        let other = basic("fixture-user", "another-guess");
+        run("locked_out", rest(Some(&other), "192.0.2.9"), 429).await;
+        let mut health = fixture("apigw_v2_http_api.json");
+        health["rawPath"] = json!("/prod/health");
+        health["requestContext"]["http"]["method"] = json!("GET");
+        run("not an auth request (/health)", health, 200).await;
     }
-    run("allowed (cache hit, no country)", no_country, 200).await;
-    let wrong = basic("fixture-user", "wrong-1");
-    run("wrong_password", rest(Some(&wrong), "192.0.2.2"), 401).await;
-    run(
-        "unknown_user",
-        rest(Some(&basic("nobody", "x")), "192.0.2.3"),
-        401,
-    )
-    .await;
-    let disabled = basic("disabled-user", "Disabled-Password-2");
-    run("disabled", rest(Some(&disabled), "192.0.2.4"), 401).await;
-    run("missing", rest(None, "192.0.2.5"), 401).await;
-    run("malformed", rest(Some("Basic !!!"), "192.0.2.6"), 400).await;
-    // Two more failures from 192.0.2.2 ban it (Bans = 1 in the blob that issued it).
-    run("wrong_password (second)", rest(Some(&wrong), "192.0.2.2"), 401).await;
-    run(
-        "wrong_password (ban issued)",
-        rest(Some(&wrong), "192.0.2.2"),
-        401,
-    )
-    .await;
-    run("rate_limited", rest(Some(GOOD), "192.0.2.2"), 429).await;
-    // fixture-user now has 3 failures: locked for new verifications from untrusted sources.
-    let other = basic("fixture-user", "another-guess");
-    run("locked_out", rest(Some(&other), "192.0.2.9"), 429).await;
-    let mut health = fixture("apigw_v2_http_api.json");
-    health["rawPath"] = json!("/prod/health");
-    health["requestContext"]["http"]["method"] = json!("GET");
-    run("not an auth request (/health)", health, 200).await;
-    drop(run);
 
     // The authorizer's own accounting, with the store down.
     let (mut state, captured) = capturing(settings());
