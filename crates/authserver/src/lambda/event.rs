@@ -11,7 +11,7 @@ use serde_json::Value;
 /// The shape of an incoming event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
-    /// API Gateway REST API proxy integration (payload 1.0).
+    /// API Gateway REST API proxy integration, or an HTTP API route with payload 1.0.
     RestProxy,
     /// HTTP API proxy integration (payload 2.0) or a Function URL.
     HttpProxy,
@@ -53,7 +53,8 @@ pub fn shape(event: &Value) -> Shape {
     if text("version") == Some("2.0") && has("rawPath") && context.get("http").is_some() {
         return Shape::HttpProxy;
     }
-    if has("httpMethod") && !has("version") {
+    // REST events have no `version`; HTTP API routes on payload 1.0 say "1.0".
+    if has("httpMethod") && matches!(text("version"), None | Some("1.0")) {
         return Shape::RestProxy;
     }
     Shape::Unknown
@@ -78,27 +79,31 @@ pub fn repeated_authorization(event: &Value) -> Option<Vec<String>> {
 /// The path the router should see, from the raw event:
 /// - REST API: `path`, which never carries the stage (`requestContext.path` does). So stage
 ///   `auth` with resource `/auth` is `/auth`, and with `/auth/validate` is `/auth/validate`.
-/// - HTTP API: `rawPath` carries the stage for named stages on the `execute-api` endpoint
-///   (`/prod/auth/validate`), taken off once as a whole segment; on a custom domain it does
-///   not (`/auth/validate` under stage `auth` stays as it is).
+/// - HTTP API: `rawPath` (payload 1.0: `path`) carries the stage for named stages on the
+///   `execute-api` endpoint (`/prod/auth/validate`), taken off once as a whole segment; on a
+///   custom domain it does not (`/auth/validate` under stage `auth` stays as it is).
 /// - ALB, Function URL (`$default`): `path` / `rawPath` as they are.
 ///
 /// `None`: the event has no path field.
 pub fn routed_path(event: &Value, shape: Shape) -> Option<String> {
+    let text = |name: &str| event.get(name).and_then(Value::as_str);
     match shape {
-        Shape::RestProxy | Shape::Alb => Some(event.get("path")?.as_str()?.to_owned()),
-        Shape::HttpProxy => {
-            let raw = event.get("rawPath")?.as_str()?;
-            let context = event.get("requestContext")?;
-            let stage = context.get("stage").and_then(Value::as_str).unwrap_or("");
-            let domain = context.get("domainName").and_then(Value::as_str);
-            // Without a domain name (hand-made events) the stage is taken off when present.
-            let stage_in_path = domain.is_none_or(is_execute_api);
-            let stripped = stage_in_path.then(|| strip_stage(raw, stage)).flatten();
-            Some(stripped.unwrap_or(raw).to_owned())
-        }
+        Shape::RestProxy if text("version") == Some("1.0") => http_api_path(event, text("path")?),
+        Shape::RestProxy | Shape::Alb => Some(text("path")?.to_owned()),
+        Shape::HttpProxy => http_api_path(event, text("rawPath")?),
         Shape::Authorizer | Shape::Unknown => None,
     }
+}
+
+/// An HTTP API path without the stage where the endpoint puts it there.
+fn http_api_path(event: &Value, raw: &str) -> Option<String> {
+    let context = event.get("requestContext")?;
+    let stage = context.get("stage").and_then(Value::as_str).unwrap_or("");
+    let domain = context.get("domainName").and_then(Value::as_str);
+    // Without a domain name (hand-made events) the stage is taken off when present.
+    let stage_in_path = domain.is_none_or(is_execute_api);
+    let stripped = stage_in_path.then(|| strip_stage(raw, stage)).flatten();
+    Some(stripped.unwrap_or(raw).to_owned())
 }
 
 /// API Gateway's own endpoint (`{api}.execute-api.{region}.amazonaws.com[.cn]`), where the
@@ -157,5 +162,13 @@ mod tests {
             Some("/auth")
         );
         assert!(is_execute_api(api) && !is_execute_api("execute-api.example.com"));
+        // HTTP API payload 1.0: `path` as HTTP API sees it.
+        let v1 = json!({"version": "1.0", "httpMethod": "POST", "path": "/auth/auth/validate",
+                        "requestContext": {"stage": "auth", "domainName": api}});
+        assert_eq!(shape(&v1), Shape::RestProxy);
+        assert_eq!(
+            routed_path(&v1, Shape::RestProxy).as_deref(),
+            Some("/auth/validate")
+        );
     }
 }

@@ -111,6 +111,7 @@ impl Proxy {
     /// The router's answer for one converted request (503 while init is unfinished).
     async fn route(self, mut request: Request, facts: Facts) -> Result<Response, Infallible> {
         let Some(ready) = self.shared.get() else {
+            tracing::warn!("not ready (init still loading the key or the first snapshot); answering 503");
             return Ok(not_ready());
         };
         apply(&mut request, facts);
