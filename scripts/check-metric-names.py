@@ -18,7 +18,9 @@ CloudWatch (deploy/aws/*.yaml|*.yml|*.json, CloudFormation):
   * every metric of the module appears on a CloudWatch dashboard.
 Prometheus (deploy/prometheus/*.yml|*.yaml) and Grafana (deploy/grafana/*.json):
   * every `authserver_*` series is a module name, or a histogram name + _bucket/_sum/_count
-    (a bare histogram name is an error: no such series exists);
+    (a bare histogram name is an error: no such series exists), and the server really exposes
+    it: crates/authserver/tests/fixtures/prometheus-golden.txt (the series of /metrics after the
+    same cases, written by the same test) has it;
   * reason="..." / reason=~"a|b" label values are among REASONS;
   * every metric of the module appears on the Grafana dashboard.
 
@@ -45,6 +47,7 @@ SEARCH_EXPR = re.compile(r"SEARCH\(\s*'\{([^}]*)\}([^']*)'")
 SEARCH_METRIC = re.compile(r'MetricName\s*=\s*"?([A-Za-z0-9_.-]+)"?')
 SUB_VAR = re.compile(r"\$\{[^}]*\}")
 GOLDEN = "crates/authserver/tests/fixtures/emf-golden.jsonl"
+PROM_GOLDEN = "crates/authserver/tests/fixtures/prometheus-golden.txt"
 # Metrics published with PutMetricData instead of EMF, with their dimension sets: the compliance
 # function's (crates/authserver-aws/src/compliance/mod.rs `publish`).
 PUT_METRIC_DATA = {"ComplianceViolations": [frozenset({"Service", "Stage"})]}
@@ -84,6 +87,20 @@ class Emitted:
             raise SystemExit(f"check-metric-names: {path} holds no EMF blobs")
         for name, sets in PUT_METRIC_DATA.items():
             self.sets.setdefault(name, set()).update(sets)
+
+    def load_prometheus(self, path: Path) -> None:
+        """The series names and `reason` label values /metrics exposes (prometheus-golden.txt)."""
+        if not path.is_file():
+            raise SystemExit(f"check-metric-names: golden Prometheus series {path} not found; generate them with "
+                             "`UPDATE_GOLDEN=1 cargo test -p authserver --test lambda_emf_golden`")
+        self.prom_path = path
+        self.prom_series: set[str] = set()
+        self.prom_reasons: set[str] = set()
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name = line.split("{", 1)[0].strip()
+            if name:
+                self.prom_series.add(name)
+            self.prom_reasons.update(re.findall(r'reason="([^"]*)"', line))
 
     def describe(self, name: str) -> str:
         sets = sorted(sorted(s) for s in self.sets.get(name, set()))
@@ -323,6 +340,10 @@ class Checker:
                     self.err(f"{where}:{lineno}", f"{token!r} is a histogram: no series has the bare name; "
                                                   "use _bucket, _sum or _count")
                     continue
+                if token not in self.emitted.prom_series:
+                    self.err(f"{where}:{lineno}", f"Prometheus series {token!r} is never exposed by the server "
+                                                  f"(not in {self.rel(self.emitted.prom_path)})")
+                    continue
                 sink.add(base)
             for op, value in REASON_MATCHER.findall(line):
                 alternatives = value.split("|") if op in ("=~", "!~") else [value]
@@ -396,6 +417,8 @@ def main() -> int:
     ap.add_argument("--names", type=Path, default=None,
                     help="names.rs (default: ROOT/crates/authserver/src/telemetry/names.rs)")
     ap.add_argument("--golden", type=Path, default=None, help=f"golden EMF blobs (default: ROOT/{GOLDEN})")
+    ap.add_argument("--prometheus-golden", type=Path, default=None,
+                    help=f"golden Prometheus series (default: ROOT/{PROM_GOLDEN})")
     args = ap.parse_args()
     root = args.root.resolve()
     names = args.names or root / "crates/authserver/src/telemetry/names.rs"
@@ -404,6 +427,7 @@ def main() -> int:
         return 1
     mod = Module(names)
     emitted = Emitted(args.golden or root / GOLDEN)
+    emitted.load_prometheus(args.prometheus_golden or root / PROM_GOLDEN)
     chk = Checker(root, mod, emitted)
     chk.check_cloudformation()
     chk.check_prometheus()

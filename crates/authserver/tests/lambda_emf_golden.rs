@@ -5,6 +5,9 @@
 //! when an alarm or dashboard queries a metric + dimension set that no blob contains, so a
 //! metric the code never emits can no longer sit behind a silent alarm.
 //!
+//! The same cases also give the server's Prometheus series (`tests/fixtures/prometheus-golden.txt`),
+//! which the checker holds Prometheus rules and the Grafana dashboard to.
+//!
 //! After a deliberate change to the emitter: `UPDATE_GOLDEN=1 cargo test -p authserver --test
 //! lambda_emf_golden`, and review the diff.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -24,6 +27,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const GOLDEN: &str = "tests/fixtures/emf-golden.jsonl";
+/// The series the server's `/metrics` exposes after the same cases (names and labels, no
+/// values, histogram `le` labels folded): the checker's reference for Prometheus rules and
+/// the Grafana dashboard.
+const PROMETHEUS_GOLDEN: &str = "tests/fixtures/prometheus-golden.txt";
 
 /// Values that change from run to run; the shape around them is what the golden file keeps.
 const VARIABLE: &[&str] = &["Latency", "HashVerifyDuration", "StoreStalenessSeconds"];
@@ -75,9 +82,33 @@ fn basic(user: &str, pass: &str) -> String {
     common::basic(user, pass)
 }
 
-/// Every emitting path, in order: (case, blob).
-async fn golden_cases() -> Vec<(String, Value)> {
+/// The series of `state`'s Prometheus exposition, one `name{labels}` per line, sorted.
+fn exposed_series(state: &AppState) -> String {
+    let store = state.gate.store.as_ref();
+    let regulation =
+        RegulationCounters::read(&state.gate.regulator.bans, &state.gate.regulator.backend_errors);
+    let text = state
+        .telemetry
+        .registry
+        .render_prometheus(&store.status(), store.counters(), regulation);
+    let mut series: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series))
+        .map(|series| match series.split_once("{le=") {
+            Some((name, _)) => name.to_owned(),
+            None => series.to_owned(),
+        })
+        .collect();
+    series.sort();
+    series.dedup();
+    series.join("\n") + "\n"
+}
+
+/// Every emitting path, in order: (case, blob); and the Prometheus series after them.
+async fn golden_cases() -> (Vec<(String, Value)>, String) {
     let mut out = Vec::new();
+    let series;
     {
         let (state, captured) = capturing(settings());
         let proxy = Proxy::new(state.clone(), None, cold());
@@ -127,6 +158,7 @@ async fn golden_cases() -> Vec<(String, Value)> {
         health["rawPath"] = json!("/prod/health");
         health["requestContext"]["http"]["method"] = json!("GET");
         run("not an auth request (/health)", health, 200).await;
+        series = exposed_series(&state);
     }
 
     // The authorizer's own accounting, with the store down.
@@ -170,20 +202,14 @@ async fn golden_cases() -> Vec<(String, Value)> {
         "regulation backend error (failed open, allowed)".into(),
         record(None, 1),
     ));
-    out
+    (out, series)
 }
 
-#[tokio::test]
-async fn emf_blobs_match_the_golden_file() {
-    let lines: Vec<String> = golden_cases()
-        .await
-        .into_iter()
-        .map(|(case, blob)| json!({"case": case, "blob": blob}).to_string())
-        .collect();
-    let generated = lines.join("\n") + "\n";
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
+/// Compares `generated` with the file at `rel` (or writes it under `UPDATE_GOLDEN=1`).
+fn compare(rel: &str, generated: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
-        std::fs::write(&path, &generated).unwrap();
+        std::fs::write(&path, generated).unwrap();
         return;
     }
     let golden = std::fs::read_to_string(&path).unwrap_or_default();
@@ -191,20 +217,39 @@ async fn emf_blobs_match_the_golden_file() {
         assert_eq!(
             got,
             want,
-            "line {} of {GOLDEN} differs (UPDATE_GOLDEN=1 to accept)",
+            "line {} of {rel} differs (UPDATE_GOLDEN=1 to accept)",
             i + 1
         );
     }
     assert_eq!(
         golden.lines().count(),
         generated.lines().count(),
-        "{GOLDEN} has another number of blobs (UPDATE_GOLDEN=1 to accept)"
+        "{rel} has another number of lines (UPDATE_GOLDEN=1 to accept)"
     );
 }
 
 #[tokio::test]
+async fn emf_blobs_and_prometheus_series_match_the_golden_files() {
+    let (cases, series) = golden_cases().await;
+    let lines: Vec<String> = cases
+        .into_iter()
+        .map(|(case, blob)| json!({"case": case, "blob": blob}).to_string())
+        .collect();
+    compare(GOLDEN, &(lines.join("\n") + "\n"));
+    compare(PROMETHEUS_GOLDEN, &series);
+}
+
+#[tokio::test]
 async fn every_reason_and_the_regulation_metrics_are_covered() {
-    let blobs: Vec<Value> = golden_cases().await.into_iter().map(|(_, b)| b).collect();
+    let (cases, series) = golden_cases().await;
+    let blobs: Vec<Value> = cases.into_iter().map(|(_, b)| b).collect();
+    for metric in authserver::telemetry::names::ALL {
+        assert!(
+            series.lines().any(|s| s.starts_with(metric.prometheus)),
+            "/metrics never exposes {}",
+            metric.prometheus
+        );
+    }
     for reason in authserver::telemetry::names::REASONS {
         assert!(
             blobs.iter().any(|b| b["Reason"] == *reason),
