@@ -175,3 +175,27 @@ async fn requests_get_503_until_a_snapshot_exists() {
         assert!(logs.contains("lambda init complete"), "{logs}");
     }
 }
+
+#[test]
+fn lambda_settings_are_validated_without_quoting_the_origin_secret() {
+    let mut s = authserver::config::Settings::default();
+    s.lambda.cloudfront_secret_header = "no-colon-here-but-secret-9f8e".into();
+    let err = s.validate().unwrap_err().to_string();
+    assert!(err.contains("lambda.cloudfront_secret_header"), "{err}");
+    assert!(!err.contains("secret-9f8e"), "the value leaked: {err}");
+    s.lambda.cloudfront_secret_header = "X-Origin-Verify: secret-9f8e".into();
+    assert!(s.validate().is_ok());
+    assert_eq!(
+        s.lambda.cloudfront_secret(),
+        Some(("x-origin-verify".into(), "secret-9f8e".into()))
+    );
+    for budget in [0, 9001] {
+        s.lambda.init_budget_ms = budget;
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("lambda.init_budget_ms")
+        );
+    }
+}
