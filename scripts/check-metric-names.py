@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Check that dashboards, alarms and alert rules use only the metric names defined in
-crates/authserver/src/telemetry/names.rs, and that both dashboards show every metric.
+crates/authserver/src/telemetry/names.rs, that every CloudWatch metric + dimension set they query
+is one the code really emits, and that both dashboards show every metric.
 
 Checks (each failure is reported with file and context; exit status 1 on any failure):
 
@@ -8,16 +9,22 @@ CloudWatch (deploy/aws/*.yaml|*.yml|*.json, CloudFormation):
   * every metric in the `AuthServer` namespace used by an alarm (MetricName/Namespace/Dimensions,
     also inside Metrics[].MetricStat.Metric), a dashboard metric row, or a SEARCH() expression
     exists in the module;
-  * its dimensions are exactly Service + Stage (+ the metric's extra dimension, e.g. Reason);
-  * Reason dimension values are among the module's REASONS;
+  * its dimension set is one the real emitter writes: some golden EMF blob
+    (crates/authserver/tests/fixtures/emf-golden.jsonl, written by the test
+    crates/authserver/tests/lambda_emf_golden.rs from the Lambda handlers) carries the metric in a
+    directive with exactly these dimensions; ComplianceViolations, published by PutMetricData
+    rather than EMF, is taken from PUT_METRIC_DATA below;
+  * Reason dimension values are among the module's REASONS and some blob emits them;
   * every metric of the module appears on a CloudWatch dashboard.
 Prometheus (deploy/prometheus/*.yml|*.yaml) and Grafana (deploy/grafana/*.json):
   * every `authserver_*` series is a module name, or a histogram name + _bucket/_sum/_count
-    (a bare histogram name is an error: no such series exists);
+    (a bare histogram name is an error: no such series exists), and the server really exposes
+    it: crates/authserver/tests/fixtures/prometheus-golden.txt (the series of /metrics after the
+    same cases, written by the same test) has it;
   * reason="..." / reason=~"a|b" label values are among REASONS;
   * every metric of the module appears on the Grafana dashboard.
 
-Usage: scripts/check-metric-names.py [--root DIR] [--names FILE]
+Usage: scripts/check-metric-names.py [--root DIR] [--names FILE] [--golden FILE]
 Needs PyYAML (installed with cfn-lint in the repo's .venv).
 """
 from __future__ import annotations
@@ -39,6 +46,65 @@ REASON_MATCHER = re.compile(r'\breason\s*(=~|!~|!=|=)\s*"([^"]*)"')
 SEARCH_EXPR = re.compile(r"SEARCH\(\s*'\{([^}]*)\}([^']*)'")
 SEARCH_METRIC = re.compile(r'MetricName\s*=\s*"?([A-Za-z0-9_.-]+)"?')
 SUB_VAR = re.compile(r"\$\{[^}]*\}")
+GOLDEN = "crates/authserver/tests/fixtures/emf-golden.jsonl"
+PROM_GOLDEN = "crates/authserver/tests/fixtures/prometheus-golden.txt"
+# Metrics published with PutMetricData instead of EMF, with their dimension sets: the compliance
+# function's (crates/authserver-aws/src/compliance/mod.rs `publish`).
+PUT_METRIC_DATA = {"ComplianceViolations": [frozenset({"Service", "Stage"})]}
+
+
+class Emitted:
+    """What the real emitter writes: metric -> dimension sets, and (metric, dim) -> values."""
+
+    def __init__(self, path: Path):
+        if not path.is_file():
+            raise SystemExit(f"check-metric-names: golden EMF blobs {path} not found; generate them with "
+                             "`UPDATE_GOLDEN=1 cargo test -p authserver --test lambda_emf_golden`")
+        self.path = path
+        self.sets: dict[str, set[frozenset]] = {}
+        self.values: dict[tuple[str, str], set[str]] = {}
+        self.blobs = 0
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                blob = record.get("blob", record)
+                directives = blob["_aws"]["CloudWatchMetrics"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise SystemExit(f"check-metric-names: {path}:{lineno} is not an EMF blob: {e}")
+            self.blobs += 1
+            for d in directives:
+                for dimset in d.get("Dimensions", []):
+                    key = frozenset(dimset)
+                    for m in d.get("Metrics", []):
+                        name = m.get("Name")
+                        self.sets.setdefault(name, set()).add(key)
+                        for dim in dimset:
+                            if isinstance(blob.get(dim), str):
+                                self.values.setdefault((name, dim), set()).add(blob[dim])
+        if not self.blobs:
+            raise SystemExit(f"check-metric-names: {path} holds no EMF blobs")
+        for name, sets in PUT_METRIC_DATA.items():
+            self.sets.setdefault(name, set()).update(sets)
+
+    def load_prometheus(self, path: Path) -> None:
+        """The series names and `reason` label values /metrics exposes (prometheus-golden.txt)."""
+        if not path.is_file():
+            raise SystemExit(f"check-metric-names: golden Prometheus series {path} not found; generate them with "
+                             "`UPDATE_GOLDEN=1 cargo test -p authserver --test lambda_emf_golden`")
+        self.prom_path = path
+        self.prom_series: set[str] = set()
+        self.prom_reasons: set[str] = set()
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name = line.split("{", 1)[0].strip()
+            if name:
+                self.prom_series.add(name)
+            self.prom_reasons.update(re.findall(r'reason="([^"]*)"', line))
+
+    def describe(self, name: str) -> str:
+        sets = sorted(sorted(s) for s in self.sets.get(name, set()))
+        return ", ".join("{" + ",".join(s) + "}" for s in sets) or "never"
 
 
 class Module:
@@ -94,9 +160,10 @@ class Module:
 
 
 class Checker:
-    def __init__(self, root: Path, module: Module):
+    def __init__(self, root: Path, module: Module, emitted: Emitted):
         self.root = root
         self.mod = module
+        self.emitted = emitted
         self.errors: list[str] = []
         self.cw_dashboard: set[str] = set()
         self.cw_alarms: set[str] = set()
@@ -127,13 +194,16 @@ class Checker:
         sink.add(name)
         if dims is None:
             return
-        expected = {"Service", "Stage"} | ({metric["dimension"]} if metric["dimension"] else set())
-        if set(dims) != expected:
-            self.err(where, f"{name} dimensions {sorted(dims)} != {sorted(expected)} (names.rs: Service, Stage"
-                            f"{' + ' + metric['dimension'] if metric['dimension'] else ''})")
+        # CloudWatch matches dimension sets exactly: a query by a set the code never emits
+        # together reads no data, and an alarm on it never fires.
+        if frozenset(dims) not in self.emitted.sets.get(name, set()):
+            self.err(where, f"{name} dimensions {sorted(dims)} are never emitted together: no golden EMF blob "
+                            f"({self.rel(self.emitted.path)}) has them (emitted: {self.emitted.describe(name)})")
         reason = dims.get("Reason")
         if isinstance(reason, str) and reason not in self.mod.reasons:
             self.err(where, f"{name} Reason={reason!r} is not one of names.rs REASONS {sorted(self.mod.reasons)}")
+        elif isinstance(reason, str) and reason not in self.emitted.values.get((name, "Reason"), set()):
+            self.err(where, f"{name} Reason={reason!r} appears in no golden EMF blob: nothing emits it")
 
     def check_search(self, where: str, text: str, sink: set) -> None:
         for m in SEARCH_EXPR.finditer(text):
@@ -270,6 +340,10 @@ class Checker:
                     self.err(f"{where}:{lineno}", f"{token!r} is a histogram: no series has the bare name; "
                                                   "use _bucket, _sum or _count")
                     continue
+                if token not in self.emitted.prom_series:
+                    self.err(f"{where}:{lineno}", f"Prometheus series {token!r} is never exposed by the server "
+                                                  f"(not in {self.rel(self.emitted.prom_path)})")
+                    continue
                 sink.add(base)
             for op, value in REASON_MATCHER.findall(line):
                 alternatives = value.split("|") if op in ("=~", "!~") else [value]
@@ -342,6 +416,9 @@ def main() -> int:
     ap.add_argument("--root", type=Path, default=repo, help="directory holding deploy/ (default: the repo)")
     ap.add_argument("--names", type=Path, default=None,
                     help="names.rs (default: ROOT/crates/authserver/src/telemetry/names.rs)")
+    ap.add_argument("--golden", type=Path, default=None, help=f"golden EMF blobs (default: ROOT/{GOLDEN})")
+    ap.add_argument("--prometheus-golden", type=Path, default=None,
+                    help=f"golden Prometheus series (default: ROOT/{PROM_GOLDEN})")
     args = ap.parse_args()
     root = args.root.resolve()
     names = args.names or root / "crates/authserver/src/telemetry/names.rs"
@@ -349,7 +426,9 @@ def main() -> int:
         print(f"check-metric-names: FAIL: {names} not found", file=sys.stderr)
         return 1
     mod = Module(names)
-    chk = Checker(root, mod)
+    emitted = Emitted(args.golden or root / GOLDEN)
+    emitted.load_prometheus(args.prometheus_golden or root / PROM_GOLDEN)
+    chk = Checker(root, mod, emitted)
     chk.check_cloudformation()
     chk.check_prometheus()
     chk.check_grafana()
@@ -359,7 +438,8 @@ def main() -> int:
             print(f"  - {e}", file=sys.stderr)
         return 1
     print(f"check-metric-names: OK: {len(mod.metrics)} metrics in {chk.rel(names)} (namespace {mod.namespace}); "
-          f"CloudWatch alarms/templates use {len(chk.cw_alarms)}, dashboard shows {len(chk.cw_dashboard)}/{len(mod.metrics)}; "
+          f"CloudWatch alarms/templates use {len(chk.cw_alarms)} (every dimension set emitted per "
+          f"{emitted.blobs} golden EMF blobs), dashboard shows {len(chk.cw_dashboard)}/{len(mod.metrics)}; "
           f"Prometheus rules use {len(chk.prom_rules)}; Grafana shows {len(chk.grafana)}/{len(mod.metrics)}")
     return 0
 

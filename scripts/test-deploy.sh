@@ -461,6 +461,10 @@ from pathlib import Path
 repo, case = Path(sys.argv[1]), sys.argv[2]
 NAMES = "crates/authserver/src/telemetry/names.rs"
 T, P, G = "deploy/aws/authserver.yaml", "deploy/prometheus/alerts.yml", "deploy/grafana/authserver.json"
+E = "crates/authserver/tests/fixtures/emf-golden.jsonl"
+PG = "crates/authserver/tests/fixtures/prometheus-golden.txt"
+STOREFETCH_DIMS = ("MetricName: StoreFetchError\n      Dimensions: [{Name: Service, Value: !Ref ServiceName}, "
+                   "{Name: Stage, Value: !Ref Stage}]")
 AUTHSUCCESS_DIMS = ("MetricName: AuthSuccess\n              Dimensions: [{Name: Service, Value: !Ref ServiceName}, "
                     "{Name: Stage, Value: !Ref Stage}]")
 CASES = {
@@ -482,18 +486,29 @@ CASES = {
       "missing from the CloudWatch dashboard: NewThing"),
   "module-format-drift": (NAMES, '("AuthSuccess", "authserver_auth_success_total", Counter,',
                           '("AuthSuccess", Counter, "authserver_auth_success_total",', "shape changed"),
+  # A dimension set the emitter never writes (CloudWatch would return no data; the alarm never fires).
+  "alarm-dimension-set-never-emitted": (T, STOREFETCH_DIMS, "MetricName: StoreFetchError\n      Dimensions: "
+      "[{Name: Service, Value: !Ref ServiceName}]", "never emitted together"),
+  # The emitter stops writing a metric that an alarm and the dashboard watch (every blob loses it).
+  "emitter-drops-alarmed-metric": (E, '{"Name":"Bans","Unit":"Count"},', "",
+      "Bans dimensions ['Service', 'Stage'] are never emitted together", "all"),
+  # /metrics stops exposing a series that alert rules and Grafana query.
+  "server-drops-alerted-series": (PG, "authserver_bans_total\n", "", "'authserver_bans_total' is never exposed"),
 }
-rel, old, new, expected = CASES[case]
+rel, old, new, expected, *every = CASES[case]
 with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp)
     shutil.copytree(repo / "deploy", root / "deploy")
     (root / NAMES).parent.mkdir(parents=True)
     shutil.copy(repo / NAMES, root / NAMES)
+    (root / E).parent.mkdir(parents=True)
+    shutil.copy(repo / E, root / E)
+    shutil.copy(repo / PG, root / PG)
     f = root / rel
     text = f.read_text()
     if old not in text:
         sys.exit(f"mutation for {case} no longer applies to {rel} (update the negative test)")
-    f.write_text(text.replace(old, new, 1))
+    f.write_text(text.replace(old, new) if every else text.replace(old, new, 1))
     r = subprocess.run([sys.executable, str(repo / "scripts/check-metric-names.py"), "--root", str(root)],
                        capture_output=True, text=True)
     out = r.stdout + r.stderr
@@ -505,7 +520,8 @@ with tempfile.TemporaryDirectory() as tmp:
 PYEOF
 for c in alarm-unknown-metric alarm-bad-reason alarm-extra-dimension dashboard-missing-metric dashboard-unknown-metric \
          dashboard-search-unknown-metric prom-unknown-series prom-bare-histogram prom-bad-reason \
-         grafana-missing-metric grafana-unknown-series module-new-metric module-format-drift; do
+         grafana-missing-metric grafana-unknown-series module-new-metric module-format-drift \
+         alarm-dimension-set-never-emitted emitter-drops-alarmed-metric server-drops-alerted-series; do
   check "check-metric-names.py rejects: $c" "$PY" "$TMP/neg.py" "$ROOT" "$c"
 done
 

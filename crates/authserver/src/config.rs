@@ -425,11 +425,35 @@ impl Default for TelemetrySettings {
 pub struct LambdaSettings {
     /// `proxy`, `authorizer`, `rotation` or `compliance`.
     pub mode: String,
+    /// Total time init may spend on AWS calls (the `user_hash` key and the first secret fetch)
+    /// before the function starts answering 503 and keeps fetching in the background. Lambda
+    /// kills an init that takes 10 s.
+    pub init_budget_ms: u64,
+    /// `Header-Name: value` that the CloudFront distribution adds to every origin request.
+    /// When set (proxy mode), `CloudFront-Viewer-Address` is the client address, but only on
+    /// requests carrying exactly this header (compared in constant time; the value is never
+    /// logged). Empty: CloudFront headers are ignored.
+    pub cloudfront_secret_header: String,
 }
 
 impl Default for LambdaSettings {
     fn default() -> Self {
-        Self { mode: "proxy".into() }
+        Self {
+            mode: "proxy".into(),
+            init_budget_ms: 4000,
+            cloudfront_secret_header: String::new(),
+        }
+    }
+}
+
+impl LambdaSettings {
+    /// `cloudfront_secret_header` split into (lower-case name, value); `None` when unset or not
+    /// of the form `Name: value` (`validate` refuses that).
+    pub fn cloudfront_secret(&self) -> Option<(String, String)> {
+        let (name, value) = self.cloudfront_secret_header.split_once(':')?;
+        let (name, value) = (name.trim(), value.trim());
+        let valid = http::HeaderName::try_from(name).is_ok() && !value.is_empty();
+        valid.then(|| (name.to_ascii_lowercase(), value.to_owned()))
     }
 }
 
@@ -634,6 +658,19 @@ impl Settings {
         }
         if !["proxy", "authorizer", "rotation", "compliance"].contains(&self.lambda.mode.as_str()) {
             return invalid("lambda.mode", "must be proxy, authorizer, rotation or compliance");
+        }
+        if !self.lambda.cloudfront_secret_header.is_empty() && self.lambda.cloudfront_secret().is_none() {
+            // The value is a secret: the message never quotes it.
+            return invalid(
+                "lambda.cloudfront_secret_header",
+                "must be `Header-Name: value` with a valid header name and a non-empty value",
+            );
+        }
+        if self.lambda.init_budget_ms == 0 || self.lambda.init_budget_ms > 9000 {
+            return invalid(
+                "lambda.init_budget_ms",
+                "must be between 1 and 9000 (Lambda kills an init that takes 10 s)",
+            );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid("log.level", "not a level or filter directive");

@@ -34,18 +34,31 @@ pub fn user_hasher(settings: &Settings) -> UserHasher {
 }
 
 /// The `user_hash` key: from `log.user_hash_key_secret_id` when set (needs the multi-thread
-/// Tokio runtime), else from `log.user_hash_key`, else random.
+/// Tokio runtime; a secret that cannot be read is an error), else from `log.user_hash_key`,
+/// else random.
 pub fn hasher(settings: &Settings) -> anyhow::Result<UserHasher> {
     if settings.log.user_hash_key_secret_id.is_empty() {
         Ok(user_hasher(settings))
     } else {
-        user_hasher_from_secret(settings)
+        let settings = settings.clone();
+        block_on_aws(async move { user_hasher_from_secret(&settings).await })?
     }
 }
 
 /// Builds everything; must run inside a Tokio runtime (it spawns the store watcher).
 pub fn build(settings: Settings) -> anyhow::Result<Built> {
     let hasher = hasher(&settings)?;
+    build_with(settings, hasher, None)
+}
+
+/// [`build`] with the `user_hash` key already read. `first_fetch`: how long to wait for the
+/// Secrets Manager store's first load (`None`: until it ends); past that the load goes on in
+/// the background and the store answers unavailable (503) until it succeeds.
+pub fn build_with(
+    settings: Settings,
+    hasher: UserHasher,
+    first_fetch: Option<Duration>,
+) -> anyhow::Result<Built> {
     let audit: Arc<dyn authserver_core::AuditSink> = Arc::new(crate::audit::Audit::from_settings(
         &settings.audit,
         crate::audit::Stream::Stdout,
@@ -64,7 +77,7 @@ pub fn build(settings: Settings) -> anyhow::Result<Built> {
             (store, vec![watcher])
         }
         StoreKind::SecretsManager => {
-            let store = secrets_manager(&settings, hasher.clone())?.with_audit(audit.clone());
+            let store = secrets_manager(&settings, hasher.clone(), first_fetch)?.with_audit(audit.clone());
             let refresher = store.spawn_refresher();
             secrets = Some(store.clone());
             (Arc::new(store), vec![refresher])
@@ -133,10 +146,14 @@ fn regulation_store(
     Ok(Arc::new(authserver_aws::DynamoDbRegulation::new(client, table)))
 }
 
-/// The Secrets Manager store with its first load done, so that Lambda's init covers the first
-/// fetch and a standalone server starts ready. A failed load is logged by the store, which then
-/// starts unavailable (503) and keeps trying.
-fn secrets_manager(settings: &Settings, hasher: UserHasher) -> anyhow::Result<SecretsManagerStore> {
+/// The Secrets Manager store with its first load done (or given `first_fetch` to finish), so
+/// that Lambda's init covers the first fetch and a standalone server starts ready. A failed load
+/// is logged by the store, which then starts unavailable (503) and keeps trying.
+fn secrets_manager(
+    settings: &Settings,
+    hasher: UserHasher,
+    first_fetch: Option<Duration>,
+) -> anyhow::Result<SecretsManagerStore> {
     let s = &settings.store;
     let config = SecretsStoreConfig {
         secret_id: s.secret_id.clone(),
@@ -153,33 +170,48 @@ fn secrets_manager(settings: &Settings, hasher: UserHasher) -> anyhow::Result<Se
         let sdk = authserver_aws::sdk_config(Some(&endpoint)).await;
         let client = authserver_aws::secrets_client(&sdk);
         let store = SecretsManagerStore::new(client, config, hasher, Arc::new(SystemClock));
-        let _ = store.refresh().await;
+        // Its own task, so that a load outliving `first_fetch` is not cancelled half-way.
+        let loading = store.clone();
+        let first = tokio::spawn(async move {
+            let _ = loading.refresh().await;
+        });
+        match first_fetch {
+            None => {
+                let _ = first.await;
+            }
+            Some(budget) => {
+                if tokio::time::timeout(budget, first).await.is_err() {
+                    tracing::warn!(
+                        budget_ms = budget.as_millis() as u64,
+                        "first credential secret fetch still running at the end of the init budget; \
+                         answering 503 until it completes"
+                    );
+                }
+            }
+        }
         store
     })
 }
 
-/// The `user_hash` key from the secret `log.user_hash_key_secret_id`, so that all Lambda
-/// instances hash usernames alike. When it cannot be read: a random key and an error line
-/// (hashes then correlate within this process only; nothing else is affected).
-fn user_hasher_from_secret(settings: &Settings) -> anyhow::Result<UserHasher> {
-    let id = settings.log.user_hash_key_secret_id.clone();
-    let endpoint = settings.store.endpoint_url.clone();
-    let key = block_on_aws(async move {
-        let sdk = authserver_aws::sdk_config(Some(&endpoint)).await;
-        let client = authserver_aws::secrets_client(&sdk);
-        authserver_aws::current_value(&client, &id, &RetryPolicy::default()).await
-    })?;
-    Ok(match key {
-        Ok(key) if !key.is_empty() => UserHasher::new(&key),
-        Ok(_) => {
-            tracing::error!("log.user_hash_key_secret_id is empty: user_hash values are random per process");
-            UserHasher::random()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read log.user_hash_key_secret_id: user_hash values are random per process");
-            UserHasher::random()
-        }
-    })
+/// The `user_hash` key from the secret `log.user_hash_key_secret_id`, so that all instances
+/// hash usernames alike (per-user locks in a shared regulation table depend on it). A secret
+/// that cannot be read or is empty is an error naming the secret id and the failure, never its
+/// value: a random key would silently split the fleet's locks and log correlation.
+pub async fn user_hasher_from_secret(settings: &Settings) -> anyhow::Result<UserHasher> {
+    let id = &settings.log.user_hash_key_secret_id;
+    let sdk = authserver_aws::sdk_config(Some(&settings.store.endpoint_url)).await;
+    let client = authserver_aws::secrets_client(&sdk);
+    match authserver_aws::current_value(&client, id, &RetryPolicy::default()).await {
+        Ok(key) if !key.is_empty() => Ok(UserHasher::new(&key)),
+        Ok(_) => bail!(
+            "the user_hash key secret {id:?} (log.user_hash_key_secret_id / \
+             AUTHSERVER_USER_HASH_KEY_SECRET_ARN) is empty"
+        ),
+        Err(e) => bail!(
+            "cannot read the user_hash key secret {id:?} (log.user_hash_key_secret_id / \
+             AUTHSERVER_USER_HASH_KEY_SECRET_ARN): {e}"
+        ),
+    }
 }
 
 /// Runs async AWS set-up to completion from the synchronous `build` (its callers and tests are

@@ -3,92 +3,18 @@
 //! conversion; authorizer events through the authorizer handler.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use authserver::config::Settings;
+mod common;
+
 use authserver::http::AppState;
-use authserver::lambda::ColdStart;
-use authserver::lambda::authorizer::Authorizer;
-use authserver::lambda::proxy::{Proxy, or_500};
+use authserver::lambda::proxy::or_500;
 use authserver_core::{Snapshot, SnapshotSource, StoreStatus, Unavailable};
-use lambda_http::lambda_runtime::{Context, LambdaEvent};
-use lambda_http::request::LambdaRequest;
-use lambda_http::{Adapter, Service};
+use common::lambda::{GOOD, authorize, fixture, invoke_proxy, state, with_authorization};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-const GOOD: &str = "Basic Zml4dHVyZS11c2VyOmZpeHR1cmUtUGFzc3dvcmQtMQ==";
-
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
+use std::time::Duration;
 
 fn basic(user: &str, pass: &str) -> String {
-    authserver_core::Credentials::new(user, pass)
-        .unwrap()
-        .to_header_value()
-        .expose()
-        .to_owned()
-}
-
-fn state() -> Arc<AppState> {
-    let mut s = Settings::default();
-    s.store.file = format!("{}/tests/fixtures/lambda/users.json", env!("CARGO_MANIFEST_DIR")).into();
-    s.log.user_hash_key = "fixture-key".into();
-    authserver::wiring::build(s).unwrap().state
-}
-
-fn cold() -> Arc<ColdStart> {
-    Arc::new(ColdStart::new(Instant::now(), Instant::now()))
-}
-
-/// Sets every `Authorization` spelling the event carries (or removes it when `None`).
-fn with_authorization(mut event: Value, value: Option<&str>) -> Value {
-    for (map, name) in [
-        ("headers", "authorization"),
-        ("headers", "Authorization"),
-        ("multiValueHeaders", "Authorization"),
-    ] {
-        let Some(headers) = event.get_mut(map).and_then(Value::as_object_mut) else {
-            continue;
-        };
-        if headers.contains_key(name) {
-            match value {
-                Some(v) if map == "multiValueHeaders" => headers.insert(name.into(), json!([v])),
-                Some(v) => headers.insert(name.into(), json!(v)),
-                None => headers.remove(name),
-            };
-        }
-    }
-    if event.get("authorizationToken").is_some() {
-        event["authorizationToken"] = json!(value.unwrap_or(""));
-    }
-    event
-}
-
-/// One proxy invocation, lambda_http's conversions included: (status, headers, body).
-async fn invoke_proxy(state: &Arc<AppState>, event: Value) -> (u16, Value, Value) {
-    let request: LambdaRequest = serde_json::from_value(event).unwrap();
-    let proxy = Proxy::new(state.clone(), None, cold());
-    let mut adapter = Adapter::from(lambda_http::service_fn(move |r| proxy.clone().handle(r)));
-    let response = adapter
-        .call(LambdaEvent::new(request, Context::default()))
-        .await
-        .unwrap();
-    let out = serde_json::to_value(&response).unwrap();
-    let body = serde_json::from_str(out["body"].as_str().unwrap_or("null")).unwrap();
-    // REST API answers carry multiValueHeaders; the others plain headers.
-    let mut headers = out["headers"].as_object().cloned().unwrap_or_default();
-    if let Some(multi) = out["multiValueHeaders"].as_object() {
-        for (k, v) in multi {
-            headers.insert(k.clone(), v[0].clone());
-        }
-    }
-    (
-        out["statusCode"].as_u64().unwrap() as u16,
-        Value::Object(headers),
-        body,
-    )
+    common::basic(user, pass)
 }
 
 const PROXY_FIXTURES: [&str; 4] = [
@@ -178,15 +104,6 @@ async fn a_panic_answers_500_without_its_message_and_handling_goes_on() {
     );
     let state = state();
     assert_eq!(invoke_proxy(&state, fixture("alb.json")).await.0, 200);
-}
-
-async fn authorize(state: &Arc<AppState>, event: Value) -> Result<Value, String> {
-    let mut ctx = Context::default();
-    ctx.request_id = "fixture-invocation".into();
-    Authorizer::new(state.clone(), None, cold())
-        .handle(LambdaEvent::new(event, ctx))
-        .await
-        .map_err(|d| format!("{}: {}", d.error_type, d.error_message))
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 use super::reply::now_ms;
 use super::{AppState, ClientAddr};
 use crate::telemetry::context::RequestContext;
+use crate::telemetry::metrics::RegulationCounters;
 use crate::telemetry::{AuthRecord, RequestRecord};
 use authserver_core::{AuditEvent, Reason};
 use axum::extract::State;
@@ -176,6 +177,10 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
             source,
             country: country.as_deref(),
             request_id: &id,
+            regulation: RegulationCounters::read(
+                &state.gate.regulator.bans,
+                &state.gate.regulator.backend_errors,
+            ),
         },
         state.gate.store.as_ref(),
     );

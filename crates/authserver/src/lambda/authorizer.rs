@@ -9,15 +9,29 @@
 //!
 //! Allowed: `context` carries `username` and `roles` (comma-separated: API Gateway context values
 //! must be strings, numbers or booleans). Denied: the same answer whatever the reason (unknown
-//! user, wrong password, disabled, missing, malformed, rate limited). Store unavailable or
-//! overloaded: an error, which API Gateway turns into a 500 and does not cache, unlike a Deny.
+//! user, wrong password, disabled, missing, malformed). Refusals that say nothing about the
+//! credential (rate limited, locked out, overloaded, store unavailable): an error, which API
+//! Gateway answers with a 500 and does not cache. A Deny would be cached for the authorizer's TTL
+//! under the `Authorization` value, locking the legitimate credential out after the ban ended.
+//!
+//! Regulation sees the client address: `requestContext.identity.sourceIp` (REST REQUEST) or
+//! `requestContext.http.sourceIp` (HTTP API), or a proven `CloudFront-Viewer-Address`
+//! ([`super::source`]). TOKEN events carry no address: only username locks apply there.
+//!
+//! Events of another shape (a proxy event, anything unknown) are refused with an error log and an
+//! error answer, never authorized. An HTTP API event with `"headers": null` is judged as a
+//! request without `Authorization` (denied).
 //!
 //! The policy resource is `arn:aws:execute-api:{region}:{account}:{api}/{stage}/*`, derived from
 //! `methodArn`: API Gateway caches the policy per identity for the authorizer's TTL and applies
 //! it to every route of the API, so a policy naming only the first route would deny the others.
 
 use super::ColdStart;
+use super::event::{self, Shape};
+use super::init::{Ready, Shared};
+use super::source::{self, OriginSecret};
 use crate::http::AppState;
+use crate::telemetry::metrics::RegulationCounters;
 use crate::telemetry::{AuthRecord, RequestRecord};
 use authserver_aws::SecretsManagerStore;
 use authserver_core::{AuditEvent, Outcome, Reason};
@@ -28,7 +42,6 @@ use lambda_http::aws_lambda_events::apigw::{
 };
 use lambda_http::lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,7 +55,7 @@ struct Event {
     authorization: Vec<Vec<u8>>,
     /// `methodArn` (REST shapes).
     method_arn: Option<String>,
-    source: Option<IpAddr>,
+    source: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,15 +78,21 @@ impl Kind {
 /// The handler state; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Authorizer {
-    state: Arc<AppState>,
-    secrets: Option<SecretsManagerStore>,
+    shared: Shared,
+    secret: OriginSecret,
     cold: Arc<ColdStart>,
 }
 
 impl Authorizer {
     /// The handler over `state`; `secrets` is checked for freshness before each invocation.
     pub fn new(state: Arc<AppState>, secrets: Option<SecretsManagerStore>, cold: Arc<ColdStart>) -> Self {
-        Self { state, secrets, cold }
+        let secret = OriginSecret::from_settings(&state.settings);
+        Self::from_shared(Shared::ready(Ready::new(state, secrets)), secret, cold)
+    }
+
+    /// The handler over a state init may still be building (an error answer until it is ready).
+    pub fn from_shared(shared: Shared, secret: OriginSecret, cold: Arc<ColdStart>) -> Self {
+        Self { shared, secret, cold }
     }
 
     /// Answers one event. A panic or internal failure becomes a generic error (API Gateway: 500).
@@ -91,17 +110,28 @@ impl Authorizer {
 
     async fn decide(self, payload: Value, request_id: String) -> Result<Value, Diagnostic> {
         let start = Instant::now();
-        if let Some(store) = &self.secrets {
-            store.ensure_fresh().await;
-        }
-        let event = parse(payload).map_err(|why| {
-            tracing::warn!(error = why, "authorizer event not recognised");
+        let event = parse(payload, &self.secret).map_err(|why| {
+            tracing::error!(
+                error = why,
+                "authorizer mode received an event it does not serve; refusing it (check the \
+                 authorizer's wiring and AUTHSERVER_LAMBDA_MODE)"
+            );
             internal("unsupported authorizer event")
         })?;
-        let attempt = self
-            .state
+        let Some(ready) = self.shared.get() else {
+            tracing::warn!(
+                request_id,
+                "authorizer not ready (init still loading); answering an error"
+            );
+            return Err(internal("service unavailable"));
+        };
+        if let Some(store) = &ready.secrets {
+            store.ensure_fresh().await;
+        }
+        let state = &ready.state;
+        let attempt = state
             .gate
-            .attempt(event.authorization.iter().map(Vec::as_slice))
+            .attempt_from(event.authorization.iter().map(Vec::as_slice), event.source)
             .await;
         let reason = attempt.decision.reason();
         let record = AuthRecord {
@@ -115,50 +145,55 @@ impl Authorizer {
             (Outcome::Denied(Reason::StoreUnavailable | Reason::Overloaded), _) => {
                 Err(internal("service unavailable"))
             }
+            // Not a verdict on the credential: never a Deny that API Gateway would cache.
+            (Outcome::Denied(Reason::RateLimited | Reason::LockedOut), _) => Err(internal("rate limited")),
             _ => deny(&event),
         };
-        self.account(&event, &record, &request_id, start);
+        account(state, &event, &record, &request_id, start);
         answer
     }
+}
 
-    /// Metrics, audit and the one log line, as the HTTP middleware does for routes.
-    fn account(&self, event: &Event, record: &AuthRecord, request_id: &str, start: Instant) {
-        let latency = start.elapsed();
-        let state = &self.state;
-        let request = RequestRecord {
-            auth: Some(record),
-            latency,
-            source: event.source,
-            country: None,
-            request_id,
-        };
-        state.telemetry.record(&request, state.gate.store.as_ref());
-        let outcome = if record.reason.is_none() {
-            "allowed"
-        } else {
-            "denied"
-        };
-        state.audit.emit(AuditEvent::AuthAttempt {
-            outcome,
-            reason: record.reason.map(Reason::as_str),
-            user_hash: record.user_hash.clone(),
-            source: event.source.map(|s| s.to_string()),
-            request_id: request_id.to_owned(),
-            trace_id: None,
-        });
-        tracing::info!(
-            request_id,
-            route = "authorizer",
-            event = event.kind.as_str(),
-            outcome,
-            reason = record.reason.map(Reason::as_str),
-            user_hash = record.user_hash.as_deref(),
-            cache = record.cache.as_str(),
-            verify_ms = record.verify_time.map(|d| d.as_secs_f64() * 1000.0),
-            latency_ms = latency.as_secs_f64() * 1000.0,
-            "auth request"
-        );
-    }
+/// Metrics, audit and the one log line, as the HTTP middleware does for routes.
+fn account(state: &AppState, event: &Event, record: &AuthRecord, request_id: &str, start: Instant) {
+    let latency = start.elapsed();
+    let request = RequestRecord {
+        auth: Some(record),
+        latency,
+        source: event.source,
+        country: None,
+        request_id,
+        regulation: RegulationCounters::read(
+            &state.gate.regulator.bans,
+            &state.gate.regulator.backend_errors,
+        ),
+    };
+    state.telemetry.record(&request, state.gate.store.as_ref());
+    let outcome = if record.reason.is_none() {
+        "allowed"
+    } else {
+        "denied"
+    };
+    state.audit.emit(AuditEvent::AuthAttempt {
+        outcome,
+        reason: record.reason.map(Reason::as_str),
+        user_hash: record.user_hash.clone(),
+        source: event.source.map(|s| s.to_string()),
+        request_id: request_id.to_owned(),
+        trace_id: None,
+    });
+    tracing::info!(
+        request_id,
+        route = "authorizer",
+        event = event.kind.as_str(),
+        outcome,
+        reason = record.reason.map(Reason::as_str),
+        user_hash = record.user_hash.as_deref(),
+        cache = record.cache.as_str(),
+        verify_ms = record.verify_time.map(|d| d.as_secs_f64() * 1000.0),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "auth request"
+    );
 }
 
 fn internal(message: &str) -> Diagnostic {
@@ -168,7 +203,15 @@ fn internal(message: &str) -> Diagnostic {
     }
 }
 
-fn parse(payload: Value) -> Result<Event, &'static str> {
+fn parse(mut payload: Value, secret: &OriginSecret) -> Result<Event, &'static str> {
+    if event::shape(&payload) != Shape::Authorizer {
+        return Err("not an authorizer event (a proxy event, or unknown)");
+    }
+    let source = source::client_address(&payload, secret);
+    // `"headers": null` and kin mean "none": the event types want maps, and an absent map denies.
+    if let Some(map) = payload.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
     let field = |name: &str| payload.get(name).and_then(Value::as_str).map(str::to_owned);
     if field("version").as_deref() == Some("2.0") {
         let e: ApiGatewayV2CustomAuthorizerV2Request =
@@ -177,7 +220,7 @@ fn parse(payload: Value) -> Result<Event, &'static str> {
             kind: Kind::HttpSimple,
             authorization: values(&e.headers),
             method_arn: e.route_arn,
-            source: e.request_context.http.source_ip.and_then(|ip| ip.parse().ok()),
+            source,
         });
     }
     match field("type").as_deref() {
@@ -192,7 +235,7 @@ fn parse(payload: Value) -> Result<Event, &'static str> {
                     .map(String::into_bytes)
                     .collect(),
                 method_arn: e.method_arn,
-                source: None,
+                source,
             })
         }
         Some("REQUEST") => {
@@ -204,12 +247,11 @@ fn parse(payload: Value) -> Result<Event, &'static str> {
             } else {
                 &e.multi_value_headers
             };
-            let source = e.request_context.identity.and_then(|i| i.source_ip);
             Ok(Event {
                 kind: Kind::Request,
                 authorization: values(headers),
                 method_arn: e.method_arn,
-                source: source.and_then(|ip| ip.parse().ok()),
+                source,
             })
         }
         _ => Err("neither a 2.0 REQUEST, TOKEN nor REQUEST authorizer event"),

@@ -2,8 +2,9 @@
 //!
 //! How it starts: `authserver lambda`, or `authserver` with no arguments while
 //! `AWS_LAMBDA_RUNTIME_API` is set (how Lambda starts `bootstrap`); see [`crate::cli`].
-//! Init (settings, SDK client, the first secret fetch, the router) runs once, before the first
-//! invocation is polled; the first invocation logs `cold_start` once, with the init time.
+//! Init (settings, SDK client, the `user_hash` key, the first secret fetch, the router) runs
+//! once, before the first invocation is polled, within `lambda.init_budget_ms` ([`init`]); the
+//! first invocation logs `cold_start` once, with the init time.
 //!
 //! Modes (`AUTHSERVER_LAMBDA_MODE`, settings key `lambda.mode`):
 //! - `proxy` (default): [`proxy`], the HTTP router for API Gateway, ALB and Function URL events.
@@ -16,19 +17,24 @@
 //! happened, never its message.
 //!
 //! # Layout
-//! - [`proxy`]: the router behind `lambda_http`, stage-prefixed paths, 500 on panic.
+//! - [`init`]: the budgeted init of the HTTP-shaped modes; 503 until a state exists.
+//! - [`event`]: event shapes (each mode refuses the others'), stage-free paths, repeated headers.
+//! - [`source`]: the client address (sourceIp, ALB `X-Forwarded-For`, proven CloudFront).
+//! - [`proxy`]: the router behind `lambda_http`'s conversion, 500 on panic.
 //! - [`authorizer`]: HTTP API simple responses and REST IAM policies.
 //! - [`rotation`]: the four rotation steps.
 //! - [`compliance`]: the daily check publishing `ComplianceViolations`.
 
 pub mod authorizer;
 pub mod compliance;
+pub mod event;
+pub mod init;
 pub mod proxy;
 pub mod rotation;
+pub mod source;
 
 use crate::config::Settings;
-use crate::http::AppState;
-use crate::telemetry::{EmfSink, Telemetry};
+use crate::telemetry::EmfSink;
 use anyhow::{anyhow, bail};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -116,28 +122,31 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         return runtime.block_on(run_task(settings, mode, started));
     }
     runtime.block_on(async move {
-        let built = crate::wiring::build(settings)?;
-        let state = with_emf(built.state);
-        let status = state.gate.store.status();
+        let budget = std::time::Duration::from_millis(settings.lambda.init_budget_ms);
+        let secret = source::OriginSecret::from_settings(&settings);
+        let emf: EmfSink = Arc::new(|blob| println!("{blob}"));
+        let shared = init::build(settings, budget, Some(emf)).await?;
+        let status = shared.get().map(|r| r.state.gate.store.status());
         let cold = Arc::new(ColdStart::new(started, Instant::now()));
         tracing::info!(
             mode = mode.as_str(),
             init_ms = cold.init_ms,
-            store = status.kind,
-            ready = status.ready,
-            version = status.version.as_deref(),
+            budget_ms = budget.as_millis() as u64,
+            store = status.as_ref().map(|s| s.kind),
+            ready = status.as_ref().is_some_and(|s| s.ready),
+            version = status.as_ref().and_then(|s| s.version.as_deref()),
             "lambda init complete"
         );
         let result = match mode {
             Mode::Proxy => {
-                let proxy = proxy::Proxy::new(state, built.secrets, cold);
-                lambda_http::run(lambda_http::service_fn(move |request| {
-                    proxy.clone().handle(request)
+                let proxy = proxy::Proxy::from_shared(shared, secret, cold);
+                lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event| {
+                    proxy.clone().handle(event)
                 }))
                 .await
             }
             Mode::Authorizer => {
-                let authorizer = authorizer::Authorizer::new(state, built.secrets, cold);
+                let authorizer = authorizer::Authorizer::from_shared(shared, secret, cold);
                 lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event| {
                     authorizer.clone().handle(event)
                 }))
@@ -145,7 +154,6 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
             }
             Mode::Rotation | Mode::Compliance => unreachable_mode(mode),
         };
-        built.tasks.iter().for_each(tokio::task::JoinHandle::abort);
         result.map_err(|e| anyhow!("lambda runtime stopped: {e}"))
     })
 }
@@ -179,15 +187,4 @@ fn task_init_done(mode: &str, started: Instant) -> Arc<ColdStart> {
 /// The HTTP-shaped modes' match never sees the task modes (they return earlier).
 fn unreachable_mode(mode: Mode) -> Result<(), lambda_http::Error> {
     Err(format!("mode {} is not an HTTP mode", mode.as_str()).into())
-}
-
-/// The state with CloudWatch EMF switched on (one metrics blob per invocation on stdout).
-fn with_emf(mut state: Arc<AppState>) -> Arc<AppState> {
-    let sink: EmfSink = Arc::new(|blob| println!("{blob}"));
-    match Arc::get_mut(&mut state) {
-        // Freshly built: nothing else holds the state yet.
-        Some(s) => s.telemetry = Telemetry::new(&s.settings, Some(sink)),
-        None => tracing::warn!("state already shared; EMF metrics stay off"),
-    }
-    state
 }

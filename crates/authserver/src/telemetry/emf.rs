@@ -1,7 +1,8 @@
 //! CloudWatch Embedded Metric Format: one JSON blob per Lambda invocation, written to stdout,
 //! which CloudWatch Logs turns into metrics without any API call on the request path.
 //!
-//! Three directives at most: `{Service,Stage}` with every metric of the invocation,
+//! Three directives at most: `{Service,Stage}` with every metric of the invocation (including
+//! `Bans` and `RegulationBackendError`, counted since the previous blob),
 //! `{Service,Stage,Reason}` with `AuthFailure` when denied, `{Service,Stage,Country}` with
 //! `Requests` when a trusted country header was present. Latency and hash time are values, so
 //! CloudWatch computes P50/P95/P99 from them.
@@ -38,6 +39,10 @@ pub struct Invocation<'a> {
     pub store_refreshes: u64,
     /// Store failures since the previous blob.
     pub store_fetch_errors: u64,
+    /// Bans issued since the previous blob.
+    pub bans: u64,
+    /// Regulation backend failures since the previous blob (regulation failed open).
+    pub regulation_backend_errors: u64,
     /// Country from a trusted header.
     pub country: Option<&'a str>,
     /// Request id (a plain property for correlation, not a dimension).
@@ -63,6 +68,13 @@ pub fn blob(inv: &Invocation<'_>) -> Value {
     put(
         &names::STORE_FETCH_ERROR,
         json!(inv.store_fetch_errors),
+        &mut root,
+    );
+    // Always present (0 when nothing happened), so alarms see data rather than gaps.
+    put(&names::BANS, json!(inv.bans), &mut root);
+    put(
+        &names::REGULATION_BACKEND_ERROR,
+        json!(inv.regulation_backend_errors),
         &mut root,
     );
     if inv.auth {

@@ -158,6 +158,16 @@ pub struct RegulationCounters {
     pub backend_errors: u64,
 }
 
+impl RegulationCounters {
+    /// A reading of the regulator's two counters (`Regulator::bans`, `::backend_errors`).
+    pub fn read(bans: &AtomicU64, backend_errors: &AtomicU64) -> Self {
+        Self {
+            bans: bans.load(Relaxed),
+            backend_errors: backend_errors.load(Relaxed),
+        }
+    }
+}
+
 /// Store counters that adapters keep (see `SnapshotSource::counters`).
 pub use authserver_core::source::StoreCounters;
 

@@ -212,6 +212,8 @@ pub struct RequestRecord<'a> {
     pub country: Option<&'a str>,
     /// Request id.
     pub request_id: &'a str,
+    /// The regulator's totals now (EMF emits what changed since the previous blob).
+    pub regulation: metrics::RegulationCounters,
 }
 
 /// Where EMF blobs go (stdout on Lambda; a buffer in tests).
@@ -230,6 +232,8 @@ pub struct Telemetry {
     enabled: bool,
     emitted_refreshes: AtomicU64,
     emitted_errors: AtomicU64,
+    emitted_bans: AtomicU64,
+    emitted_backend_errors: AtomicU64,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -253,6 +257,8 @@ impl Telemetry {
             enabled: settings.telemetry.metrics,
             emitted_refreshes: AtomicU64::new(0),
             emitted_errors: AtomicU64::new(0),
+            emitted_bans: AtomicU64::new(0),
+            emitted_backend_errors: AtomicU64::new(0),
         };
         t.registry.cold_start.fetch_add(1, Relaxed);
         t
@@ -320,6 +326,14 @@ impl Telemetry {
         let errors = counters
             .fetch_errors
             .saturating_sub(self.emitted_errors.swap(counters.fetch_errors, Relaxed));
+        let regulation = r.regulation;
+        let bans = regulation
+            .bans
+            .saturating_sub(self.emitted_bans.swap(regulation.bans, Relaxed));
+        let backend_errors = regulation.backend_errors.saturating_sub(
+            self.emitted_backend_errors
+                .swap(regulation.backend_errors, Relaxed),
+        );
         emf::blob(&emf::Invocation {
             service: &self.service,
             stage: &self.stage,
@@ -341,6 +355,8 @@ impl Telemetry {
             staleness_s: store.status().age_seconds,
             store_refreshes: refreshes,
             store_fetch_errors: errors,
+            bans,
+            regulation_backend_errors: backend_errors,
             country: r.country,
             request_id: r.request_id,
         })

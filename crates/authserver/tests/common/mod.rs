@@ -1,6 +1,7 @@
 //! Shared test fixtures: a users file with cheap (policy-floor) hashes and a built state.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod lambda;
 pub mod process;
 
 use authserver::config::Settings;

@@ -1,0 +1,112 @@
+//! Lambda handlers in process: the fixtures in `tests/fixtures/lambda`, a state over their users
+//! file, and one invocation of the proxy or the authorizer as the runtime would make it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use authserver::config::Settings;
+use authserver::http::AppState;
+use authserver::lambda::ColdStart;
+use authserver::lambda::authorizer::Authorizer;
+use authserver::lambda::proxy::Proxy;
+use lambda_http::lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// `Basic base64("fixture-user:fixture-Password-1")`, the credential every fixture carries.
+pub const GOOD: &str = "Basic Zml4dHVyZS11c2VyOmZpeHR1cmUtUGFzc3dvcmQtMQ==";
+
+pub fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Settings over the fixtures' users file.
+pub fn settings() -> Settings {
+    let mut s = Settings::default();
+    s.store.file = format!("{}/tests/fixtures/lambda/users.json", env!("CARGO_MANIFEST_DIR")).into();
+    s.log.user_hash_key = "fixture-key".into();
+    s.audit.stdout = false;
+    s
+}
+
+pub fn state() -> Arc<AppState> {
+    state_with(settings())
+}
+
+pub fn state_with(settings: Settings) -> Arc<AppState> {
+    authserver::wiring::build(settings).unwrap().state
+}
+
+pub fn cold() -> Arc<ColdStart> {
+    Arc::new(ColdStart::new(Instant::now(), Instant::now()))
+}
+
+/// Sets every `Authorization` spelling the event carries (or removes it when `None`).
+pub fn with_authorization(mut event: Value, value: Option<&str>) -> Value {
+    for (map, name) in [
+        ("headers", "authorization"),
+        ("headers", "Authorization"),
+        ("multiValueHeaders", "Authorization"),
+    ] {
+        let Some(headers) = event.get_mut(map).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if headers.contains_key(name) {
+            match value {
+                Some(v) if map == "multiValueHeaders" => headers.insert(name.into(), json!([v])),
+                Some(v) => headers.insert(name.into(), json!(v)),
+                None => headers.remove(name),
+            };
+        }
+    }
+    if event.get("authorizationToken").is_some() {
+        event["authorizationToken"] = json!(value.unwrap_or(""));
+    }
+    event
+}
+
+fn context() -> Context {
+    let mut ctx = Context::default();
+    ctx.request_id = "fixture-invocation".into();
+    ctx
+}
+
+/// One proxy invocation: the serialised response, or the error the runtime would report.
+pub async fn proxy_raw(proxy: &Proxy, event: Value) -> Result<Value, String> {
+    proxy
+        .clone()
+        .handle(LambdaEvent::new(event, context()))
+        .await
+        .map_err(|d| format!("{}: {}", d.error_type, d.error_message))
+}
+
+/// One proxy invocation answered as HTTP: (status, headers, body).
+pub async fn invoke(proxy: &Proxy, event: Value) -> (u16, Value, Value) {
+    let out = proxy_raw(proxy, event).await.unwrap();
+    let body = serde_json::from_str(out["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+    // REST API answers carry multiValueHeaders; the others plain headers.
+    let mut headers = out["headers"].as_object().cloned().unwrap_or_default();
+    if let Some(multi) = out["multiValueHeaders"].as_object() {
+        for (k, v) in multi {
+            headers.insert(k.clone(), v[0].clone());
+        }
+    }
+    (
+        out["statusCode"].as_u64().unwrap() as u16,
+        Value::Object(headers),
+        body,
+    )
+}
+
+/// [`invoke`] through a fresh proxy over `state`.
+pub async fn invoke_proxy(state: &Arc<AppState>, event: Value) -> (u16, Value, Value) {
+    invoke(&Proxy::new(state.clone(), None, cold()), event).await
+}
+
+/// One authorizer invocation: its answer, or `"ErrorType: message"`.
+pub async fn authorize(state: &Arc<AppState>, event: Value) -> Result<Value, String> {
+    Authorizer::new(state.clone(), None, cold())
+        .handle(LambdaEvent::new(event, context()))
+        .await
+        .map_err(|d| format!("{}: {}", d.error_type, d.error_message))
+}
