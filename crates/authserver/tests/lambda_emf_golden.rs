@@ -90,7 +90,7 @@ fn exposed_series(state: &AppState) -> String {
     let text = state
         .telemetry
         .registry
-        .render_prometheus(&store.status(), store.counters(), regulation);
+        .render_prometheus(&store.status(), store.counters(), regulation, state.gate.limiter.abandoned());
     let mut series: Vec<String> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())

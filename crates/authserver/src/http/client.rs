@@ -14,31 +14,17 @@ pub fn parse_net(text: &str) -> Option<IpNet> {
         .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
-/// Parses one `X-Forwarded-For` hop as proxies write it: `198.51.100.7`, `198.51.100.7:4711`,
-/// `2001:db8::1`, `[2001:db8::1]`, `[2001:db8::1]:443`. IPv4-mapped IPv6 is canonicalised.
+/// Parses one `X-Forwarded-For` hop (or a Lambda event's `sourceIp`) as proxies write it:
+/// `198.51.100.7`, `198.51.100.7:4711`, `2001:db8::1`, `[2001:db8::1]`, `[2001:db8::1]:443`,
+/// optionally quoted. IPv4-mapped IPv6 is made plain IPv4.
 pub fn parse_hop(hop: &str) -> Option<IpAddr> {
-    let hop = hop.trim();
-    let ip = if let Some(rest) = hop.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']')?;
-        if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
-            return None;
-        }
-        inside.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)?
-    } else if let Ok(ip) = hop.parse::<IpAddr>() {
-        ip
-    } else {
-        // `a.b.c.d:port` (an IPv6 address without brackets never has a single colon).
-        let (addr, port) = hop.rsplit_once(':')?;
-        if !is_port(port) {
-            return None;
-        }
-        addr.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)?
-    };
+    let hop = hop.trim().trim_matches('"');
+    let ip = hop
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse::<IpAddr>().ok())?;
     Some(ip.to_canonical())
-}
-
-fn is_port(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Trusted proxy networks, parsed once.

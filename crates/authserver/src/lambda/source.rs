@@ -17,7 +17,7 @@
 //! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) become plain IPv4 everywhere.
 
 use serde_json::Value;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 /// The CloudFront origin secret: (lower-case header name, value). Its `Debug` hides the value.
 #[derive(Clone, Default)]
@@ -103,17 +103,7 @@ pub fn header_values<'a>(event: &'a Value, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// One `X-Forwarded-For` hop or `sourceIp`: `198.51.100.7`, `198.51.100.7:4711`,
-/// `2001:db8::1`, `[2001:db8::1]`, `[2001:db8::1]:443`; mapped IPv4 made plain.
-pub fn parse_hop(hop: &str) -> Option<IpAddr> {
-    let hop = hop.trim().trim_matches('"');
-    let ip = hop
-        .parse::<IpAddr>()
-        .ok()
-        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
-        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse::<IpAddr>().ok())?;
-    Some(ip.to_canonical())
-}
+pub use crate::http::client::parse_hop;
 
 /// `CloudFront-Viewer-Address`: the viewer's address and port, `198.51.100.10:46532` or (IPv6,
 /// unbracketed) `2001:db8::1:46532`. The port always comes last, so it is cut at the last `:`
