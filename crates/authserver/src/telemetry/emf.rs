@@ -38,6 +38,8 @@ pub struct Invocation<'a> {
     pub store_refreshes: u64,
     /// Store failures since the previous blob.
     pub store_fetch_errors: u64,
+    /// Audit events dropped since the previous blob.
+    pub audit_dropped: u64,
     /// Country from a trusted header.
     pub country: Option<&'a str>,
     /// Request id (a plain property for correlation, not a dimension).
@@ -65,6 +67,7 @@ pub fn blob(inv: &Invocation<'_>) -> Value {
         json!(inv.store_fetch_errors),
         &mut root,
     );
+    put(&names::AUDIT_DROPPED, json!(inv.audit_dropped), &mut root);
     if inv.auth {
         put(&names::AUTH_SUCCESS, json!(u8::from(inv.allowed)), &mut root);
         put(&names::AUTH_FAILURE, json!(u8::from(!inv.allowed)), &mut root);

@@ -230,6 +230,7 @@ pub struct Telemetry {
     enabled: bool,
     emitted_refreshes: AtomicU64,
     emitted_errors: AtomicU64,
+    emitted_audit_dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -244,7 +245,10 @@ impl Telemetry {
     /// Telemetry for `settings`; `emf` set on Lambda.
     pub fn new(settings: &Settings, emf: Option<EmfSink>) -> Self {
         let t = Self {
-            registry: metrics::Registry::default(),
+            registry: metrics::Registry {
+                audit_dropped: metrics::audit_dropped_counter(&settings.audit.file),
+                ..Default::default()
+            },
             window: stats::Window::default(),
             emf,
             service: settings.telemetry.service.clone(),
@@ -253,6 +257,7 @@ impl Telemetry {
             enabled: settings.telemetry.metrics,
             emitted_refreshes: AtomicU64::new(0),
             emitted_errors: AtomicU64::new(0),
+            emitted_audit_dropped: AtomicU64::new(0),
         };
         t.registry.cold_start.fetch_add(1, Relaxed);
         t
@@ -320,6 +325,9 @@ impl Telemetry {
         let errors = counters
             .fetch_errors
             .saturating_sub(self.emitted_errors.swap(counters.fetch_errors, Relaxed));
+        let audit_dropped = self.registry.audit_dropped.load(Relaxed);
+        let audit_dropped =
+            audit_dropped.saturating_sub(self.emitted_audit_dropped.swap(audit_dropped, Relaxed));
         emf::blob(&emf::Invocation {
             service: &self.service,
             stage: &self.stage,
@@ -341,6 +349,7 @@ impl Telemetry {
             staleness_s: store.status().age_seconds,
             store_refreshes: refreshes,
             store_fetch_errors: errors,
+            audit_dropped,
             country: r.country,
             request_id: r.request_id,
         })
