@@ -247,8 +247,7 @@ fn write_loop(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if since_anchor >= ANCHOR_EVERY_EVENTS || (since_anchor > 0 && anchored_at.elapsed() >= ANCHOR_EVERY)
-        {
+        if anchor_due(since_anchor, anchored_at.elapsed()) {
             announce(&writer, stream);
             since_anchor = 0;
             anchored_at = Instant::now();
@@ -258,6 +257,11 @@ fn write_loop(
     if writer.anchor().seq > 0 {
         announce(&writer, stream);
     }
+}
+
+/// Whether to log an anchor, `since` events and `elapsed` after the last one.
+fn anchor_due(since: u64, elapsed: Duration) -> bool {
+    since >= ANCHOR_EVERY_EVENTS || (since > 0 && elapsed >= ANCHOR_EVERY)
 }
 
 /// Logs the chain's current anchor: kept outside the file (the log, the terminal), it makes a
@@ -331,6 +335,27 @@ mod tests {
         for (k, want) in direct.as_object().unwrap() {
             assert_eq!(&v[k], want, "{k}");
         }
+    }
+
+    #[test]
+    fn anchors_are_due_every_1000_events_or_5_minutes_with_events() {
+        use super::{Duration, anchor_due};
+        assert!(!anchor_due(999, Duration::from_secs(299)));
+        assert!(anchor_due(1000, Duration::ZERO));
+        assert!(anchor_due(1, Duration::from_secs(300)));
+        assert!(
+            !anchor_due(0, Duration::from_secs(3600)),
+            "nothing new, nothing to anchor"
+        );
+    }
+
+    #[test]
+    fn the_actor_is_the_uid_never_a_variable() {
+        let actor = super::actor();
+        assert!(
+            actor.starts_with("uid=") && !actor.starts_with("uid=unknown"),
+            "{actor}"
+        );
     }
 
     #[test]

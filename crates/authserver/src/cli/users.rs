@@ -161,7 +161,8 @@ fn execute(cmd: UsersCommand, config: Option<&Path>) -> anyhow::Result<()> {
                 )
             })?;
             // Fail before the prompt when the user exists; checked again under the edit lock.
-            if file.exists() && read(&file)?.contains_key(&username) {
+            // (Regular files only: the edit itself refuses anything else, and reading a FIFO would hang.)
+            if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) && read(&file)?.contains_key(&username) {
                 bail!("user {username:?} already exists in {}", file.display());
             }
             let policy = crate::config::Settings::load(config)?.hash.policy;
