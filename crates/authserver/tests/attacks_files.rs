@@ -293,7 +293,9 @@ fn a_blocked_audit_writer_fails_clearly_and_counts_what_it_dropped() {
     // The first batch waited the full 2 s and was dropped; later ones may have got the lock.
     let lost: u64 = e.split(' ').next().unwrap().parse().unwrap();
     assert!(
-        (1..=3).contains(&lost) && e.contains("audit event(s) could not be written"),
+        (1..=3).contains(&lost)
+            && e.contains("audit event(s) could not be written")
+            && e.contains("locked by another writer"),
         "{e}"
     );
     let settings = authserver::config::Settings {

@@ -47,11 +47,14 @@ struct Dropped {
     /// Milliseconds since the epoch of the last drop.
     last_ms: AtomicU64,
     path: String,
+    /// Why the last event was dropped (for [`Audit::close`]: CLI commands have no log).
+    last_why: std::sync::Mutex<String>,
 }
 
 impl Dropped {
     fn add(&self, n: u64, why: &str) {
         self.count.fetch_add(n, Relaxed);
+        why.clone_into(&mut self.last_why.lock().unwrap_or_else(|e| e.into_inner()));
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -122,6 +125,7 @@ impl Audit {
             count: crate::telemetry::metrics::audit_dropped_counter(&settings.file),
             last_ms: AtomicU64::new(0),
             path: settings.file.clone(),
+            last_why: std::sync::Mutex::default(),
         });
         let (file, writer) = if settings.file.is_empty() {
             (None, None)
@@ -152,8 +156,9 @@ impl Audit {
         let dropped = self.dropped();
         anyhow::ensure!(
             dropped == 0,
-            "{dropped} audit event(s) could not be written to {} (see the error above)",
-            self.dropped.path
+            "{dropped} audit event(s) could not be written to {}: {}",
+            self.dropped.path,
+            self.dropped.last_why.lock().unwrap_or_else(|e| e.into_inner())
         );
         Ok(())
     }
