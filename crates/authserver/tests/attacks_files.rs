@@ -115,8 +115,12 @@ fn a_planted_symlink_at_the_old_temp_name_is_not_followed() {
     let add = spawn(&add_args(f.users.to_str().unwrap(), "newcomer"), &[]);
     let planted = f.dir.path().join(format!(".users.json.tmp{}", add.id()));
     std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    // A temp file an editor killed mid-write left behind: removed by the next edit.
+    let stale = f.dir.path().join(".users.json.0123456789abcdef.tmp");
+    std::fs::write(&stale, "{}").unwrap();
     let o = finish(add, Some("Newcomer-Pass-1\n"));
     assert!(o.status.success(), "{}", err(&o));
+    assert!(!stale.exists(), "stale temp file removed");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     assert!(doc(&f.users).get("newcomer").is_some());
     assert!(std::fs::symlink_metadata(&f.users).unwrap().file_type().is_file());

@@ -66,6 +66,7 @@ pub fn edit<T>(
 ) -> anyhow::Result<T> {
     let target = resolve(file)?;
     let _lock = lock(&target)?;
+    remove_stale_temps(&target);
     let existing = existing(&target)?;
     let mut doc = match (&existing, missing) {
         (Some(_), _) => read(&target.path)?,
@@ -95,6 +96,7 @@ pub fn write(file: &Path, doc: &StoreDocument) -> anyhow::Result<()> {
 pub fn replace(file: &Path, doc: &StoreDocument) -> anyhow::Result<()> {
     let target = resolve(file)?;
     let _lock = lock(&target)?;
+    remove_stale_temps(&target);
     let owner = existing(&target)?.map(|m| (m.uid(), m.gid()));
     write_locked(&target, doc, NEW_FILE_MODE, owner)
         .with_context(|| format!("cannot write {}", file.display()))
@@ -241,6 +243,28 @@ fn create_temp(target: &Target) -> anyhow::Result<(PathBuf, File)> {
         "cannot create a temp file in {}: every name tried exists",
         target.dir.display()
     )
+}
+
+/// Removes temp files an editor killed mid-write left behind. Under the lock no other editor is
+/// writing one, so every `.NAME.<16 hex>.tmp` is stale (removing a planted symlink removes the
+/// link, never its target).
+fn remove_stale_temps(target: &Target) {
+    let mut prefix = OsString::from(".");
+    prefix.push(&target.name);
+    let prefix = prefix.to_string_lossy().into_owned() + ".";
+    let Ok(entries) = std::fs::read_dir(&target.dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .is_some_and(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Gives the new file the old one's owner, so a server running as that user keeps reading it
