@@ -186,6 +186,21 @@ fn lock(target: &Target) -> anyhow::Result<File> {
         Err(e) => Err(e),
     }
     .with_context(|| format!("cannot open the edit lock {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            // Edits are short; a long wait means a stopped or stuck editor, which the operator
+            // should be able to see.
+            eprintln!(
+                "waiting for another edit of {} to finish (lock {})",
+                target.path.display(),
+                path.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
     file.lock()
         .with_context(|| format!("cannot lock {}", path.display()))?;
     Ok(file)
