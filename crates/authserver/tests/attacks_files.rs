@@ -261,12 +261,22 @@ fn a_server_sink_and_cli_commands_share_one_chain() {
         assert!(actor.starts_with(&format!("uid={uid}")), "{actor}");
         assert!(actor.ends_with(r#"sudo_user="mallory"(claimed)"#), "{actor}");
     }
-    // `users hash` reads the key from the same config.
-    let o = run(&["users", "hash", ALICE], &env);
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout).trim(),
-        authserver_core::UserHasher::new(b"k-1").hash(ALICE)
-    );
+    // `users hash` reads the key from the same config: the variable, or --config anywhere.
+    let cfg = config.to_str().unwrap();
+    let want = authserver_core::UserHasher::new(b"k-1").hash(ALICE);
+    for (args, env) in [
+        (vec!["users", "hash", ALICE], &env[..1]),
+        (vec!["users", "--config", cfg, "hash", ALICE], &[][..]),
+        (vec!["users", "hash", ALICE, "--config", cfg], &[][..]),
+    ] {
+        let o = run(&args, env);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            want,
+            "{args:?}: {}",
+            err(&o)
+        );
+    }
 }
 
 /// Item 3: a second writer waits for the lock, then fails naming the file; events it cannot
