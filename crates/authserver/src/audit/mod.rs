@@ -1,24 +1,68 @@
 //! The audit trail: a stream separate from the logs, to stdout (`"log_type":"audit"`, so a
 //! CloudWatch subscription filter can route it) and/or an append-only hash-chained file.
 //!
+//! Events that cannot be written (the file writer's queue is full, a write or the lock fails,
+//! stdout is gone) are counted in `AuditDropped` (one counter per audit file, see
+//! [`crate::telemetry::metrics::audit_dropped_counter`]) with one warning per burst.
+//!
 //! # Layout
 //! - [`chain`]: the file's record format, verification and tamper detection.
+//! - [`file`]: the file writer: one writer at a time, catching up, torn-tail repair.
 
 pub mod chain;
+pub mod file;
 
 use crate::config::AuditSettings;
 use anyhow::Context;
 use authserver_core::{AuditEvent, AuditSink};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Events queued for the file writer; beyond this they are dropped and counted (the request
 /// path never waits on the disk).
 const QUEUE: usize = 16_384;
+
+/// Events appended in one locked write at most (with `file::APPEND_GAP` between writes, over
+/// 400,000 events/s).
+const BATCH: usize = 1024;
+
+/// An anchor (`SEQ:HASH`) is logged after this many appended events...
+pub const ANCHOR_EVERY_EVENTS: u64 = 1000;
+/// ...or this long after the previous one when events were appended since, and at shutdown.
+pub const ANCHOR_EVERY: Duration = Duration::from_secs(300);
+
+/// Drops closer together than this are one burst (one warning).
+const BURST_GAP_MS: u64 = 10_000;
+
+/// Counts dropped events; warns once per burst.
+#[derive(Debug)]
+struct Dropped {
+    count: Arc<AtomicU64>,
+    /// Milliseconds since the epoch of the last drop.
+    last_ms: AtomicU64,
+    path: String,
+    /// Why the last event was dropped (for [`Audit::close`]: CLI commands have no log).
+    last_why: std::sync::Mutex<String>,
+}
+
+impl Dropped {
+    fn add(&self, n: u64, why: &str) {
+        self.count.fetch_add(n, Relaxed);
+        why.clone_into(&mut self.last_why.lock().unwrap_or_else(|e| e.into_inner()));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        if now.saturating_sub(self.last_ms.swap(now, Relaxed)) >= BURST_GAP_MS {
+            tracing::warn!(path = %self.path, dropped = n, why, "audit events dropped (counted in AuditDropped)");
+        }
+    }
+}
 
 /// Where the stream sink writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +79,7 @@ pub struct Audit {
     stream: Option<Stream>,
     file: Option<SyncSender<(String, serde_json::Value)>>,
     writer: Option<std::thread::JoinHandle<()>>,
-    dropped: AtomicU64,
+    dropped: Arc<Dropped>,
 }
 
 impl Drop for Audit {
@@ -73,25 +117,50 @@ pub fn now() -> String {
 }
 
 impl Audit {
-    /// Sinks from settings; `stream` says where `audit.stdout` writes.
+    /// Sinks from settings; `stream` says where `audit.stdout` writes (and where anchors go:
+    /// the log for servers, stderr for CLI commands). Fails when the audit file cannot be opened
+    /// or another writer holds it for over [`file::LOCK_WAIT`].
     pub fn from_settings(settings: &AuditSettings, stream: Stream) -> anyhow::Result<Self> {
+        let dropped = Arc::new(Dropped {
+            count: crate::telemetry::metrics::audit_dropped_counter(&settings.file),
+            last_ms: AtomicU64::new(0),
+            path: settings.file.clone(),
+            last_why: std::sync::Mutex::default(),
+        });
         let (file, writer) = if settings.file.is_empty() {
             (None, None)
         } else {
-            let (tx, handle) = spawn_file_writer(PathBuf::from(&settings.file))?;
+            let (tx, handle) = spawn_file_writer(PathBuf::from(&settings.file), dropped.clone(), stream)?;
             (Some(tx), Some(handle))
         };
         Ok(Self {
             stream: settings.stdout.then_some(stream),
             file,
             writer,
-            dropped: AtomicU64::new(0),
+            dropped,
         })
     }
 
-    /// Events dropped because the file writer fell behind.
+    /// Events this process dropped for this audit file (all its sinks).
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Relaxed)
+        self.dropped.count.load(Relaxed)
+    }
+
+    /// Writes everything queued and says whether anything was dropped: CLI commands end with
+    /// this, so an administrative change whose audit record was lost does not exit 0.
+    pub fn close(mut self) -> anyhow::Result<()> {
+        drop(self.file.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        let dropped = self.dropped();
+        anyhow::ensure!(
+            dropped == 0,
+            "{dropped} audit event(s) could not be written to {}: {}",
+            self.dropped.path,
+            self.dropped.last_why.lock().unwrap_or_else(|e| e.into_inner())
+        );
+        Ok(())
     }
 }
 
@@ -117,20 +186,23 @@ impl AuditSink for Audit {
         let time = now();
         if let Some(stream) = self.stream {
             if let Some(bytes) = stream_line(&time, &event) {
-                let _ = match stream {
+                let written = match stream {
                     Stream::Stdout => crate::telemetry::write_stdout(&bytes),
                     Stream::Stderr => std::io::stderr().lock().write_all(&bytes),
                 };
+                if written.is_err() {
+                    self.dropped.add(1, "the audit stream cannot be written");
+                }
             }
         }
         if let Some(tx) = &self.file {
             let Ok(value) = serde_json::to_value(&event) else {
                 return;
             };
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send((time, value)) {
-                if self.dropped.fetch_add(1, Relaxed) == 0 {
-                    tracing::error!("audit file writer behind or stopped: dropping audit events");
-                }
+            match tx.try_send((time, value)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => self.dropped.add(1, "the audit file writer's queue is full"),
+                Err(TrySendError::Disconnected(_)) => self.dropped.add(1, "the audit file writer stopped"),
             }
         }
     }
@@ -139,64 +211,111 @@ impl AuditSink for Audit {
 /// Opens (creating) the file, continues its chain, and writes in a background thread.
 type FileQueue = SyncSender<(String, serde_json::Value)>;
 
-fn spawn_file_writer(path: PathBuf) -> anyhow::Result<(FileQueue, std::thread::JoinHandle<()>)> {
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read audit file {}", path.display())),
-    };
-    let (seq, prev) = chain::tail(&existing);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open audit file {}", path.display()))?;
+fn spawn_file_writer(
+    path: PathBuf,
+    dropped: Arc<Dropped>,
+    stream: Stream,
+) -> anyhow::Result<(FileQueue, std::thread::JoinHandle<()>)> {
+    let writer = file::Writer::open(&path)?;
     let (tx, rx) = sync_channel(QUEUE);
     let handle = std::thread::Builder::new()
         .name("audit-file".into())
-        .spawn(move || write_loop(file, &path, rx, seq, prev))
+        .spawn(move || write_loop(writer, &rx, &dropped, stream))
         .context("cannot start the audit writer")?;
     Ok((tx, handle))
 }
 
 fn write_loop(
-    mut file: std::fs::File,
-    path: &Path,
-    rx: Receiver<(String, serde_json::Value)>,
-    mut seq: u64,
-    mut prev: String,
+    mut writer: file::Writer,
+    rx: &Receiver<(String, serde_json::Value)>,
+    dropped: &Dropped,
+    stream: Stream,
 ) {
-    while let Ok((time, event)) = rx.recv() {
-        seq += 1;
-        let (line, hash) = chain::record(seq, &prev, &time, event);
-        if let Err(e) = file.write_all(format!("{line}\n").as_bytes()) {
-            tracing::error!(path = %path.display(), error = %e, "audit file write failed");
-            seq -= 1;
-            continue;
+    let mut since_anchor = 0u64;
+    let mut anchored_at = Instant::now();
+    loop {
+        let wait = ANCHOR_EVERY
+            .saturating_sub(anchored_at.elapsed())
+            .max(Duration::from_secs(1));
+        match rx.recv_timeout(wait) {
+            Ok(first) => {
+                let mut batch = vec![first];
+                batch.extend(rx.try_iter().take(BATCH - 1));
+                let n = batch.len() as u64;
+                match writer.append(batch) {
+                    Ok(()) => since_anchor += n,
+                    Err(e) => dropped.add(n, &format!("{e:#}")),
+                }
+                // Queued events wait; other writers get the lock (see `file::APPEND_GAP`).
+                std::thread::sleep(file::APPEND_GAP);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
         }
-        prev = hash;
+        if anchor_due(since_anchor, anchored_at.elapsed()) {
+            announce(&writer, stream);
+            since_anchor = 0;
+            anchored_at = Instant::now();
+        }
     }
-    let _ = file.sync_all();
+    writer.sync();
+    if writer.anchor().seq > 0 {
+        announce(&writer, stream);
+    }
 }
 
-/// The OS user running this process (for administrative audit events).
-pub fn actor() -> String {
-    for var in ["SUDO_USER", "USER", "LOGNAME"] {
-        if let Ok(v) = std::env::var(var) {
-            if !v.is_empty() {
-                return v;
-            }
-        }
+/// Whether to log an anchor, `since` events and `elapsed` after the last one.
+fn anchor_due(since: u64, elapsed: Duration) -> bool {
+    since >= ANCHOR_EVERY_EVENTS || (since > 0 && elapsed >= ANCHOR_EVERY)
+}
+
+/// Logs the chain's current anchor: kept outside the file (the log, the terminal), it makes a
+/// cut tail detectable with `authserver audit verify FILE --anchor SEQ:HASH`.
+fn announce(writer: &file::Writer, stream: Stream) {
+    let anchor = writer.anchor();
+    match stream {
+        Stream::Stdout => tracing::info!(
+            path = %writer.path().display(),
+            anchor = %anchor,
+            "audit anchor (check with `authserver audit verify FILE --anchor SEQ:HASH`)"
+        ),
+        Stream::Stderr => eprintln!("audit anchor {anchor} for {}", writer.path().display()),
     }
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("Uid:")
-                    .map(|u| u.split_whitespace().next().unwrap_or("?").to_owned())
-            })
+}
+
+/// The OS user running this process, for administrative audit events: the kernel's real and
+/// effective uid (`uid=1000(alice)`, plus `euid=0(root)` when they differ). `SUDO_USER` is set
+/// by whoever starts the process, so it is kept only as a labelled claim
+/// (`sudo_user="bob"(claimed)`), never as the actor; `USER`/`LOGNAME` are ignored.
+pub fn actor() -> String {
+    let ids = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        let line = s.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+        let mut ids = line.split_whitespace().map(|n| n.parse::<u32>().ok());
+        Some((ids.next()??, ids.next()??))
+    });
+    let mut actor = match ids {
+        Some((uid, euid)) if uid == euid => format!("uid={uid}{}", user_name(uid)),
+        Some((uid, euid)) => format!("uid={uid}{} euid={euid}{}", user_name(uid), user_name(euid)),
+        None => "uid=unknown".to_owned(),
+    };
+    if let Some(claim) = std::env::var_os("SUDO_USER").filter(|v| !v.is_empty()) {
+        // Debug-quoted: the claim is attacker-controlled text.
+        actor.push_str(&format!(" sudo_user={:?}(claimed)", claim.to_string_lossy()));
+    }
+    actor
+}
+
+/// `(name)` for `uid` from `/etc/passwd`, or nothing (directory services are not consulted).
+fn user_name(uid: u32) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| format!("({name})"))
         })
-        .map_or_else(|| "unknown".into(), |uid| format!("uid:{uid}"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -221,6 +340,27 @@ mod tests {
         for (k, want) in direct.as_object().unwrap() {
             assert_eq!(&v[k], want, "{k}");
         }
+    }
+
+    #[test]
+    fn anchors_are_due_every_1000_events_or_5_minutes_with_events() {
+        use super::{Duration, anchor_due};
+        assert!(!anchor_due(999, Duration::from_secs(299)));
+        assert!(anchor_due(1000, Duration::ZERO));
+        assert!(anchor_due(1, Duration::from_secs(300)));
+        assert!(
+            !anchor_due(0, Duration::from_secs(3600)),
+            "nothing new, nothing to anchor"
+        );
+    }
+
+    #[test]
+    fn the_actor_is_the_uid_never_a_variable() {
+        let actor = super::actor();
+        assert!(
+            actor.starts_with("uid=") && !actor.starts_with("uid=unknown"),
+            "{actor}"
+        );
     }
 
     #[test]

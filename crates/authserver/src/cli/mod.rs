@@ -9,7 +9,8 @@
 //! - [`alarms`]: `ops alarms test`, alert delivery proven through CloudWatch.
 //! - [`compliance`]: `compliance check`, the deployment's controls.
 //! - [`password`]: reading a password from stdin or a no-echo prompt.
-//! - [`users`]: `users add|disable|enable|remove|list` on a users file, atomic writes.
+//! - [`users`]: `users add|disable|enable|remove|list` on a users file.
+//! - [`usersfile`]: how those edits are written: one editor at a time, atomic, modes kept.
 //! - [`secret`]: `users push|pull`, the users file to and from the credential secret.
 
 pub mod alarms;
@@ -18,6 +19,7 @@ pub mod ops;
 pub mod password;
 pub mod secret;
 pub mod users;
+pub mod usersfile;
 
 use crate::config::Settings;
 use anyhow::Context;
@@ -44,8 +46,7 @@ pub enum Command {
     /// Hash a password (stdin's first line, or a prompt) and print the PHC string.
     HashPassword(HashArgs),
     /// Manage a users file.
-    #[command(subcommand)]
-    Users(users::UsersCommand),
+    Users(users::UsersArgs),
     /// Check or print configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -74,10 +75,15 @@ pub struct LambdaArgs {
 /// `audit` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Verify a hash-chained audit file; says where it was edited, cut or reordered.
+    /// Verify a hash-chained audit file; says where it was edited, cut or reordered, and which
+    /// torn lines the writer recovered.
     Verify {
         /// The audit file (`audit.file`).
         file: PathBuf,
+        /// `SEQ:HASH` from an `audit anchor` log line: fails when the file ends before SEQ or
+        /// its record SEQ has another hash (the tail was cut or rewritten).
+        #[arg(long, value_parser = crate::audit::chain::Anchor::parse)]
+        anchor: Option<crate::audit::chain::Anchor>,
     },
 }
 
@@ -169,15 +175,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ops(cmd) => ops::run(cmd),
         Command::Compliance(cmd) => compliance::run(cmd),
         Command::Lambda(args) => crate::lambda::run(Settings::load(args.config.as_deref())?),
-        Command::Audit(AuditCommand::Verify { file }) => {
-            let text =
-                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            match crate::audit::chain::verify(&text) {
+        Command::Audit(AuditCommand::Verify { file, anchor }) => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            match crate::audit::chain::verify_anchored(&bytes, anchor.as_ref()) {
                 Ok(v) => {
                     println!(
-                        "OK: {} records, chain intact; last hash {}",
-                        v.records, v.last_hash
+                        "OK: {} records, chain intact; last hash {} (anchor {}:{})",
+                        v.records, v.last_hash, v.records, v.last_hash
                     );
+                    for line in &v.recovered {
+                        println!(
+                            "recovered: line {line} was a torn write, recorded by the `recovered` record after it"
+                        );
+                    }
+                    if let Some(a) = &anchor {
+                        println!("anchor {}:{} matches", a.seq, a.hash);
+                    }
                     Ok(())
                 }
                 Err(broken) => anyhow::bail!("{}: tampering detected at {broken}", file.display()),

@@ -3,7 +3,7 @@
 //! counts and version ids, never a hash, and emit a `secret.push` / `secret.pull` audit event.
 
 use crate::config::Settings;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use authserver_core::{AuditEvent, AuditSink};
 use std::path::Path;
 
@@ -58,8 +58,9 @@ pub fn pull(secret_id: &str, file: &Path, config: Option<&Path>) -> anyhow::Resu
         .await
     })?
     .with_context(|| format!("cannot pull {secret_id}"))?;
-    super::users::write(file, &pulled.doc)?;
-    restrict(file)?;
+    // Written 0600 from the first byte (never world-readable, not even briefly), under the
+    // users-file edit lock.
+    super::usersfile::replace(file, &pulled.doc)?;
     audit(
         &settings,
         "secret.pull",
@@ -95,19 +96,5 @@ fn audit(settings: &Settings, action: &str, resource: String) -> anyhow::Result<
         resource,
         actor: crate::audit::actor(),
     });
-    Ok(())
-}
-
-/// Owner-only permissions: the file holds password hashes.
-fn restrict(file: &Path) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot restrict {}", file.display()))?;
-    }
-    if !file.exists() {
-        bail!("{} was not written", file.display());
-    }
-    Ok(())
+    audit.close()
 }

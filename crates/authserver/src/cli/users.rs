@@ -1,14 +1,30 @@
-//! `authserver users`: edits a users file. Every write is atomic (temp file in the same
-//! directory, fsync, rename) so a running server never reads half a file. Hashes are never
-//! printed.
+//! `authserver users`: edits a users file through [`super::usersfile`] (one editor at a time,
+//! atomic writes, so no edit is lost and a running server never reads half a file). Hashes are
+//! never printed. Every command reads `--config` / `AUTHSERVER_CONFIG`, so its audit event
+//! reaches the configured audit file and `users hash` uses the configured key.
 
 use super::password;
-use anyhow::{Context, bail};
+use super::usersfile::{self, Missing};
+use anyhow::bail;
 use authserver_core::AuditSink;
-use authserver_core::{Cost, Credentials, StoreDocument, UserRecord, hash_password, parse_document};
-use clap::Subcommand;
+use authserver_core::{Cost, Credentials, UserRecord, hash_password};
+use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+pub use usersfile::{read, write};
+
+/// `users` options and subcommand.
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    /// Config file (TOML): the audit sinks, `log.user_hash_key`, the hash policy, the AWS
+    /// endpoint. Accepted before or after the subcommand.
+    #[arg(long, env = "AUTHSERVER_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: UsersCommand,
+}
 
 /// `users` subcommands.
 #[derive(Debug, Subcommand)]
@@ -25,6 +41,9 @@ pub enum UsersCommand {
         /// Add the user as DISABLED.
         #[arg(long)]
         disabled: bool,
+        /// Argon2id cost of the new hash (refused when outside the configured `[hash]` policy).
+        #[command(flatten)]
+        cost: super::HashArgs,
     },
     /// Mark a user DISABLED.
     Disable {
@@ -70,9 +89,6 @@ pub enum UsersCommand {
         /// Push even while a rotation is under way (its finishSecret will then fail).
         #[arg(long)]
         force: bool,
-        /// Config file (TOML): the hash policy, the endpoint override, the audit sinks.
-        #[arg(long, env = "AUTHSERVER_CONFIG")]
-        config: Option<std::path::PathBuf>,
     },
     /// Download the credential secret's AWSCURRENT version into FILE (mode 0600) and check it
     /// against the hash policy. Never prints hashes.
@@ -82,14 +98,13 @@ pub enum UsersCommand {
         secret_id: String,
         /// Users file to write.
         file: std::path::PathBuf,
-        /// Config file (TOML).
-        #[arg(long, env = "AUTHSERVER_CONFIG")]
-        config: Option<std::path::PathBuf>,
     },
 }
 
 /// Runs one `users` subcommand; every change is an audit event with the acting OS user.
-pub fn run(cmd: UsersCommand) -> anyhow::Result<()> {
+pub fn run(args: UsersArgs) -> anyhow::Result<()> {
+    let UsersArgs { config, command: cmd } = args;
+    let config = config.as_deref();
     let (action, file, user) = match &cmd {
         UsersCommand::Add { file, username, .. } => ("users.add", file.clone(), username.clone()),
         UsersCommand::Disable { file, username } => ("users.disable", file.clone(), username.clone()),
@@ -99,35 +114,31 @@ pub fn run(cmd: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::List { .. }
         | UsersCommand::Hash { .. }
         | UsersCommand::Push { .. }
-        | UsersCommand::Pull { .. } => return execute(cmd),
+        | UsersCommand::Pull { .. } => return execute(cmd, config),
     };
-    let settings = crate::config::Settings::load(None)?;
+    let settings = crate::config::Settings::load(config)?;
+    // Opened before the edit: an audit file that cannot be written stops the change.
     let audit = crate::audit::Audit::from_settings(&settings.audit, crate::audit::Stream::Stderr)?;
-    execute(cmd)?;
+    execute(cmd, config)?;
     audit.emit(authserver_core::AuditEvent::AdminAction {
         action: action.into(),
         target_user_hash: Some(crate::wiring::user_hasher(&settings).hash(&user)),
         resource: file.display().to_string(),
         actor: crate::audit::actor(),
     });
-    Ok(())
+    audit.close()
 }
 
-fn execute(cmd: UsersCommand) -> anyhow::Result<()> {
+fn execute(cmd: UsersCommand, config: Option<&Path>) -> anyhow::Result<()> {
     match cmd {
         UsersCommand::Push {
             secret_id,
             file,
             force,
-            config,
-        } => super::secret::push(&secret_id, &file, force, config.as_deref()),
-        UsersCommand::Pull {
-            secret_id,
-            file,
-            config,
-        } => super::secret::pull(&secret_id, &file, config.as_deref()),
+        } => super::secret::push(&secret_id, &file, force, config),
+        UsersCommand::Pull { secret_id, file } => super::secret::pull(&secret_id, &file, config),
         UsersCommand::Hash { username } => {
-            let settings = crate::config::Settings::load(None)?;
+            let settings = crate::config::Settings::load(config)?;
             if settings.log.user_hash_key.is_empty() {
                 bail!(
                     "log.user_hash_key is not set (AUTHSERVER_LOG_USER_HASH_KEY): this deployment's user_hash \
@@ -142,23 +153,33 @@ fn execute(cmd: UsersCommand) -> anyhow::Result<()> {
             username,
             roles,
             disabled,
+            cost,
         } => {
             Credentials::new(&username, "").map_err(|_| {
                 anyhow::anyhow!(
                     "invalid username: empty, over 256 bytes, or contains ':' or control characters"
                 )
             })?;
-            let mut doc = if file.exists() {
-                read(&file)?
-            } else {
-                StoreDocument::new()
-            };
-            if doc.contains_key(&username) {
+            // Fail before the prompt when the user exists; checked again under the edit lock.
+            // (Regular files only: the edit itself refuses anything else, and reading a FIFO would hang.)
+            if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) && read(&file)?.contains_key(&username) {
                 bail!("user {username:?} already exists in {}", file.display());
             }
+            let policy = crate::config::Settings::load(config)?.hash.policy;
             let pw = password::read(true)?;
+            let cost = Cost {
+                m_kib: cost.m_cost,
+                t: cost.t_cost,
+                p: cost.p_cost,
+            };
+            let password_hash = hash_password(&pw, cost)?;
+            if authserver_core::StoredHash::parse(&password_hash, &policy).is_err() {
+                bail!(
+                    "Argon2id cost {cost} is outside the configured [hash] policy: the server would deny this user"
+                );
+            }
             let record = UserRecord {
-                password_hash: hash_password(&pw, Cost::DEFAULT)?,
+                password_hash,
                 status: if disabled {
                     authserver_core::Status::Disabled
                 } else {
@@ -172,8 +193,13 @@ fn execute(cmd: UsersCommand) -> anyhow::Result<()> {
                 ),
                 delivery_secret_id: None,
             };
-            doc.insert(username.clone(), record);
-            write(&file, &doc)?;
+            usersfile::edit(&file, Missing::Create, |doc| {
+                if doc.contains_key(&username) {
+                    bail!("user {username:?} already exists in {}", file.display());
+                }
+                doc.insert(username.clone(), record);
+                Ok(())
+            })?;
             eprintln!("added user {username:?}");
             Ok(())
         }
@@ -184,11 +210,12 @@ fn execute(cmd: UsersCommand) -> anyhow::Result<()> {
             set_status(&file, &username, authserver_core::Status::Active)
         }
         UsersCommand::Remove { file, username } => {
-            let mut doc = read(&file)?;
-            if doc.remove(&username).is_none() {
-                bail!("no user {username:?} in {}", file.display());
-            }
-            write(&file, &doc)?;
+            usersfile::edit(&file, Missing::Fail, |doc| {
+                if doc.remove(&username).is_none() {
+                    bail!("no user {username:?} in {}", file.display());
+                }
+                Ok(())
+            })?;
             eprintln!("removed user {username:?}");
             Ok(())
         }
@@ -239,12 +266,13 @@ fn short(e: &authserver_core::HashError) -> &'static str {
 }
 
 fn set_status(file: &Path, username: &str, status: authserver_core::Status) -> anyhow::Result<()> {
-    let mut doc = read(file)?;
-    let Some(rec) = doc.get_mut(username) else {
-        bail!("no user {username:?} in {}", file.display());
-    };
-    rec.status = status;
-    write(file, &doc)?;
+    usersfile::edit(file, Missing::Fail, |doc| {
+        let Some(rec) = doc.get_mut(username) else {
+            bail!("no user {username:?} in {}", file.display());
+        };
+        rec.status = status;
+        Ok(())
+    })?;
     eprintln!(
         "user {username:?} is now {}",
         if status == authserver_core::Status::Active {
@@ -254,36 +282,4 @@ fn set_status(file: &Path, username: &str, status: authserver_core::Status) -> a
         }
     );
     Ok(())
-}
-
-/// Reads a users file (shape only: `users` commands must work on files whose hashes a stricter
-/// policy would refuse, so an operator can fix them).
-pub fn read(file: &Path) -> anyhow::Result<StoreDocument> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    parse_document(&bytes).with_context(|| format!("{} is not a valid users file", file.display()))
-}
-
-/// Writes atomically: temp file beside the target, fsync, rename.
-pub fn write(file: &Path, doc: &StoreDocument) -> anyhow::Result<()> {
-    let mut json = serde_json::to_vec_pretty(doc)?;
-    json.push(b'\n');
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&json)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {}", file.display()))
 }

@@ -43,6 +43,8 @@ pub struct Invocation<'a> {
     pub bans: u64,
     /// Regulation backend failures since the previous blob (regulation failed open).
     pub regulation_backend_errors: u64,
+    /// Audit events dropped since the previous blob.
+    pub audit_dropped: u64,
     /// Country from a trusted header.
     pub country: Option<&'a str>,
     /// Request id (a plain property for correlation, not a dimension).
@@ -77,6 +79,7 @@ pub fn blob(inv: &Invocation<'_>) -> Value {
         json!(inv.regulation_backend_errors),
         &mut root,
     );
+    put(&names::AUDIT_DROPPED, json!(inv.audit_dropped), &mut root);
     if inv.auth {
         put(&names::AUTH_SUCCESS, json!(u8::from(inv.allowed)), &mut root);
         put(&names::AUTH_FAILURE, json!(u8::from(!inv.allowed)), &mut root);

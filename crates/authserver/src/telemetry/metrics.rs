@@ -8,8 +8,8 @@ use super::names::{self, Metric};
 use authserver_core::{Reason, StoreStatus};
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Histogram bucket upper bounds in seconds: resolves 0.05 ms to 200 ms finely, then coarser.
 pub const BUCKETS: [f64; 20] = [
@@ -72,6 +72,21 @@ pub struct Registry {
     pub requests_unknown: AtomicU64,
     /// ComplianceViolations (last check).
     pub compliance_violations: AtomicU64,
+    /// AuditDropped: shared with the audit sink (see [`audit_dropped_counter`]).
+    pub audit_dropped: Arc<AtomicU64>,
+}
+
+/// The `AuditDropped` counter of the audit file `path` (empty: no file), one per file in the
+/// process. Keyed by path rather than held by one registry because the audit sink is built
+/// before the telemetry that reports it, and Lambda replaces its telemetry after wiring; tests
+/// running several servers side by side use different files.
+pub fn audit_dropped_counter(path: &str) -> Arc<AtomicU64> {
+    static COUNTERS: OnceLock<Mutex<HashMap<String, Arc<AtomicU64>>>> = OnceLock::new();
+    let mut map = COUNTERS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    map.entry(path.to_owned()).or_default().clone()
 }
 
 /// Index of a reason in `Reason::ALL`.
@@ -130,6 +145,7 @@ impl Registry {
                 "Bans" => sample(&mut out, p, "", regulation.bans),
                 "ColdStart" => sample(&mut out, p, "", self.cold_start.load(Relaxed)),
                 "ComplianceViolations" => sample(&mut out, p, "", self.compliance_violations.load(Relaxed)),
+                "AuditDropped" => sample(&mut out, p, "", self.audit_dropped.load(Relaxed)),
                 "Requests" => {
                     let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
                     let mut rows: Vec<_> = map.iter().collect();

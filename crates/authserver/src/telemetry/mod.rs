@@ -234,6 +234,7 @@ pub struct Telemetry {
     emitted_errors: AtomicU64,
     emitted_bans: AtomicU64,
     emitted_backend_errors: AtomicU64,
+    emitted_audit_dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -248,7 +249,10 @@ impl Telemetry {
     /// Telemetry for `settings`; `emf` set on Lambda.
     pub fn new(settings: &Settings, emf: Option<EmfSink>) -> Self {
         let t = Self {
-            registry: metrics::Registry::default(),
+            registry: metrics::Registry {
+                audit_dropped: metrics::audit_dropped_counter(&settings.audit.file),
+                ..Default::default()
+            },
             window: stats::Window::default(),
             emf,
             service: settings.telemetry.service.clone(),
@@ -259,6 +263,7 @@ impl Telemetry {
             emitted_errors: AtomicU64::new(0),
             emitted_bans: AtomicU64::new(0),
             emitted_backend_errors: AtomicU64::new(0),
+            emitted_audit_dropped: AtomicU64::new(0),
         };
         t.registry.cold_start.fetch_add(1, Relaxed);
         t
@@ -334,6 +339,9 @@ impl Telemetry {
             self.emitted_backend_errors
                 .swap(regulation.backend_errors, Relaxed),
         );
+        let audit_dropped = self.registry.audit_dropped.load(Relaxed);
+        let audit_dropped =
+            audit_dropped.saturating_sub(self.emitted_audit_dropped.swap(audit_dropped, Relaxed));
         emf::blob(&emf::Invocation {
             service: &self.service,
             stage: &self.stage,
@@ -357,6 +365,7 @@ impl Telemetry {
             store_fetch_errors: errors,
             bans,
             regulation_backend_errors: backend_errors,
+            audit_dropped,
             country: r.country,
             request_id: r.request_id,
         })

@@ -82,6 +82,8 @@ metrics! {
         "Process starts (Lambda cold starts).");
     REQUESTS = ("Requests", "authserver_requests_total", Counter, "Count", Some("Country"),
         "Authentication requests, by country where a trusted header gives one.");
+    AUDIT_DROPPED = ("AuditDropped", "authserver_audit_dropped_total", Counter, "Count", None,
+        "Audit events not written (file writer queue full, write or lock failed, stream gone).");
     COMPLIANCE_VIOLATIONS = ("ComplianceViolations", "authserver_compliance_violations", Gauge, "Count", None,
         "Failed controls in the last compliance check.");
 }

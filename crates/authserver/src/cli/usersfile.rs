@@ -1,0 +1,299 @@
+//! Serialised, atomic edits of a users file: what `users add|disable|enable|remove|pull` write
+//! through.
+//!
+//! Each step and why:
+//! - **Resolve the path first.** A symlinked users file is canonicalised, so the link stays a
+//!   link and its target (what the server reads) gets the edit; replacing the link with a
+//!   regular file would leave the server on the old target.
+//! - **Refuse a directory writable by group or others** (the sticky bit does not help: anyone
+//!   there can still plant names we must open). **Warn** about a users file writable by group or
+//!   others: the edit keeps its mode, and the operator should tighten it.
+//! - **One editor at a time.** An exclusive `flock` on the sidecar `.NAME.lock` (mode 0600) is
+//!   held from the read to the rename, so concurrent commands queue instead of overwriting each
+//!   other's edits. A sidecar rather than the file itself: the rename replaces the users file's
+//!   inode, and a lock on the old inode would guard nothing. It is never deleted (deleting a lock
+//!   file lets two holders lock two different inodes).
+//! - **The temp file** gets a random name and is created with `O_CREAT|O_EXCL` and mode 0600:
+//!   a symlink or file planted at any name makes creation fail instead of being followed, and the
+//!   hashes are never readable by others, not even briefly. The existing file's mode (and owner,
+//!   when we may set it) is applied before the rename; new files stay 0600.
+//! - **Durability.** fsync the temp file, rename it over the target, fsync the directory.
+
+use anyhow::{Context, bail};
+use authserver_core::{StoreDocument, parse_document};
+use std::ffi::OsString;
+use std::fs::{File, Metadata, OpenOptions, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Mode of a users file this module creates (it holds password hashes).
+const NEW_FILE_MODE: u32 = 0o600;
+
+/// What an edit does when the users file does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Start from an empty document (`users add`).
+    Create,
+    /// Fail with "cannot read" (every other edit).
+    Fail,
+}
+
+/// A users file path, resolved.
+#[derive(Debug)]
+struct Target {
+    /// The file to replace (symlinks resolved).
+    path: PathBuf,
+    /// Its directory (canonical).
+    dir: PathBuf,
+    /// Its file name.
+    name: OsString,
+}
+
+/// Reads a users file (shape only: `users` commands must work on files whose hashes a stricter
+/// policy would refuse, so an operator can fix them).
+pub fn read(file: &Path) -> anyhow::Result<StoreDocument> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    parse_document(&bytes).with_context(|| format!("{} is not a valid users file", file.display()))
+}
+
+/// Applies `change` to the users file under the edit lock and writes the result atomically.
+/// Nothing is written when `change` fails.
+pub fn edit<T>(
+    file: &Path,
+    missing: Missing,
+    change: impl FnOnce(&mut StoreDocument) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let target = resolve(file)?;
+    let _lock = lock(&target)?;
+    remove_stale_temps(&target);
+    let existing = existing(&target)?;
+    let mut doc = match (&existing, missing) {
+        (Some(_), _) => read(&target.path)?,
+        (None, Missing::Create) => StoreDocument::new(),
+        (None, Missing::Fail) => {
+            return Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+                .with_context(|| format!("cannot read {}", file.display()));
+        }
+    };
+    let out = change(&mut doc)?;
+    let (mode, owner) = existing.as_ref().map_or((NEW_FILE_MODE, None), |m| {
+        (m.mode() & 0o777, Some((m.uid(), m.gid())))
+    });
+    write_locked(&target, &doc, mode, owner).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(out)
+}
+
+/// Replaces the users file's content with `doc` under the edit lock, keeping its mode.
+pub fn write(file: &Path, doc: &StoreDocument) -> anyhow::Result<()> {
+    edit(file, Missing::Create, |current| {
+        current.clone_from(doc);
+        Ok(())
+    })
+}
+
+/// Replaces the users file with `doc`, mode 0600 whatever it was (`users pull`).
+pub fn replace(file: &Path, doc: &StoreDocument) -> anyhow::Result<()> {
+    let target = resolve(file)?;
+    let _lock = lock(&target)?;
+    remove_stale_temps(&target);
+    let owner = existing(&target)?.map(|m| (m.uid(), m.gid()));
+    write_locked(&target, doc, NEW_FILE_MODE, owner)
+        .with_context(|| format!("cannot write {}", file.display()))
+}
+
+/// Canonicalises the file (or, when it does not exist yet, its directory) and checks the
+/// directory's permissions.
+fn resolve(file: &Path) -> anyhow::Result<Target> {
+    let path = match std::fs::symlink_metadata(file) {
+        Ok(_) => std::fs::canonicalize(file)
+            .with_context(|| format!("cannot resolve {} (a symlink to a missing file?)", file.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let dir =
+                std::fs::canonicalize(dir).with_context(|| format!("cannot read {}", file.display()))?;
+            let Some(name) = file.file_name() else {
+                bail!("{} does not name a file", file.display());
+            };
+            dir.join(name)
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+    };
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        bail!("{} does not name a file", file.display());
+    };
+    let target = Target {
+        dir: dir.to_owned(),
+        name: name.to_owned(),
+        path: path.clone(),
+    };
+    let meta = std::fs::metadata(&target.dir)
+        .with_context(|| format!("cannot read directory {}", target.dir.display()))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        bail!(
+            "refusing to edit {}: its directory {} is writable by group or others (mode {mode:o}), so anyone \
+             who can write there could replace the users file or plant files we open; run `chmod go-w {}`",
+            target.path.display(),
+            target.dir.display(),
+            target.dir.display()
+        );
+    }
+    Ok(target)
+}
+
+/// The users file's metadata, or None when it does not exist; warns when it is group/other
+/// writable; refuses anything but a regular file.
+fn existing(target: &Target) -> anyhow::Result<Option<Metadata>> {
+    match std::fs::metadata(&target.path) {
+        Ok(m) if !m.is_file() => bail!("{} is not a regular file", target.path.display()),
+        Ok(m) => {
+            if m.mode() & 0o022 != 0 {
+                eprintln!(
+                    "warning: {} is writable by group or others (mode {:o}); the edit keeps that mode: \
+                     run `chmod go-w` on it",
+                    target.path.display(),
+                    m.mode() & 0o7777
+                );
+            }
+            Ok(Some(m))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", target.path.display())),
+    }
+}
+
+/// Takes the exclusive edit lock (waits for other editors). Released when the file drops.
+fn lock(target: &Target) -> anyhow::Result<File> {
+    let mut name = OsString::from(".");
+    name.push(&target.name);
+    name.push(".lock");
+    let path = target.dir.join(name);
+    // Created with O_EXCL so a name planted meanwhile is never followed; an existing lock file
+    // is opened read-only (flock needs no write access), so even a planted symlink only gets
+    // locked, never created or written.
+    let file = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => File::open(&path),
+        Err(e) => Err(e),
+    }
+    .with_context(|| format!("cannot open the edit lock {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            // Edits are short; a long wait means a stopped or stuck editor, which the operator
+            // should be able to see.
+            eprintln!(
+                "waiting for another edit of {} to finish (lock {})",
+                target.path.display(),
+                path.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
+}
+
+/// Writes `doc` to a fresh temp file and renames it over the target. The caller holds the lock.
+fn write_locked(
+    target: &Target,
+    doc: &StoreDocument,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> anyhow::Result<()> {
+    let mut json = serde_json::to_vec_pretty(doc)?;
+    json.push(b'\n');
+    let (tmp, mut f) = create_temp(target)?;
+    let result = (|| -> std::io::Result<()> {
+        f.write_all(&json)?;
+        if let Some((uid, gid)) = owner {
+            keep_owner(&f, target, uid, gid);
+        }
+        // fchmod after the write: the data was 0600 while written; umask plays no part.
+        f.set_permissions(Permissions::from_mode(mode))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &target.path)?;
+        File::open(&target.dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(result?)
+}
+
+/// Creates `.NAME.<random>.tmp` beside the target: `O_CREAT|O_EXCL`, mode 0600.
+fn create_temp(target: &Target) -> anyhow::Result<(PathBuf, File)> {
+    for _ in 0..16 {
+        let mut name = OsString::from(".");
+        name.push(&target.name);
+        name.push(format!(".{:016x}.tmp", rand::random::<u64>()));
+        let tmp = target.dir.join(name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot create a temp file in {}", target.dir.display()));
+            }
+        }
+    }
+    bail!(
+        "cannot create a temp file in {}: every name tried exists",
+        target.dir.display()
+    )
+}
+
+/// Removes temp files an editor killed mid-write left behind. Under the lock no other editor is
+/// writing one, so every `.NAME.<16 hex>.tmp` is stale (removing a planted symlink removes the
+/// link, never its target).
+fn remove_stale_temps(target: &Target) {
+    let mut prefix = OsString::from(".");
+    prefix.push(&target.name);
+    let prefix = prefix.to_string_lossy().into_owned() + ".";
+    let Ok(entries) = std::fs::read_dir(&target.dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .is_some_and(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Gives the new file the old one's owner, so a server running as that user keeps reading it
+/// after root edits. Only root may do that for another user: otherwise say so.
+fn keep_owner(f: &File, target: &Target, uid: u32, gid: u32) {
+    let Ok(meta) = f.metadata() else { return };
+    if (meta.uid(), meta.gid()) == (uid, gid) {
+        return;
+    }
+    if let Err(e) = std::os::unix::fs::fchown(f, Some(uid), Some(gid)) {
+        eprintln!(
+            "warning: {} now belongs to uid {} (cannot keep owner {uid}:{gid}: {e}); check the server can read it",
+            target.path.display(),
+            meta.uid()
+        );
+    }
+}
