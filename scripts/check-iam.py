@@ -15,6 +15,13 @@ cfn-lint and checkov check the shape of a policy, not whether it can ever apply.
    Global keys (aws:*) are accepted from GLOBAL_KEYS; the tag keys aws:RequestTag/aws:TagKeys/
    aws:ResourceTag must be listed for the action like service keys.
 
+3. The rotation's calls against RotationRole: every Secrets Manager call the rotation code makes
+   (crates/authserver-aws/src/rotation/*.rs through sm.rs, whose functions name their API
+   operation) must be allowed on the credential secret and on a delivery secret by a statement whose
+   conditions can hold for that request: aws:RequestedRegion = the stack's region, and for
+   UpdateSecretVersionStage the label each call moves. moto enforces no IAM, so this is the check
+   that the four steps can run under the role at all.
+
 The template is resolved the way CloudFormation would for one parameter set (defaults, then a
 parameter file in the AWS CLI format): Conditions, Fn::If, Ref, Fn::GetAtt, Fn::Sub, Fn::Join,
 Fn::Select, Fn::Split, AWS::NoValue. Physical names and ARNs of the stack's own resources are
@@ -123,6 +130,16 @@ NEGATIVES = {
         " sec ${CredentialSecretId}",
         " sec ${CredentialSecretId}" + "-padding" * 16,
         "Description is"),
+    "rotation-move-not-allowed": (
+        "                    secretsmanager:VersionStage: [AWSCURRENT, AWSPENDING]\n",
+        "                    secretsmanager:VersionStage: [AWSCURRENT]\n",
+        "RotationRole does not allow secretsmanager:UpdateSecretVersionStage moving AWSPENDING"),
+    "rotation-describe-dropped": (
+        "              - Sid: DescribeCredentialAndDeliverySecrets\n                Effect: Allow\n"
+        "                Action: secretsmanager:DescribeSecret\n",
+        "              - Sid: DescribeCredentialAndDeliverySecrets\n                Effect: Allow\n"
+        "                Action: secretsmanager:ListSecrets\n",
+        "RotationRole does not allow secretsmanager:DescribeSecret"),
     "parliament-unknown-action": (
         "                Action: lambda:InvokeFunction\n                Resource: [!GetAtt RotationFunction.Arn",
         "                Action: lambda:InvokeFunctions\n                Resource: [!GetAtt RotationFunction.Arn",
@@ -463,10 +480,106 @@ def version_description_findings(stack, label):
     return out
 
 
+RUST_SM = ROOT / "crates/authserver-aws/src/sm.rs"
+RUST_ROTATION = ROOT / "crates/authserver-aws/src/rotation"
+LABELS = {"PENDING": "AWSPENDING", "CURRENT": "AWSCURRENT", "PREVIOUS": "AWSPREVIOUS"}
+
+
+def rotation_calls(sm_path=RUST_SM, rotation_dir=RUST_ROTATION):
+    """{action: set of labels moved (UpdateSecretVersionStage) or empty} from the rotation code."""
+    sm = sm_path.read_text()
+    ops = dict(re.findall(r"pub\(crate\) async fn (\w+)\(.*?const OP: &str = \"(\w+)\";", sm, re.S))
+    if not ops:
+        raise ValueError(f"{sm_path}: no `async fn` with `const OP` found (layout changed?)")
+    calls = {}
+    for f in sorted(rotation_dir.glob("*.rs")):
+        text = f.read_text()
+        for m in re.finditer(r"sm::(\w+)\(", text):
+            if m.group(1) not in ops:
+                continue
+            action = "secretsmanager:" + ops[m.group(1)]
+            labels = calls.setdefault(action, set())
+            if m.group(1) == "move_label":
+                # move_label(client, retry, secret, LABEL, to, from)
+                args = re.match(r"\s*[^,]+,\s*[^,]+,\s*[^,]+,\s*(\w+)", text[m.end():])
+                if args:
+                    labels.add(LABELS.get(args.group(1), args.group(1)))
+    if not calls:
+        raise ValueError(f"{rotation_dir}: no sm:: call found (layout changed?)")
+    return calls
+
+
+def _matches(pattern, value):
+    return fnmatch.fnmatchcase(value.lower(), pattern.lower())
+
+
+def _condition_holds(cond, context):
+    """IAM condition evaluation for the simple operators the template uses, over a request context."""
+    for op, block in (cond or {}).items():
+        base = op.split(":")[-1]
+        if_exists = base.endswith("IfExists")
+        base = base[:-len("IfExists")] if if_exists else base
+        for key, wanted in block.items():
+            wanted = wanted if isinstance(wanted, list) else [wanted]
+            got = context.get(key.lower())
+            if got is None:
+                if if_exists:
+                    continue
+                return False
+            if base in ("StringEquals", "ArnEquals"):
+                ok = any(str(got) == str(w) for w in wanted)
+            elif base in ("StringLike", "ArnLike"):
+                ok = any(_matches(str(w), str(got)) for w in wanted)
+            elif base == "DateLessThan":
+                ok = all(str(got) < str(w) for w in wanted)
+            else:
+                return False  # an operator this check does not model: treat as not holding
+            if not ok:
+                return False
+    return True
+
+
+def rotation_role_findings(stack, label, calls):
+    """Every call the rotation makes is allowed on the credential and a delivery secret."""
+    role = stack.resources.get("RotationRole")
+    if role is None:
+        return [f"{label}: no RotationRole in the template"]
+    props = stack.resolve(role["Properties"])
+    stmts = [st for pol in props.get("Policies", []) for st in statements(pol["PolicyDocument"])]
+    svc, stage = stack.params.get("ServiceName"), stack.params.get("Stage")
+    cred = stack.resolve({"Fn::If": ["CreateCredentialSecret", {"Ref": "CredentialSecret"},
+                                     {"Ref": "ExistingCredentialSecretArn"}]})
+    delivery = f"arn:aws:secretsmanager:{stack.region}:{ACCOUNT}:secret:{svc}/{stage}/delivery/app-AbCdEf"
+    out = []
+    for action, labels in sorted(calls.items()):
+        for secret in (cred, delivery):
+            for stage_label in sorted(labels) or [None]:
+                context = {"aws:requestedregion": stack.region}
+                if stage_label:
+                    context["secretsmanager:versionstage"] = stage_label
+                allowed = False
+                for st in stmts:
+                    acts = st.get("Action", [])
+                    acts = acts if isinstance(acts, list) else [acts]
+                    res = st.get("Resource", [])
+                    res = res if isinstance(res, list) else [res]
+                    if st.get("Effect") == "Allow" and any(_matches(a, action) for a in acts) \
+                            and any(_matches(r, secret) for r in res) \
+                            and _condition_holds(st.get("Condition"), context):
+                        allowed = True
+                        break
+                if not allowed:
+                    what = f" moving {stage_label}" if stage_label else ""
+                    out.append(f"{label}: RotationRole does not allow {action}{what} on {secret} "
+                               f"(the rotation code calls it; conditions evaluated with {context})")
+    return out
+
+
 def check_set(tpl, label, params, region, sar, used):
     stack = Stack(tpl, params, region)
     docs = policies(stack)
     bad, justified, n_stmt, n_keys = version_description_findings(stack, label), 0, 0, 0
+    bad += rotation_role_findings(stack, label, rotation_calls())
     for logical, where, doc in docs:
         # Sid per statement: parliament reports findings per statement; map them back by Sid.
         for issue, sid, detail in run_parliament(doc):
@@ -502,6 +615,9 @@ def check_all(template_path, param_files, region, report_unused=True):
         bad.append(f"unused justification {u[0]} on {u[1]} {u[2]} {u[3]}: nothing needs it any more, remove it")
     for b in bad:
         print("FINDING", b)
+    calls = rotation_calls()
+    print("rotation code calls: " + ", ".join(
+        f"{a}{' (' + '/'.join(sorted(l)) + ')' if l else ''}" for a, l in sorted(calls.items())))
     print(f"INFO: IAM: {len(sets)} parameter sets, {len(bad)} unjustified findings "
           f"(parliament {__import__('parliament').__version__}, SAR data of {sar.source})")
     return bad
