@@ -58,6 +58,9 @@ setup_venv() {
   [ -x "$VENV/bin/cfn-lint" ] || missing+=("cfn-lint==$CFN_LINT_VERSION")
   [ -x "$VENV/bin/checkov" ] || missing+=("checkov==$CHECKOV_VERSION")
   "$PY" -c 'import parliament' 2>/dev/null || missing+=("parliament==$PARLIAMENT_VERSION")
+  # parliament 1.6.4 loads its data through pkg_resources (setuptools), which venvs of Python >= 3.12
+  # do not have; setuptools 69 still ships it.
+  "$PY" -c 'import pkg_resources' 2>/dev/null || missing+=("setuptools<70")
   [ "$("$PY" -c 'from importlib.metadata import version; print(version("policy_sentry"))' 2>/dev/null)" = "$POLICY_SENTRY_VERSION" ] \
     || missing+=("policy-sentry==$POLICY_SENTRY_VERSION")
   if [ "${#missing[@]}" -gt 0 ]; then
