@@ -87,10 +87,12 @@ fn exposed_series(state: &AppState) -> String {
     let store = state.gate.store.as_ref();
     let regulation =
         RegulationCounters::read(&state.gate.regulator.bans, &state.gate.regulator.backend_errors);
-    let text = state
-        .telemetry
-        .registry
-        .render_prometheus(&store.status(), store.counters(), regulation, state.gate.limiter.abandoned());
+    let text = state.telemetry.registry.render_prometheus(
+        &store.status(),
+        store.counters(),
+        regulation,
+        state.gate.limiter.abandoned(),
+    );
     let mut series: Vec<String> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -192,6 +194,7 @@ async fn golden_cases() -> (Vec<(String, Value)>, String) {
                     bans: 0,
                     backend_errors: errors,
                 },
+                hash_abandoned: 0,
             },
             state.gate.store.as_ref(),
         );

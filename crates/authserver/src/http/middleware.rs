@@ -181,6 +181,7 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
                 &state.gate.regulator.bans,
                 &state.gate.regulator.backend_errors,
             ),
+            hash_abandoned: state.gate.limiter.abandoned(),
         },
         state.gate.store.as_ref(),
     );

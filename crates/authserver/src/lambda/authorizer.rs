@@ -167,6 +167,7 @@ fn account(state: &AppState, event: &Event, record: &AuthRecord, request_id: &st
             &state.gate.regulator.bans,
             &state.gate.regulator.backend_errors,
         ),
+        hash_abandoned: state.gate.limiter.abandoned(),
     };
     state.telemetry.record(&request, state.gate.store.as_ref());
     let outcome = if record.reason.is_none() {

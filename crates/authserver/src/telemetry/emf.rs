@@ -45,6 +45,8 @@ pub struct Invocation<'a> {
     pub regulation_backend_errors: u64,
     /// Audit events dropped since the previous blob.
     pub audit_dropped: u64,
+    /// Requests gone while queued for a verification slot since the previous blob.
+    pub hash_abandoned: u64,
     /// Country from a trusted header.
     pub country: Option<&'a str>,
     /// Request id (a plain property for correlation, not a dimension).
@@ -80,6 +82,7 @@ pub fn blob(inv: &Invocation<'_>) -> Value {
         &mut root,
     );
     put(&names::AUDIT_DROPPED, json!(inv.audit_dropped), &mut root);
+    put(&names::HASH_QUEUE_ABANDONED, json!(inv.hash_abandoned), &mut root);
     if inv.auth {
         put(&names::AUTH_SUCCESS, json!(u8::from(inv.allowed)), &mut root);
         put(&names::AUTH_FAILURE, json!(u8::from(!inv.allowed)), &mut root);

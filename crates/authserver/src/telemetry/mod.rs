@@ -214,6 +214,8 @@ pub struct RequestRecord<'a> {
     pub request_id: &'a str,
     /// The regulator's totals now (EMF emits what changed since the previous blob).
     pub regulation: metrics::RegulationCounters,
+    /// Requests gone while queued for a verification slot, since start (the limiter's count).
+    pub hash_abandoned: u64,
 }
 
 /// Where EMF blobs go (stdout on Lambda; a buffer in tests).
@@ -235,6 +237,7 @@ pub struct Telemetry {
     emitted_bans: AtomicU64,
     emitted_backend_errors: AtomicU64,
     emitted_audit_dropped: AtomicU64,
+    emitted_hash_abandoned: AtomicU64,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -264,6 +267,7 @@ impl Telemetry {
             emitted_bans: AtomicU64::new(0),
             emitted_backend_errors: AtomicU64::new(0),
             emitted_audit_dropped: AtomicU64::new(0),
+            emitted_hash_abandoned: AtomicU64::new(0),
         };
         t.registry.cold_start.fetch_add(1, Relaxed);
         t
@@ -339,6 +343,9 @@ impl Telemetry {
             self.emitted_backend_errors
                 .swap(regulation.backend_errors, Relaxed),
         );
+        let hash_abandoned = r
+            .hash_abandoned
+            .saturating_sub(self.emitted_hash_abandoned.swap(r.hash_abandoned, Relaxed));
         let audit_dropped = self.registry.audit_dropped.load(Relaxed);
         let audit_dropped =
             audit_dropped.saturating_sub(self.emitted_audit_dropped.swap(audit_dropped, Relaxed));
@@ -366,6 +373,7 @@ impl Telemetry {
             bans,
             regulation_backend_errors: backend_errors,
             audit_dropped,
+            hash_abandoned,
             country: r.country,
             request_id: r.request_id,
         })
