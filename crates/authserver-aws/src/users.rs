@@ -158,9 +158,11 @@ pub async fn push(
         .filter_map(|(user, rec)| Some((user.as_str(), rec.delivery_secret_id.as_deref()?)));
     crate::service_accounts::check(&[secret_id], accounts, |u| format!("user {u:?}"))
         .map_err(UsersError::Invalid)?;
+    // Compact, as createSecret writes it: pretty-printing costs a sixth of the capacity (261
+    // instead of 218 bytes for a user with a role and passwordChangedAt), and a rotation must
+    // not find a pushed document past the limit.
     let body = Zeroizing::new(
-        serde_json::to_string_pretty(&doc)
-            .map_err(|e| UsersError::Invalid(format!("cannot serialise: {e}")))?,
+        serde_json::to_string(&doc).map_err(|e| UsersError::Invalid(format!("cannot serialise: {e}")))?,
     );
     let size = Size {
         bytes: body.len(),
