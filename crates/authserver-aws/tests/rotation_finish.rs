@@ -89,7 +89,8 @@ async fn a_forced_push_during_the_settle_wait_stops_the_finish_before_anything_m
     let pushed = force_push(&rig, &doc).await;
     assert_eq!(pushed.abandoned.as_deref(), Some(token.as_str()));
     let old = pushed.replaced.as_deref().unwrap();
-    rig.as_aws_after_put(&pushed.version, old, None, false).await;
+    let kept = pushed.abandoned.is_none().then_some(token.as_str());
+    rig.as_aws_after_put(&pushed.version, old, kept, false).await;
     let err = finish.await.unwrap();
     assert!(
         err.contains("settle wait") && err.contains(&rig.arn) && err.contains("AWSPENDING"),
@@ -235,7 +236,8 @@ async fn a_forced_push_resetting_a_password_during_a_rotation_takes() {
     let pushed = force_push(&rig, &doc).await;
     assert_eq!(pushed.abandoned.as_deref(), Some(token.as_str()));
     let old = pushed.replaced.as_deref().unwrap();
-    rig.as_aws_after_put(&pushed.version, old, None, false).await;
+    let kept = pushed.abandoned.is_none().then_some(token.as_str());
+    rig.as_aws_after_put(&pushed.version, old, kept, false).await;
     let server = rig.store(Duration::from_secs(7200));
     server.refresh().await.unwrap();
     let pending_pw = value_of(&rig.aws, &rig.plain_delivery, &token).await;

@@ -156,7 +156,8 @@ impl Rig {
     /// the current version on the pending one, so moto's put relabels *that* version
     /// `AWSPREVIOUS` (dropping `AWSPENDING`) and leaves `AWSCURRENT` on `old_current` too.
     /// AWS moves `AWSCURRENT` to `put` and `AWSPREVIOUS` to `old_current` (which `users push`
-    /// then detaches: `previous` false), and leaves `pending` alone.
+    /// then detaches: `previous` false), and leaves `AWSPENDING` where it was: on `pending`,
+    /// when the put did not remove it itself.
     pub async fn as_aws_after_put(
         &self,
         put: &str,
