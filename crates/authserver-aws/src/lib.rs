@@ -14,6 +14,8 @@
 //! - [`rotation`]: [`Rotator`], the four Secrets Manager rotation steps for service accounts.
 //! - [`secrets`]: [`SecretsManagerStore`], the credential store over one Secrets Manager secret
 //!   (following rotations: pending and previous versions' service-account passwords).
+//! - [`service_accounts`]: the rules for service accounts' delivery secrets (one each, never the
+//!   credential secret), checked at push, load and rotation.
 //! - `sm`: the small Secrets Manager calls rotation and `users push/pull` share.
 //! - [`users`]: `users push/pull`, the users document to and from the credential secret.
 
@@ -24,6 +26,7 @@ pub mod regulation;
 pub mod retry;
 pub mod rotation;
 pub mod secrets;
+pub mod service_accounts;
 mod sm;
 pub mod users;
 

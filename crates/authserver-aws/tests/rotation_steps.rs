@@ -6,15 +6,11 @@
 mod common;
 use common::moto;
 
-use authserver_aws::{RetryPolicy, RotationConfig, RotationError, RotationEvent, Rotator};
-use authserver_core::{AuditEvent, AuditSink, Secret, StoredHash, UserHasher, hash_password};
-use common::{CHEAP, policy};
-use moto::Aws;
+use authserver_aws::{RotationError, Rotator};
+use authserver_core::{AuditEvent, UserHasher};
+use common::rotation::{ALPHABET, config, event, labels, outcome, rig, value_of, verifies};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 macro_rules! moto_or_skip {
     ($test:literal) => {
@@ -25,125 +21,11 @@ macro_rules! moto_or_skip {
     };
 }
 
-/// Keeps every audit event.
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<AuditEvent>>);
-
-impl AuditSink for Recorder {
-    fn emit(&self, event: AuditEvent) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
-struct Rig {
-    aws: Aws,
-    arn: String,
-    json_delivery: String,
-    plain_delivery: String,
-    function: String,
-    audit: Arc<Recorder>,
-}
-
-/// A credential secret with two service accounts (one delivering JSON, one plain text), a
-/// human and a disabled service account; rotation function stored in moto.
-async fn rig(url: &str) -> Rig {
-    let aws = Aws::fresh(url).await;
-    let u = moto::unique();
-    let json_delivery = format!("deliv/{u}/a");
-    let plain_delivery = format!("deliv/{u}/b");
-    aws.secret(
-        &json_delivery,
-        r#"{"url":"https://service-a.example","password":"initial-a"}"#,
-        None,
-    )
-    .await;
-    aws.secret(&plain_delivery, "initial-b", None).await;
-    aws.secret(&format!("deliv/{u}/off"), "off-pw", None).await;
-    let h = |pw: &str| hash_password(&Secret::from(pw), CHEAP).unwrap();
-    let doc = json!({
-        "svc-a": {"passwordHash": h("initial-a"), "deliverySecretId": json_delivery, "roles": ["m2m"],
-                  "passwordChangedAt": "2020-01-01T00:00:00Z"},
-        "svc-b": {"passwordHash": h("initial-b"), "deliverySecretId": plain_delivery},
-        "human": {"passwordHash": h("human-pw"), "passwordChangedAt": "2020-01-01T00:00:00Z"},
-        "off":   {"passwordHash": h("off-pw"), "status": "DISABLED", "deliverySecretId": format!("deliv/{u}/off")},
-    });
-    let arn = aws
-        .secret(&format!("rot/{u}/credentials"), &doc.to_string(), None)
-        .await;
-    let function = aws.function(&format!("rot-{u}-rotation"), true).await;
-    Rig {
-        aws,
-        arn,
-        json_delivery,
-        plain_delivery,
-        function,
-        audit: Arc::new(Recorder::default()),
-    }
-}
-
-fn config(secret: Option<&str>) -> RotationConfig {
-    RotationConfig {
-        secret_id: secret.map(str::to_owned),
-        password_length: 32,
-        alphabet: ALPHABET.chars().collect(),
-        policy: policy(),
-        retry: RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(40),
-        },
-        settle: Duration::ZERO,
-    }
-}
-
-fn rotator(rig: &Rig) -> Rotator {
-    settling_rotator(rig, Duration::ZERO)
-}
-
-/// A rotator whose finishSecret waits `settle` first.
-fn settling_rotator(rig: &Rig, settle: Duration) -> Rotator {
-    let config = RotationConfig {
-        settle,
-        ..config(Some(&rig.arn))
-    };
-    Rotator::new(
-        rig.aws.sm.clone(),
-        config,
-        UserHasher::new(b"k"),
-        rig.audit.clone(),
-    )
-}
-
-fn event(step: &str, secret: &str, token: &str) -> RotationEvent {
-    RotationEvent {
-        step: step.into(),
-        secret_id: secret.into(),
-        client_request_token: token.into(),
-    }
-}
-
-async fn outcome(r: &Rotator, step: &str, secret: &str, token: &str) -> &'static str {
-    r.run(&event(step, secret, token)).await.unwrap().outcome
-}
-
-fn verifies(phc: &str, password: &str) -> bool {
-    StoredHash::parse(phc, &policy())
-        .unwrap()
-        .verify(&Secret::from(password))
-}
-
-/// The labels of one version.
-fn labels(stages: &std::collections::HashMap<String, Vec<String>>, version: &str) -> Vec<String> {
-    let mut l = stages.get(version).cloned().unwrap_or_default();
-    l.sort();
-    l
-}
-
 #[tokio::test]
 async fn four_steps_rotate_service_accounts_and_each_is_idempotent() {
     let url = moto_or_skip!("four_steps_rotate_service_accounts_and_each_is_idempotent");
     let rig = rig(&url).await;
-    let r = rotator(&rig);
+    let r = rig.rotator();
     let old = rig.aws.value(&rig.arn, "AWSCURRENT").await;
     let token = rig.aws.start_rotation(&rig.arn, &rig.function, 30).await;
 
@@ -281,7 +163,7 @@ async fn four_steps_rotate_service_accounts_and_each_is_idempotent() {
 async fn finish_waits_the_settle_time_before_moving_awscurrent() {
     let url = moto_or_skip!("finish_waits_the_settle_time_before_moving_awscurrent");
     let rig = rig(&url).await;
-    let r = settling_rotator(&rig, Duration::from_millis(2000));
+    let r = rig.settling_rotator(Duration::from_millis(2000));
     let token = rig.aws.start_rotation(&rig.arn, &rig.function, 30).await;
     for step in ["createSecret", "setSecret", "testSecret"] {
         assert_eq!(outcome(&r, step, &rig.arn, &token).await, "done", "{step}");
@@ -321,7 +203,7 @@ async fn a_retried_create_reuses_a_password_already_staged() {
         .await
         .unwrap();
     assert_eq!(
-        outcome(&rotator(&rig), "createSecret", &rig.arn, &token).await,
+        outcome(&rig.rotator(), "createSecret", &rig.arn, &token).await,
         "done"
     );
     let pending: Value = serde_json::from_str(&value_of(&rig.aws, &rig.arn, &token).await).unwrap();
@@ -335,7 +217,7 @@ async fn a_retried_create_reuses_a_password_already_staged() {
 async fn tokens_that_are_not_the_pending_version_are_refused() {
     let url = moto_or_skip!("tokens_that_are_not_the_pending_version_are_refused");
     let rig = rig(&url).await;
-    let r = rotator(&rig);
+    let r = rig.rotator();
     let refused = |result: Result<authserver_aws::StepReport, RotationError>, want: &str| match result {
         Err(RotationError::Refused(why)) => assert!(why.contains(want), "{why}"),
         other => panic!("expected a refusal ({want}), got {other:?}"),
@@ -371,10 +253,15 @@ async fn tokens_that_are_not_the_pending_version_are_refused() {
         other.run(&event("createSecret", &rig.arn, &token)).await,
         "rotates some/other/secret only",
     );
-    // Before createSecret wrote it, the pending version has no value.
-    match r.run(&event("setSecret", &rig.arn, &token)).await {
-        Err(RotationError::Invalid(why)) => assert!(why.contains("createSecret has not run"), "{why}"),
-        other => panic!("{other:?}"),
+    // Before createSecret wrote it, the pending version has no value: setSecret and
+    // finishSecret fail (testSecret is then the configuration probe: rotation_config.rs).
+    for step in ["setSecret", "finishSecret"] {
+        match r.run(&event(step, &rig.arn, &token)).await {
+            Err(RotationError::Invalid(why)) => {
+                assert!(why.contains("createSecret has not run"), "{step}: {why}");
+            }
+            other => panic!("{step}: {other:?}"),
+        }
     }
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         outcome(&r, step, &rig.arn, &token).await;
@@ -394,7 +281,7 @@ async fn tokens_that_are_not_the_pending_version_are_refused() {
 async fn a_change_of_awscurrent_during_the_rotation_stops_it() {
     let url = moto_or_skip!("a_change_of_awscurrent_during_the_rotation_stops_it");
     let rig = rig(&url).await;
-    let r = rotator(&rig);
+    let r = rig.rotator();
     let token = rig.aws.start_rotation(&rig.arn, &rig.function, 30).await;
     outcome(&r, "createSecret", &rig.arn, &token).await;
     outcome(&r, "setSecret", &rig.arn, &token).await;
@@ -468,18 +355,4 @@ fn weak_password_settings_are_refused() {
     c.alphabet = ALPHABET.chars().collect();
     c.password_length = 2000;
     assert!(c.validate().is_err());
-}
-
-/// The value of `version` of `secret`.
-async fn value_of(aws: &Aws, secret: &str, version: &str) -> String {
-    aws.sm
-        .get_secret_value()
-        .secret_id(secret)
-        .version_id(version)
-        .send()
-        .await
-        .unwrap()
-        .secret_string()
-        .unwrap()
-        .to_owned()
 }

@@ -312,6 +312,11 @@ impl Snapshot {
     /// from `other`: humans' old passwords are never accepted, and a user disabled or removed
     /// here stays so. `other` was validated against the policy when it was built. With no
     /// account to take a hash for, the result has no alternates.
+    ///
+    /// A *previous* version's password is an older one: it is taken only when its
+    /// `passwordChangedAt` is not later than the current one's (unknown counts as oldest). So
+    /// after a rollback of a rotation (`AWSCURRENT` moved back, the rotated version now
+    /// `AWSPREVIOUS`), the rolled-back, newer passwords get no grace period.
     pub fn with_alternates(&self, kind: AlternateKind, other: &Snapshot) -> Snapshot {
         let hashes: HashMap<String, StoredHash> = self
             .users
@@ -319,7 +324,13 @@ impl Snapshot {
             .filter(|(_, u)| u.status == Status::Active && u.delivery_secret_id.is_some())
             .filter_map(|(name, u)| {
                 let alt = other.user(name)?;
-                (alt.status == Status::Active && alt.hash.expose() != u.hash.expose())
+                let older = match (alt.password_changed_at, u.password_changed_at) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(then), Some(now)) => then <= now,
+                };
+                let in_time = kind == AlternateKind::Pending || older;
+                (alt.status == Status::Active && alt.hash.expose() != u.hash.expose() && in_time)
                     .then(|| (name.clone(), alt.hash.clone()))
             })
             .collect();
@@ -507,5 +518,38 @@ mod tests {
             parse_document(format!(r#"{{"a":{{"passwordHash":"{}"}}}}"#, phc()).as_bytes()).expect("ok");
         let dbg = format!("{doc:?}");
         assert!(!dbg.contains("argon2id"), "{dbg}");
+    }
+    /// A previous version's password is accepted only when it is the older one: the grace
+    /// period never covers passwords a rollback of a rotation took away.
+    #[test]
+    fn previous_passwords_must_be_older_than_current_ones() {
+        let snap = |pw: &str, changed: Option<&str>, version: &str| {
+            let hash = hash_password(&Secret::from(pw), FAST).expect("hash");
+            let changed = changed.map_or(String::new(), |c| format!(r#","passwordChangedAt":"{c}""#));
+            let json = format!(r#"{{"svc":{{"passwordHash":"{hash}","deliverySecretId":"d"{changed}}}}}"#);
+            Snapshot::from_json(json.as_bytes(), &HashPolicy::default(), version).expect("ok")
+        };
+        let old = snap("old", Some("2026-01-01T00:00:00Z"), "o");
+        let rotated = snap("new", Some("2026-06-01T00:00:00Z"), "r");
+        let undated = snap("legacy", None, "l");
+        let accepted = |current: &Snapshot, other: &Snapshot, kind| {
+            current
+                .with_alternates(kind, other)
+                .alternates()
+                .is_some_and(|a| a.get("svc").is_some())
+        };
+        // After a rotation: the replaced (older or undated) password gets its grace period.
+        assert!(accepted(&rotated, &old, AlternateKind::Previous));
+        assert!(accepted(&rotated, &undated, AlternateKind::Previous));
+        // After a rollback: the rotated (newer) password does not.
+        assert!(!accepted(&old, &rotated, AlternateKind::Previous));
+        assert!(!accepted(&undated, &rotated, AlternateKind::Previous));
+        // A pending password is always the newer one and is accepted.
+        assert!(accepted(&old, &rotated, AlternateKind::Pending));
+        assert!(accepted(
+            &undated,
+            &snap("other", None, "u2"),
+            AlternateKind::Pending
+        ));
     }
 }

@@ -26,6 +26,11 @@ pub const ALIASES: &[(&str, &str)] = &[
         "log.user_hash_key_secret_id",
     ),
     ("AUTHSERVER_REGULATION_TABLE", "regulation.dynamodb_table"),
+    // The stage's log retention, which the template passes to the compliance function.
+    (
+        "AUTHSERVER_COMPLIANCE_LOG_RETENTION_DAYS",
+        "compliance.min_log_retention_days",
+    ),
 ];
 
 /// Variables with the `AUTHSERVER_` prefix that are not settings.
@@ -855,6 +860,16 @@ mod tests {
         assert_eq!(s.store.kind, StoreKind::SecretsManager);
         assert_eq!(s.hash.policy.min_m_kib, 32768);
         assert_eq!(s.log.level, "warn", "canonical name beats alias");
+    }
+
+    /// The template gives the compliance function its stage's log retention: dev and staging
+    /// keep logs 30 and 90 days, and must not fail a fixed 365-day control.
+    #[test]
+    fn the_stage_log_retention_sets_the_compliance_minimum() {
+        assert_eq!(Settings::default().compliance.min_log_retention_days, 365);
+        let s = Settings::load_with_env(None, env(&[("AUTHSERVER_COMPLIANCE_LOG_RETENTION_DAYS", "30")]))
+            .expect("valid");
+        assert_eq!(s.compliance.min_log_retention_days, 30);
     }
 
     #[test]

@@ -158,3 +158,82 @@ async fn invalid_files_and_pushes_during_a_rotation_are_refused() {
     assert!(err.contains("a rotation is under way"), "{err}");
     assert!(!err.contains("secret.push"), "not audited: {err}");
 }
+
+/// A users file of `n` users sharing one hash (push validates each entry, it does not care that
+/// they repeat), and its size as `users push` uploads it (compact JSON).
+fn many_users(path: &Path, n: usize, hash: &str) -> usize {
+    let users: serde_json::Map<String, serde_json::Value> = (0..n)
+        .map(|i| {
+            (
+                format!("service-user-{i:05}"),
+                serde_json::json!({"passwordHash": hash, "roles": ["reader"],
+                                   "passwordChangedAt": "2026-01-01T00:00:00Z"}),
+            )
+        })
+        .collect();
+    let text = serde_json::Value::Object(users).to_string();
+    std::fs::write(path, &text).unwrap();
+    serde_json::to_string(&parse_document(text.as_bytes()).unwrap())
+        .unwrap()
+        .len()
+}
+
+/// Secrets Manager takes at most 65,536 bytes per secret value (moto takes more): an oversized
+/// file is refused before any AWS call, with its size, the limit and how many users fit; a
+/// nearly full one is pushed with a warning.
+#[tokio::test]
+async fn oversized_files_are_refused_before_any_aws_call_and_nearly_full_ones_warn() {
+    let Some(url) = moto::url("oversized_files_are_refused_before_any_aws_call_and_nearly_full_ones_warn")
+    else {
+        return;
+    };
+    let aws = Aws::fresh(&url).await;
+    let name = format!("push/{}/credentials", moto::unique());
+    aws.secret(&name, "{}", None).await;
+    let f = common::fixture();
+    let hash = hash_password(&Secret::from(common::ALICE_PW), common::FAST).unwrap();
+    let entry = many_users(&f.dir.path().join("one.json"), 100, &hash) / 100;
+    eprintln!(
+        "FIGURE users push: {entry} bytes per user (Argon2id hash, one role, passwordChangedAt, \
+         compact JSON): about {} users fit in 65,536 bytes",
+        65_536 / entry
+    );
+
+    let big = f.dir.path().join("big.json");
+    let n = 65_536 / entry + 20;
+    let bytes = many_users(&big, n, &hash);
+    assert!(bytes > 65_536, "{bytes}");
+    // A secret that does not exist: any AWS call would fail with ResourceNotFound instead.
+    let missing = format!("push/{}/no-such-secret", moto::unique());
+    for secret in [&missing, &name] {
+        let (code, out, err) = cli(&aws, &["push", "--secret-id", secret, big.to_str().unwrap()]);
+        assert_eq!(code, Some(1), "{out}{err}");
+        assert!(
+            err.contains(&format!("{bytes} bytes")) && err.contains("limit of 65536 bytes"),
+            "{err}"
+        );
+        let fit = 65_536 * n / bytes;
+        assert!(
+            err.contains(&format!("about {fit} users fit (it has {n})")),
+            "{err}"
+        );
+        assert!(!err.contains("ResourceNotFound"), "no AWS call: {err}");
+        eprintln!("FIGURE users push of {n} users: {}", err.trim());
+        no_secret(&(out + &err), std::slice::from_ref(&hash));
+    }
+    assert_eq!(aws.stages(&name).await.len(), 1, "nothing uploaded");
+
+    let full = f.dir.path().join("full.json");
+    let n = 65_536 * 95 / 100 / entry;
+    let bytes = many_users(&full, n, &hash);
+    assert!((58_983..=65_536).contains(&bytes), "{bytes}");
+    let (code, out, err) = cli(&aws, &["push", "--secret-id", &name, full.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        err.contains(&format!("warning: the users document is {bytes} bytes")) && err.contains("DynamoDB"),
+        "{err}"
+    );
+    let (code, out, err) = cli(&aws, &["push", "--secret-id", &name, f.users.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(!err.contains("warning"), "a small file: no warning: {err}");
+}

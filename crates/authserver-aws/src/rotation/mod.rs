@@ -6,8 +6,12 @@
 //! |---|---|
 //! | `createSecret` | for each service account (ACTIVE or DISABLED: a disabled one stays so), a new random password (length and alphabet from the config), staged in its delivery secret as `AWSPENDING` under the rotation token, hashed with Argon2id at the cost of the account's current hash; the store with those hashes written as the credential secret's `AWSPENDING` version |
 //! | `setSecret` | makes sure every delivery secret has that password staged `AWSPENDING` (the version the token names) |
-//! | `testSecret` | the pending store meets the hash policy and differs from `AWSCURRENT` only in the rotated accounts' hashes and `passwordChangedAt`; each delivered password verifies against its pending hash |
-//! | `finishSecret` | `AWSCURRENT` to the token's version on each delivery secret, then on the credential secret; `AWSPENDING` removed |
+//! | `testSecret` | the pending store meets the hash policy and differs from `AWSCURRENT` only in the rotated accounts' hashes and `passwordChangedAt`; each delivered password verifies against its pending hash. On a pending version without a value (the rotation schedule's configuration probe: Secrets Manager runs only `testSecret` then) it checks that `AWSCURRENT` parses and every delivery secret can be described, and succeeds |
+//! | `finishSecret` | checks that every delivery secret holds the token's version, waits the settle time, checks again (and that `AWSCURRENT` and `AWSPENDING` did not move meanwhile), then moves `AWSCURRENT` to the token's version on each delivery secret, then on the credential secret; `AWSPENDING` removed. A failure after a delivery secret moved moves it back ([`finish`]) |
+//!
+//! `createSecret` (and the probe) first check the service accounts' delivery secrets
+//! ([`crate::service_accounts`]: one each, never the credential secret, compared by ARN), so
+//! nothing is written for a document that breaks those rules.
 //!
 //! Why `createSecret` already writes the delivery secrets: the new plaintext passwords must
 //! survive from one invocation to the next, and the only place they may live is the delivery
@@ -20,11 +24,12 @@
 //! that the version is staged `AWSPENDING` (a token whose version is already `AWSCURRENT`
 //! means the rotation is done: nothing to do). Any other token is refused. Every write to a
 //! secret passes `VersionStages=["AWSPENDING"]` explicitly (the rotation role may write nothing
-//! else). Logs and errors name accounts by `user_hash`, never by name, and never carry a
-//! password or hash.
+//! else). Logs and errors name accounts by `user_hash`, never by name, name the secret a failed
+//! call was about, and never carry a password or hash.
 
 mod delivery;
 mod document;
+mod finish;
 mod steps;
 
 use crate::retry::{CallError, RetryPolicy};
@@ -141,8 +146,9 @@ pub struct StepReport {
     pub secret: String,
     /// The rotation token (a version id: not secret).
     pub token: String,
-    /// `done`, `already done` (a retry found the work done) or `already current` (the token's
-    /// version is `AWSCURRENT`: the rotation is over).
+    /// `done`, `already done` (a retry found the work done), `already current` (the token's
+    /// version is `AWSCURRENT`: the rotation is over) or `configuration checked` (`testSecret`
+    /// on a pending version without a value: the rotation schedule's probe).
     pub outcome: &'static str,
     /// `user_hash` of every service account the step handled.
     pub accounts: Vec<String>,
@@ -181,8 +187,29 @@ struct Inner {
 /// What every step learns first.
 struct Context {
     arn: String,
+    /// The secret's name, when Secrets Manager gave it.
+    name: Option<String>,
     token: String,
     stages: HashMap<String, Vec<String>>,
+}
+
+impl Context {
+    /// The ids the credential secret is known by, for [`crate::service_accounts::check`].
+    fn ids(&self) -> Vec<&str> {
+        std::iter::once(self.arn.as_str())
+            .chain(self.name.as_deref())
+            .collect()
+    }
+}
+
+/// A failed call on `secret`, with the secret named (AWS's own messages do not name it).
+fn on(secret: &str) -> impl FnOnce(CallError) -> RotationError + '_ {
+    move |e| {
+        RotationError::Call(CallError {
+            message: format!("{} (secret {secret})", e.message),
+            ..e
+        })
+    }
 }
 
 impl Rotator {
@@ -247,7 +274,7 @@ impl Rotator {
         };
         if sm::has(&ctx.stages, &ctx.token, crate::secrets::CURRENT) {
             if step == Step::Finish {
-                steps::drop_pending_label(self, &ctx).await?;
+                finish::drop_pending_label(self, &ctx).await?;
             }
             return Ok(report("already current", Vec::new()));
         }
@@ -255,7 +282,7 @@ impl Rotator {
             Step::Create => steps::create(self, &ctx).await?,
             Step::Set => steps::set(self, &ctx).await?,
             Step::Test => steps::test(self, &ctx).await?,
-            Step::Finish => steps::finish(self, &ctx).await?,
+            Step::Finish => finish::finish(self, &ctx).await?,
         };
         Ok(report(outcome, accounts))
     }
@@ -263,7 +290,9 @@ impl Rotator {
     /// The checks every step starts with.
     async fn context(&self, event: &RotationEvent) -> Result<Context, RotationError> {
         let cfg = &self.inner.config;
-        let described = sm::describe(&self.inner.client, &cfg.retry, &event.secret_id).await?;
+        let described = sm::describe(&self.inner.client, &cfg.retry, &event.secret_id)
+            .await
+            .map_err(on(&event.secret_id))?;
         let arn = described.arn().unwrap_or(&event.secret_id).to_owned();
         if let Some(expected) = &cfg.secret_id {
             let names = [Some(event.secret_id.as_str()), described.arn(), described.name()];
@@ -292,7 +321,12 @@ impl Rotator {
                 "version {token} of {arn} is not staged AWSPENDING"
             )));
         }
-        Ok(Context { arn, token, stages })
+        Ok(Context {
+            name: described.name().map(str::to_owned),
+            arn,
+            token,
+            stages,
+        })
     }
 
     fn client(&self) -> &Client {

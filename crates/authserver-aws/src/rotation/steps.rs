@@ -1,23 +1,30 @@
 //! The four steps (see the module docs of [`super`] for what each does and why).
 
 use super::document::{generate_password, parse, same_but_rotated, service_accounts};
-use super::{Context, RotationError, Rotator, delivery};
+use super::{Context, RotationError, Rotator, delivery, on};
 use crate::secrets::{CURRENT, PENDING};
 use crate::sm;
+use crate::users::SECRET_STRING_LIMIT;
 use authserver_core::{Cost, HashPolicy, Secret, Snapshot, StoreDocument, StoredHash, hash_password};
 use time::OffsetDateTime;
 
-type Done = (&'static str, Vec<String>);
+pub(super) type Done = (&'static str, Vec<String>);
 
 /// `createSecret`.
 pub(super) async fn create(r: &Rotator, ctx: &Context) -> Result<Done, RotationError> {
     let (client, cfg) = (r.client(), r.config());
-    if let Some(pending) = sm::get(client, &cfg.retry, &ctx.arn, Some(&ctx.token), Some(PENDING)).await? {
+    if let Some(pending) = sm::get(client, &cfg.retry, &ctx.arn, Some(&ctx.token), Some(PENDING))
+        .await
+        .map_err(on(&ctx.arn))?
+    {
         let doc = parse(&pending.text, "the pending version")?;
         return Ok(("already done", hashes(r, &service_accounts(&doc))));
     }
     let mut doc = current(r, ctx).await?;
     let accounts = service_accounts(&doc);
+    // Before any write: a delivery secret shared or the credential secret itself would put one
+    // account's password in another's hands, or a plaintext password next to the hashes.
+    delivery::resolve(r, ctx, &accounts).await?;
     if accounts.is_empty() {
         tracing::warn!(
             secret = ctx.arn,
@@ -45,7 +52,16 @@ pub(super) async fn create(r: &Rotator, ctx: &Context) -> Result<Done, RotationE
             .map_err(|e| RotationError::Invalid(format!("cannot serialise the store: {e}")))?,
     );
     meets_policy(&text, &cfg.policy, r)?;
-    sm::put(client, &cfg.retry, &ctx.arn, &ctx.token, &text, &[PENDING]).await?;
+    if text.len() > SECRET_STRING_LIMIT {
+        return Err(RotationError::Invalid(format!(
+            "the pending store would be {} bytes, over Secrets Manager's limit of \
+             {SECRET_STRING_LIMIT} bytes for a secret value (docs/runbooks/capacity-planning.md)",
+            text.len()
+        )));
+    }
+    sm::put(client, &cfg.retry, &ctx.arn, &ctx.token, &text, &[PENDING])
+        .await
+        .map_err(on(&ctx.arn))?;
     Ok(("done", hashes(r, &accounts)))
 }
 
@@ -59,9 +75,13 @@ pub(super) async fn set(r: &Rotator, ctx: &Context) -> Result<Done, RotationErro
     Ok(("done", hashes(r, &accounts)))
 }
 
-/// `testSecret`.
+/// `testSecret`; on a pending version without a value, the configuration probe.
 pub(super) async fn test(r: &Rotator, ctx: &Context) -> Result<Done, RotationError> {
-    let (current, pending, text) = both(r, ctx).await?;
+    let Some(text) = pending_value(r, ctx).await? else {
+        return probe(r, ctx).await;
+    };
+    let current = current(r, ctx).await?;
+    let pending = parse(&text, "the pending version")?;
     same_but_rotated(&current, &pending, |u| r.user_hash(u))?;
     meets_policy(&text, &r.config().policy, r)?;
     let accounts = service_accounts(&pending);
@@ -81,54 +101,29 @@ pub(super) async fn test(r: &Rotator, ctx: &Context) -> Result<Done, RotationErr
     Ok(("done", hashes(r, &accounts)))
 }
 
-/// `finishSecret`: delivery secrets first, so that at every moment a client's password is one
-/// the servers accept (pending while `AWSPENDING` exists, previous during the grace period).
-pub(super) async fn finish(r: &Rotator, ctx: &Context) -> Result<Done, RotationError> {
-    let (current, pending, _) = both(r, ctx).await?;
-    same_but_rotated(&current, &pending, |u| r.user_hash(u))?;
-    let accounts = service_accounts(&pending);
-    let settle = r.config().settle;
-    if !settle.is_zero() {
-        // Secrets Manager runs the four steps back to back: without this wait a client reading
-        // its delivery secret right after this step could present the new password to a server
-        // that has not yet seen AWSPENDING, and fail until its next version check.
-        tracing::info!(
-            settle_seconds = settle.as_secs(),
-            "waiting for every server's version check to load the pending version"
-        );
-        tokio::time::sleep(settle).await;
-    }
-    for (_, delivery_id) in &accounts {
-        delivery::promote(r, delivery_id, &ctx.token).await?;
-    }
-    let (client, retry) = (r.client(), &r.config().retry);
-    let from = sm::holder(&ctx.stages, CURRENT);
-    sm::move_label(
-        client,
-        retry,
-        &ctx.arn,
-        CURRENT,
-        Some(&ctx.token),
-        from.as_deref(),
-    )
-    .await?;
-    drop_pending_label(r, ctx).await?;
-    Ok(("done", hashes(r, &accounts)))
+/// The rotation schedule's configuration probe. With `RotateImmediatelyOnUpdate: false`,
+/// Secrets Manager checks a new schedule by running only `testSecret` on a fresh `AWSPENDING`
+/// version that has no value (no `createSecret` before it): what can be checked then is what a
+/// rotation will need, as AWS's own rotation templates do. `AWSCURRENT` parses as a store, and
+/// every service account's delivery secret exists, can be described and follows the rules of
+/// [`crate::service_accounts`]. Nothing is written.
+async fn probe(r: &Rotator, ctx: &Context) -> Result<Done, RotationError> {
+    let doc = current(r, ctx).await?;
+    let accounts = service_accounts(&doc);
+    delivery::resolve(r, ctx, &accounts).await?;
+    tracing::info!(
+        secret = ctx.arn,
+        token = ctx.token,
+        service_accounts = accounts.len(),
+        "testSecret on a pending version without a value: configuration probe passed"
+    );
+    Ok(("configuration checked", hashes(r, &accounts)))
 }
 
-/// Removes `AWSPENDING` from the token's version (after `finishSecret`), if it is still there.
-pub(super) async fn drop_pending_label(r: &Rotator, ctx: &Context) -> Result<(), RotationError> {
-    let (client, retry) = (r.client(), &r.config().retry);
-    let stages = sm::stages(&sm::describe(client, retry, &ctx.arn).await?);
-    if sm::has(&stages, &ctx.token, PENDING) {
-        sm::move_label(client, retry, &ctx.arn, PENDING, None, Some(&ctx.token)).await?;
-    }
-    Ok(())
-}
-
-async fn current(r: &Rotator, ctx: &Context) -> Result<StoreDocument, RotationError> {
+pub(super) async fn current(r: &Rotator, ctx: &Context) -> Result<StoreDocument, RotationError> {
     let value = sm::get(r.client(), &r.config().retry, &ctx.arn, None, Some(CURRENT))
-        .await?
+        .await
+        .map_err(on(&ctx.arn))?
         .ok_or_else(|| RotationError::Invalid(format!("{} has no AWSCURRENT value", ctx.arn)))?;
     parse(&value.text, "AWSCURRENT")
 }
@@ -137,17 +132,25 @@ async fn pending(r: &Rotator, ctx: &Context) -> Result<StoreDocument, RotationEr
     parse(&pending_text(r, ctx).await?, "the pending version")
 }
 
-async fn pending_text(r: &Rotator, ctx: &Context) -> Result<zeroize::Zeroizing<String>, RotationError> {
-    sm::get(
+/// The pending version's value; `None` before `createSecret` wrote it.
+async fn pending_value(
+    r: &Rotator,
+    ctx: &Context,
+) -> Result<Option<zeroize::Zeroizing<String>>, RotationError> {
+    let value = sm::get(
         r.client(),
         &r.config().retry,
         &ctx.arn,
         Some(&ctx.token),
         Some(PENDING),
     )
-    .await?
-    .map(|v| v.text)
-    .ok_or_else(|| {
+    .await
+    .map_err(on(&ctx.arn))?;
+    Ok(value.map(|v| v.text))
+}
+
+async fn pending_text(r: &Rotator, ctx: &Context) -> Result<zeroize::Zeroizing<String>, RotationError> {
+    pending_value(r, ctx).await?.ok_or_else(|| {
         RotationError::Invalid(format!(
             "version {} of {} has no value: createSecret has not run",
             ctx.token, ctx.arn
@@ -155,7 +158,7 @@ async fn pending_text(r: &Rotator, ctx: &Context) -> Result<zeroize::Zeroizing<S
     })
 }
 
-async fn both(
+pub(super) async fn both(
     r: &Rotator,
     ctx: &Context,
 ) -> Result<(StoreDocument, StoreDocument, zeroize::Zeroizing<String>), RotationError> {
@@ -196,6 +199,6 @@ async fn verify(password: Secret, phc: String, policy: HashPolicy) -> Result<boo
         .map_err(|_| RotationError::Invalid("verification did not complete".into()))
 }
 
-fn hashes(r: &Rotator, accounts: &[(String, String)]) -> Vec<String> {
+pub(super) fn hashes(r: &Rotator, accounts: &[(String, String)]) -> Vec<String> {
     accounts.iter().map(|(name, _)| r.user_hash(name)).collect()
 }

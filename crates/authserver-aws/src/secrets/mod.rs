@@ -15,7 +15,9 @@
 //! - **Bounded stale-on-error.** When refreshes fail, the last good snapshot is served for up to
 //!   `max_stale` from the first failure (and at least until its TTL ends); then
 //!   [`Unavailable`] with a `Retry-After`. A version that fails to parse or to meet the hash
-//!   policy never replaces the snapshot, is not fetched again, and counts as a failure.
+//!   policy never replaces the snapshot, is not fetched again, and counts as a failure. So
+//!   does one whose service accounts share a delivery secret or deliver to this very secret
+//!   ([`crate::service_accounts`]).
 //! - **No "no users".** A failure never produces an empty snapshot; before the first good load
 //!   the store is unavailable (503), not empty.
 //! - **Rotations.** While `AWSPENDING` is on another version, service accounts' passwords
@@ -298,8 +300,17 @@ impl Inner {
         let policy = self.config.policy.clone();
         let hasher = self.hasher.clone();
         let label = version.clone();
+        let secret_id = self.config.secret_id.clone();
         let parsed = tokio::task::spawn_blocking(move || {
-            Snapshot::from_json(&value, &policy, label).map_err(|e| e.log_safe(|u| hasher.hash(u)))
+            let snapshot =
+                Snapshot::from_json(&value, &policy, label).map_err(|e| e.log_safe(|u| hasher.hash(u)))?;
+            let accounts = snapshot
+                .users()
+                .filter_map(|(user, u)| Some((user, u.delivery_secret_id.as_deref()?)));
+            crate::service_accounts::check(&[&secret_id], accounts, |u| {
+                format!("user_hash {}", hasher.hash(u))
+            })?;
+            Ok(snapshot)
         })
         .await;
         match parsed {

@@ -39,7 +39,22 @@ pub fn push(secret_id: &str, file: &Path, force: bool, config: Option<&Path>) ->
             " (replaced {v}; AWSPREVIOUS detached, so no previous password stays accepted)"
         ))
     );
+    if let Some(pending) = &pushed.abandoned {
+        eprintln!(
+            "warning: the rotation preparing version {pending} is abandoned (AWSPENDING removed): \
+             its remaining steps fail; rotate again once the push is in service"
+        );
+    }
+    size_warning(&pushed.size);
     Ok(())
+}
+
+/// `config check` cannot see the document of a `secrets_manager` store (it makes no AWS
+/// call), so push and pull, which hold it, warn near Secrets Manager's size limit.
+fn size_warning(size: &authserver_aws::users::Size) {
+    if let Some(warning) = size.warning() {
+        eprintln!("warning: {warning}");
+    }
 }
 
 /// `users pull`: writes FILE (mode 0600) even when the document fails the policy (so that it
@@ -76,6 +91,7 @@ pub fn pull(secret_id: &str, file: &Path, config: Option<&Path>) -> anyhow::Resu
         Ok(()) => println!("validation: OK (every entry meets the hash policy)"),
         Err(why) => eprintln!("validation: FAILED: {why}"),
     }
+    size_warning(&pulled.size);
     Ok(())
 }
 

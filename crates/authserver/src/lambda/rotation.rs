@@ -21,6 +21,7 @@ impl Rotation {
     /// Builds the rotator from settings: the SDK client, the `user_hash` key, the audit trail.
     /// Runs inside the multi-thread runtime (the `user_hash` key secret is read during init).
     pub async fn new(settings: &Settings, started: std::time::Instant) -> anyhow::Result<Self> {
+        require_secret(settings)?;
         settings
             .rotation_config()
             .validate()
@@ -71,6 +72,18 @@ impl Rotation {
     }
 }
 
+/// The function rotates one credential secret: without it configured, it would act on events
+/// for any secret its role can reach, so it refuses to start (an init error).
+fn require_secret(settings: &Settings) -> anyhow::Result<()> {
+    if settings.store.secret_id.trim().is_empty() {
+        anyhow::bail!(
+            "rotation mode needs the credential secret it rotates: set CREDENTIAL_SECRET_ARN \
+             (store.secret_id); events for any other secret are refused"
+        );
+    }
+    Ok(())
+}
+
 fn error_type(e: &RotationError) -> &'static str {
     match e {
         RotationError::Refused(_) => "RotationRefused",
@@ -83,5 +96,20 @@ fn diagnostic(error_type: &str, message: &str) -> Diagnostic {
     Diagnostic {
         error_type: error_type.into(),
         error_message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_credential_secret_no_rotation_function() {
+        let mut settings = Settings::default();
+        settings.store.secret_id = String::new();
+        let err = require_secret(&settings).unwrap_err().to_string();
+        assert!(err.contains("CREDENTIAL_SECRET_ARN"), "{err}");
+        settings.store.secret_id = "arn:aws:secretsmanager:us-east-1:1:secret:c-AbC123".into();
+        assert!(require_secret(&settings).is_ok());
     }
 }
