@@ -258,9 +258,15 @@ mod tests {
         assert_eq!(c.len(), 2, "bounded");
         assert!(!c.contains(&s1, "a", &a), "least recently used evicted");
         let s2 = snap(&h, "");
-        assert!(c.contains(&s2, "b", &b), "an unchanged user survives a new snapshot");
+        assert!(
+            c.contains(&s2, "b", &b),
+            "an unchanged user survives a new snapshot"
+        );
         c.insert(&s1, "a", a);
-        assert!(!c.contains(&s2, "a", &a), "late insert from an older snapshot ignored");
+        assert!(
+            !c.contains(&s2, "a", &a),
+            "late insert from an older snapshot ignored"
+        );
         assert!(!c.contains(&s1, "b", &b), "an older snapshot never answers");
         c.clear();
         assert!(!c.contains(&s2, "b", &b));
@@ -276,7 +282,10 @@ mod tests {
         let (a, b) = (c.key("a", "pw", &h), c.key("b", "pw", &h));
         c.insert(&s1, "a", a);
         c.insert(&s1, "b", b);
-        for change in [r#","roles":["admin"]"#, r#","roles":["admin"],"status":"DISABLED""#] {
+        for change in [
+            r#","roles":["admin"]"#,
+            r#","roles":["admin"],"status":"DISABLED""#,
+        ] {
             let s2 = snap(&h, change);
             assert!(!c.contains(&s2, "a", &a), "{change}: a's record changed");
             assert!(c.contains(&s2, "b", &b), "{change}: b untouched");

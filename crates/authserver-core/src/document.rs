@@ -55,7 +55,9 @@ pub fn parse_document(bytes: &[u8]) -> Result<StoreDocument, StoreError> {
 
 fn entry(raw: RawEntry) -> Result<UserRecord, EntryProblem> {
     let RawEntry::Object(fields) = raw else {
-        return Err(EntryProblem::Shape("entry must be an object with a passwordHash string".into()));
+        return Err(EntryProblem::Shape(
+            "entry must be an object with a passwordHash string".into(),
+        ));
     };
     let mut map = serde_json::Map::with_capacity(fields.len());
     for (name, value) in fields {
@@ -211,7 +213,9 @@ mod tests {
             let msg = p.to_string();
             assert!(msg.contains("more than once") && !msg.contains(H), "{msg}");
         }
-        let (_, p) = problem(&format!(r#"{{"al":{{"passwordHash":"{H}","x\u0007":1,"x\u0007":2}}}}"#));
+        let (_, p) = problem(&format!(
+            r#"{{"al":{{"passwordHash":"{H}","x\u0007":1,"x\u0007":2}}}}"#
+        ));
         assert_eq!(p, EntryProblem::DuplicateField("(unknown)"));
     }
 

@@ -140,7 +140,10 @@ mod tests {
             assert_eq!(check_username(value), Err(want), "{value:?}");
         }
         assert_eq!(check_username("a:b"), Err(NameProblem::Colon));
-        assert_eq!(check_role(&"r".repeat(MAX_ROLE_BYTES + 1)), Err(NameProblem::TooLong));
+        assert_eq!(
+            check_role(&"r".repeat(MAX_ROLE_BYTES + 1)),
+            Err(NameProblem::TooLong)
+        );
         for ok in ["admin", "read:write", "Zoë", "名前", "svc-1.a_b@x"] {
             assert_eq!(check_role(ok), Ok(()), "{ok}");
         }
@@ -153,6 +156,10 @@ mod tests {
         assert_eq!(escape_for_display("a\u{1b}[2Jb"), "a\\u{001B}[2Jb");
         assert_eq!(escape_for_display("x\r\ny"), "x\\u{000D}\\u{000A}y");
         assert_eq!(escape_for_display("\u{202E}z"), "\\u{202E}z");
-        assert_eq!(escape_for_display("a\\u{1B}"), "a\\u{005C}u{1B}", "no forged escapes");
+        assert_eq!(
+            escape_for_display("a\\u{1B}"),
+            "a\\u{005C}u{1B}",
+            "no forged escapes"
+        );
     }
 }

@@ -140,11 +140,14 @@ impl StoreError {
 
 pub use crate::document::parse_document;
 
-/// The username and roles of one entry against [`crate::names`].
-fn check_names(name: &str, roles: &[String]) -> Result<(), EntryProblem> {
+/// The username and roles of one entry against [`crate::names`] (the loader and `users add`).
+pub fn check_names(name: &str, roles: &[String]) -> Result<(), EntryProblem> {
     check_username(name).map_err(EntryProblem::Username)?;
     for (i, role) in roles.iter().enumerate() {
-        check_role(role).map_err(|problem| EntryProblem::Role { index: i + 1, problem })?;
+        check_role(role).map_err(|problem| EntryProblem::Role {
+            index: i + 1,
+            problem,
+        })?;
     }
     Ok(())
 }
@@ -444,15 +447,35 @@ mod tests {
     fn bad_names_and_roles_refuse_the_whole_document() {
         let h = phc();
         for (json, want) in [
-            (format!(r#"{{"ok":{{"passwordHash":"{h}"}},"eve":{{"passwordHash":"{h}","roles":["a","x\r\nY: 1"]}}}}"#), "role #2 contains a control"),
-            (format!(r#"{{"eve":{{"passwordHash":"{h}","roles":["reader,admin"]}}}}"#), "role #1 contains ','"),
-            (format!(r#"{{"eve":{{"passwordHash":"{h}","roles":["\u001b[31m"]}}}}"#), "control"),
-            (format!(r#"{{"ev\u200Be":{{"passwordHash":"{h}"}}}}"#), "username contains an invisible"),
-            (format!(r#"{{"\u202Eeve":{{"passwordHash":"{h}"}}}}"#), "invisible"),
+            (
+                format!(
+                    r#"{{"ok":{{"passwordHash":"{h}"}},"eve":{{"passwordHash":"{h}","roles":["a","x\r\nY: 1"]}}}}"#
+                ),
+                "role #2 contains a control",
+            ),
+            (
+                format!(r#"{{"eve":{{"passwordHash":"{h}","roles":["reader,admin"]}}}}"#),
+                "role #1 contains ','",
+            ),
+            (
+                format!(r#"{{"eve":{{"passwordHash":"{h}","roles":["\u001b[31m"]}}}}"#),
+                "control",
+            ),
+            (
+                format!(r#"{{"ev\u200Be":{{"passwordHash":"{h}"}}}}"#),
+                "username contains an invisible",
+            ),
+            (
+                format!(r#"{{"\u202Eeve":{{"passwordHash":"{h}"}}}}"#),
+                "invisible",
+            ),
         ] {
             let err = Snapshot::from_json(json.as_bytes(), &HashPolicy::default(), "v").expect_err(&json);
             assert!(err.to_string().contains(want), "{err}");
-            assert!(!err.to_string().contains('\u{1b}') && !err.to_string().contains('\r'), "{err}");
+            assert!(
+                !err.to_string().contains('\u{1b}') && !err.to_string().contains('\r'),
+                "{err}"
+            );
         }
     }
 

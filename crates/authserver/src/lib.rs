@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`config`]: settings (TOML file + `AUTHSERVER_*` environment), validation.
+//! - [`files`]: reading reloaded files (regular only, size-capped) and seeing every change.
 //! - [`store`]: credential store adapters behind the `SnapshotSource` port.
 //! - [`limiter`]: the memory-aware Argon2id limiter on the blocking pool.
 //! - [`regulation`]: the regulator around each attempt (bans, spray detection, trusted sources).
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod compliance;
 pub mod config;
 pub mod decide;
+pub mod files;
 pub mod http;
 pub mod lambda;
 pub mod limiter;

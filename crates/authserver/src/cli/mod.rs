@@ -194,6 +194,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     &settings.store.file,
                     settings.hash.policy.clone(),
                     authserver_core::UserHasher::random(),
+                    crate::wiring::file_limits(&settings),
                 )?;
             }
             println!("configuration OK");

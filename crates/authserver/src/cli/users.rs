@@ -5,7 +5,7 @@
 use super::password;
 use anyhow::{Context, bail};
 use authserver_core::AuditSink;
-use authserver_core::{Cost, Credentials, StoreDocument, UserRecord, hash_password, parse_document};
+use authserver_core::{Cost, StoreDocument, UserRecord, hash_password, parse_document};
 use clap::Subcommand;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -143,11 +143,8 @@ fn execute(cmd: UsersCommand) -> anyhow::Result<()> {
             roles,
             disabled,
         } => {
-            Credentials::new(&username, "").map_err(|_| {
-                anyhow::anyhow!(
-                    "invalid username: empty, over 256 bytes, or contains ':' or control characters"
-                )
-            })?;
+            authserver_core::store::check_names(&username, &roles)
+                .map_err(|p| anyhow::anyhow!("invalid username or role: {p}"))?;
             let mut doc = if file.exists() {
                 read(&file)?
             } else {
@@ -208,6 +205,8 @@ fn execute(cmd: UsersCommand) -> anyhow::Result<()> {
                 "USERNAME", "STATUS", "ROLES", "HASH"
             )?;
             for (name, rec) in &doc {
+                // A hand-edited file may hold escapes the server refuses: show, never interpret.
+                let name = authserver_core::names::escape_for_display(name);
                 let cost = authserver_core::StoredHash::parse(&rec.password_hash, &policy).map_or_else(
                     |e| format!("invalid: {}", short(&e)),
                     |h| format!("argon2id {}", h.cost()),
@@ -223,7 +222,7 @@ fn execute(cmd: UsersCommand) -> anyhow::Result<()> {
                 writeln!(
                     out,
                     "{name:<24} {status:<9} {:<24} {cost:<26} {changed}",
-                    rec.roles.join(",")
+                    authserver_core::names::escape_for_display(&rec.roles.join(","))
                 )?;
             }
             Ok(())

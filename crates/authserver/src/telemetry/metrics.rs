@@ -122,6 +122,14 @@ impl Registry {
                 "StoreRefresh" => sample(&mut out, p, "", counters.refreshes),
                 "StoreFetchError" => sample(&mut out, p, "", counters.fetch_errors),
                 "StoreStalenessSeconds" => sample(&mut out, p, "", store.age_seconds),
+                "StoreReloadStalled" => sample(&mut out, p, "", counters.reload_stalls),
+                "TlsReloadFailure" => sample(&mut out, p, "", crate::tls::figures().reload_failures),
+                "TlsCertNotAfter" => {
+                    // No sample without TLS: a 0 would read as "expired in 1970" to an alert.
+                    if let Some(at) = crate::tls::figures().not_after {
+                        let _ = writeln!(out, "{p} {at}");
+                    }
+                }
                 "HashQueueRejected" => sample(&mut out, p, "", self.hash_queue_rejected.load(Relaxed)),
                 "RateLimited" => sample(&mut out, p, "", self.rate_limited.load(Relaxed)),
                 "RegulationBackendError" => sample(&mut out, p, "", regulation.backend_errors),
@@ -217,6 +225,7 @@ mod tests {
             StoreCounters {
                 refreshes: 4,
                 fetch_errors: 1,
+                reload_stalls: 5,
             },
             RegulationCounters {
                 bans: 2,
@@ -239,6 +248,8 @@ mod tests {
         assert!(text.contains("authserver_latency_seconds_count 3\n"));
         assert!(text.contains("authserver_store_staleness_seconds 42\n"));
         assert!(text.contains("authserver_store_refresh_total 4\n"));
+        assert!(text.contains("authserver_store_reload_stalled_total 5\n"));
+        assert!(text.contains("authserver_tls_reload_failure_total "));
         assert!(text.contains("authserver_requests_total{country=\"DE\"} 1\n"));
         assert!(text.contains("authserver_bans_total 2\n"));
     }
