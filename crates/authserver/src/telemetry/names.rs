@@ -90,6 +90,11 @@ metrics! {
         "Failed controls in the last compliance check.");
 }
 
+/// CloudWatch names of the metrics only the standalone server emits (Prometheus): the file
+/// store's reload and TLS do not exist on Lambda, so the CloudWatch dashboard need not show them
+/// (`scripts/check-metric-names.py` reads this list).
+pub const STANDALONE_ONLY: &[&str] = &["StoreReloadStalled", "TlsReloadFailure", "TlsCertNotAfter"];
+
 /// Failure reasons: the values of the `Reason` dimension / `reason` label.
 pub const REASONS: &[&str] = &[
     "unknown_user",
@@ -123,5 +128,6 @@ mod tests {
                 .filter(|m| m.kind == Kind::Counter)
                 .all(|m| m.prometheus.ends_with("_total"))
         );
+        assert!(STANDALONE_ONLY.iter().all(|n| cw.contains(n)));
     }
 }
