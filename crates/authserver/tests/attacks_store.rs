@@ -301,3 +301,61 @@ async fn a_fifo_at_the_users_path_neither_blocks_reloads_nor_shutdown() {
     assert!(clean, "exit status after SIGTERM: {lines:?}");
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn users_add_refuses_hostile_names_and_roles_and_list_never_prints_raw_escapes() {
+    let f = fixture();
+    let file = f.users.to_str().unwrap();
+    let cli = |args: &[&str]| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_authserver"))
+            .args(args)
+            .env_remove("AUTHSERVER_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(b"Some-Long-Password-1\n");
+        child.wait_with_output().unwrap()
+    };
+    for (args, want) in [
+        (vec!["users", "add", file, "ad\u{200B}min"], "invisible"),
+        (vec!["users", "add", file, "\u{202E}nimda"], "invisible"),
+        (
+            vec!["users", "add", file, "eve", "--role", "reader,admin"],
+            "role #1 contains ','",
+        ),
+        (
+            vec!["users", "add", file, "eve", "--role", "ok", "--role", "x\r\nY: 1"],
+            "role #2",
+        ),
+        (
+            vec!["users", "add", file, "eve", "--role", "\u{1b}[31m"],
+            "control",
+        ),
+    ] {
+        let o = cli(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("invalid username or role") && err.contains(want),
+            "{err}"
+        );
+    }
+    rewrite(&f.users, |doc| {
+        doc[ALICE]["roles"] = serde_json::json!(["\u{1b}[2J", "ok"]);
+        doc["m\u{202E}allory"] = doc[CAROL].clone();
+    });
+    let o = cli(&["users", "list", file]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("\\u{001B}[2J,ok") && out.contains("m\\u{202E}allory"),
+        "{out}"
+    );
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{202E}'),
+        "raw escapes printed"
+    );
+}
