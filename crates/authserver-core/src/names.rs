@@ -9,6 +9,7 @@
 //! round-trip through Basic: the split is at the first colon).
 
 use crate::credentials::MAX_USERNAME_BYTES;
+use crate::store::EntryProblem;
 use std::fmt::Write as _;
 
 /// Longest role, in bytes.
@@ -73,6 +74,18 @@ fn check(value: &str, max: usize) -> Result<(), NameProblem> {
     Ok(())
 }
 
+/// The username and roles of one entry against these rules (the loader and `users add`).
+pub fn check_names(name: &str, roles: &[String]) -> Result<(), EntryProblem> {
+    check_username(name).map_err(EntryProblem::Username)?;
+    for (i, role) in roles.iter().enumerate() {
+        check_role(role).map_err(|problem| EntryProblem::Role {
+            index: i + 1,
+            problem,
+        })?;
+    }
+    Ok(())
+}
+
 /// Unicode general category Cf (format characters, Unicode 15.1), plus U+2028/U+2029.
 /// A table rather than a dependency: it is short and changes rarely.
 const INVISIBLE: &[(u32, u32)] = &[
@@ -122,6 +135,49 @@ pub fn escape_for_display(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::{HashPolicy, hash_password, tests::FAST};
+    use crate::secret::Secret;
+    use crate::store::Snapshot;
+
+    fn phc() -> String {
+        hash_password(&Secret::from("pw"), FAST).expect("hash")
+    }
+
+    #[test]
+    fn bad_names_and_roles_refuse_the_whole_document() {
+        let h = phc();
+        for (json, want) in [
+            (
+                format!(
+                    r#"{{"ok":{{"passwordHash":"{h}"}},"eve":{{"passwordHash":"{h}","roles":["a","x\r\nY: 1"]}}}}"#
+                ),
+                "role #2 contains a control",
+            ),
+            (
+                format!(r#"{{"eve":{{"passwordHash":"{h}","roles":["reader,admin"]}}}}"#),
+                "role #1 contains ','",
+            ),
+            (
+                format!(r#"{{"eve":{{"passwordHash":"{h}","roles":["\u001b[31m"]}}}}"#),
+                "control",
+            ),
+            (
+                format!(r#"{{"ev\u200Be":{{"passwordHash":"{h}"}}}}"#),
+                "username contains an invisible",
+            ),
+            (
+                format!(r#"{{"\u202Eeve":{{"passwordHash":"{h}"}}}}"#),
+                "invisible",
+            ),
+        ] {
+            let err = Snapshot::from_json(json.as_bytes(), &HashPolicy::default(), "v").expect_err(&json);
+            assert!(err.to_string().contains(want), "{err}");
+            assert!(
+                !err.to_string().contains('\u{1b}') && !err.to_string().contains('\r'),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn refuses_what_splits_headers_or_hides() {

@@ -2,7 +2,7 @@
 //! immutable [`Snapshot`] the rest of the program reads.
 
 use crate::hash::{Cost, HashError, HashPolicy, StoredHash, dummy_hash};
-use crate::names::{NameProblem, check_role, check_username};
+use crate::names::{NameProblem, check_names};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -139,18 +139,6 @@ impl StoreError {
 }
 
 pub use crate::document::parse_document;
-
-/// The username and roles of one entry against [`crate::names`] (the loader and `users add`).
-pub fn check_names(name: &str, roles: &[String]) -> Result<(), EntryProblem> {
-    check_username(name).map_err(EntryProblem::Username)?;
-    for (i, role) in roles.iter().enumerate() {
-        check_role(role).map_err(|problem| EntryProblem::Role {
-            index: i + 1,
-            problem,
-        })?;
-    }
-    Ok(())
-}
 
 /// An immutable, validated view of the store. Replaced whole on every change.
 #[derive(Debug)]
@@ -440,42 +428,6 @@ mod tests {
             }
             let safe = err.log_safe(|_| "H".into());
             assert!(!safe.contains("eve") && safe.contains("user_hash H"), "{safe}");
-        }
-    }
-
-    #[test]
-    fn bad_names_and_roles_refuse_the_whole_document() {
-        let h = phc();
-        for (json, want) in [
-            (
-                format!(
-                    r#"{{"ok":{{"passwordHash":"{h}"}},"eve":{{"passwordHash":"{h}","roles":["a","x\r\nY: 1"]}}}}"#
-                ),
-                "role #2 contains a control",
-            ),
-            (
-                format!(r#"{{"eve":{{"passwordHash":"{h}","roles":["reader,admin"]}}}}"#),
-                "role #1 contains ','",
-            ),
-            (
-                format!(r#"{{"eve":{{"passwordHash":"{h}","roles":["\u001b[31m"]}}}}"#),
-                "control",
-            ),
-            (
-                format!(r#"{{"ev\u200Be":{{"passwordHash":"{h}"}}}}"#),
-                "username contains an invisible",
-            ),
-            (
-                format!(r#"{{"\u202Eeve":{{"passwordHash":"{h}"}}}}"#),
-                "invisible",
-            ),
-        ] {
-            let err = Snapshot::from_json(json.as_bytes(), &HashPolicy::default(), "v").expect_err(&json);
-            assert!(err.to_string().contains(want), "{err}");
-            assert!(
-                !err.to_string().contains('\u{1b}') && !err.to_string().contains('\r'),
-                "{err}"
-            );
         }
     }
 

@@ -44,7 +44,11 @@ fn a_failed_reload_is_retried_until_it_loads_and_is_counted() {
     std::fs::write(&cert, &cert_b).unwrap();
     assert!(!tls.check(), "mismatched pair refused");
     assert!(!tls.check(), "and retried");
-    assert_eq!(figures().reload_failures, failures + 2, "each failed attempt counted");
+    assert_eq!(
+        figures().reload_failures,
+        failures + 2,
+        "each failed attempt counted"
+    );
     assert_eq!(figures().not_after, Some(expiry_a), "the old pair still serves");
 
     // The key arrives with the old key's mtime (cp -p, rsync -a; or a chown that changes

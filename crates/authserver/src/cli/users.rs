@@ -143,7 +143,7 @@ fn execute(cmd: UsersCommand) -> anyhow::Result<()> {
             roles,
             disabled,
         } => {
-            authserver_core::store::check_names(&username, &roles)
+            authserver_core::names::check_names(&username, &roles)
                 .map_err(|p| anyhow::anyhow!("invalid username or role: {p}"))?;
             let mut doc = if file.exists() {
                 read(&file)?
