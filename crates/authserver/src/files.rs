@@ -52,16 +52,20 @@ impl FileKey {
         }
     }
 
-    /// True when either timestamp is within [`RACY_WINDOW`] of `read_at` (or after it).
+    /// True when either timestamp is within [`RACY_WINDOW`] before `read_at`, or after it by
+    /// at most [`DIGEST_EVERY`] (a file server's clock running ahead). A timestamp further in
+    /// the future would keep the file racy, and re-read at every poll, for as long as the skew:
+    /// the periodic digest covers that case instead.
     fn racy(&self, read_at: SystemTime) -> bool {
         let since_epoch = |(s, ns): (i64, i64)| {
             Duration::from_secs(u64::try_from(s).unwrap_or(0))
                 + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
         };
         let read = read_at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        [self.ctime, self.mtime]
-            .into_iter()
-            .any(|t| since_epoch(t) + RACY_WINDOW >= read)
+        [self.ctime, self.mtime].into_iter().any(|t| {
+            let t = since_epoch(t);
+            t + RACY_WINDOW >= read && t <= read + DIGEST_EVERY
+        })
     }
 }
 
@@ -262,6 +266,23 @@ mod tests {
         let after = stat_key(&f).expect("stat");
         assert_ne!(after, key, "set_modified changes mtime and ctime");
         assert!(Seen::must_read(Some(&settled), &after));
+        let now = SystemTime::now();
+        let at = |t: SystemTime| {
+            let d = t.duration_since(SystemTime::UNIX_EPOCH).expect("after 1970");
+            let stamp = (d.as_secs() as i64, i64::from(d.subsec_nanos()));
+            FileKey {
+                ctime: stamp,
+                mtime: stamp,
+                ..key
+            }
+        };
+        assert!(at(now - Duration::from_secs(1)).racy(now));
+        assert!(!at(now - Duration::from_secs(10)).racy(now));
+        assert!(at(now + Duration::from_secs(30)).racy(now), "small clock skew");
+        assert!(
+            !at(now + Duration::from_secs(3600)).racy(now),
+            "skew: left to the digest"
+        );
     }
 
     #[tokio::test]
