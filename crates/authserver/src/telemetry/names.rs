@@ -71,7 +71,7 @@ metrics! {
     TLS_RELOAD_FAILURE = ("TlsReloadFailure", "authserver_tls_reload_failure_total", Counter, "Count", None,
         "Failed attempts to load a changed TLS certificate and key (retried every reload interval; the last good pair serves).");
     TLS_CERT_NOT_AFTER = ("TlsCertNotAfter", "authserver_tls_cert_not_after_seconds", Gauge, "Seconds", None,
-        "Expiry (notAfter) of the TLS certificate in service, in Unix seconds; absent without TLS.");
+        "Expiry (notAfter) of the TLS certificate in service, in Unix seconds; 0 without TLS.");
     HASH_VERIFY_DURATION = ("HashVerifyDuration", "authserver_hash_verify_duration_seconds", Histogram, "Milliseconds", None,
         "Time of one Argon2id verification (CloudWatch in ms, Prometheus in s).");
     HASH_QUEUE_REJECTED = ("HashQueueRejected", "authserver_hash_queue_rejected_total", Counter, "Count", None,

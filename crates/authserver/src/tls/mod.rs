@@ -45,7 +45,8 @@ static NOT_AFTER: AtomicI64 = AtomicI64::new(0);
 pub struct TlsFigures {
     /// Failed load attempts since start.
     pub reload_failures: u64,
-    /// `notAfter` of the certificate in service (Unix seconds), when TLS is on.
+    /// `notAfter` of the certificate in service (Unix seconds), when TLS is on (`/metrics`
+    /// shows 0 otherwise).
     pub not_after: Option<i64>,
 }
 
