@@ -217,6 +217,15 @@ mod tests {
             r#"{{"al":{{"passwordHash":"{H}","x\u0007":1,"x\u0007":2}}}}"#
         ));
         assert_eq!(p, EntryProblem::DuplicateField("(unknown)"));
+        // Escaped spellings of one key are the same key.
+        let (user, p) = problem(&format!(
+            r#"{{"alice":{{"passwordHash":"{H}"}},"\u0061lice":{{"passwordHash":"{H}"}}}}"#
+        ));
+        assert_eq!((user.as_str(), p), ("alice", EntryProblem::DuplicateUser));
+        let (_, p) = problem(&format!(
+            r#"{{"al":{{"passwordHash":"{H}","status":"DISABLED","st\u0061tus":"ACTIVE"}}}}"#
+        ));
+        assert_eq!(p, EntryProblem::DuplicateField("status"));
     }
 
     #[test]
