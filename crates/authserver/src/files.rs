@@ -14,7 +14,10 @@
 //!   sees in-place writes. Like git's "racy" index entries, a file whose timestamps were within
 //!   [`RACY_WINDOW`] of the moment it was read is read again at every poll until they are not
 //!   (a later write in the same timestamp tick would leave the metadata unchanged), and the
-//!   content is re-read every [`DIGEST_EVERY`] regardless (filesystems with unreliable ctime).
+//!   content is re-read every [`DIGEST_EVERY`] regardless (filesystems with unreliable ctime,
+//!   file servers whose clocks run far ahead).
+//!
+//! A leaf module: it uses nothing else in this crate, so `store` and `tls` can both use it.
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::Read;

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: settings (TOML file + `AUTHSERVER_*` environment), validation.
-//! - [`files`]: reading reloaded files (regular only, size-capped) and seeing every change.
+//! - [`files`]: reading reloaded files (regular only, size-capped) and seeing every change (a
+//!   leaf below `store` and `tls`).
 //! - [`store`]: credential store adapters behind the `SnapshotSource` port.
 //! - [`limiter`]: the memory-aware Argon2id limiter on the blocking pool.
 //! - [`regulation`]: the regulator around each attempt (bans, spray detection, trusted sources).
