@@ -262,7 +262,7 @@ impl Authenticator {
         let key = self
             .cache
             .key(creds.username(), creds.password().expose(), user.hash.expose());
-        if user.status == Status::Active && self.cache.contains(snapshot.generation(), &key) {
+        if user.status == Status::Active && self.cache.contains(snapshot, creds.username(), &key) {
             return Step::Done(Decision {
                 outcome: Outcome::Allowed {
                     roles: user.roles.clone(),
@@ -284,7 +284,7 @@ impl Authenticator {
         let outcome = match (v.known, user) {
             (Some(key), Some(user)) if v.matched => match user.status {
                 Status::Active => {
-                    self.cache.insert(v.snapshot.generation(), key);
+                    self.cache.insert(&v.snapshot, &v.username, key);
                     Outcome::Allowed {
                         roles: user.roles.clone(),
                     }

@@ -7,6 +7,8 @@
 //! - [`secret`]: `Secret`, the redacting, zeroizing holder for passwords.
 //! - [`credentials`]: `Authorization: Basic` parsing into our own `Credentials`.
 //! - [`hash`]: Argon2id PHC hashes, the parameter policy, hashing and the dummy hash.
+//! - [`document`]: the strict store-document parser (duplicate keys refused, BOM skipped).
+//! - [`names`]: which usernames and roles are accepted; escaping for display.
 //! - [`store`]: the credential store format and the immutable `Snapshot` (with the alternate
 //!   hashes a rotation's pending or previous version contributes).
 //! - [`source`]: the `SnapshotSource` port credential stores implement.
@@ -22,8 +24,10 @@ pub mod authenticator;
 pub mod cache;
 pub mod clock;
 pub mod credentials;
+pub mod document;
 pub mod hash;
 pub mod keyed;
+pub mod names;
 pub mod regulation;
 pub mod secret;
 pub mod source;

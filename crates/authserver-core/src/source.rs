@@ -27,6 +27,8 @@ pub struct StoreCounters {
     pub refreshes: u64,
     /// Fetch, parse or policy failures.
     pub fetch_errors: u64,
+    /// Reloads that did not finish within their deadline (file store).
+    pub reload_stalls: u64,
 }
 
 /// No usable snapshot: never loaded, or stale past the configured bound.

@@ -2,6 +2,7 @@
 //! immutable [`Snapshot`] the rest of the program reads.
 
 use crate::hash::{Cost, HashError, HashPolicy, StoredHash, dummy_hash};
+use crate::names::{NameProblem, check_names};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -105,9 +106,23 @@ pub enum EntryProblem {
     /// The hash fails the policy.
     #[error("{0}")]
     Hash(#[from] HashError),
-    /// The username itself is unusable over Basic auth.
-    #[error("username is empty, too long, or contains ':' or control characters")]
-    Username,
+    /// The username is unusable (over Basic auth, in `Remote-User`, or on a screen).
+    #[error("username {0}")]
+    Username(NameProblem),
+    /// A role is unusable (in `Remote-Groups`, or on a screen). Counted from 1.
+    #[error("role #{index} {problem}")]
+    Role {
+        /// Position in `roles`, from 1 (the value itself is not echoed: it may hold escapes).
+        index: usize,
+        /// What is wrong.
+        problem: NameProblem,
+    },
+    /// The username appears more than once in the document.
+    #[error("the username appears more than once in the document")]
+    DuplicateUser,
+    /// A field appears more than once in the entry (its name when it is a known field).
+    #[error("field `{0}` appears more than once in the entry")]
+    DuplicateField(&'static str),
 }
 
 impl StoreError {
@@ -123,63 +138,7 @@ impl StoreError {
     }
 }
 
-fn json_error(e: &serde_json::Error) -> StoreError {
-    let category = match e.classify() {
-        serde_json::error::Category::Io => "io",
-        serde_json::error::Category::Syntax => "syntax",
-        serde_json::error::Category::Data => "not an object of user entries",
-        serde_json::error::Category::Eof => "unexpected end",
-    };
-    StoreError::Json {
-        category,
-        line: e.line(),
-        column: e.column(),
-    }
-}
-
-/// Parses a store document and checks every entry's shape (not the hash policy).
-///
-/// serde's own messages can quote input values (a hash, say), so field errors are reduced to
-/// the field name.
-pub fn parse_document(bytes: &[u8]) -> Result<StoreDocument, StoreError> {
-    let raw: BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
-    raw.into_iter()
-        .map(
-            |(user, value)| match serde_json::from_value::<UserRecord>(value) {
-                Ok(record) => Ok((user, record)),
-                Err(e) => Err(StoreError::Entry {
-                    problem: EntryProblem::Shape(shape_hint(&e)),
-                    user,
-                }),
-            },
-        )
-        .collect()
-}
-
-/// The part of a serde message that names a field or expected values, never an input value.
-fn shape_hint(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    if msg.starts_with("unknown variant") {
-        return "status must be ACTIVE or DISABLED".into();
-    }
-    if msg.starts_with("unknown field") {
-        return "unknown field (allowed: passwordHash, status, roles, passwordChangedAt, deliverySecretId)"
-            .into();
-    }
-    for known in [
-        "passwordHash",
-        "status",
-        "roles",
-        "passwordChangedAt",
-        "deliverySecretId",
-    ] {
-        if msg.contains(&format!("`{known}`")) {
-            return format!("field `{known}` missing or invalid");
-        }
-    }
-    "entry must be an object with a passwordHash string".into()
-}
+pub use crate::document::parse_document;
 
 /// An immutable, validated view of the store. Replaced whole on every change.
 #[derive(Debug)]
@@ -264,11 +223,10 @@ impl Snapshot {
         let mut users = HashMap::with_capacity(doc.len());
         let mut costs: std::collections::HashSet<Cost> = std::collections::HashSet::new();
         for (name, rec) in doc {
-            if crate::Credentials::new(&name, "").is_err() {
-                return Err(StoreError::Entry {
-                    user: name,
-                    problem: EntryProblem::Username,
-                });
+            // A refused name or role refuses the whole document (the last good snapshot stays):
+            // dropping only that entry could silently change who may log in.
+            if let Err(problem) = check_names(&name, &rec.roles) {
+                return Err(StoreError::Entry { user: name, problem });
             }
             let hash = match StoredHash::parse(&rec.password_hash, policy) {
                 Ok(h) => h,

@@ -277,6 +277,10 @@ pub struct StoreSettings {
     pub file: PathBuf,
     /// How often the file store checks the file for changes (ms).
     pub poll_interval_ms: u64,
+    /// Largest users file read (bytes); a larger one is refused and the last good snapshot kept.
+    pub max_file_bytes: u64,
+    /// A users-file poll still running after this (ms) is reported as stalled.
+    pub reload_deadline_ms: u64,
     /// Secret name or ARN for the Secrets Manager store.
     pub secret_id: String,
     /// Endpoint override for AWS-compatible servers (empty: the standard endpoint).
@@ -300,6 +304,8 @@ impl Default for StoreSettings {
             kind: StoreKind::File,
             file: PathBuf::from("examples/users.json"),
             poll_interval_ms: 500,
+            max_file_bytes: 8 * 1024 * 1024,
+            reload_deadline_ms: 10_000,
             secret_id: String::new(),
             endpoint_url: String::new(),
             cache_ttl_minutes: 5,
@@ -660,6 +666,12 @@ impl Settings {
         }
         if self.store.cache_ttl_minutes == 0 || self.store.poll_interval_ms == 0 {
             return invalid("store.cache_ttl_minutes", "must be positive");
+        }
+        if self.store.max_file_bytes == 0 || self.store.reload_deadline_ms == 0 {
+            return invalid(
+                "store.max_file_bytes",
+                "max_file_bytes and reload_deadline_ms must be positive",
+            );
         }
         if !["proxy", "authorizer", "rotation", "compliance"].contains(&self.lambda.mode.as_str()) {
             return invalid("lambda.mode", "must be proxy, authorizer, rotation or compliance");

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: settings (TOML file + `AUTHSERVER_*` environment), validation.
+//! - [`files`]: reading reloaded files (regular only, size-capped) and seeing every change (a
+//!   leaf below `store` and `tls`).
 //! - [`store`]: credential store adapters behind the `SnapshotSource` port.
 //! - [`limiter`]: the memory-aware Argon2id limiter on the blocking pool.
 //! - [`pacing`]: pads denials to the store's slowest hash cost (timing tells no cost apart).
@@ -26,6 +28,7 @@ pub mod compliance;
 pub mod config;
 pub mod conn;
 pub mod decide;
+pub mod files;
 pub mod http;
 pub mod lambda;
 pub mod limiter;

@@ -45,6 +45,14 @@ pub fn hasher(settings: &Settings) -> anyhow::Result<UserHasher> {
     }
 }
 
+/// The users-file read bounds from `[store]`.
+pub fn file_limits(settings: &Settings) -> crate::store::file::FileLimits {
+    crate::store::file::FileLimits {
+        max_bytes: settings.store.max_file_bytes,
+        reload_deadline: Duration::from_millis(settings.store.reload_deadline_ms),
+    }
+}
+
 /// Builds everything; must run inside a Tokio runtime (it spawns the store watcher).
 pub fn build(settings: Settings) -> anyhow::Result<Built> {
     let hasher = hasher(&settings)?;
@@ -67,9 +75,14 @@ pub fn build_with(
     let (store, tasks): (Arc<dyn crate::store::SnapshotSource>, _) = match settings.store.kind {
         StoreKind::File => {
             let store = Arc::new(
-                FileStore::open(&settings.store.file, settings.hash.policy.clone(), hasher.clone())
-                    .context("cannot start with this users file")?
-                    .with_audit(audit.clone()),
+                FileStore::open(
+                    &settings.store.file,
+                    settings.hash.policy.clone(),
+                    hasher.clone(),
+                    file_limits(&settings),
+                )
+                .context("cannot start with this users file")?
+                .with_audit(audit.clone()),
             );
             let watcher = store
                 .clone()

@@ -365,6 +365,7 @@ impl SnapshotSource for SecretsManagerStore {
         StoreCounters {
             refreshes: self.inner.loads.load(Ordering::Relaxed),
             fetch_errors: self.inner.failures.load(Ordering::Relaxed),
+            ..StoreCounters::default()
         }
     }
 }

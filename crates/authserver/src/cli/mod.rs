@@ -207,6 +207,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     &settings.store.file,
                     settings.hash.policy.clone(),
                     authserver_core::UserHasher::random(),
+                    crate::wiring::file_limits(&settings),
                 )?;
                 if let Ok(snapshot) = crate::store::SnapshotSource::current(&store) {
                     warn_mixed_costs(&snapshot);

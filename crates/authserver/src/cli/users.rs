@@ -7,7 +7,7 @@ use super::password;
 use super::usersfile::{self, Missing};
 use anyhow::bail;
 use authserver_core::AuditSink;
-use authserver_core::{Cost, Credentials, UserRecord, hash_password};
+use authserver_core::{Cost, UserRecord, hash_password};
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -155,11 +155,8 @@ fn execute(cmd: UsersCommand, config: Option<&Path>) -> anyhow::Result<()> {
             disabled,
             cost,
         } => {
-            Credentials::new(&username, "").map_err(|_| {
-                anyhow::anyhow!(
-                    "invalid username: empty, over 256 bytes, or contains ':' or control characters"
-                )
-            })?;
+            authserver_core::names::check_names(&username, &roles)
+                .map_err(|p| anyhow::anyhow!("invalid username or role: {p}"))?;
             // Fail before the prompt when the user exists; checked again under the edit lock.
             // (Regular files only: the edit itself refuses anything else, and reading a FIFO would hang.)
             if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) && read(&file)?.contains_key(&username) {
@@ -235,6 +232,8 @@ fn execute(cmd: UsersCommand, config: Option<&Path>) -> anyhow::Result<()> {
                 "USERNAME", "STATUS", "ROLES", "HASH"
             )?;
             for (name, rec) in &doc {
+                // A hand-edited file may hold escapes the server refuses: show, never interpret.
+                let name = authserver_core::names::escape_for_display(name);
                 let cost = authserver_core::StoredHash::parse(&rec.password_hash, &policy).map_or_else(
                     |e| format!("invalid: {}", short(&e)),
                     |h| format!("argon2id {}", h.cost()),
@@ -250,7 +249,7 @@ fn execute(cmd: UsersCommand, config: Option<&Path>) -> anyhow::Result<()> {
                 writeln!(
                     out,
                     "{name:<24} {status:<9} {:<24} {cost:<26} {changed}",
-                    rec.roles.join(",")
+                    authserver_core::names::escape_for_display(&rec.roles.join(","))
                 )?;
             }
             Ok(())

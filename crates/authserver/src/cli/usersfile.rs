@@ -53,7 +53,11 @@ struct Target {
 /// Reads a users file (shape only: `users` commands must work on files whose hashes a stricter
 /// policy would refuse, so an operator can fix them).
 pub fn read(file: &Path) -> anyhow::Result<StoreDocument> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // Regular files only, opened non-blocking: a FIFO or device at the path must not hang or
+    // pin the command (the server's cap applies too).
+    let max = crate::config::StoreSettings::default().max_file_bytes;
+    let (bytes, _) =
+        crate::files::read_regular(file, max).with_context(|| format!("cannot read {}", file.display()))?;
     parse_document(&bytes).with_context(|| format!("{} is not a valid users file", file.display()))
 }
 

@@ -60,17 +60,45 @@ pub async fn forward(
     let server = &state.settings.server;
     let mut response = respond(&attempt.decision, attempt.retry_after, &server.realm, true);
     if let (Outcome::Allowed { roles }, Some(user)) = (&attempt.decision.outcome, &attempt.username) {
-        let h = response.headers_mut();
-        let mut set = |name: &str, value: String| {
-            // Names are validated at start-up; values are control-free by the parser's rules.
-            if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-                h.insert(n, v);
+        if let Some(identity) = identity_headers(server, user, roles) {
+            for (name, value) in identity {
+                response.headers_mut().insert(name, value);
             }
-        };
-        set(&server.forward_user_header, user.clone());
-        set(&server.forward_roles_header, roles.join(","));
+        } else {
+            // The store refuses names and roles that cannot be header values, so this is a bug
+            // or a store that skipped validation: never let the proxy through without the
+            // identity it was configured to pass on.
+            tracing::error!(
+                user_hash = attempt.user_hash.as_deref().unwrap_or(""),
+                "identity not representable as forward headers; answering 500"
+            );
+            response = (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"allowed": false, "message": "Internal server error", "timestamp": now_ms()})),
+            )
+                .into_response();
+        }
     }
     record(response, attempt)
+}
+
+/// The configured user and roles headers, or `None` when either cannot be represented (then
+/// the answer must not be 200: a proxy would pass the request on without that identity).
+fn identity_headers(
+    server: &crate::config::ServerSettings,
+    user: &str,
+    roles: &[String],
+) -> Option<[(HeaderName, HeaderValue); 2]> {
+    let header = |name: &str, value: String| {
+        Some((
+            HeaderName::try_from(name).ok()?,
+            HeaderValue::try_from(value).ok()?,
+        ))
+    };
+    Some([
+        header(&server.forward_user_header, user.to_owned())?,
+        header(&server.forward_roles_header, roles.join(","))?,
+    ])
 }
 
 /// `GET /health`: liveness. Never touches the store.
@@ -97,4 +125,18 @@ pub async fn not_found() -> Response {
         Json(json!({"allowed": false, "message": "Not found", "timestamp": now_ms()})),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_that_cannot_be_a_header_is_refused_whole() {
+        let server = crate::config::ServerSettings::default();
+        let ok = identity_headers(&server, "alice", &["a".into(), "b".into()]).expect("fine");
+        assert_eq!(ok[1].1, "a,b");
+        assert!(identity_headers(&server, "alice", &["a\r\nX-Evil: 1".into()]).is_none());
+        assert!(identity_headers(&server, "al\nice", &[]).is_none());
+    }
 }

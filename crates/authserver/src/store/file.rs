@@ -2,10 +2,18 @@
 //!
 //! Polling (metadata every `poll_interval`, content digest on change) rather than inotify: it
 //! sees atomic renames, editors' save dances and network filesystems alike, and costs one
-//! `stat` per interval. A broken edit keeps the last good snapshot and logs one error per
-//! distinct broken content.
+//! `stat` per interval. [`crate::files`] decides when to read (every content change is seen,
+//! also same-length edits that keep the mtime) and reads regular files only, up to
+//! `store.max_file_bytes`. Each poll runs on a thread of its own with a deadline
+//! (`store.reload_deadline_ms`): a stuck read is reported as "reload stalled" instead of
+//! blocking polling or shutdown. A broken edit keeps the last good snapshot and logs one error
+//! per distinct broken content.
+//!
+//! Staleness (`age_seconds`) counts from the last poll that found the content in service on
+//! disk, so an unedited, healthy file never looks stale.
 
 use super::{SnapshotSource, StoreStatus, Unavailable};
+use crate::files::{FileError, Seen, poll, read_regular, stat_key};
 use arc_swap::ArcSwap;
 use authserver_core::{
     AuditEvent, AuditSink, HashPolicy, NoAudit, Snapshot, StoreCounters, StoreError, UserHasher,
@@ -14,18 +22,18 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Why the file could not become a snapshot.
 #[derive(Debug, thiserror::Error)]
 pub enum FileStoreError {
-    /// Could not read the file.
-    #[error("cannot read users file {}", path.display())]
+    /// Could not read the file (missing, unreadable, not a regular file, too large).
+    #[error("cannot read users file {}: {source}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        source: FileError,
     },
     /// Read, but refused.
     #[error("users file {} refused", path.display())]
@@ -37,39 +45,65 @@ pub enum FileStoreError {
     },
 }
 
+/// Bounds on reading the users file.
+#[derive(Debug, Clone, Copy)]
+pub struct FileLimits {
+    /// Larger files are refused (`store.max_file_bytes`).
+    pub max_bytes: u64,
+    /// A poll still running after this is reported as stalled (`store.reload_deadline_ms`).
+    pub reload_deadline: Duration,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 8 * 1024 * 1024,
+            reload_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
 /// A users file kept in memory as a snapshot.
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
     policy: HashPolicy,
     hasher: UserHasher,
+    limits: FileLimits,
     audit: Arc<dyn AuditSink>,
     current: ArcSwap<Snapshot>,
     state: Mutex<State>,
     refreshes: AtomicU64,
     fetch_errors: AtomicU64,
+    stalls: AtomicU64,
 }
 
 #[derive(Debug)]
 struct State {
-    /// (mtime, len) last seen, to skip reading an unchanged file.
-    seen: Option<(SystemTime, u64)>,
-    /// Digest of the content last tried, good or bad.
+    /// The metadata last read, to skip reading an unchanged file.
+    seen: Option<Seen>,
+    /// Digest of the content in service.
+    loaded: [u8; 32],
+    /// Digest of the content last read, good or bad.
     tried: [u8; 32],
-    loaded_at: Instant,
+    /// Last poll that found the content in service on disk.
+    confirmed_at: Instant,
     last_error: Option<String>,
 }
 
 impl FileStore {
     /// Loads `path`; fails when it cannot be read or is invalid (a server must not start with
     /// no users by accident).
-    pub fn open(path: &Path, policy: HashPolicy, hasher: UserHasher) -> Result<Self, FileStoreError> {
-        let read = |source| FileStoreError::Read {
+    pub fn open(
+        path: &Path,
+        policy: HashPolicy,
+        hasher: UserHasher,
+        limits: FileLimits,
+    ) -> Result<Self, FileStoreError> {
+        let (bytes, key) = read_regular(path, limits.max_bytes).map_err(|source| FileStoreError::Read {
             path: path.to_owned(),
             source,
-        };
-        let seen = metadata_key(&std::fs::metadata(path).map_err(read)?);
-        let bytes = std::fs::read(path).map_err(read)?;
+        })?;
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
         let snapshot = Snapshot::from_json(&bytes, &policy, version_of(&digest)).map_err(|source| {
             FileStoreError::Invalid {
@@ -86,16 +120,19 @@ impl FileStore {
             path: path.to_owned(),
             policy,
             hasher,
+            limits,
             audit: Arc::new(NoAudit),
             current: ArcSwap::from_pointee(snapshot),
             state: Mutex::new(State {
-                seen: Some(seen),
+                seen: Some(Seen::now(key)),
+                loaded: digest,
                 tried: digest,
-                loaded_at: Instant::now(),
+                confirmed_at: Instant::now(),
                 last_error: None,
             }),
             refreshes: AtomicU64::new(1),
             fetch_errors: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
         })
     }
 
@@ -109,19 +146,29 @@ impl FileStore {
     /// snapshot went into service. Blocking I/O and possibly one hashing: call off the executor.
     pub fn check(&self) -> bool {
         let _span = tracing::info_span!("store_fetch", store = "file").entered();
-        let meta = match std::fs::metadata(&self.path) {
-            Ok(m) => metadata_key(&m),
+        let key = match stat_key(&self.path) {
+            Ok(k) => k,
             Err(e) => {
                 self.note_error(format!("cannot read users file: {e}"));
                 return false;
             }
         };
-        if self.lock().seen == Some(meta) {
-            return false;
+        {
+            let mut st = self.lock();
+            if !Seen::must_read(st.seen.as_ref(), &key) {
+                if st.tried == st.loaded {
+                    // Unchanged and still the content in service: confirmed, and any error
+                    // left (a stall, a passing stat failure) is over.
+                    st.confirmed_at = Instant::now();
+                    st.last_error = None;
+                }
+                return false;
+            }
         }
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
+        let (bytes, key) = match read_regular(&self.path, self.limits.max_bytes) {
+            Ok(read) => read,
             Err(e) => {
+                self.lock().seen = None; // retried at every poll until it reads
                 self.note_error(format!("cannot read users file: {e}"));
                 return false;
             }
@@ -129,9 +176,18 @@ impl FileStore {
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
         {
             let mut st = self.lock();
-            st.seen = Some(meta);
+            st.seen = Some(Seen::now(key));
+            if st.loaded == digest {
+                // Touched, rewritten identical, or back after a broken edit or a deletion.
+                st.tried = digest;
+                st.confirmed_at = Instant::now();
+                if st.last_error.take().is_some() {
+                    tracing::info!("users file holds the content in service again");
+                }
+                return false;
+            }
             if st.tried == digest {
-                return false; // touched, or rewritten with the same content
+                return false; // the broken content already reported
             }
             st.tried = digest;
         }
@@ -152,7 +208,8 @@ impl FileStore {
                 self.refreshes.fetch_add(1, Relaxed);
                 self.audit.emit(event);
                 let mut st = self.lock();
-                st.loaded_at = Instant::now();
+                st.loaded = digest;
+                st.confirmed_at = Instant::now();
                 st.last_error = None;
                 true
             }
@@ -164,19 +221,26 @@ impl FileStore {
         }
     }
 
-    /// Polls every `interval` until the returned task is aborted.
+    /// Polls every `interval` until the returned task is aborted; a poll still running after
+    /// the reload deadline is reported as stalled (log, metric, `lastError`).
     pub fn watch(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let me = self.clone();
-                if tokio::task::spawn_blocking(move || me.check()).await.is_err() {
-                    tracing::error!("users file check panicked; keeping last good snapshot");
-                }
-            }
-        })
+        let (me, stalled) = (self.clone(), self);
+        poll(
+            interval,
+            stalled.limits.reload_deadline,
+            move || {
+                me.check();
+            },
+            move |running| {
+                stalled.stalls.fetch_add(1, Relaxed);
+                let message = format!(
+                    "users file reload stalled: a read has not finished after {} ms",
+                    running.as_millis()
+                );
+                tracing::error!(error = %message, "users file reload stalled; keeping last good snapshot");
+                stalled.lock().last_error = Some(message);
+            },
+        )
     }
 
     /// Records a failure, logging it once per distinct message.
@@ -212,7 +276,7 @@ impl SnapshotSource for FileStore {
             kind: "file",
             version: Some(snap.version().to_owned()),
             users: snap.len(),
-            age_seconds: st.loaded_at.elapsed().as_secs(),
+            age_seconds: st.confirmed_at.elapsed().as_secs(),
             ready: true,
             last_error: st.last_error.clone(),
         }
@@ -222,12 +286,9 @@ impl SnapshotSource for FileStore {
         StoreCounters {
             refreshes: self.refreshes.load(Relaxed),
             fetch_errors: self.fetch_errors.load(Relaxed),
+            reload_stalls: self.stalls.load(Relaxed),
         }
     }
-}
-
-fn metadata_key(m: &std::fs::Metadata) -> (SystemTime, u64) {
-    (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len())
 }
 
 fn version_of(digest: &[u8; 32]) -> String {

@@ -138,6 +138,13 @@ impl Registry {
                 "StoreRefresh" => sample(&mut out, p, "", counters.refreshes),
                 "StoreFetchError" => sample(&mut out, p, "", counters.fetch_errors),
                 "StoreStalenessSeconds" => sample(&mut out, p, "", store.age_seconds),
+                "StoreReloadStalled" => sample(&mut out, p, "", counters.reload_stalls),
+                "TlsReloadFailure" => sample(&mut out, p, "", crate::tls::figures().reload_failures),
+                // 0 without TLS (every series is always exposed); alerts select `> 0`.
+                "TlsCertNotAfter" => {
+                    let at = crate::tls::figures().not_after.unwrap_or(0).max(0);
+                    sample(&mut out, p, "", u64::try_from(at).unwrap_or(0));
+                }
                 "HashQueueRejected" => sample(&mut out, p, "", self.hash_queue_rejected.load(Relaxed)),
                 "HashQueueAbandoned" => sample(&mut out, p, "", hash_abandoned),
                 "RateLimited" => sample(&mut out, p, "", self.rate_limited.load(Relaxed)),
@@ -245,6 +252,7 @@ mod tests {
             StoreCounters {
                 refreshes: 4,
                 fetch_errors: 1,
+                reload_stalls: 5,
             },
             RegulationCounters {
                 bans: 2,
@@ -269,6 +277,12 @@ mod tests {
         assert!(text.contains("authserver_latency_seconds_count 3\n"));
         assert!(text.contains("authserver_store_staleness_seconds 42\n"));
         assert!(text.contains("authserver_store_refresh_total 4\n"));
+        assert!(text.contains("authserver_store_reload_stalled_total 5\n"));
+        assert!(text.contains("authserver_tls_reload_failure_total "));
+        assert!(
+            text.contains("authserver_tls_cert_not_after_seconds 0\n"),
+            "no TLS in this process: 0, which alerts skip"
+        );
         assert!(text.contains("authserver_requests_total{country=\"DE\"} 1\n"));
         assert!(text.contains("authserver_bans_total 2\n"));
     }

@@ -66,6 +66,12 @@ metrics! {
         "Credential store fetch, parse or policy failures (last good snapshot kept).");
     STORE_STALENESS = ("StoreStalenessSeconds", "authserver_store_staleness_seconds", Gauge, "Seconds", None,
         "Age of the snapshot in service since it was last confirmed current.");
+    STORE_RELOAD_STALLED = ("StoreReloadStalled", "authserver_store_reload_stalled_total", Counter, "Count", None,
+        "Users-file reloads still running after store.reload_deadline_ms (the last good snapshot serves).");
+    TLS_RELOAD_FAILURE = ("TlsReloadFailure", "authserver_tls_reload_failure_total", Counter, "Count", None,
+        "Failed attempts to load a changed TLS certificate and key (retried every reload interval; the last good pair serves).");
+    TLS_CERT_NOT_AFTER = ("TlsCertNotAfter", "authserver_tls_cert_not_after_seconds", Gauge, "Seconds", None,
+        "Expiry (notAfter) of the TLS certificate in service, in Unix seconds; 0 without TLS.");
     HASH_VERIFY_DURATION = ("HashVerifyDuration", "authserver_hash_verify_duration_seconds", Histogram, "Milliseconds", None,
         "Time of one Argon2id verification (CloudWatch in ms, Prometheus in s).");
     HASH_QUEUE_REJECTED = ("HashQueueRejected", "authserver_hash_queue_rejected_total", Counter, "Count", None,
@@ -87,6 +93,11 @@ metrics! {
     COMPLIANCE_VIOLATIONS = ("ComplianceViolations", "authserver_compliance_violations", Gauge, "Count", None,
         "Failed controls in the last compliance check.");
 }
+
+/// CloudWatch names of the metrics only the standalone server emits (Prometheus): the file
+/// store's reload and TLS do not exist on Lambda, so the CloudWatch dashboard need not show them
+/// (`scripts/check-metric-names.py` reads this list).
+pub const STANDALONE_ONLY: &[&str] = &["StoreReloadStalled", "TlsReloadFailure", "TlsCertNotAfter"];
 
 /// Failure reasons: the values of the `Reason` dimension / `reason` label.
 pub const REASONS: &[&str] = &[
@@ -121,5 +132,6 @@ mod tests {
                 .filter(|m| m.kind == Kind::Counter)
                 .all(|m| m.prometheus.ends_with("_total"))
         );
+        assert!(STANDALONE_ONLY.iter().all(|n| cw.contains(n)));
     }
 }

@@ -1,0 +1,314 @@
+//! Reading the files the server reloads (users file, TLS certificate and key): regular files
+//! only, size-capped, and change detection that sees every content change.
+//!
+//! - **Regular files only.** The file is opened with `O_NONBLOCK` (opening a FIFO would
+//!   otherwise wait for a writer, and reading it forever) and the *open descriptor* is
+//!   `fstat`ed: a FIFO, a device such as `/dev/zero`, or a directory is refused with a clear
+//!   error before a byte is read.
+//! - **A size cap.** Larger files are refused (and reading stops at the cap even if the file
+//!   grows meanwhile), so a wrong path or a runaway generator cannot exhaust memory.
+//! - **Change detection.** A poll compares `(dev, inode, ctime, mtime, size)` of the path with
+//!   what was last read, then the SHA-256 of the content. `(mtime, size)` alone misses a
+//!   same-length edit within the filesystem's timestamp granularity and tools that keep mtimes
+//!   (`cp -p`, `rsync -a`, `tar x`); the inode sees replacements, ctime (which no tool can set)
+//!   sees in-place writes. Like git's "racy" index entries, a file whose timestamps were within
+//!   [`RACY_WINDOW`] of the moment it was read is read again at every poll until they are not
+//!   (a later write in the same timestamp tick would leave the metadata unchanged), and the
+//!   content is re-read every [`DIGEST_EVERY`] regardless (filesystems with unreliable ctime,
+//!   file servers whose clocks run far ahead).
+//!
+//! A leaf module: it uses nothing else in this crate, so `store` and `tls` can both use it.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Timestamps this close to the read are not trusted to reveal a later write (FAT has 2 s
+/// granularity; older kernels and NFS 1 s).
+pub const RACY_WINDOW: Duration = Duration::from_secs(3);
+
+/// Content is re-read at least this often even when the metadata says nothing changed.
+pub const DIGEST_EVERY: Duration = Duration::from_secs(60);
+
+/// The metadata that changes when a file's content may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileKey {
+    dev: u64,
+    ino: u64,
+    ctime: (i64, i64),
+    mtime: (i64, i64),
+    len: u64,
+}
+
+impl FileKey {
+    fn of(m: &Metadata) -> Self {
+        Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            ctime: (m.ctime(), m.ctime_nsec()),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            len: m.len(),
+        }
+    }
+
+    /// True when either timestamp is within [`RACY_WINDOW`] before `read_at`, or after it by
+    /// at most [`DIGEST_EVERY`] (a file server's clock running ahead). A timestamp further in
+    /// the future would keep the file racy, and re-read at every poll, for as long as the skew:
+    /// the periodic digest covers that case instead.
+    fn racy(&self, read_at: SystemTime) -> bool {
+        let since_epoch = |(s, ns): (i64, i64)| {
+            Duration::from_secs(u64::try_from(s).unwrap_or(0))
+                + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
+        };
+        let read = read_at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        [self.ctime, self.mtime].into_iter().any(|t| {
+            let t = since_epoch(t);
+            t + RACY_WINDOW >= read && t <= read + DIGEST_EVERY
+        })
+    }
+}
+
+/// Why a file was not read. The messages name the problem, never content.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// open/stat/read failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Not a regular file.
+    #[error("not a regular file (it is a {0}); only regular files are read")]
+    NotRegular(&'static str),
+    /// Over the size cap.
+    #[error("file is larger than the {max}-byte limit")]
+    TooLarge {
+        /// The cap.
+        max: u64,
+    },
+}
+
+fn kind(m: &Metadata) -> &'static str {
+    let t = m.file_type();
+    if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
+}
+
+/// The key of `path` now (follows symlinks; `stat` never blocks on a FIFO).
+pub fn stat_key(path: &Path) -> std::io::Result<FileKey> {
+    std::fs::metadata(path).map(|m| FileKey::of(&m))
+}
+
+/// Reads `path` if it is a regular file of at most `max` bytes. The key returned is the open
+/// file's, taken before reading, so a write during the read shows as a change next time.
+pub fn read_regular(path: &Path, max: u64) -> Result<(Vec<u8>, FileKey), FileError> {
+    let file: File = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?; // fstat of the descriptor, not a second lookup of the path
+    if !meta.is_file() {
+        return Err(FileError::NotRegular(kind(&meta)));
+    }
+    if meta.len() > max {
+        return Err(FileError::TooLarge { max });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(FileError::TooLarge { max });
+    }
+    Ok((bytes, FileKey::of(&meta)))
+}
+
+/// What a poller last read: when the metadata says nothing changed, whether to read anyway.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    key: FileKey,
+    racy: bool,
+    read_at: Instant,
+}
+
+impl Seen {
+    /// Records a read of a file with `key`, done now.
+    pub fn now(key: FileKey) -> Self {
+        Self {
+            key,
+            racy: key.racy(SystemTime::now()),
+            read_at: Instant::now(),
+        }
+    }
+
+    /// True when the file must be read to know whether it changed: its metadata differs, it
+    /// was racy when read, or the periodic re-read is due.
+    pub fn must_read(seen: Option<&Seen>, key: &FileKey) -> bool {
+        seen.is_none_or(|s| s.key != *key || s.racy || s.read_at.elapsed() >= DIGEST_EVERY)
+    }
+}
+
+/// Runs `check` every `interval`, each run on a thread of its own: a stuck read (a hung network
+/// filesystem) never blocks the poll task or the runtime's blocking pool, no second run starts
+/// while one is stuck, and shutdown never waits for it (the thread is detached). A run still
+/// going after `deadline` is reported once through `on_stall`. Stops when the task is aborted.
+pub fn poll<C, S>(
+    interval: Duration,
+    deadline: Duration,
+    check: C,
+    on_stall: S,
+) -> tokio::task::JoinHandle<()>
+where
+    C: Fn() + Send + Sync + 'static,
+    S: Fn(Duration) + Send + 'static,
+{
+    struct Done(Arc<AtomicBool>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release); // also when `check` panics
+        }
+    }
+    let check = Arc::new(check);
+    tokio::spawn(async move {
+        let busy = Arc::new(AtomicBool::new(false));
+        let mut started = Instant::now();
+        let mut reported = false;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if busy.load(Ordering::Acquire) {
+                if !reported && started.elapsed() >= deadline {
+                    on_stall(started.elapsed());
+                    reported = true;
+                }
+                continue;
+            }
+            (started, reported) = (Instant::now(), false);
+            busy.store(true, Ordering::Release);
+            let (run, done) = (check.clone(), Done(busy.clone()));
+            let spawned = std::thread::Builder::new()
+                .name("file-poll".into())
+                .spawn(move || {
+                    let _done = done;
+                    run();
+                });
+            if let Err(e) = spawned {
+                busy.store(false, Ordering::Release);
+                tracing::error!(error = %e, "cannot start a file poll thread");
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_what_is_not_a_regular_file_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        for (path, want) in [
+            (fifo.as_path(), "FIFO"),
+            (Path::new("/dev/zero"), "character device"),
+            (dir.path(), "directory"),
+        ] {
+            let err = read_regular(path, 1024).expect_err("refused");
+            assert!(err.to_string().contains(want), "{err}");
+        }
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 2048]).expect("write");
+        assert!(matches!(
+            read_regular(&big, 2047),
+            Err(FileError::TooLarge { max: 2047 })
+        ));
+        let (bytes, key) = read_regular(&big, 2048).expect("at the cap");
+        assert_eq!(bytes.len(), 2048);
+        assert_eq!(stat_key(&big).expect("stat"), key);
+    }
+
+    #[test]
+    fn racy_and_changed_files_are_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("f");
+        std::fs::write(&f, "a").expect("write");
+        let key = stat_key(&f).expect("stat");
+        let fresh = Seen::now(key);
+        assert!(fresh.racy, "just written");
+        assert!(Seen::must_read(Some(&fresh), &key));
+        assert!(Seen::must_read(None, &key));
+        let old = SystemTime::now() - Duration::from_secs(10);
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .and_then(|h| h.set_modified(old))
+            .expect("set mtime");
+        // ctime is now (set_modified changes it), so still racy: checked by the key itself.
+        let settled = Seen {
+            key,
+            racy: false,
+            read_at: Instant::now(),
+        };
+        assert!(!Seen::must_read(Some(&settled), &key));
+        let after = stat_key(&f).expect("stat");
+        assert_ne!(after, key, "set_modified changes mtime and ctime");
+        assert!(Seen::must_read(Some(&settled), &after));
+        let now = SystemTime::now();
+        let at = |t: SystemTime| {
+            let d = t.duration_since(SystemTime::UNIX_EPOCH).expect("after 1970");
+            let stamp = (d.as_secs() as i64, i64::from(d.subsec_nanos()));
+            FileKey {
+                ctime: stamp,
+                mtime: stamp,
+                ..key
+            }
+        };
+        assert!(at(now - Duration::from_secs(1)).racy(now));
+        assert!(!at(now - Duration::from_secs(10)).racy(now));
+        assert!(at(now + Duration::from_secs(30)).racy(now), "small clock skew");
+        assert!(
+            !at(now + Duration::from_secs(3600)).racy(now),
+            "skew: left to the digest"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stuck_check_is_reported_once_and_never_doubled() {
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let stalls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (r, s) = (runs.clone(), stalls.clone());
+        let task = poll(
+            Duration::from_millis(10),
+            Duration::from_millis(50),
+            move || {
+                r.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(300));
+            },
+            move |_| {
+                s.fetch_add(1, Ordering::SeqCst);
+            },
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "no second run while one is stuck");
+        assert_eq!(stalls.load(Ordering::SeqCst), 1, "reported once");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(runs.load(Ordering::SeqCst) >= 2, "polling resumes");
+        task.abort();
+    }
+}
