@@ -143,12 +143,14 @@ async fn a_ban_made_on_one_instance_holds_on_another() {
     );
 }
 
+/// A missing table (or any DynamoDB failure) does not switch regulation off: the instance
+/// regulates from its own memory (max_source_failures = 3 here) and counts every failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_table_fails_open_and_is_counted() {
+async fn a_missing_table_falls_back_to_memory_and_is_counted() {
     let Some(url) = moto() else { return };
     let f = fixture();
     let state = instance(&f.users, &url, "no-such-table");
-    for _ in 0..4 {
+    for _ in 0..3 {
         assert_eq!(
             call(&state, "198.51.100.11", &basic("x", "bad")).await,
             StatusCode::UNAUTHORIZED
@@ -156,6 +158,11 @@ async fn a_missing_table_fails_open_and_is_counted() {
     }
     assert_eq!(
         call(&state, "198.51.100.11", &basic(ALICE, ALICE_PW)).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "banned from this instance's memory"
+    );
+    assert_eq!(
+        call(&state, "198.51.100.12", &basic(ALICE, ALICE_PW)).await,
         StatusCode::OK
     );
     assert!(
@@ -164,6 +171,6 @@ async fn a_missing_table_fails_open_and_is_counted() {
             .regulator
             .backend_errors
             .load(std::sync::atomic::Ordering::Relaxed)
-            >= 4
+            >= 3
     );
 }
