@@ -140,10 +140,11 @@ impl Entry {
         let carried = u64::from(e.previous_failures) * (w - into) / w;
         let counted = u64::from(e.failures).saturating_add(carried);
         let cap = p.max_source_usernames as usize;
-        if let (Scope::Source, Some(u)) = (scope, user_hash) {
-            if e.usernames.len() < cap && !e.usernames.iter().any(|x| x == u) {
-                e.usernames.push(u.to_owned());
-            }
+        if let (Scope::Source, Some(u)) = (scope, user_hash)
+            && e.usernames.len() < cap
+            && !e.usernames.iter().any(|x| x == u)
+        {
+            e.usernames.push(u.to_owned());
         }
         let limit = match scope {
             Scope::Source => p.max_source_failures,

@@ -46,14 +46,14 @@ pub(crate) fn wanted(
     now: Instant,
     wall: SystemTime,
 ) -> Option<Wanted> {
-    if config.accept_pending {
-        if let Some(pending) = &labels.pending {
-            return Some(Wanted {
-                kind: AlternateKind::Pending,
-                version: pending.clone(),
-                until: None,
-            });
-        }
+    if config.accept_pending
+        && let Some(pending) = &labels.pending
+    {
+        return Some(Wanted {
+            kind: AlternateKind::Pending,
+            version: pending.clone(),
+            until: None,
+        });
     }
     let previous = labels.previous.as_ref()?;
     if config.previous_grace.is_zero() {

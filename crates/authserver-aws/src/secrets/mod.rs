@@ -213,10 +213,10 @@ impl SecretsManagerStore {
         let inner = &self.inner;
         let seen = inner.rounds.load(Ordering::Acquire);
         let _flight = inner.flight.lock().await;
-        if inner.rounds.load(Ordering::Acquire) != seen {
-            if let Some(result) = inner.lock().last_result.clone() {
-                return result;
-            }
+        if inner.rounds.load(Ordering::Acquire) != seen
+            && let Some(result) = inner.lock().last_result.clone()
+        {
+            return result;
         }
         let result = inner.round().await;
         inner.lock().last_result = Some(result.clone());

@@ -113,13 +113,13 @@ impl Inner {
     ) -> Option<Wanted> {
         let labels = labels?;
         let mut st = self.lock();
-        if let (Some(new), Some(old)) = (base, known) {
-            if st.pending_seen.as_deref() == Some(new.version()) {
-                st.switch = Some(Switch {
-                    from: old.to_owned(),
-                    at: self.clock.now(),
-                });
-            }
+        if let (Some(new), Some(old)) = (base, known)
+            && st.pending_seen.as_deref() == Some(new.version())
+        {
+            st.switch = Some(Switch {
+                from: old.to_owned(),
+                at: self.clock.now(),
+            });
         }
         if labels.pending.is_some() {
             st.pending_seen = labels.pending.clone();
@@ -178,10 +178,10 @@ impl Inner {
         alternate: Option<(Wanted, Arc<Snapshot>)>,
     ) -> Refreshed {
         let loaded = base.is_some();
-        if let Some(new) = base {
-            if let Some(old) = st.base.replace(new) {
-                st.remember(old);
-            }
+        if let Some(new) = base
+            && let Some(old) = st.base.replace(new)
+        {
+            st.remember(old);
         }
         let Some(base) = st.base.clone() else {
             return Refreshed::Unchanged; // unreachable: a round that succeeds has a base

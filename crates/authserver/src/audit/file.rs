@@ -210,10 +210,10 @@ fn read_tail(file: &File, len: u64) -> std::io::Result<Vec<u8>> {
         // Skip the first, partial line; done once a whole record follows it.
         if let Some(first) = buf.iter().position(|b| *b == b'\n') {
             let rest = &buf[first + 1..];
-            if let Some(last) = rest.iter().rposition(|b| *b == b'\n') {
-                if chain::tail(&rest[..=last]).0 > 0 {
-                    return Ok(rest.to_vec());
-                }
+            if let Some(last) = rest.iter().rposition(|b| *b == b'\n')
+                && chain::tail(&rest[..=last]).0 > 0
+            {
+                return Ok(rest.to_vec());
             }
         }
         want = want.saturating_mul(4);

@@ -184,15 +184,15 @@ fn stream_line(time: &str, event: &AuditEvent) -> Option<Vec<u8>> {
 impl AuditSink for Audit {
     fn emit(&self, event: AuditEvent) {
         let time = now();
-        if let Some(stream) = self.stream {
-            if let Some(bytes) = stream_line(&time, &event) {
-                let written = match stream {
-                    Stream::Stdout => crate::telemetry::write_stdout(&bytes),
-                    Stream::Stderr => std::io::stderr().lock().write_all(&bytes),
-                };
-                if written.is_err() {
-                    self.dropped.add(1, "the audit stream cannot be written");
-                }
+        if let Some(stream) = self.stream
+            && let Some(bytes) = stream_line(&time, &event)
+        {
+            let written = match stream {
+                Stream::Stdout => crate::telemetry::write_stdout(&bytes),
+                Stream::Stderr => std::io::stderr().lock().write_all(&bytes),
+            };
+            if written.is_err() {
+                self.dropped.add(1, "the audit stream cannot be written");
             }
         }
         if let Some(tx) = &self.file {
