@@ -389,6 +389,13 @@ def check_all(template_path, param_files, region, report_unused=True):
     for b in bad:
         print("FINDING", b)
     calls = rotation_calls()
+    # The moto test records the SDK calls a rotation really makes into rotation-actions.txt; the
+    # source reading above must find the same set, or one of the two went stale.
+    recorded = {l.strip() for l in (ROOT / "deploy/aws/rotation-actions.txt").read_text().splitlines()
+                if l.strip() and not l.startswith("#")}
+    if recorded != set(calls):
+        bad.append(f"deploy/aws/rotation-actions.txt (recorded on moto) lists {sorted(recorded)}, "
+                   f"the rotation code reads as {sorted(calls)}")
     print("rotation code calls: " + ", ".join(
         f"{a}{' (' + '/'.join(sorted(l)) + ')' if l else ''}" for a, l in sorted(calls.items())))
     print(f"INFO: IAM: {len(sets)} parameter sets, {len(bad)} unjustified findings "
