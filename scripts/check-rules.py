@@ -31,7 +31,9 @@ NEGATIVES = {
     "vpc-without-subnets": (
         "us-east-1", {"EnableVpc": "true", "VpcId": "vpc-0123456789abcdef0"}, "VpcModeNeedsVpc"),
     "cloudfront-outside-us-east-1": (
-        "eu-west-1", {"EdgeProtection": "cloudfront"}, "CloudFrontEdgeNeedsUsEast1"),
+        "eu-west-1", {"EdgeProtection": "cloudfront", "EdgeOriginSecret": "x" * 32}, "CloudFrontEdgeNeedsUsEast1"),
+    "cloudfront-without-origin-secret": (
+        "us-east-1", {"EdgeProtection": "cloudfront"}, "CloudFrontEdgeNeedsOriginSecret"),
     "replica-in-own-region": (
         "us-east-1", {"SecretReplicaRegion": "us-east-1",
                       "SecretReplicaKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/0123abcd-4567-89ab-cdef-0123456789ab"},

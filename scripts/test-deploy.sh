@@ -249,6 +249,7 @@ cat >"$TMP/all-options.json" <<'EOF'
   {"ParameterKey": "PrivateSubnetIds", "ParameterValue": "subnet-0123456789abcdef0,subnet-0123456789abcdef1"},
   {"ParameterKey": "PrivateRouteTableIds", "ParameterValue": "rtb-0123456789abcdef0,rtb-0123456789abcdef1"},
   {"ParameterKey": "EdgeProtection", "ParameterValue": "cloudfront"},
+  {"ParameterKey": "EdgeOriginSecret", "ParameterValue": "test-only-origin-secret-0123456789abcdef"},
   {"ParameterKey": "EnableShieldAdvanced", "ParameterValue": "true"},
   {"ParameterKey": "EdgeDomainName", "ParameterValue": "auth.example.com"},
   {"ParameterKey": "EdgeCertificateArn", "ParameterValue": "arn:aws:acm:us-east-1:123456789012:certificate/01234567-89ab-cdef-0123-456789abcdef"},
