@@ -137,7 +137,9 @@ impl Entry {
         // Two-bucket sliding window: the previous window counts for the part of it that the
         // last `window_seconds` still cover.
         let into = now.saturating_sub(e.window_start).min(w);
-        let carried = u64::from(e.previous_failures) * (w - into) / w;
+        // Rounded up: rounding down let a burst straddling the boundary get one guess more
+        // than the limit (9 failures at 299 s and 1 at 301 s counted 9 against a limit of 10).
+        let carried = (u64::from(e.previous_failures) * (w - into)).div_ceil(w);
         let counted = u64::from(e.failures).saturating_add(carried);
         let cap = p.max_source_usernames as usize;
         if let (Scope::Source, Some(u)) = (scope, user_hash) {
@@ -364,9 +366,12 @@ mod tests {
             "9 just before the boundary + 1 after = 10 in the last 300 s"
         );
         assert_eq!(e1.previous_failures, 0, "a ban starts a clean window");
+        // A second after the boundary the previous window still counts in full (rounded up).
+        let (_, ban) = e.after_failure(Scope::User, 301, None, &p);
+        assert!(ban.is_some(), "9 at 299 s + 1 at 301 s = 10 in the last 300 s");
         // Half a window later only half of the previous window still counts.
         let (e2, ban) = e.after_failure(Scope::User, 450, None, &p);
-        assert!(ban.is_none(), "1 + 9/2 < 10");
+        assert!(ban.is_none(), "1 + ⌈9/2⌉ < 10");
         assert_eq!((e2.failures, e2.previous_failures, e2.window_start), (1, 9, 300));
     }
 

@@ -105,7 +105,7 @@ pub fn build(settings: Settings) -> anyhow::Result<Built> {
     Ok(Built {
         state: Arc::new(AppState {
             settings: Arc::new(settings),
-            gate,
+            gate: Arc::new(gate),
             telemetry,
             audit,
             proxies,
