@@ -130,22 +130,26 @@ impl Gate {
                 // From here on the outcome is recorded even if this request is dropped (client
                 // gone, HTTP/2 reset, request timeout): the verification runs anyway, and a
                 // failure nobody waited for must still count, or abandoning every guess once it
-                // is verified would buy unmetered Argon2id with no ban ever.
+                // is verified would buy unmetered Argon2id with no ban ever. The task keeps the
+                // request's span and ids, so its log lines (a ban issued) carry them.
                 let gate = Arc::clone(self);
                 let hashed = user_hash.clone();
-                let verify = tokio::spawn(async move {
-                    let (verified, permit) = gate.limiter.run(task, permit).await?;
-                    let runs = verified.runs();
-                    let decision = gate.auth.finish(verified);
-                    let took = decision.verify_time.unwrap_or_default();
-                    gate.pacer.observe(cost, took, runs);
-                    // The slot is released only once the outcome is recorded, so a verification
-                    // in flight counts against the budget: a burst exceeds a limit by at most
-                    // the number of slots.
-                    gate.record(&decision, source, &hashed).await;
-                    drop(permit);
-                    Ok::<_, crate::limiter::Overloaded>((decision, took, runs))
-                });
+                let verify = tokio::spawn(tracing::Instrument::instrument(
+                    crate::telemetry::context::carried(async move {
+                        let (verified, permit) = gate.limiter.run(task, permit).await?;
+                        let runs = verified.runs();
+                        let decision = gate.auth.finish(verified);
+                        let took = decision.verify_time.unwrap_or_default();
+                        gate.pacer.observe(cost, took, runs);
+                        // The slot is released only once the outcome is recorded, so a verification
+                        // in flight counts against the budget: a burst exceeds a limit by at most
+                        // the number of slots.
+                        gate.record(&decision, source, &hashed).await;
+                        drop(permit);
+                        Ok::<_, crate::limiter::Overloaded>((decision, took, runs))
+                    }),
+                    tracing::Span::current(),
+                ));
                 let (decision, took, runs) = match verify.await {
                     Ok(Ok(done)) => done,
                     Ok(Err(e)) => return overloaded(e),
