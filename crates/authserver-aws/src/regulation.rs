@@ -59,6 +59,7 @@ fn entry_of(item: &Item) -> Option<Entry> {
         // Absent on items written before the sliding window: 0, as a fresh window.
         previous_failures: u32::try_from(n(item, "previous_failures")).unwrap_or(u32::MAX),
         usernames,
+        previous_usernames: u32::try_from(n(item, "previous_usernames")).unwrap_or(u32::MAX),
         level: u32::try_from(n(item, "level")).unwrap_or(u32::MAX),
         banned_until: n(item, "banned_until"),
         version: n(item, "version"),
@@ -73,6 +74,10 @@ fn item_of(key: &str, e: &Entry, expires_at: u64) -> Item {
         (
             "previous_failures".to_owned(),
             num(u64::from(e.previous_failures)),
+        ),
+        (
+            "previous_usernames".to_owned(),
+            num(u64::from(e.previous_usernames)),
         ),
         (
             "usernames".to_owned(),

@@ -82,6 +82,10 @@ pub struct Entry {
     pub previous_failures: u32,
     /// Distinct failing `user_hash` values in the window (sources only; capped at the spray threshold).
     pub usernames: Vec<String>,
+    /// How many distinct usernames failed in the window before (sources only): spray detection
+    /// slides like the failure count, or a spray straddling a boundary got twice the threshold.
+    #[serde(default)]
+    pub previous_usernames: u32,
     /// Bans so far (drives escalation; forgotten after a quiet `max_ban_seconds`).
     pub level: u32,
     /// Banned until (Unix seconds); 0 when not banned.
@@ -129,6 +133,11 @@ impl Entry {
             // Windows stay aligned to the first one; the one just ended is kept as "previous".
             let windows = elapsed / w;
             e.previous_failures = if windows == 1 { e.failures } else { 0 };
+            e.previous_usernames = if windows == 1 {
+                u32::try_from(e.usernames.len()).unwrap_or(u32::MAX)
+            } else {
+                0
+            };
             e.window_start += windows * w;
             e.failures = 0;
             e.usernames.clear();
@@ -137,7 +146,10 @@ impl Entry {
         // Two-bucket sliding window: the previous window counts for the part of it that the
         // last `window_seconds` still cover.
         let into = now.saturating_sub(e.window_start).min(w);
-        let carried = u64::from(e.previous_failures) * (w - into) / w;
+        // Rounded up: rounding down let a burst straddling the boundary get one guess more
+        // than the limit (9 failures at 299 s and 1 at 301 s counted 9 against a limit of 10).
+        let carry = |previous: u32| (u64::from(previous) * (w - into)).div_ceil(w);
+        let carried = carry(e.previous_failures);
         let counted = u64::from(e.failures).saturating_add(carried);
         let cap = p.max_source_usernames as usize;
         if let (Scope::Source, Some(u)) = (scope, user_hash)
@@ -150,7 +162,10 @@ impl Entry {
             Scope::Source => p.max_source_failures,
             Scope::User => p.max_user_failures,
         };
-        let spray = scope == Scope::Source && cap > 0 && e.usernames.len() >= cap;
+        // A username failing in both windows counts twice: an over-count by at most the carried
+        // share, on the side of caution.
+        let distinct = (e.usernames.len() as u64).saturating_add(carry(e.previous_usernames));
+        let spray = scope == Scope::Source && cap > 0 && distinct >= cap as u64;
         let mut ban = None;
         if e.banned_for(now).is_none() && (counted >= u64::from(limit) || spray) {
             let seconds = p
@@ -165,6 +180,7 @@ impl Entry {
             });
             e.failures = 0;
             e.previous_failures = 0;
+            e.previous_usernames = 0;
             e.usernames.clear();
             e.window_start = now;
         }
@@ -365,10 +381,39 @@ mod tests {
             "9 just before the boundary + 1 after = 10 in the last 300 s"
         );
         assert_eq!(e1.previous_failures, 0, "a ban starts a clean window");
+        // A second after the boundary the previous window still counts in full (rounded up).
+        let (_, ban) = e.after_failure(Scope::User, 301, None, &p);
+        assert!(ban.is_some(), "9 at 299 s + 1 at 301 s = 10 in the last 300 s");
         // Half a window later only half of the previous window still counts.
         let (e2, ban) = e.after_failure(Scope::User, 450, None, &p);
-        assert!(ban.is_none(), "1 + 9/2 < 10");
+        assert!(ban.is_none(), "1 + ⌈9/2⌉ < 10");
         assert_eq!((e2.failures, e2.previous_failures, e2.window_start), (1, 9, 300));
+    }
+
+    #[test]
+    fn a_spray_across_a_window_boundary_gets_no_second_threshold() {
+        let p = RegulationPolicy {
+            max_source_failures: 100,
+            max_source_usernames: 10,
+            window_seconds: 300,
+            ..policy()
+        };
+        let mut e = Entry::default();
+        for i in 0..9 {
+            let (next, ban) = e.after_failure(Scope::Source, 299, Some(&format!("a{i}")), &p);
+            assert!(ban.is_none());
+            e = next;
+        }
+        let (e1, ban) = e.after_failure(Scope::Source, 301, Some("b0"), &p);
+        assert!(
+            ban.is_some(),
+            "9 distinct usernames at 299 s + 1 more at 301 s: a spray of 10 in 2 s"
+        );
+        assert_eq!(e1.previous_usernames, 0, "a ban starts a clean window");
+        // Two windows later nothing carries.
+        let (e2, ban) = e.after_failure(Scope::Source, 900, Some("c0"), &p);
+        assert!(ban.is_none());
+        assert_eq!((e2.usernames.len(), e2.previous_usernames), (1, 0));
     }
 
     /// Polls a future that must be ready at once (the memory store's are).

@@ -7,6 +7,7 @@ use crate::store::SnapshotSource;
 use authserver_core::{Authenticator, Credentials, Decision, ParseError, Reason, Step, UserHasher};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Retry-After for 503 overloaded.
@@ -38,7 +39,7 @@ impl fmt::Debug for Attempt {
 #[derive(Debug)]
 pub struct Gate {
     /// Snapshots.
-    pub store: std::sync::Arc<dyn SnapshotSource>,
+    pub store: Arc<dyn SnapshotSource>,
     /// Decisions and the verified cache.
     pub auth: Authenticator,
     /// Verification limiter.
@@ -53,14 +54,14 @@ pub struct Gate {
 
 impl Gate {
     /// Decides for the given `Authorization` values with no known client address.
-    pub async fn attempt<'a>(&self, authorization: impl Iterator<Item = &'a [u8]>) -> Attempt {
+    pub async fn attempt<'a>(self: &Arc<Self>, authorization: impl Iterator<Item = &'a [u8]>) -> Attempt {
         self.attempt_from(authorization, None).await
     }
 
     /// Decides for the given `Authorization` values (all of them: more than one is malformed)
     /// from `source`, applying regulation.
     pub async fn attempt_from<'a>(
-        &self,
+        self: &Arc<Self>,
         mut authorization: impl Iterator<Item = &'a [u8]>,
         source: Option<IpAddr>,
     ) -> Attempt {
@@ -126,19 +127,34 @@ impl Gate {
                 if let Some(refusal) = self.regulator.check(source, &user_hash).await {
                     return refuse(refusal);
                 }
-                let (verified, permit) = match self.limiter.run(task, permit).await {
-                    Ok(done) => done,
-                    Err(e) => return overloaded(e),
+                // From here on the outcome is recorded even if this request is dropped (client
+                // gone, HTTP/2 reset, request timeout): the verification runs anyway, and a
+                // failure nobody waited for must still count, or abandoning every guess once it
+                // is verified would buy unmetered Argon2id with no ban ever. The task keeps the
+                // request's span and ids, so its log lines (a ban issued) carry them.
+                let gate = Arc::clone(self);
+                let hashed = user_hash.clone();
+                let verify = tokio::spawn(tracing::Instrument::instrument(
+                    crate::telemetry::context::carried(async move {
+                        let (verified, permit) = gate.limiter.run(task, permit).await?;
+                        let runs = verified.runs();
+                        let decision = gate.auth.finish(verified);
+                        let took = decision.verify_time.unwrap_or_default();
+                        gate.pacer.observe(cost, took, runs);
+                        // The slot is released only once the outcome is recorded, so a verification
+                        // in flight counts against the budget: a burst exceeds a limit by at most
+                        // the number of slots.
+                        gate.record(&decision, source, &hashed).await;
+                        drop(permit);
+                        Ok::<_, crate::limiter::Overloaded>((decision, took, runs))
+                    }),
+                    tracing::Span::current(),
+                ));
+                let (decision, took, runs) = match verify.await {
+                    Ok(Ok(done)) => done,
+                    Ok(Err(e)) => return overloaded(e),
+                    Err(_) => return overloaded(crate::limiter::Overloaded::TaskFailed),
                 };
-                let runs = verified.runs();
-                let decision = self.auth.finish(verified);
-                let took = decision.verify_time.unwrap_or_default();
-                self.pacer.observe(cost, took, runs);
-                // The slot is released only once the outcome is recorded, so a verification in
-                // flight counts against the budget: a burst exceeds a limit by at most the
-                // number of slots.
-                self.record(&decision, source, &user_hash).await;
-                drop(permit);
                 if decision.reason().is_some_and(Reason::is_credential_failure) {
                     let slowest = snapshot.dummy().cost();
                     tokio::time::sleep(self.pacer.padding(slowest, took, runs)).await;

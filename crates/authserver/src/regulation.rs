@@ -35,6 +35,18 @@ const LOCAL_CAP: NonZeroUsize = match NonZeroUsize::new(65_536) {
 /// While the backend keeps failing, one summary log line per this many seconds.
 const BACKEND_LOG_EVERY_SECONDS: u64 = 60;
 
+/// Longest wait for one backend call (DynamoDB answers in milliseconds; a shared test machine's
+/// moto in hundreds); past it the call counts as failed and this instance answers from its own
+/// memory. The SDK's own limits (1 s connect, 2 s per attempt) are far
+/// too long here: one request makes up to six calls, two of them while holding a verification
+/// slot, so a backend that accepts connections and never answers turned every login into a
+/// 503 at the request timeout (measured on the release binary: 3 of 3 logins, 5.0 s each).
+const BACKEND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// After a backend failure, calls go straight to the in-memory fallback for this long, so a
+/// slow backend costs one deadline per pause, not one per call; then the backend is tried again.
+const BACKEND_PAUSE_SECONDS: u64 = 5;
+
 /// Seconds since the Unix epoch (a parameter so tests can move time).
 pub type UnixClock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -97,6 +109,8 @@ pub struct Regulator {
     /// Backend failures already reported in a log line, and when that line was written.
     backend_logged: AtomicU64,
     backend_logged_at: AtomicU64,
+    /// Until when (Unix seconds) calls skip the backend after a failure.
+    backend_paused_until: AtomicU64,
     /// Bans issued.
     pub bans: AtomicU64,
     /// Backend failures (answered from the in-memory fallback).
@@ -135,6 +149,7 @@ impl Regulator {
             trusted: Mutex::new(LruCache::new(LOCAL_CAP)),
             backend_logged: AtomicU64::new(0),
             backend_logged_at: AtomicU64::new(0),
+            backend_paused_until: AtomicU64::new(0),
             bans: AtomicU64::new(0),
             backend_errors: AtomicU64::new(0),
         }
@@ -233,12 +248,9 @@ impl Regulator {
     }
 
     async fn banned(&self, key: &str, id: &str, scope: Scope, now: u64) -> Option<u64> {
-        let found = match self.store.get(key).await {
-            Ok(found) => found,
-            Err(e) => {
-                self.backend_failed(&e.to_string());
-                self.fallback.get(key).await.unwrap_or_default()
-            }
+        let found = match self.backend(|| self.store.get(key)).await {
+            Some(found) => found,
+            None => self.fallback.get(key).await.unwrap_or_default(),
         };
         let left = found?.banned_for(now);
         match left {
@@ -284,12 +296,9 @@ impl Regulator {
             next
         };
         let ttl = now + policy.window_seconds * 2 + policy.max_ban_seconds * 2;
-        let updated = match self.store.update(&key, ttl, &update).await {
-            Ok(entry) => Ok(entry),
-            Err(e) => {
-                self.backend_failed(&e.to_string());
-                self.fallback.update(&key, ttl, &update).await
-            }
+        let updated = match self.backend(|| self.store.update(&key, ttl, &update)).await {
+            Some(entry) => Ok(entry),
+            None => self.fallback.update(&key, ttl, &update).await,
         };
         let Ok(entry) = updated else {
             return; // the memory store never fails
@@ -311,6 +320,35 @@ impl Regulator {
                 failures: u64::from(ban.failures),
             });
         }
+    }
+
+    /// One backend call within [`BACKEND_DEADLINE`], or `None` (failed, too slow, or skipped
+    /// during a pause after a failure): the caller then uses the in-memory fallback. Every
+    /// call answered from the fallback is counted.
+    async fn backend<'a, T>(
+        &self,
+        call: impl FnOnce() -> authserver_core::regulation::BoxFuture<
+            'a,
+            Result<T, authserver_core::regulation::BackendError>,
+        >,
+    ) -> Option<T> {
+        let now = (self.now)();
+        if now < self.backend_paused_until.load(Relaxed) {
+            self.backend_failed("regulation backend: skipped for a few seconds after a failure");
+            return None;
+        }
+        let error = match tokio::time::timeout(BACKEND_DEADLINE, call()).await {
+            Ok(Ok(value)) => return Some(value),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!(
+                "regulation backend: no answer within {} ms",
+                BACKEND_DEADLINE.as_millis()
+            ),
+        };
+        self.backend_paused_until
+            .store(now + BACKEND_PAUSE_SECONDS, Relaxed);
+        self.backend_failed(&error);
+        None
     }
 
     fn backend_failed(&self, error: &str) {

@@ -141,7 +141,10 @@ pub async fn serve(
                         _ => builder.http1_only(),
                     };
                     // `activity` counts from accept: the handshake spent part of the same budget.
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    // `serve_connection`, not `..._with_upgrades`: the latter ignores
+                    // `http1_only`/`http2_only` and sniffs the preface (measured: an h2 preface
+                    // on an ALPN `http/1.1` session was answered with HTTP/2 SETTINGS).
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
                     watch(watcher.watch(conn.into_owned()), &activity, limits).await;
                 }
             }

@@ -131,7 +131,7 @@ pub fn build_with(
     Ok(Built {
         state: Arc::new(AppState {
             settings: Arc::new(settings),
-            gate,
+            gate: Arc::new(gate),
             telemetry,
             audit,
             proxies,

@@ -250,9 +250,12 @@ async fn no_usable_snapshot_is_503_and_not_ready_but_alive() {
     let state = Arc::into_inner(built.state).unwrap();
     let gate = authserver::decide::Gate {
         store: Arc::new(NoStore),
-        ..state.gate
+        ..Arc::into_inner(state.gate).unwrap()
     };
-    let state = Arc::new(AppState { gate, ..state });
+    let state = Arc::new(AppState {
+        gate: Arc::new(gate),
+        ..state
+    });
     let a = call(
         &state,
         Method::POST,
@@ -349,9 +352,12 @@ async fn a_panic_inside_a_request_is_a_500_without_its_payload() {
     let state = Arc::into_inner(built(&f.users).state).unwrap();
     let gate = authserver::decide::Gate {
         store: Arc::new(PanickingStore),
-        ..state.gate
+        ..Arc::into_inner(state.gate).unwrap()
     };
-    let state = Arc::new(AppState { gate, ..state });
+    let state = Arc::new(AppState {
+        gate: Arc::new(gate),
+        ..state
+    });
     let a = call(
         &state,
         Method::POST,

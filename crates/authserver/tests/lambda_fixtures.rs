@@ -217,7 +217,9 @@ impl SnapshotSource for Down {
 #[tokio::test]
 async fn store_unavailable_is_an_error_not_a_cacheable_deny() {
     let mut state = state();
-    Arc::get_mut(&mut state).unwrap().gate.store = Arc::new(Down);
+    Arc::get_mut(&mut Arc::get_mut(&mut state).unwrap().gate)
+        .unwrap()
+        .store = Arc::new(Down);
     for name in ["authorizer_http_api_v2.json", "authorizer_rest_token.json"] {
         let err = authorize(&state, fixture(name)).await.unwrap_err();
         assert_eq!(err, "AuthorizerError: service unavailable");

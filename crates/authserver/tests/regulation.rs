@@ -213,9 +213,12 @@ async fn backend_failure_falls_back_to_in_memory_regulation() {
     );
     let gate = authserver::decide::Gate {
         regulator,
-        ..built.gate
+        ..Arc::into_inner(built.gate).unwrap()
     };
-    let state = Arc::new(AppState { gate, ..built });
+    let state = Arc::new(AppState {
+        gate: Arc::new(gate),
+        ..built
+    });
     // max_user_failures = 3: the fourth guess for alice is locked out, from memory.
     for _ in 0..3 {
         assert_eq!(

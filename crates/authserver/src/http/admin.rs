@@ -38,14 +38,19 @@ pub fn routes() -> Router<Arc<AppState>> {
 const FORWARDING_HEADERS: [&str; 4] = ["forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-host"];
 
 fn is_allowed_host(host: &str, allowed: &[String]) -> bool {
-    // `Host` is `name[:port]` or `[v6]:port`; an IP literal cannot be rebound by DNS.
-    let name = match host.strip_prefix('[') {
-        Some(rest) => {
-            return rest
-                .split_once(']')
-                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
-        }
-        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    // `Host` is `name[:port]` or `[v6][:port]`; an IP literal cannot be rebound by DNS. Anything
+    // else (a bad port, text after `]`) is refused rather than guessed at.
+    let is_port = |p: &str| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok();
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split_once(']').is_some_and(|(ip, after)| {
+            ip.parse::<std::net::Ipv6Addr>().is_ok()
+                && (after.is_empty() || after.strip_prefix(':').is_some_and(is_port))
+        });
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if is_port(port) => name,
+        Some(_) => return false,
+        None => host,
     };
     name.parse::<std::net::Ipv4Addr>().is_ok()
         || name.eq_ignore_ascii_case("localhost")
@@ -55,12 +60,16 @@ fn is_allowed_host(host: &str, allowed: &[String]) -> bool {
 /// Every admin route: `Host` must be an IP literal, `localhost` or one of `admin.allowed_hosts`
 /// (421 otherwise); responses are never sniffed, framed or sent with a referrer.
 pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
-    if !host.is_some_and(|h| is_allowed_host(h, &state.settings.admin.allowed_hosts)) {
+    // Every name the request carries must pass: the `Host` header (an unreadable one is not
+    // skipped) and the request target's authority (absolute-form, HTTP/2 `:authority`), which
+    // RFC 9112 says wins over `Host` when both are there.
+    let allowed = &state.settings.admin.allowed_hosts;
+    let header = req.headers().get(header::HOST).map(|h| h.to_str().ok());
+    let target = req.uri().authority().map(|a| a.as_str());
+    let ok = (header.is_some() || target.is_some())
+        && header.is_none_or(|h| h.is_some_and(|h| is_allowed_host(h, allowed)))
+        && target.is_none_or(|t| is_allowed_host(t, allowed));
+    if !ok {
         tracing::warn!("admin request refused: Host is not an address, localhost or admin.allowed_hosts");
         return (
             StatusCode::MISDIRECTED_REQUEST,

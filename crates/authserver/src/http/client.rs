@@ -54,19 +54,17 @@ impl TrustedProxies {
             return Some(peer);
         }
         let mut client = peer;
-        let hops = headers
-            .get_all("x-forwarded-for")
+        // Split as bytes, not text: a proxy appends its peer to whatever the client sent, in the
+        // same value, so a client's non-ASCII junk must not make the hops right of it unreadable
+        // (the client would then be unknown and escape source regulation). Only a hop the walk
+        // actually reaches has to be readable.
+        let values = headers.get_all("x-forwarded-for");
+        for hop in values
             .iter()
-            .map(|v| v.to_str().ok())
-            .collect::<Option<Vec<_>>>()?;
-        for hop in hops
-            .iter()
-            .flat_map(|v| v.split(','))
-            .collect::<Vec<_>>()
-            .into_iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
             .rev()
         {
-            client = parse_hop(hop)?;
+            client = std::str::from_utf8(hop).ok().and_then(parse_hop)?;
             if !self.trusts(client) {
                 break;
             }
@@ -126,6 +124,16 @@ mod tests {
             t.client(ip("10.0.0.5"), &headers(&["junk, 198.51.100.7"])),
             Some(ip("198.51.100.7")),
             "garbage beyond the first untrusted hop does not matter"
+        );
+        let mut bytes = HeaderMap::new();
+        bytes.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff, 198.51.100.7").expect("obs-text"),
+        );
+        assert_eq!(
+            t.client(ip("10.0.0.5"), &bytes),
+            Some(ip("198.51.100.7")),
+            "nor non-ASCII bytes there"
         );
     }
 

@@ -32,8 +32,9 @@ use tower_http::timeout::TimeoutLayer;
 pub struct AppState {
     /// Settings in force.
     pub settings: Arc<Settings>,
-    /// The decision machinery.
-    pub gate: Gate,
+    /// The decision machinery (shared with the verifications it starts, which finish and are
+    /// recorded even when their request is dropped).
+    pub gate: Arc<Gate>,
     /// Metrics, stats, EMF.
     pub telemetry: Telemetry,
     /// The audit trail.

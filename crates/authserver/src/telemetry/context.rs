@@ -35,6 +35,18 @@ pub async fn scope<F: Future>(ctx: RequestContext, f: F) -> F::Output {
     REQUEST.scope(ctx, f).await
 }
 
+/// Runs `f` in the request context of the caller, if any: for work a request hands to a task
+/// of its own (which must outlive the request), so that its lines still carry the request's ids.
+pub fn carried<F: Future>(f: F) -> impl Future<Output = F::Output> {
+    let ctx = REQUEST.try_with(Clone::clone).ok();
+    async move {
+        match ctx {
+            Some(ctx) => REQUEST.scope(ctx, f).await,
+            None => f.await,
+        }
+    }
+}
+
 /// Line shape the ids are added to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
