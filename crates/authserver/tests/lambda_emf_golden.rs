@@ -165,7 +165,9 @@ async fn golden_cases() -> (Vec<(String, Value)>, String) {
 
     // The authorizer's own accounting, with the store down.
     let (mut state, captured) = capturing(settings());
-    Arc::get_mut(&mut state).unwrap().gate.store = Arc::new(Down);
+    Arc::get_mut(&mut Arc::get_mut(&mut state).unwrap().gate)
+        .unwrap()
+        .store = Arc::new(Down);
     let answer = Authorizer::new(state.clone(), None, cold())
         .handle(LambdaEvent::new(
             fixture("authorizer_http_api_v2.json"),
