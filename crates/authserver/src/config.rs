@@ -605,6 +605,14 @@ impl Settings {
                 "idle_timeout_ms and header_read_timeout_ms must be above 0",
             );
         }
+        if self.server.idle_timeout_ms < self.server.header_read_timeout_ms {
+            // The idle timer would cut a keep-alive client's next request head before the
+            // header deadline it was promised.
+            return invalid(
+                "server.idle_timeout_ms",
+                "must be at least server.header_read_timeout_ms",
+            );
+        }
         if self.server.max_connections == 0 || self.server.request_timeout_ms == 0 {
             return invalid(
                 "server.max_connections",

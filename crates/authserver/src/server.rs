@@ -22,6 +22,10 @@ use tokio_rustls::TlsAcceptor;
 /// How long in-flight requests may take to finish after shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long an idle connection closed gracefully may take to go (HTTP/2 sends GOAWAY and a
+/// PING, and finishes when the client acks it: a client that never does is cut after this).
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// Serves [`app`] (over TLS when `tls` is given) until `shutdown` resolves. Returns after
 /// in-flight connections drained (or [`DRAIN_TIMEOUT`] passed).
 pub async fn run(
@@ -66,7 +70,9 @@ pub async fn serve(
     };
     let per_address = PerAddress::new(server.max_connections_per_address);
     let connections = Arc::new(Semaphore::new(server.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Each connection closes itself gracefully (HTTP/2 GOAWAY, HTTP/1 after the response in
+    // flight) when it goes idle or when this turns true; its permit comes back when it is gone.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         // Waiting for a permit before accepting leaves excess connections in the OS backlog.
@@ -120,13 +126,13 @@ pub async fn serve(
             })
         };
         let svc = TowerToHyperService::new(svc);
-        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        let (builder, mut stopping, tls) = (builder.clone(), stopping.clone(), tls.clone());
         tokio::spawn(async move {
             let _held = (permit, counted);
             match tls {
                 None => {
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    watch(watcher.watch(conn.into_owned()), &activity, limits).await;
+                    drive!(conn, activity, limits, stopping);
                 }
                 Some(acceptor) => {
                     // The handshake counts against the first-request deadline.
@@ -145,14 +151,17 @@ pub async fn serve(
                     // `http1_only`/`http2_only` and sniffs the preface (measured: an h2 preface
                     // on an ALPN `http/1.1` session was answered with HTTP/2 SETTINGS).
                     let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                    watch(watcher.watch(conn.into_owned()), &activity, limits).await;
+                    drive!(conn, activity, limits, stopping);
                 }
             }
         });
     }
     drop(listener);
     tracing::info!("shutting down: draining connections");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    let _ = stop.send(true);
+    // Every connection holds a permit until it is gone: all of them back means drained.
+    let all = u32::try_from(server.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN_TIMEOUT, connections.acquire_many(all))
         .await
         .is_err()
     {
@@ -167,24 +176,46 @@ struct Limits {
     idle: Duration,
 }
 
-/// Drives `conn` until it ends or a deadline of `activity` passes (then drops it: only ever
-/// with no request in flight, so no response is lost).
-async fn watch<F: Future>(conn: F, activity: &Activity, limits: Limits) {
-    tokio::pin!(conn);
-    loop {
-        let wait = match activity.check(limits.first_request, limits.idle) {
-            Ok(wait) => wait,
-            Err(expiry) => {
-                tracing::debug!(?expiry, "connection closed by its deadline");
-                return;
+/// Drives a hyper connection (`$conn`, of either connection type: a macro, so no trait bounds
+/// need spelling out) until it ends. A connection that never sent a request by the deadline
+/// is dropped; one idle past the idle timeout, or asked to stop by `$stopping`, is closed
+/// gracefully (HTTP/2: GOAWAY, so the client knows it may retry; HTTP/1: after the response in
+/// flight) and given [`IDLE_CLOSE_GRACE`] (idle) or [`DRAIN_TIMEOUT`] (shutdown) to finish.
+macro_rules! drive {
+    ($conn:expr, $activity:expr, $limits:expr, $stopping:expr) => {{
+        let conn = $conn;
+        tokio::pin!(conn);
+        let mut closing: Option<tokio::time::Instant> = None;
+        loop {
+            let wait = if let Some(until) = closing {
+                until.saturating_duration_since(tokio::time::Instant::now())
+            } else {
+                match $activity.check($limits.first_request, $limits.idle) {
+                    Ok(wait) => wait,
+                    Err(crate::conn::Expiry::NoRequest) => {
+                        tracing::debug!("connection closed: no request before the deadline");
+                        break;
+                    }
+                    Err(crate::conn::Expiry::Idle) => {
+                        tracing::debug!("connection idle: closing gracefully");
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some(tokio::time::Instant::now() + IDLE_CLOSE_GRACE);
+                        IDLE_CLOSE_GRACE
+                    }
+                }
+            };
+            tokio::select! {
+                _ = conn.as_mut() => break,
+                () = tokio::time::sleep(wait) => if closing.is_some() { break },
+                _ = $stopping.changed(), if closing.is_none() => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT);
+                }
             }
-        };
-        tokio::select! {
-            _ = &mut conn => return,
-            () = tokio::time::sleep(wait) => {}
         }
-    }
+    }};
 }
+use drive;
 
 /// Builds the server from `settings`, binds the main (and admin) listener, serves until
 /// `shutdown`, then drains and stops background tasks.

@@ -22,14 +22,18 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 /// release binary: frames SETTINGS, SETTINGS ack, WINDOW_UPDATE, HEADERS, DATA, then EOF).
 /// RFC 9113 §6.8 asks for a GOAWAY first, and it is what lets a client (Envoy `ext_authz`,
 /// a gRPC-style pool) tell "closed while idle, retry safely" from "failed mid-request" when
-/// its next request crosses the close. Fixing it means closing idle connections gracefully
-/// per connection (the watchdog only holds a `GracefulShutdown` watcher future, which can be
-/// shut down only all together), so it is left to the lead.
+/// its next request crosses the close. Each connection now closes itself gracefully.
 #[test]
-#[ignore = "idle HTTP/2 connections are dropped without GOAWAY; needs a per-connection graceful close in server.rs"]
 fn an_idle_http2_connection_is_closed_with_goaway() {
     let f = fixture();
-    let server = Server::start(&f.users, &[], &[("AUTHSERVER_SERVER_IDLE_TIMEOUT_MS", "500")]);
+    let server = Server::start(
+        &f.users,
+        &[],
+        &[
+            ("AUTHSERVER_SERVER_IDLE_TIMEOUT_MS", "500"),
+            ("AUTHSERVER_SERVER_HEADER_READ_TIMEOUT_MS", "500"),
+        ],
+    );
     let mut s = TcpStream::connect(&server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // GET /health: indexed :method GET, :scheme http; literal :path and :authority.

@@ -174,6 +174,7 @@ fn idle_http2_connections_are_closed() {
         &[
             ("AUTHSERVER_SERVER_MAX_CONNECTIONS", "2"),
             ("AUTHSERVER_SERVER_IDLE_TIMEOUT_MS", "500"),
+            ("AUTHSERVER_SERVER_HEADER_READ_TIMEOUT_MS", "500"),
             ("AUTHSERVER_SERVER_MAX_CONNECTIONS_PER_ADDRESS", "0"),
         ],
     );
@@ -329,6 +330,21 @@ fn plaintext_admin_listener_on_all_interfaces_is_refused() {
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("admin.listen"), "{err}");
+}
+
+/// Second attack: an idle timeout below the header deadline would cut a keep-alive client's
+/// next request head early; `config check` refuses it.
+#[test]
+fn an_idle_timeout_below_the_header_deadline_is_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authserver"))
+        .args(["config", "check"])
+        .env_remove("AUTHSERVER_CONFIG")
+        .env("AUTHSERVER_SERVER_IDLE_TIMEOUT_MS", "1000")
+        .env("AUTHSERVER_SERVER_HEADER_READ_TIMEOUT_MS", "5000")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.idle_timeout_ms"));
 }
 
 /// Item 5: `config check` warns when the users' hashes have different costs (their denials are
