@@ -298,6 +298,29 @@ rotation_step() {
   ok "rotation step $1: $out"
 }
 
+# rotation_step_fails STEP SECRET_ARN TOKEN: one step that must fail; prints its error text.
+rotation_step_fails() {
+  local out
+  out=$(curl -s -m 60 -X POST -H 'Content-Type: application/json' \
+    -d "{\"Step\": \"$1\", \"SecretId\": \"$2\", \"ClientRequestToken\": \"$3\"}" \
+    "http://127.0.0.1:$EMULATOR_PORT/2015-03-31/functions/_/invocations") || true
+  printf '%s' "$out" | grep -q '"outcome":"done"' && fail "rotation step $1 succeeded; it had to fail"
+  printf '%s' "$out"
+}
+
+# sm_call METHOD SECRET [KEY=VALUE...]: one Secrets Manager call on moto (string/int arguments).
+sm_call() {
+  aws_py "$MOTO_URL" "$@" <<'PY'
+import boto3, sys
+url, method, secret = sys.argv[1:4]
+kw = {"SecretId": secret}
+for arg in sys.argv[4:]:
+    k, v = arg.split("=", 1)
+    kw[k] = int(v) if v.isdigit() else v
+getattr(boto3.client("secretsmanager", endpoint_url=url), method)(**kw)
+PY
+}
+
 # secret_value SECRET STAGE: the value of SECRET's version labelled STAGE (for files, not logs).
 secret_value() {
   aws_py "$MOTO_URL" "$1" "$2" <<'PY'

@@ -9,6 +9,10 @@
 # rotation) under cargo-lambda's Runtime API emulator. RotateSecret on moto stages AWSPENDING and
 # the drill delivers the four steps with its token, as Secrets Manager does.
 #
+# Act 1 rehearses a failed finishSecret (issue 12): a rotation whose delivery secret is deleted
+# before finishSecret, which must fail naming it and move nothing; then the runbook's recovery
+# (restore the secret, remove AWSPENDING, rotate again: act 2). Clients must not notice.
+#
 # Load: three clients at 10 requests/s each: alice; `prompt`, which reads svc-billing's password
 # from the delivery secret's AWSCURRENT the moment finishSecret returns (a client without a
 # cache); `late`, which keeps the old one (AWSPREVIOUS by then) for a while, as a caching client
@@ -34,6 +38,26 @@ run_drill() {
   traffic_start prompt legit "$url" --user svc-billing --password-file "$WORK/prompt.pw" --rate 10
   traffic_start late legit "$url" --user svc-billing --password-file "$WORK/late.pw" --rate 10
   wait_scrapes baseline 3
+
+  step "failed finish: a rotation whose finishSecret fails (a delivery secret deleted mid-rotation), then the runbook's recovery"
+  phase failed-finish
+  local failed err s
+  failed=$(rotation_begin "$arn") || fail "RotateSecret failed"
+  for s in createSecret setSecret testSecret; do rotation_step "$s" "$arn" "$failed"; done
+  sm_call delete_secret "$delivery" RecoveryWindowInDays=7
+  err=$(rotation_step_fails finishSecret "$arn" "$failed")
+  info "finishSecret: $err"
+  printf '%s' "$err" | grep -q "scheduled for deletion" || fail "the error does not say why"
+  printf '%s' "$err" | grep -qF "$(basename "$delivery")" || fail "the error does not name the delivery secret"
+  secret_stages "$arn" | grep -q "AWSCURRENT=$v0" || fail "AWSCURRENT moved although finishSecret failed"
+  ok "finishSecret failed before moving anything; AWSCURRENT still on $v0"
+  # Runbook (secret-rotation-validation.md, "AWSPENDING stuck"): fix the cause, then, as nothing
+  # was moved, remove AWSPENDING; the rotation below is the "rotate again".
+  sm_call restore_secret "$delivery"
+  sm_call update_secret_version_stage "$arn" VersionStage=AWSPENDING "RemoveFromVersionId=$failed"
+  secret_stages "$arn" | grep -q AWSPENDING && fail "AWSPENDING still staged after the recovery"
+  wait_scrapes failed-finish 3
+  ok "recovered as the runbook says: delivery secret restored, AWSPENDING removed"
 
   step "rotation: RotateSecret (moto stages AWSPENDING), then the four steps back to back; finishSecret settles"
   step "         one version check + 5 s first, so the server accepts AWSPENDING before anyone reads it as current"
@@ -64,14 +88,14 @@ run_drill() {
   step "checks: what clients saw"
   local c p bad
   for c in alice prompt late; do
-    for p in baseline pending finished switched; do
+    for p in baseline failed-finish pending finished switched; do
       [ "$(traffic_count "$c" "$p" all)" -gt 0 ] || fail "$c sent nothing in $p"
       bad=$(traffic_count "$c" "$p" not200)
       [ "$bad" = 0 ] || fail "$c got $bad failed answers in $p: $(traffic_summary "$c" "$p")"
     done
-    info "$c: $(for p in baseline pending finished switched; do printf '%s %s; ' "$p" "$(traffic_count "$c" "$p" all)"; done)"
+    info "$c: $(for p in baseline failed-finish pending finished switched; do printf '%s %s; ' "$p" "$(traffic_count "$c" "$p" all)"; done)"
   done
-  ok "zero failed valid requests: every answer 200, for every client in every phase"
+  ok "zero failed valid requests: every answer 200, for every client in every phase (the failed finish included)"
   info "late client while its password was AWSPREVIOUS: $(traffic_summary late finished)"
 
   step "checks: the secret's labels (runbook check 1)"
@@ -105,6 +129,8 @@ run_drill() {
 
   promtool_check \
     --silent AuthServerSuccessRatioLow@baseline \
+    --silent AuthServerSuccessRatioLow@failed-finish \
+    --silent AuthServerErrorsHigh@failed-finish \
     --silent AuthServerSuccessRatioLow@pending \
     --silent AuthServerSuccessRatioLow@switched \
     --silent AuthServerErrorsHigh@pending \
