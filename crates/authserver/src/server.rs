@@ -246,6 +246,13 @@ pub async fn start(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    if admin_addr.is_some_and(|a| !a.ip().is_loopback()) {
+        // Allowed (TLS, or plaintext explicitly allowed), but worth a line: these routes tell
+        // unknown users from wrong passwords and list client addresses.
+        tracing::warn!(
+            "admin.listen is not a loopback address: /metrics and /stats enumerate users and show client addresses; restrict who can reach it"
+        );
+    }
     let admin = if let Some(admin_addr) = admin_addr {
         let admin = TcpListener::bind(admin_addr)
             .await
