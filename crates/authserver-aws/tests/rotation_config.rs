@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::moto;
+use common::moto_or_skip;
 
 use authserver_aws::{RefreshError, RetryPolicy, users};
 use authserver_core::SnapshotSource;
@@ -15,15 +15,6 @@ use common::{Wire, policy};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-
-macro_rules! moto_or_skip {
-    ($test:literal) => {
-        match moto::url($test) {
-            Some(url) => url,
-            None => return,
-        }
-    };
-}
 
 /// With `RotateImmediatelyOnUpdate: false` Secrets Manager runs only `testSecret`, on a fresh
 /// `AWSPENDING` version without a value. (moto's `RotateSecret` without `RotateImmediately`

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::moto;
+use common::moto_or_skip;
 
 use authserver_aws::{Refreshed, RetryPolicy, users};
 use common::rotation::{Rig, accepted, failure, h, labels, outcome, rig, value_of, verifies};
@@ -15,15 +15,6 @@ use common::{Wire, policy};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-
-macro_rules! moto_or_skip {
-    ($test:literal) => {
-        match moto::url($test) {
-            Some(url) => url,
-            None => return,
-        }
-    };
-}
 
 const SETTLE: Duration = Duration::from_millis(1500);
 

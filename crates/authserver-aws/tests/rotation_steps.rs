@@ -4,22 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::moto;
+use common::moto_or_skip;
 
 use authserver_aws::{RotationError, Rotator};
 use authserver_core::{AuditEvent, UserHasher};
 use common::rotation::{ALPHABET, config, event, labels, outcome, rig, value_of, verifies};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-macro_rules! moto_or_skip {
-    ($test:literal) => {
-        match moto::url($test) {
-            Some(url) => url,
-            None => return,
-        }
-    };
-}
 
 #[tokio::test]
 async fn four_steps_rotate_service_accounts_and_each_is_idempotent() {

@@ -7,6 +7,7 @@
 
 mod common;
 use common::moto;
+use common::moto_or_skip;
 
 use authserver_aws::{Refreshed, SecretsManagerStore, SecretsStoreConfig};
 use authserver_core::{
@@ -20,15 +21,6 @@ use std::time::{Duration, Instant};
 
 const DESCRIBE: &str = "DescribeSecret";
 const GET: &str = "GetSecretValue";
-
-macro_rules! moto_or_skip {
-    ($test:literal) => {
-        match moto::url($test) {
-            Some(url) => url,
-            None => return,
-        }
-    };
-}
 
 /// A store document: `svc` a service account, `human` not; the human's hash given so that
 /// versions can share it (a rotation does not touch it).

@@ -9,7 +9,6 @@
 //! connection (only ever with no request in flight) when a deadline passes.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -147,11 +146,6 @@ impl PerAddress {
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
     }
-}
-
-/// The key of `ip` in [`PerAddress`]: its regulated source (IPv6 per network).
-pub fn address_key(ip: IpAddr, prefixes: crate::regulation::SourcePrefixes) -> String {
-    prefixes.source_id(ip)
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! One authentication attempt from raw `Authorization` header values to a [`Decision`]: the
 //! piece every surface (HTTP routes, Lambda authorizer) shares.
 
-use crate::limiter::HashLimiter;
+use crate::limiter::{HashLimiter, Overloaded, Permit};
 use crate::regulation::Regulator;
 use crate::store::SnapshotSource;
-use authserver_core::{Authenticator, Credentials, Decision, ParseError, Reason, Step, UserHasher};
+use authserver_core::{
+    Authenticator, Credentials, Decision, ParseError, Reason, Step, UserHasher, VerifyTask,
+};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -97,7 +99,7 @@ impl Gate {
             user_hash: Some(user_hash.clone()),
             retry_after,
         };
-        let overloaded = |e: crate::limiter::Overloaded| {
+        let overloaded = |e: Overloaded| {
             tracing::warn!(error = %e, "verification refused: overloaded");
             with_user(Decision::denied(Reason::Overloaded), Some(OVERLOADED_RETRY))
         };
@@ -127,34 +129,11 @@ impl Gate {
                 if let Some(refusal) = self.regulator.check(source, &user_hash).await {
                     return refuse(refusal);
                 }
-                // From here on the outcome is recorded even if this request is dropped (client
-                // gone, HTTP/2 reset, request timeout): the verification runs anyway, and a
-                // failure nobody waited for must still count, or abandoning every guess once it
-                // is verified would buy unmetered Argon2id with no ban ever. The task keeps the
-                // request's span and ids, so its log lines (a ban issued) carry them.
-                let gate = Arc::clone(self);
-                let hashed = user_hash.clone();
-                let verify = tokio::spawn(tracing::Instrument::instrument(
-                    crate::telemetry::context::carried(async move {
-                        let (verified, permit) = gate.limiter.run(task, permit).await?;
-                        let runs = verified.runs();
-                        let decision = gate.auth.finish(verified);
-                        let took = decision.verify_time.unwrap_or_default();
-                        gate.pacer.observe(cost, took, runs);
-                        // The slot is released only once the outcome is recorded, so a verification
-                        // in flight counts against the budget: a burst exceeds a limit by at most
-                        // the number of slots.
-                        gate.record(&decision, source, &hashed).await;
-                        drop(permit);
-                        Ok::<_, crate::limiter::Overloaded>((decision, took, runs))
-                    }),
-                    tracing::Span::current(),
-                ));
-                let (decision, took, runs) = match verify.await {
-                    Ok(Ok(done)) => done,
-                    Ok(Err(e)) => return overloaded(e),
-                    Err(_) => return overloaded(crate::limiter::Overloaded::TaskFailed),
-                };
+                let (decision, took, runs) =
+                    match self.verify_detached(task, permit, source, &user_hash).await {
+                        Ok(done) => done,
+                        Err(e) => return overloaded(e),
+                    };
                 if decision.reason().is_some_and(Reason::is_credential_failure) {
                     let slowest = snapshot.dummy().cost();
                     tokio::time::sleep(self.pacer.padding(slowest, took, runs)).await;
@@ -164,6 +143,39 @@ impl Gate {
         };
         self.record(&decision, source, &user_hash).await;
         with_user(decision, None)
+    }
+
+    /// Runs `task` under `permit` and records its outcome, in a task of its own: from here on the
+    /// outcome is recorded even if the request is dropped (client gone, HTTP/2 reset, request
+    /// timeout). The verification runs anyway, and a failure nobody waited for must still count,
+    /// or abandoning every guess once it is verified would buy unmetered Argon2id with no ban
+    /// ever. The task keeps the request's span and ids, so its log lines (a ban issued) carry
+    /// them. Returns the decision, the verification time and its Argon2id runs.
+    async fn verify_detached(
+        self: &Arc<Self>,
+        task: VerifyTask,
+        permit: Permit,
+        source: Option<IpAddr>,
+        user_hash: &str,
+    ) -> Result<(Decision, Duration, u8), Overloaded> {
+        let (gate, user_hash, cost) = (Arc::clone(self), user_hash.to_owned(), task.cost());
+        let verify = tokio::spawn(tracing::Instrument::instrument(
+            crate::telemetry::context::carried(async move {
+                let (verified, permit) = gate.limiter.run(task, permit).await?;
+                let runs = verified.runs();
+                let decision = gate.auth.finish(verified);
+                let took = decision.verify_time.unwrap_or_default();
+                gate.pacer.observe(cost, took, runs);
+                // The slot is released only once the outcome is recorded, so a verification in
+                // flight counts against the budget: a burst exceeds a limit by at most the number
+                // of slots.
+                gate.record(&decision, source, &user_hash).await;
+                drop(permit);
+                Ok((decision, took, runs))
+            }),
+            tracing::Span::current(),
+        ));
+        verify.await.unwrap_or(Err(Overloaded::TaskFailed))
     }
 
     /// Regulation bookkeeping for a decision: successes trust the source, credential failures

@@ -96,7 +96,7 @@ pub async fn serve(
         let counted = if state.proxies.trusts(peer.ip().to_canonical()) {
             None
         } else {
-            match per_address.admit(crate::conn::address_key(peer.ip(), prefixes)) {
+            match per_address.admit(prefixes.source_id(peer.ip())) {
                 Some(c) => Some(c),
                 None => {
                     if per_address.refused().is_power_of_two() {

@@ -56,22 +56,7 @@ async fn a_backend_that_never_answers_does_not_take_logins_down() {
     let mut s = settings(&f.users);
     s.server.request_timeout_ms = 4000;
     s.regulation.policy.max_user_failures = 3;
-    let built = Arc::into_inner(authserver::wiring::build(s).unwrap().state).unwrap();
-    let regulator = authserver::regulation::Regulator::new(
-        built.settings.regulation.policy.clone(),
-        Arc::new(Silent),
-        Arc::new(authserver_core::NoAudit),
-        authserver::regulation::system_clock(),
-        60,
-    );
-    let gate = authserver::decide::Gate {
-        regulator,
-        ..Arc::into_inner(built.gate).unwrap()
-    };
-    let state = Arc::new(AppState {
-        gate: Arc::new(gate),
-        ..built
-    });
+    let state = with_regulation_backend(authserver::wiring::build(s).unwrap().state, Arc::new(Silent));
     let (status, took) = call(&state, "198.51.100.4", &basic(CAROL, CAROL_PW)).await;
     assert_eq!(status, StatusCode::OK, "served from the fallback after {took:?}");
     assert!(took < Duration::from_secs(3), "login took {took:?}");

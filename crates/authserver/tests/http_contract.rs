@@ -13,6 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
+/// No snapshot was ever loaded.
+const NO_STORE: DownStore = DownStore {
+    retry_after: Duration::from_secs(7),
+    error: "never loaded",
+};
+
 struct Answer {
     status: StatusCode,
     headers: axum::http::HeaderMap,
@@ -222,34 +228,13 @@ async fn full_hash_queue_is_503_overloaded_with_retry_after() {
     assert_eq!(a.body["allowed"], false);
 }
 
-#[derive(Debug)]
-struct NoStore;
-
-impl SnapshotSource for NoStore {
-    fn current(&self) -> Result<Arc<Snapshot>, Unavailable> {
-        Err(Unavailable {
-            retry_after: Duration::from_secs(7),
-        })
-    }
-    fn status(&self) -> StoreStatus {
-        StoreStatus {
-            kind: "test",
-            version: None,
-            users: 0,
-            age_seconds: 0,
-            ready: false,
-            last_error: Some("never loaded".into()),
-        }
-    }
-}
-
 #[tokio::test]
 async fn no_usable_snapshot_is_503_and_not_ready_but_alive() {
     let f = fixture();
     let built = built(&f.users);
     let state = Arc::into_inner(built.state).unwrap();
     let gate = authserver::decide::Gate {
-        store: Arc::new(NoStore),
+        store: Arc::new(NO_STORE),
         ..Arc::into_inner(state.gate).unwrap()
     };
     let state = Arc::new(AppState {
@@ -342,7 +327,7 @@ impl SnapshotSource for PanickingStore {
         panic!("store exploded while holding Correct-Horse-Panic-Secret");
     }
     fn status(&self) -> StoreStatus {
-        NoStore.status()
+        NO_STORE.status()
     }
 }
 

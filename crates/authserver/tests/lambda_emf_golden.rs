@@ -19,12 +19,19 @@ use authserver::lambda::authorizer::Authorizer;
 use authserver::lambda::proxy::Proxy;
 use authserver::telemetry::metrics::RegulationCounters;
 use authserver::telemetry::{AuthRecord, EmfSink, RequestRecord, Telemetry};
-use authserver_core::{CacheUse, Reason, Snapshot, SnapshotSource, StoreStatus, Unavailable};
+use authserver_core::{CacheUse, Reason};
+use common::DownStore;
 use common::lambda::{GOOD, cold, fixture, invoke, settings, with_authorization};
 use lambda_http::lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The store is down from the start.
+const DOWN: DownStore = DownStore {
+    retry_after: Duration::from_secs(5),
+    error: "down",
+};
 
 const GOLDEN: &str = "tests/fixtures/emf-golden.jsonl";
 /// The series the server's `/metrics` exposes after the same cases (names and labels, no
@@ -167,7 +174,7 @@ async fn golden_cases() -> (Vec<(String, Value)>, String) {
     let (mut state, captured) = capturing(settings());
     Arc::get_mut(&mut Arc::get_mut(&mut state).unwrap().gate)
         .unwrap()
-        .store = Arc::new(Down);
+        .store = Arc::new(DOWN);
     let answer = Authorizer::new(state.clone(), None, cold())
         .handle(LambdaEvent::new(
             fixture("authorizer_http_api_v2.json"),
@@ -269,25 +276,4 @@ async fn every_reason_and_the_regulation_metrics_are_covered() {
     }
     assert!(blobs.iter().any(|b| b["ColdStart"] == 1));
     assert!(blobs.iter().any(|b| b.get("Country").is_some()));
-}
-
-#[derive(Debug)]
-struct Down;
-
-impl SnapshotSource for Down {
-    fn current(&self) -> Result<Arc<Snapshot>, Unavailable> {
-        Err(Unavailable {
-            retry_after: Duration::from_secs(5),
-        })
-    }
-    fn status(&self) -> StoreStatus {
-        StoreStatus {
-            kind: "test",
-            version: None,
-            users: 0,
-            age_seconds: 0,
-            ready: false,
-            last_error: Some("down".into()),
-        }
-    }
 }

@@ -7,11 +7,17 @@ mod common;
 
 use authserver::http::AppState;
 use authserver::lambda::proxy::or_500;
-use authserver_core::{Snapshot, SnapshotSource, StoreStatus, Unavailable};
+use common::DownStore;
 use common::lambda::{GOOD, authorize, fixture, invoke_proxy, state, with_authorization};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The store is down from the start.
+const DOWN: DownStore = DownStore {
+    retry_after: Duration::from_secs(5),
+    error: "down",
+};
 
 fn basic(user: &str, pass: &str) -> String {
     common::basic(user, pass)
@@ -193,33 +199,12 @@ async fn two_authorization_headers_are_denied() {
     assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Deny");
 }
 
-#[derive(Debug)]
-struct Down;
-
-impl SnapshotSource for Down {
-    fn current(&self) -> Result<Arc<Snapshot>, Unavailable> {
-        Err(Unavailable {
-            retry_after: Duration::from_secs(5),
-        })
-    }
-    fn status(&self) -> StoreStatus {
-        StoreStatus {
-            kind: "test",
-            version: None,
-            users: 0,
-            age_seconds: 0,
-            ready: false,
-            last_error: Some("down".into()),
-        }
-    }
-}
-
 #[tokio::test]
 async fn store_unavailable_is_an_error_not_a_cacheable_deny() {
     let mut state = state();
     Arc::get_mut(&mut Arc::get_mut(&mut state).unwrap().gate)
         .unwrap()
-        .store = Arc::new(Down);
+        .store = Arc::new(DOWN);
     for name in ["authorizer_http_api_v2.json", "authorizer_rest_token.json"] {
         let err = authorize(&state, fixture(name)).await.unwrap_err();
         assert_eq!(err, "AuthorizerError: service unavailable");

@@ -203,22 +203,7 @@ impl RegulationStore for BrokenBackend {
 #[tokio::test]
 async fn backend_failure_falls_back_to_in_memory_regulation() {
     let f = fixture();
-    let built = Arc::into_inner(state(&f.users, |_| {})).unwrap();
-    let regulator = authserver::regulation::Regulator::new(
-        built.settings.regulation.policy.clone(),
-        Arc::new(BrokenBackend),
-        Arc::new(authserver_core::NoAudit),
-        authserver::regulation::system_clock(),
-        60,
-    );
-    let gate = authserver::decide::Gate {
-        regulator,
-        ..Arc::into_inner(built.gate).unwrap()
-    };
-    let state = Arc::new(AppState {
-        gate: Arc::new(gate),
-        ..built
-    });
+    let state = with_regulation_backend(state(&f.users, |_| {}), Arc::new(BrokenBackend));
     // max_user_failures = 3: the fourth guess for alice is locked out, from memory.
     for _ in 0..3 {
         assert_eq!(

@@ -9,6 +9,20 @@
 
 #[path = "../moto/mod.rs"]
 pub mod moto;
+
+/// The moto server's URL, or return from the test (skipped) when no moto server is configured
+/// (`moto::url` fails the test instead when `AUTHSERVER_REQUIRE_AWS_TESTS` is set).
+#[allow(unused_macros)] // likewise
+macro_rules! moto_or_skip {
+    ($test:literal) => {
+        match $crate::common::moto::url($test) {
+            Some(url) => url,
+            None => return,
+        }
+    };
+}
+#[allow(unused_imports)] // test files that need no moto server include this module too
+pub(crate) use moto_or_skip;
 pub mod rotation;
 
 use authserver_aws::{RetryPolicy, SecretsManagerStore, SecretsStoreConfig};

@@ -76,3 +76,54 @@ pub fn basic(user: &str, pass: &str) -> String {
         .expose()
         .to_owned()
 }
+
+/// A credential store that never has a snapshot (an outage from the start): 503 with
+/// `retry_after`, `/ready` false with `error`.
+#[derive(Debug, Clone, Copy)]
+pub struct DownStore {
+    pub retry_after: std::time::Duration,
+    pub error: &'static str,
+}
+
+impl authserver_core::SnapshotSource for DownStore {
+    fn current(&self) -> Result<std::sync::Arc<authserver_core::Snapshot>, authserver_core::Unavailable> {
+        Err(authserver_core::Unavailable {
+            retry_after: self.retry_after,
+        })
+    }
+    fn status(&self) -> authserver_core::StoreStatus {
+        authserver_core::StoreStatus {
+            kind: "test",
+            version: None,
+            users: 0,
+            age_seconds: 0,
+            ready: false,
+            last_error: Some(self.error.into()),
+        }
+    }
+}
+
+/// `state` with its regulation backend replaced by `backend` (the policy kept), e.g. a backend
+/// that fails or never answers.
+pub fn with_regulation_backend(
+    state: std::sync::Arc<authserver::http::AppState>,
+    backend: std::sync::Arc<dyn authserver_core::regulation::RegulationStore>,
+) -> std::sync::Arc<authserver::http::AppState> {
+    use std::sync::Arc;
+    let built = Arc::into_inner(state).expect("the only reference to the state");
+    let regulator = authserver::regulation::Regulator::new(
+        built.settings.regulation.policy.clone(),
+        backend,
+        Arc::new(authserver_core::NoAudit),
+        authserver::regulation::system_clock(),
+        60,
+    );
+    let gate = authserver::decide::Gate {
+        regulator,
+        ..Arc::into_inner(built.gate).expect("the only reference to the gate")
+    };
+    Arc::new(authserver::http::AppState {
+        gate: Arc::new(gate),
+        ..built
+    })
+}
