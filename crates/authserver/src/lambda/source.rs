@@ -44,7 +44,7 @@ impl OriginSecret {
             return false;
         };
         match header_values(event, name).as_slice() {
-            [one] => constant_time_eq(one.as_bytes(), expected.as_bytes()),
+            [one] => bool::from(subtle::ConstantTimeEq::ct_eq(one.as_bytes(), expected.as_bytes())),
             _ => false,
         }
     }
@@ -117,15 +117,6 @@ pub fn viewer_address(value: &str) -> Option<IpAddr> {
         .or_else(|| parse_hop(value))
 }
 
-/// Equal bytes, in time that depends on the lengths only.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +173,11 @@ mod tests {
             client_address(&event(Some("s3cret-valuE")), &secret),
             ip("130.176.0.1")
         );
+        assert_eq!(
+            client_address(&event(Some("s3cret-value-and-more")), &secret),
+            ip("130.176.0.1"),
+            "a longer value with the right prefix"
+        );
         assert_eq!(client_address(&event(None), &secret), ip("130.176.0.1"));
         let unset = OriginSecret::default();
         assert_eq!(
@@ -189,7 +185,5 @@ mod tests {
             ip("130.176.0.1")
         );
         assert!(!format!("{secret:?}").contains("s3cret"));
-        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 }
