@@ -49,6 +49,12 @@ impl Reason {
         Reason::StoreUnavailable,
     ];
 
+    /// Position in [`Reason::ALL`], for per-reason arrays sized `Reason::ALL.len()`.
+    pub const fn index(self) -> usize {
+        // Declaration order is `ALL`'s order (a test holds them together).
+        self as usize
+    }
+
     /// The metric / log label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -487,6 +493,9 @@ mod tests {
         }
         let labels: Vec<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(labels.len(), 9);
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}: ALL is in declaration order");
+        }
         assert!(Reason::Disabled.is_credential_failure() && !Reason::Missing.is_credential_failure());
         assert_eq!(Decision::denied(Reason::Missing).cache.as_str(), "none");
     }

@@ -16,7 +16,7 @@ pub fn target(settings: &Settings) -> Target {
         &t.service,
         &t.stage,
         settings.hash.policy.clone(),
-        (names::NAMESPACE, names::COMPLIANCE_VIOLATIONS.cloudwatch),
+        (names::NAMESPACE, names::MetricId::ComplianceViolations.name()),
     );
     if !settings.store.secret_id.is_empty() {
         target.credential_secret = settings.store.secret_id.clone();

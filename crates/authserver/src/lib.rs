@@ -17,7 +17,7 @@
 //!   and compliance modes.
 //! - [`tls`]: rustls for the standalone server, certificates reloaded on change.
 //! - [`wiring`]: builds the state from settings.
-//! - [`telemetry`]: logging setup and the metric name table.
+//! - [`telemetry`]: logs, metrics (the metric table, `/metrics`, `/stats`, Lambda EMF) and spans.
 //! - [`audit`]: the audit trail sinks (stdout, hash-chained file) and its verifier.
 //! - [`cli`]: the `authserver` command line.
 //! - [`compliance`]: the compliance check's target (from settings) and its human table.

@@ -61,6 +61,13 @@ pub enum Command {
     Compliance(compliance::ComplianceCommand),
     /// Run as an AWS Lambda function (what `bootstrap` does with no arguments under Lambda).
     Lambda(LambdaArgs),
+    /// Print the metric table this binary emits (for `scripts/check-metric-names.py`).
+    #[command(hide = true)]
+    MetricsNames {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "json")]
+        format: crate::telemetry::listing::Format,
+    },
 }
 
 /// `lambda` options. The mode is `AUTHSERVER_LAMBDA_MODE` (proxy, authorizer, rotation,
@@ -175,6 +182,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ops(cmd) => ops::run(cmd),
         Command::Compliance(cmd) => compliance::run(cmd),
         Command::Lambda(args) => crate::lambda::run(Settings::load(args.config.as_deref())?),
+        Command::MetricsNames { format } => {
+            print!("{}", crate::telemetry::listing::render(format));
+            Ok(())
+        }
         Command::Audit(AuditCommand::Verify { file, anchor }) => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             match crate::audit::chain::verify_anchored(&bytes, anchor.as_ref()) {

@@ -7,7 +7,7 @@
 //! `Requests` when a trusted country header was present. Latency and hash time are values, so
 //! CloudWatch computes P50/P95/P99 from them.
 
-use super::names::{self, Metric, NAMESPACE};
+use super::names::{MetricId, NAMESPACE};
 use serde_json::{Map, Value, json};
 
 /// The figures of one invocation.
@@ -53,7 +53,8 @@ pub struct Invocation<'a> {
     pub request_id: &'a str,
 }
 
-fn def(m: &Metric) -> Value {
+fn def(id: MetricId) -> Value {
+    let m = id.metric();
     json!({"Name": m.cloudwatch, "Unit": m.unit})
 }
 
@@ -61,52 +62,52 @@ fn def(m: &Metric) -> Value {
 pub fn blob(inv: &Invocation<'_>) -> Value {
     let mut root = Map::new();
     let mut metrics = Vec::new();
-    let mut put = |m: &Metric, v: Value, root: &mut Map<String, Value>| {
-        metrics.push(def(m));
-        root.insert(m.cloudwatch.to_owned(), v);
+    let mut put = |id: MetricId, v: Value, root: &mut Map<String, Value>| {
+        metrics.push(def(id));
+        root.insert(id.name().to_owned(), v);
     };
-    put(&names::REQUESTS, json!(1), &mut root);
-    put(&names::COLD_START, json!(u8::from(inv.cold_start)), &mut root);
-    put(&names::STORE_STALENESS, json!(inv.staleness_s), &mut root);
-    put(&names::STORE_REFRESH, json!(inv.store_refreshes), &mut root);
+    put(MetricId::Requests, json!(1), &mut root);
+    put(MetricId::ColdStart, json!(u8::from(inv.cold_start)), &mut root);
+    put(MetricId::StoreStaleness, json!(inv.staleness_s), &mut root);
+    put(MetricId::StoreRefresh, json!(inv.store_refreshes), &mut root);
     put(
-        &names::STORE_FETCH_ERROR,
+        MetricId::StoreFetchError,
         json!(inv.store_fetch_errors),
         &mut root,
     );
     // Always present (0 when nothing happened), so alarms see data rather than gaps.
-    put(&names::BANS, json!(inv.bans), &mut root);
+    put(MetricId::Bans, json!(inv.bans), &mut root);
     put(
-        &names::REGULATION_BACKEND_ERROR,
+        MetricId::RegulationBackendError,
         json!(inv.regulation_backend_errors),
         &mut root,
     );
-    put(&names::AUDIT_DROPPED, json!(inv.audit_dropped), &mut root);
-    put(&names::HASH_QUEUE_ABANDONED, json!(inv.hash_abandoned), &mut root);
+    put(MetricId::AuditDropped, json!(inv.audit_dropped), &mut root);
+    put(MetricId::HashQueueAbandoned, json!(inv.hash_abandoned), &mut root);
     if inv.auth {
-        put(&names::AUTH_SUCCESS, json!(u8::from(inv.allowed)), &mut root);
-        put(&names::AUTH_FAILURE, json!(u8::from(!inv.allowed)), &mut root);
-        put(&names::LATENCY, json!(inv.latency_ms), &mut root);
+        put(MetricId::AuthSuccess, json!(u8::from(inv.allowed)), &mut root);
+        put(MetricId::AuthFailure, json!(u8::from(!inv.allowed)), &mut root);
+        put(MetricId::Latency, json!(inv.latency_ms), &mut root);
         put(
-            &names::CACHE_HIT,
+            MetricId::CacheHit,
             json!(u8::from(inv.cache_hit == Some(true))),
             &mut root,
         );
         put(
-            &names::CACHE_MISS,
+            MetricId::CacheMiss,
             json!(u8::from(inv.cache_hit == Some(false))),
             &mut root,
         );
         if let Some(ms) = inv.hash_ms {
-            put(&names::HASH_VERIFY_DURATION, json!(ms), &mut root);
+            put(MetricId::HashVerifyDuration, json!(ms), &mut root);
         }
         put(
-            &names::HASH_QUEUE_REJECTED,
+            MetricId::HashQueueRejected,
             json!(u8::from(inv.reason == Some("overloaded"))),
             &mut root,
         );
         let limited = matches!(inv.reason, Some("rate_limited" | "locked_out"));
-        put(&names::RATE_LIMITED, json!(u8::from(limited)), &mut root);
+        put(MetricId::RateLimited, json!(u8::from(limited)), &mut root);
     }
     let mut directives = vec![json!({
         "Namespace": NAMESPACE,
@@ -118,7 +119,7 @@ pub fn blob(inv: &Invocation<'_>) -> Value {
         directives.push(json!({
             "Namespace": NAMESPACE,
             "Dimensions": [["Service", "Stage", "Reason"]],
-            "Metrics": [def(&names::AUTH_FAILURE)],
+            "Metrics": [def(MetricId::AuthFailure)],
         }));
     }
     if let Some(country) = inv.country {
@@ -126,7 +127,7 @@ pub fn blob(inv: &Invocation<'_>) -> Value {
         directives.push(json!({
             "Namespace": NAMESPACE,
             "Dimensions": [["Service", "Stage", "Country"]],
-            "Metrics": [def(&names::REQUESTS)],
+            "Metrics": [def(MetricId::Requests)],
         }));
     }
     root.insert("Service".into(), json!(inv.service));
@@ -137,4 +138,48 @@ pub fn blob(inv: &Invocation<'_>) -> Value {
         json!({"Timestamp": inv.timestamp_ms, "CloudWatchMetrics": directives}),
     );
     Value::Object(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::listing::cloudwatch_dimensions;
+    use crate::telemetry::names::Reach;
+    use std::collections::BTreeSet;
+
+    /// An invocation on which every EMF path runs: denied after a verification, with a country.
+    fn everything() -> Invocation<'static> {
+        Invocation {
+            service: "svc",
+            stage: "test",
+            auth: true,
+            reason: Some("wrong_password"),
+            hash_ms: Some(40.0),
+            country: Some("DE"),
+            request_id: "r",
+            ..Invocation::default()
+        }
+    }
+
+    /// Every EMF metric has a value in the blob, under exactly the dimension sets the table
+    /// declares (what the deploy checker and the dashboards rely on); nothing else is emitted.
+    #[test]
+    fn every_emf_metric_has_a_value_under_its_declared_dimensions() {
+        let blob = blob(&everything());
+        let mut emitted: BTreeSet<(String, Vec<String>)> = BTreeSet::new();
+        for d in blob["_aws"]["CloudWatchMetrics"].as_array().expect("directives") {
+            let dims: Vec<String> = serde_json::from_value(d["Dimensions"][0].clone()).expect("dims");
+            for m in d["Metrics"].as_array().expect("metrics") {
+                emitted.insert((m["Name"].as_str().expect("name").to_owned(), dims.clone()));
+            }
+        }
+        let mut declared = BTreeSet::new();
+        for id in MetricId::ALL.into_iter().filter(|id| id.metric().reach == Reach::Emf) {
+            assert!(blob[id.name()].is_number(), "{id:?} has no value");
+            for set in cloudwatch_dimensions(id.metric()) {
+                declared.insert((id.name().to_owned(), set.iter().map(|s| s.to_string()).collect()));
+            }
+        }
+        assert_eq!(emitted, declared);
+    }
 }

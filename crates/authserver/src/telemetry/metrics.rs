@@ -4,7 +4,7 @@
 //! One registry held in the application state (no global recorder): tests run in parallel with
 //! their own, and the same numbers feed `/metrics`, `/stats` and the Lambda EMF blobs.
 
-use super::names::{self, Metric};
+use super::names::{Metric, MetricId};
 use authserver_core::{Reason, StoreStatus};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -50,8 +50,8 @@ impl Histogram {
 pub struct Registry {
     /// AuthSuccess.
     pub auth_success: AtomicU64,
-    /// AuthFailure by reason (index: position in `Reason::ALL`).
-    pub auth_failure: [AtomicU64; 9],
+    /// AuthFailure by reason (index: [`Reason::index`]).
+    pub auth_failure: [AtomicU64; Reason::ALL.len()],
     /// Latency.
     pub latency: Histogram,
     /// CredentialCacheHit.
@@ -89,11 +89,6 @@ pub fn audit_dropped_counter(path: &str) -> Arc<AtomicU64> {
     map.entry(path.to_owned()).or_default().clone()
 }
 
-/// Index of a reason in `Reason::ALL`.
-pub fn reason_index(r: Reason) -> usize {
-    Reason::ALL.iter().position(|x| *x == r).unwrap_or(0)
-}
-
 impl Registry {
     /// Counts one request from `country`.
     pub fn count_request(&self, country: Option<&str>) {
@@ -119,57 +114,83 @@ impl Registry {
         regulation: RegulationCounters,
         hash_abandoned: u64,
     ) -> String {
+        let readings = Readings {
+            store,
+            counters,
+            regulation,
+            hash_abandoned,
+        };
         let mut out = String::with_capacity(8192);
-        for m in names::ALL {
-            header(&mut out, m);
-            let p = m.prometheus;
-            match m.cloudwatch {
-                "AuthSuccess" => sample(&mut out, p, "", self.auth_success.load(Relaxed)),
-                "AuthFailure" => {
-                    for (i, r) in Reason::ALL.iter().enumerate() {
-                        let label = format!("{{reason=\"{}\"}}", r.as_str());
-                        sample(&mut out, p, &label, self.auth_failure[i].load(Relaxed));
-                    }
-                }
-                "Latency" => histogram(&mut out, p, &self.latency),
-                "HashVerifyDuration" => histogram(&mut out, p, &self.hash_verify),
-                "CredentialCacheHit" => sample(&mut out, p, "", self.cache_hit.load(Relaxed)),
-                "CredentialCacheMiss" => sample(&mut out, p, "", self.cache_miss.load(Relaxed)),
-                "StoreRefresh" => sample(&mut out, p, "", counters.refreshes),
-                "StoreFetchError" => sample(&mut out, p, "", counters.fetch_errors),
-                "StoreStalenessSeconds" => sample(&mut out, p, "", store.age_seconds),
-                "StoreReloadStalled" => sample(&mut out, p, "", counters.reload_stalls),
-                "TlsReloadFailure" => sample(&mut out, p, "", crate::tls::figures().reload_failures),
-                // 0 without TLS (every series is always exposed); alerts select `> 0`.
-                "TlsCertNotAfter" => {
-                    let at = crate::tls::figures().not_after.unwrap_or(0).max(0);
-                    sample(&mut out, p, "", u64::try_from(at).unwrap_or(0));
-                }
-                "HashQueueRejected" => sample(&mut out, p, "", self.hash_queue_rejected.load(Relaxed)),
-                "HashQueueAbandoned" => sample(&mut out, p, "", hash_abandoned),
-                "RateLimited" => sample(&mut out, p, "", self.rate_limited.load(Relaxed)),
-                "RegulationBackendError" => sample(&mut out, p, "", regulation.backend_errors),
-                "Bans" => sample(&mut out, p, "", regulation.bans),
-                "ColdStart" => sample(&mut out, p, "", self.cold_start.load(Relaxed)),
-                "ComplianceViolations" => sample(&mut out, p, "", self.compliance_violations.load(Relaxed)),
-                "AuditDropped" => sample(&mut out, p, "", self.audit_dropped.load(Relaxed)),
-                "Requests" => {
-                    let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-                    let mut rows: Vec<_> = map.iter().collect();
-                    rows.sort();
-                    for (country, n) in rows {
-                        sample(&mut out, p, &format!("{{country=\"{country}\"}}"), *n);
-                    }
-                    let unknown = self.requests_unknown.load(Relaxed);
-                    if unknown > 0 {
-                        sample(&mut out, p, "{country=\"unknown\"}", unknown);
-                    }
-                }
-                _ => {}
-            }
+        for id in MetricId::ALL {
+            header(&mut out, id.metric());
+            self.render_value(&mut out, id, &readings);
         }
         out
     }
+
+    /// The sample lines of `id`. One arm per metric and no catch-all, so a metric added to the
+    /// table does not compile until it has a value here.
+    fn render_value(&self, out: &mut String, id: MetricId, r: &Readings<'_>) {
+        let p = id.metric().prometheus;
+        let mut one = |v: u64| sample(out, p, "", v);
+        match id {
+            MetricId::AuthSuccess => one(self.auth_success.load(Relaxed)),
+            MetricId::AuthFailure => self.render_failures(out, p),
+            MetricId::Latency => histogram(out, p, &self.latency),
+            MetricId::HashVerifyDuration => histogram(out, p, &self.hash_verify),
+            MetricId::CacheHit => one(self.cache_hit.load(Relaxed)),
+            MetricId::CacheMiss => one(self.cache_miss.load(Relaxed)),
+            MetricId::StoreRefresh => one(r.counters.refreshes),
+            MetricId::StoreFetchError => one(r.counters.fetch_errors),
+            MetricId::StoreStaleness => one(r.store.age_seconds),
+            MetricId::StoreReloadStalled => one(r.counters.reload_stalls),
+            MetricId::TlsReloadFailure => one(crate::tls::figures().reload_failures),
+            // 0 without TLS (every series is always exposed); alerts select `> 0`.
+            MetricId::TlsCertNotAfter => {
+                let at = crate::tls::figures().not_after.unwrap_or(0).max(0);
+                one(u64::try_from(at).unwrap_or(0));
+            }
+            MetricId::HashQueueRejected => one(self.hash_queue_rejected.load(Relaxed)),
+            MetricId::HashQueueAbandoned => one(r.hash_abandoned),
+            MetricId::RateLimited => one(self.rate_limited.load(Relaxed)),
+            MetricId::RegulationBackendError => one(r.regulation.backend_errors),
+            MetricId::Bans => one(r.regulation.bans),
+            MetricId::ColdStart => one(self.cold_start.load(Relaxed)),
+            MetricId::ComplianceViolations => one(self.compliance_violations.load(Relaxed)),
+            MetricId::AuditDropped => one(self.audit_dropped.load(Relaxed)),
+            MetricId::Requests => self.render_requests(out, p),
+        }
+    }
+
+    /// One `reason` series per reason, zeros included.
+    fn render_failures(&self, out: &mut String, p: &str) {
+        for r in Reason::ALL {
+            let label = format!("{{reason=\"{}\"}}", r.as_str());
+            sample(out, p, &label, self.auth_failure[r.index()].load(Relaxed));
+        }
+    }
+
+    /// One `country` series per country seen; `unknown` only once a request had none.
+    fn render_requests(&self, out: &mut String, p: &str) {
+        let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rows: Vec<_> = map.iter().collect();
+        rows.sort();
+        for (country, n) in rows {
+            sample(out, p, &format!("{{country=\"{country}\"}}"), *n);
+        }
+        let unknown = self.requests_unknown.load(Relaxed);
+        if unknown > 0 {
+            sample(out, p, "{country=\"unknown\"}", unknown);
+        }
+    }
+}
+
+/// What `/metrics` shows beside the registry's own series: figures other components keep.
+struct Readings<'a> {
+    store: &'a StoreStatus,
+    counters: StoreCounters,
+    regulation: RegulationCounters,
+    hash_abandoned: u64,
 }
 
 /// Regulation totals (kept by the regulator).
@@ -195,15 +216,13 @@ impl RegulationCounters {
 pub use authserver_core::source::StoreCounters;
 
 fn header(out: &mut String, m: &Metric) {
-    let kind = match m.kind {
-        names::Kind::Counter => "counter",
-        names::Kind::Gauge => "gauge",
-        names::Kind::Histogram => "histogram",
-    };
     let _ = writeln!(
         out,
-        "# HELP {} {}\n# TYPE {} {kind}",
-        m.prometheus, m.help, m.prometheus
+        "# HELP {} {}\n# TYPE {} {}",
+        m.prometheus,
+        m.help,
+        m.prometheus,
+        m.kind.as_str()
     );
 }
 
@@ -225,6 +244,7 @@ fn histogram(out: &mut String, name: &str, h: &Histogram) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::names;
     use super::*;
 
     fn status() -> StoreStatus {
@@ -242,7 +262,7 @@ mod tests {
     fn renders_every_metric_with_valid_histograms() {
         let r = Registry::default();
         r.auth_success.fetch_add(3, Relaxed);
-        r.auth_failure[reason_index(Reason::WrongPassword)].fetch_add(2, Relaxed);
+        r.auth_failure[Reason::WrongPassword.index()].fetch_add(2, Relaxed);
         r.latency.observe(0.000_07);
         r.latency.observe(0.15);
         r.latency.observe(9.0);
@@ -285,6 +305,38 @@ mod tests {
         );
         assert!(text.contains("authserver_requests_total{country=\"DE\"} 1\n"));
         assert!(text.contains("authserver_bans_total 2\n"));
+    }
+
+    /// The defect this guards against: a metric in the table whose `# TYPE` header renders and
+    /// no sample does (a catch-all arm swallowed it).
+    #[test]
+    fn every_metric_renders_a_value() {
+        let r = Registry::default();
+        r.count_request(None);
+        let text = r.render_prometheus(
+            &status(),
+            StoreCounters::default(),
+            RegulationCounters::default(),
+            0,
+        );
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .collect();
+        for id in MetricId::ALL {
+            let m = id.metric();
+            let want: Vec<String> = match m.kind {
+                names::Kind::Histogram => ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .map(|s| format!("{}{s}", m.prometheus))
+                    .collect(),
+                _ => vec![m.prometheus.to_owned()],
+            };
+            for name in want {
+                assert!(series.contains(&name.as_str()), "{id:?}: no {name} sample");
+            }
+        }
     }
 
     #[test]

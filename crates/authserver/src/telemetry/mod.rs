@@ -1,18 +1,21 @@
-//! Telemetry: logging setup, the metric name table, the metric registry, the sliding window
-//! behind `/stats`, and CloudWatch EMF for Lambda. One [`Telemetry`] value per process records
-//! each request once and feeds every output.
+//! Telemetry: logging setup, the metric table, the metric registry, the sliding window behind
+//! `/stats`, and CloudWatch EMF for Lambda. One [`Telemetry`] value per process records each
+//! request once and feeds every output.
 //!
 //! # Layout
-//! - [`names`]: every metric name, defined once.
-//! - [`metrics`]: counters and histograms; Prometheus text.
+//! - [`names`]: every metric, defined once: the [`names::MetricId`] enum and its table.
+//! - [`listing`]: that table as `authserver metrics-names` prints it (for the deploy checker).
+//! - [`metrics`]: counters and histograms; Prometheus text, one value per `MetricId`.
 //! - [`stats`]: the per-second sliding window and top failing keys.
 //! - [`batch`]: group-commit stdout shared by logs, access lines and audit events.
+//! - [`context`]: the request ids every log line of a request carries.
 //! - [`emf`]: CloudWatch Embedded Metric Format blobs.
 //! - [`otlp`]: optional OpenTelemetry span export (cargo feature `otlp`).
 
 pub mod batch;
 pub mod context;
 pub mod emf;
+pub mod listing;
 pub mod metrics;
 pub mod names;
 pub mod otlp;
@@ -286,7 +289,7 @@ impl Telemetry {
             allowed = a.reason.is_none();
             match a.reason {
                 None => reg.auth_success.fetch_add(1, Relaxed),
-                Some(reason) => reg.auth_failure[metrics::reason_index(reason)].fetch_add(1, Relaxed),
+                Some(reason) => reg.auth_failure[reason.index()].fetch_add(1, Relaxed),
             };
             match a.reason {
                 Some(Reason::Overloaded) => reg.hash_queue_rejected.fetch_add(1, Relaxed),

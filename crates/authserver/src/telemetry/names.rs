@@ -1,8 +1,16 @@
 //! Every metric the service emits, defined once.
 //!
-//! CloudWatch (namespace [`NAMESPACE`], dimensions `Service`, `Stage`) uses the `cloudwatch` name;
-//! Prometheus uses the `prometheus` name. Dashboards, alarms and alert rules refer only to these
-//! (a test in `tests/metric_names.rs` checks `deploy/` against this table).
+//! One `metrics!` table gives each metric a [`MetricId`] variant and its [`Metric`] row: the
+//! CloudWatch name (namespace [`NAMESPACE`], dimensions `Service`, `Stage`), the Prometheus
+//! name, kind, unit, extra dimension, where it is emitted ([`Reach`]) and its help line.
+//! Outputs match on [`MetricId`], so the compiler finds every place a new metric needs a value.
+//!
+//! Dashboards, alarms and alert rules refer only to these: `scripts/check-metric-names.py`
+//! reads the table from the binary (`authserver metrics-names --format json`, see
+//! [`super::listing`]) and checks `deploy/` against it and against the golden files of
+//! `tests/lambda_emf_golden.rs`.
+
+use authserver_core::Reason;
 
 /// CloudWatch namespace of every custom metric.
 pub const NAMESPACE: &str = "AuthServer";
@@ -18,9 +26,34 @@ pub enum Kind {
     Histogram,
 }
 
+impl Kind {
+    /// The Prometheus `# TYPE` word.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// Where a metric reaches CloudWatch. Every metric is on the standalone server's `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// In the EMF blob of each Lambda invocation (see [`super::emf`]).
+    Emf,
+    /// Published by the compliance function with `PutMetricData` under `{Service,Stage}`.
+    PutMetricData,
+    /// Nowhere: the file store's reload and TLS do not exist on Lambda, so the CloudWatch
+    /// dashboard need not show these.
+    StandaloneOnly,
+}
+
 /// One metric, under both of its names.
 #[derive(Debug, Clone, Copy)]
 pub struct Metric {
+    /// Which metric this is.
+    pub id: MetricId,
     /// CloudWatch metric name.
     pub cloudwatch: &'static str,
     /// Prometheus metric name (with the `authserver_` prefix).
@@ -29,78 +62,106 @@ pub struct Metric {
     pub kind: Kind,
     /// CloudWatch unit.
     pub unit: &'static str,
-    /// Extra dimension / label beyond `Service` and `Stage`, if any.
+    /// Extra dimension / label beyond `Service` and `Stage`, if any (the Prometheus label is
+    /// its lower-case form).
     pub dimension: Option<&'static str>,
+    /// Where it reaches CloudWatch.
+    pub reach: Reach,
     /// One line for the docs and the Prometheus `# HELP`.
     pub help: &'static str,
 }
 
 macro_rules! metrics {
-    ($($id:ident = ($cw:literal, $prom:literal, $kind:ident, $unit:literal, $dim:expr, $help:literal);)*) => {
-        $(
-            #[doc = $help]
-            pub const $id: Metric = Metric {
-                cloudwatch: $cw, prometheus: $prom, kind: Kind::$kind, unit: $unit,
-                dimension: $dim, help: $help,
-            };
-        )*
+    ($($id:ident = ($cw:literal, $prom:literal, $kind:ident, $unit:literal, $dim:expr, $reach:ident,
+        $help:literal);)*) => {
+        /// Every metric, one variant each (documentation order).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum MetricId {
+            $(#[doc = $help] $id,)*
+        }
+
+        impl MetricId {
+            /// Every metric, in documentation order.
+            pub const ALL: [MetricId; [$(MetricId::$id),*].len()] = [$(MetricId::$id),*];
+
+            /// The metric's row of the table.
+            pub const fn metric(self) -> &'static Metric {
+                match self {
+                    $(MetricId::$id => &Metric {
+                        id: MetricId::$id, cloudwatch: $cw, prometheus: $prom, kind: Kind::$kind,
+                        unit: $unit, dimension: $dim, reach: Reach::$reach, help: $help,
+                    },)*
+                }
+            }
+        }
+
         /// All metrics, in documentation order.
-        pub const ALL: &[Metric] = &[$($id),*];
+        pub const ALL: &[Metric] = &[$(*MetricId::$id.metric()),*];
     };
 }
 
 metrics! {
-    AUTH_SUCCESS = ("AuthSuccess", "authserver_auth_success_total", Counter, "Count", None,
+    AuthSuccess = ("AuthSuccess", "authserver_auth_success_total", Counter, "Count", None, Emf,
         "Authentication requests that were allowed.");
-    AUTH_FAILURE = ("AuthFailure", "authserver_auth_failure_total", Counter, "Count", Some("Reason"),
+    AuthFailure = ("AuthFailure", "authserver_auth_failure_total", Counter, "Count", Some("Reason"), Emf,
         "Authentication requests that were denied, by reason.");
-    LATENCY = ("Latency", "authserver_latency_seconds", Histogram, "Milliseconds", None,
+    Latency = ("Latency", "authserver_latency_seconds", Histogram, "Milliseconds", None, Emf,
         "Time to decide one authentication request (CloudWatch in ms, Prometheus in s).");
-    CACHE_HIT = ("CredentialCacheHit", "authserver_credential_cache_hit_total", Counter, "Count", None,
+    CacheHit = ("CredentialCacheHit", "authserver_credential_cache_hit_total", Counter, "Count", None, Emf,
         "Decisions answered from the verified-credential cache.");
-    CACHE_MISS = ("CredentialCacheMiss", "authserver_credential_cache_miss_total", Counter, "Count", None,
+    CacheMiss = ("CredentialCacheMiss", "authserver_credential_cache_miss_total", Counter, "Count", None, Emf,
         "Decisions that needed an Argon2id verification.");
-    STORE_REFRESH = ("StoreRefresh", "authserver_store_refresh_total", Counter, "Count", None,
+    StoreRefresh = ("StoreRefresh", "authserver_store_refresh_total", Counter, "Count", None, Emf,
         "Credential store snapshots loaded (initial load and every change).");
-    STORE_FETCH_ERROR = ("StoreFetchError", "authserver_store_fetch_error_total", Counter, "Count", None,
+    StoreFetchError = ("StoreFetchError", "authserver_store_fetch_error_total", Counter, "Count", None, Emf,
         "Credential store fetch, parse or policy failures (last good snapshot kept).");
-    STORE_STALENESS = ("StoreStalenessSeconds", "authserver_store_staleness_seconds", Gauge, "Seconds", None,
+    StoreStaleness = ("StoreStalenessSeconds", "authserver_store_staleness_seconds", Gauge, "Seconds", None, Emf,
         "Age of the snapshot in service since it was last confirmed current.");
-    STORE_RELOAD_STALLED = ("StoreReloadStalled", "authserver_store_reload_stalled_total", Counter, "Count", None,
+    StoreReloadStalled = ("StoreReloadStalled", "authserver_store_reload_stalled_total", Counter, "Count", None,
+        StandaloneOnly,
         "Users-file reloads still running after store.reload_deadline_ms (the last good snapshot serves).");
-    TLS_RELOAD_FAILURE = ("TlsReloadFailure", "authserver_tls_reload_failure_total", Counter, "Count", None,
+    TlsReloadFailure = ("TlsReloadFailure", "authserver_tls_reload_failure_total", Counter, "Count", None,
+        StandaloneOnly,
         "Failed attempts to load a changed TLS certificate and key (retried every reload interval; the last good pair serves).");
-    TLS_CERT_NOT_AFTER = ("TlsCertNotAfter", "authserver_tls_cert_not_after_seconds", Gauge, "Seconds", None,
+    TlsCertNotAfter = ("TlsCertNotAfter", "authserver_tls_cert_not_after_seconds", Gauge, "Seconds", None,
+        StandaloneOnly,
         "Expiry (notAfter) of the TLS certificate in service, in Unix seconds; 0 without TLS.");
-    HASH_VERIFY_DURATION = ("HashVerifyDuration", "authserver_hash_verify_duration_seconds", Histogram, "Milliseconds", None,
+    HashVerifyDuration = ("HashVerifyDuration", "authserver_hash_verify_duration_seconds", Histogram, "Milliseconds",
+        None, Emf,
         "Time of one Argon2id verification (CloudWatch in ms, Prometheus in s).");
-    HASH_QUEUE_REJECTED = ("HashQueueRejected", "authserver_hash_queue_rejected_total", Counter, "Count", None,
+    HashQueueRejected = ("HashQueueRejected", "authserver_hash_queue_rejected_total", Counter, "Count", None, Emf,
         "Verifications refused because the hash limiter was full (answered 503).");
-    HASH_QUEUE_ABANDONED = ("HashQueueAbandoned", "authserver_hash_queue_abandoned_total", Counter, "Count", None,
+    HashQueueAbandoned = ("HashQueueAbandoned", "authserver_hash_queue_abandoned_total", Counter, "Count", None, Emf,
         "Requests that went away (client gone, timeout) while queued for a verification slot; their places were released.");
-    RATE_LIMITED = ("RateLimited", "authserver_rate_limited_total", Counter, "Count", None,
+    RateLimited = ("RateLimited", "authserver_rate_limited_total", Counter, "Count", None, Emf,
         "Requests refused by brute-force regulation (answered 429).");
-    REGULATION_BACKEND_ERROR = ("RegulationBackendError", "authserver_regulation_backend_error_total", Counter, "Count", None,
+    RegulationBackendError = ("RegulationBackendError", "authserver_regulation_backend_error_total", Counter, "Count",
+        None, Emf,
         "Regulation backend failures; regulation failed open for those requests.");
-    BANS = ("Bans", "authserver_bans_total", Counter, "Count", None,
+    Bans = ("Bans", "authserver_bans_total", Counter, "Count", None, Emf,
         "Bans issued by brute-force regulation (source or username).");
-    COLD_START = ("ColdStart", "authserver_cold_start_total", Counter, "Count", None,
+    ColdStart = ("ColdStart", "authserver_cold_start_total", Counter, "Count", None, Emf,
         "Process starts (Lambda cold starts).");
-    REQUESTS = ("Requests", "authserver_requests_total", Counter, "Count", Some("Country"),
+    Requests = ("Requests", "authserver_requests_total", Counter, "Count", Some("Country"), Emf,
         "Authentication requests, by country where a trusted header gives one.");
-    AUDIT_DROPPED = ("AuditDropped", "authserver_audit_dropped_total", Counter, "Count", None,
+    AuditDropped = ("AuditDropped", "authserver_audit_dropped_total", Counter, "Count", None, Emf,
         "Audit events not written (file writer queue full, write or lock failed, stream gone).");
-    COMPLIANCE_VIOLATIONS = ("ComplianceViolations", "authserver_compliance_violations", Gauge, "Count", None,
+    ComplianceViolations = ("ComplianceViolations", "authserver_compliance_violations", Gauge, "Count", None,
+        PutMetricData,
         "Failed controls in the last compliance check.");
 }
 
-/// CloudWatch names of the metrics only the standalone server emits (Prometheus): the file
-/// store's reload and TLS do not exist on Lambda, so the CloudWatch dashboard need not show them
-/// (`scripts/check-metric-names.py` reads this list).
-pub const STANDALONE_ONLY: &[&str] = &["StoreReloadStalled", "TlsReloadFailure", "TlsCertNotAfter"];
+impl MetricId {
+    /// The CloudWatch name.
+    pub const fn name(self) -> &'static str {
+        self.metric().cloudwatch
+    }
+}
 
-/// Failure reasons: the values of the `Reason` dimension / `reason` label.
-pub const REASONS: &[&str] = &[
+/// Failure reasons: the values of the `Reason` dimension / `reason` label, in `Reason::ALL`
+/// order (a test holds them to the core's labels). Written out, not computed, because
+/// `scripts/drills/check-runbooks.py` reads this list from the source.
+pub const REASONS: [&str; Reason::ALL.len()] = [
     "unknown_user",
     "wrong_password",
     "disabled",
@@ -132,6 +193,22 @@ mod tests {
                 .filter(|m| m.kind == Kind::Counter)
                 .all(|m| m.prometheus.ends_with("_total"))
         );
-        assert!(STANDALONE_ONLY.iter().all(|n| cw.contains(n)));
+    }
+
+    #[test]
+    fn the_enum_and_the_table_agree() {
+        assert_eq!(ALL.len(), MetricId::ALL.len());
+        for (row, id) in ALL.iter().zip(MetricId::ALL) {
+            assert_eq!(row.id, id);
+            assert_eq!(id.metric().id, id, "{id:?}'s row names another metric");
+            assert_eq!(id.name(), row.cloudwatch);
+        }
+    }
+
+    #[test]
+    fn reasons_are_the_core_labels_in_order() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(REASONS[i], r.as_str());
+        }
     }
 }
