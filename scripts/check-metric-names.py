@@ -1,31 +1,38 @@
 #!/usr/bin/env python3
-"""Check that dashboards, alarms and alert rules use only the metric names defined in
-crates/authserver/src/telemetry/names.rs, that every CloudWatch metric + dimension set they query
-is one the code really emits, and that both dashboards show every metric.
+"""Check that dashboards, alarms and alert rules use only the metrics the binary defines, that
+every CloudWatch metric + dimension set they query is one the code really emits, and that both
+dashboards show every metric.
+
+The metric table comes from the binary itself: `authserver metrics-names --format json` (a hidden
+subcommand printing crates/authserver/src/telemetry/names.rs as compiled), run through
+`cargo run -q -p authserver` from the repo unless --bin or --metrics says otherwise.
 
 Checks (each failure is reported with file and context; exit status 1 on any failure):
 
 CloudWatch (deploy/aws/*.yaml|*.yml|*.json, CloudFormation):
   * every metric in the `AuthServer` namespace used by an alarm (MetricName/Namespace/Dimensions,
     also inside Metrics[].MetricStat.Metric), a dashboard metric row, or a SEARCH() expression
-    exists in the module;
+    exists in the table;
   * its dimension set is one the real emitter writes: some golden EMF blob
     (crates/authserver/tests/fixtures/emf-golden.jsonl, written by the test
     crates/authserver/tests/lambda_emf_golden.rs from the Lambda handlers) carries the metric in a
-    directive with exactly these dimensions; ComplianceViolations, published by PutMetricData
-    rather than EMF, is taken from PUT_METRIC_DATA below;
-  * Reason dimension values are among the module's REASONS and some blob emits them;
-  * every metric of the module appears on a CloudWatch dashboard, except those listed in its
-    STANDALONE_ONLY (emitted by the standalone server's /metrics only).
+    directive with exactly these dimensions; metrics published by PutMetricData rather than EMF
+    (reach `put_metric_data`: ComplianceViolations) count under the dimension sets the table
+    declares for them;
+  * Reason dimension values are among the table's reasons and some blob emits them;
+  * every metric of the table appears on a CloudWatch dashboard, except the standalone-only ones
+    (emitted by the standalone server's /metrics only).
 Prometheus (deploy/prometheus/*.yml|*.yaml) and Grafana (deploy/grafana/*.json):
-  * every `authserver_*` series is a module name, or a histogram name + _bucket/_sum/_count
+  * every `authserver_*` series is a table name, or a histogram name + _bucket/_sum/_count
     (a bare histogram name is an error: no such series exists), and the server really exposes
     it: crates/authserver/tests/fixtures/prometheus-golden.txt (the series of /metrics after the
     same cases, written by the same test) has it;
-  * reason="..." / reason=~"a|b" label values are among REASONS;
-  * every metric of the module appears on the Grafana dashboard.
+  * reason="..." / reason=~"a|b" label values are among the table's reasons;
+  * every metric of the table appears on the Grafana dashboard.
 
-Usage: scripts/check-metric-names.py [--root DIR] [--names FILE] [--golden FILE]
+Usage: scripts/check-metric-names.py [--root DIR] [--bin BINARY | --metrics FILE] [--golden FILE]
+       scripts/check-metric-names.py --negative CASE     # a planted mistake must be caught
+       scripts/check-metric-names.py --list-negatives
 Needs PyYAML (installed with cfn-lint in the repo's .venv).
 """
 from __future__ import annotations
@@ -33,7 +40,10 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 try:
@@ -49,15 +59,17 @@ SEARCH_METRIC = re.compile(r'MetricName\s*=\s*"?([A-Za-z0-9_.-]+)"?')
 SUB_VAR = re.compile(r"\$\{[^}]*\}")
 GOLDEN = "crates/authserver/tests/fixtures/emf-golden.jsonl"
 PROM_GOLDEN = "crates/authserver/tests/fixtures/prometheus-golden.txt"
-# Metrics published with PutMetricData instead of EMF, with their dimension sets: the compliance
-# function's (crates/authserver-aws/src/compliance/mod.rs `publish`).
-PUT_METRIC_DATA = {"ComplianceViolations": [frozenset({"Service", "Stage"})]}
+REPO = Path(__file__).resolve().parent.parent
+# The shape of `authserver metrics-names --format json` this script reads (its `format` field).
+LISTING_FORMAT = 1
+KINDS = ("counter", "gauge", "histogram")
+REACHES = ("emf", "put_metric_data", "standalone_only")
 
 
 class Emitted:
     """What the real emitter writes: metric -> dimension sets, and (metric, dim) -> values."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, put_metric_data: dict[str, list[frozenset]]):
         if not path.is_file():
             raise SystemExit(f"check-metric-names: golden EMF blobs {path} not found; generate them with "
                              "`UPDATE_GOLDEN=1 cargo test -p authserver --test lambda_emf_golden`")
@@ -86,7 +98,8 @@ class Emitted:
                                 self.values.setdefault((name, dim), set()).add(blob[dim])
         if not self.blobs:
             raise SystemExit(f"check-metric-names: {path} holds no EMF blobs")
-        for name, sets in PUT_METRIC_DATA.items():
+        # Published with PutMetricData (the compliance function), not EMF: as the table declares.
+        for name, sets in put_metric_data.items():
             self.sets.setdefault(name, set()).update(sets)
 
     def load_prometheus(self, path: Path) -> None:
@@ -108,50 +121,63 @@ class Emitted:
         return ", ".join("{" + ",".join(s) + "}" for s in sets) or "never"
 
 
-class Module:
-    """What names.rs defines."""
+def read_listing(args) -> tuple[dict, str]:
+    """The metric table (the JSON of `authserver metrics-names`) and where it came from."""
+    if args.metrics:
+        return json.loads(args.metrics.read_text(encoding="utf-8")), str(args.metrics)
+    if args.bin:
+        cmd, where = [str(args.bin)], str(args.bin)
+    else:
+        # As the drills do: build (if needed) and run the workspace's debug binary.
+        cmd, where = ["cargo", "run", "-q", "-p", "authserver", "--"], "cargo run -p authserver"
+    cmd += ["metrics-names", "--format", "json"]
+    try:
+        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    except OSError as e:
+        raise SystemExit(f"check-metric-names: cannot run {' '.join(cmd)}: {e}")
+    if r.returncode != 0:
+        raise SystemExit(f"check-metric-names: {' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    try:
+        return json.loads(r.stdout), f"{where} metrics-names"
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"check-metric-names: {' '.join(cmd)} printed no JSON: {e}")
 
-    def __init__(self, path: Path):
-        text = path.read_text(encoding="utf-8")
-        ns = re.search(r'pub\s+const\s+NAMESPACE\s*:\s*&str\s*=\s*"([^"]+)"\s*;', text)
-        if not ns:
-            raise SystemExit(f"check-metric-names: no `pub const NAMESPACE` in {path}")
-        self.namespace = ns.group(1)
-        block = re.search(r"\nmetrics!\s*\{(.*?)\n\}", text, re.S)
-        if not block:
-            raise SystemExit(f"check-metric-names: no `metrics! {{ ... }}` invocation in {path}")
-        body = block.group(1)
-        entry = re.compile(
-            r'^\s*([A-Z][A-Z0-9_]*)\s*=\s*\(\s*"([^"]+)"\s*,\s*"([^"]+)"\s*,\s*([A-Za-z]+)\s*,\s*"([^"]*)"\s*,'
-            r'\s*(None|Some\(\s*"([^"]+)"\s*\))',
-            re.M,
-        )
+
+class Module:
+    """The metric table the binary defines (telemetry/names.rs as compiled)."""
+
+    def __init__(self, doc, where: str):
+        self.where = where
+        try:
+            self._read(doc)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise SystemExit(f"check-metric-names: the metric list from {where} lacks {e!s}: its shape "
+                             "changed - update this script")
+
+    def _read(self, doc) -> None:
+        if doc.get("format") != LISTING_FORMAT:
+            raise SystemExit(f"check-metric-names: the metric list from {self.where} has format "
+                             f"{doc.get('format')!r}, this script reads {LISTING_FORMAT}: its shape changed - "
+                             "update this script")
+        self.namespace = doc["namespace"]
+        self.reasons = set(doc["reasons"])
         self.metrics = []
-        for m in entry.finditer(body):
-            self.metrics.append({
-                "id": m.group(1), "cloudwatch": m.group(2), "prometheus": m.group(3),
-                "kind": m.group(4), "unit": m.group(5), "dimension": m.group(7),
-            })
-        declared = len(re.findall(r"^\s*[A-Z][A-Z0-9_]*\s*=\s*\(", body, re.M))
-        if not self.metrics or declared != len(self.metrics):
-            raise SystemExit(
-                f"check-metric-names: parsed {len(self.metrics)} of {declared} metric entries in {path}; "
-                "the `ID = (\"CloudWatchName\", \"prometheus_name\", Kind, \"Unit\", None|Some(\"Dim\"), ...` "
-                "shape changed - update this script")
-        reasons = re.search(r"pub\s+const\s+REASONS\s*:\s*&\[&str\]\s*=\s*&\[(.*?)\];", text, re.S)
-        self.reasons = set(re.findall(r'"([^"]+)"', reasons.group(1))) if reasons else set()
-        if not self.reasons:
-            raise SystemExit(f"check-metric-names: no REASONS list in {path}")
-        standalone = re.search(r"pub\s+const\s+STANDALONE_ONLY\s*:\s*&\[&str\]\s*=\s*&\[(.*?)\];", text, re.S)
-        self.standalone_only = set(re.findall(r'"([^"]+)"', standalone.group(1))) if standalone else set()
+        for m in doc["metrics"]:
+            metric = {k: m[k] for k in ("cloudwatch", "prometheus", "kind", "unit", "reach",
+                                        "standalone_only", "cloudwatch_dimensions", "prometheus_labels")}
+            if metric["kind"] not in KINDS or metric["reach"] not in REACHES:
+                raise SystemExit(f"check-metric-names: {metric['cloudwatch']}: unknown kind {metric['kind']!r} "
+                                 f"or reach {metric['reach']!r} in the list from {self.where}")
+            self.metrics.append(metric)
+        if not self.metrics or not self.reasons or not isinstance(self.namespace, str):
+            raise SystemExit(f"check-metric-names: the metric list from {self.where} is empty")
+        self.standalone_only = {m["cloudwatch"] for m in self.metrics if m["standalone_only"]}
+        self.put_metric_data = {m["cloudwatch"]: [frozenset(s) for s in m["cloudwatch_dimensions"]]
+                                for m in self.metrics if m["reach"] == "put_metric_data"}
         self.by_cw = {m["cloudwatch"]: m for m in self.metrics}
-        unknown = self.standalone_only - set(self.by_cw)
-        if unknown:
-            raise SystemExit(f"check-metric-names: STANDALONE_ONLY names no metric: {', '.join(sorted(unknown))}")
         self.by_prom = {m["prometheus"]: m for m in self.metrics}
-        for kind in {m["kind"] for m in self.metrics}:
-            if kind not in ("Counter", "Gauge", "Histogram"):
-                raise SystemExit(f"check-metric-names: unknown metric kind {kind!r} in {path}")
+        if len(self.by_cw) != len(self.metrics) or len(self.by_prom) != len(self.metrics):
+            raise SystemExit(f"check-metric-names: duplicate metric names in the list from {self.where}")
 
     def prom_base(self, token: str) -> str | None:
         """The module's Prometheus metric a series token belongs to, or None."""
@@ -160,7 +186,7 @@ class Module:
         for suffix in HIST_SUFFIXES:
             if token.endswith(suffix):
                 base = token[: -len(suffix)]
-                if base in self.by_prom and self.by_prom[base]["kind"] == "Histogram":
+                if base in self.by_prom and self.by_prom[base]["kind"] == "histogram":
                     return base
         return None
 
@@ -194,7 +220,7 @@ class Checker:
             return
         metric = self.mod.by_cw.get(name)
         if metric is None:
-            self.err(where, f"CloudWatch metric {self.mod.namespace}/{name} is not defined in names.rs "
+            self.err(where, f"CloudWatch metric {self.mod.namespace}/{name} is not defined in the metric table "
                             f"(known: {', '.join(sorted(self.mod.by_cw))})")
             return
         sink.add(name)
@@ -207,7 +233,7 @@ class Checker:
                             f"({self.rel(self.emitted.path)}) has them (emitted: {self.emitted.describe(name)})")
         reason = dims.get("Reason")
         if isinstance(reason, str) and reason not in self.mod.reasons:
-            self.err(where, f"{name} Reason={reason!r} is not one of names.rs REASONS {sorted(self.mod.reasons)}")
+            self.err(where, f"{name} Reason={reason!r} is not one of the table's reasons {sorted(self.mod.reasons)}")
         elif isinstance(reason, str) and reason not in self.emitted.values.get((name, "Reason"), set()):
             self.err(where, f"{name} Reason={reason!r} appears in no golden EMF blob: nothing emits it")
 
@@ -327,7 +353,7 @@ class Checker:
                     self.walk_cfn(res, rwhere)
         if self.dashboards == 0:
             self.err("deploy/aws", "no AWS::CloudWatch::Dashboard found")
-        # Metrics only the standalone server emits (names.rs STANDALONE_ONLY) need no CloudWatch row.
+        # Metrics only the standalone server emits (standalone_only in the table) need no CloudWatch row.
         missing = sorted(set(self.mod.by_cw) - self.cw_dashboard - self.mod.standalone_only)
         if missing:
             self.err("deploy/aws", f"metrics missing from the CloudWatch dashboard: {', '.join(missing)}")
@@ -341,9 +367,9 @@ class Checker:
                     hint = ""
                     if token in self.mod.by_prom:
                         hint = " (histogram: use _bucket, _sum or _count)"
-                    self.err(f"{where}:{lineno}", f"Prometheus series {token!r} is not defined in names.rs{hint}")
+                    self.err(f"{where}:{lineno}", f"Prometheus series {token!r} is not defined in the metric table{hint}")
                     continue
-                if self.mod.by_prom[base]["kind"] == "Histogram" and token == base:
+                if self.mod.by_prom[base]["kind"] == "histogram" and token == base:
                     self.err(f"{where}:{lineno}", f"{token!r} is a histogram: no series has the bare name; "
                                                   "use _bucket, _sum or _count")
                     continue
@@ -360,7 +386,7 @@ class Checker:
                     if not re.fullmatch(r"[a-z_]+", alt):
                         self.err(f"{where}:{lineno}", f"reason matcher {value!r}: cannot verify {alt!r}")
                     elif alt not in self.mod.reasons:
-                        self.err(f"{where}:{lineno}", f"reason {alt!r} is not one of names.rs REASONS")
+                        self.err(f"{where}:{lineno}", f"reason {alt!r} is not one of the table's reasons")
 
     def check_prometheus(self) -> None:
         files = sorted(p for ext in ("*.yml", "*.yaml") for p in (self.root / "deploy/prometheus").glob(ext))
@@ -417,34 +443,129 @@ def load_cfn(path: Path):
     return yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)  # noqa: S506 (SafeLoader subclass)
 
 
+# ----------------------------------------------------------------------------------- negative tests
+T, P, G = "deploy/aws/authserver.yaml", "deploy/prometheus/alerts.yml", "deploy/grafana/authserver.json"
+LIST = "metrics.json"  # the binary's metric list, written into the temp root
+STOREFETCH_DIMS = ("MetricName: StoreFetchError\n      Dimensions: [{Name: Service, Value: !Ref ServiceName}, "
+                   "{Name: Stage, Value: !Ref Stage}]")
+AUTHSUCCESS_DIMS = ("MetricName: AuthSuccess\n              Dimensions: [{Name: Service, Value: !Ref ServiceName}, "
+                    "{Name: Stage, Value: !Ref Stage}]")
+NEW_THING = {"id": "NewThing", "cloudwatch": "NewThing", "prometheus": "authserver_new_thing_total", "kind": "counter",
+             "unit": "Count", "help": "x", "reach": "emf", "standalone_only": False,
+             "cloudwatch_dimensions": [["Service", "Stage"]], "prometheus_labels": []}
+
+
+def _metric(doc, name):
+    return next(m for m in doc["metrics"] if m["cloudwatch"] == name)
+
+
+# name: (file, old, new, expected message[, "all"]) for text edits of a copied file, or
+# (LIST, edit(doc), expected message) for an edit of the metric list the binary printed.
+NEGATIVES = {
+    "alarm-unknown-metric": (T, "MetricName: StoreFetchError\n", "MetricName: StoreFetchErrors\n", "StoreFetchErrors is not defined"),
+    "alarm-bad-reason": (T, "{Name: Reason, Value: wrong_password}", "{Name: Reason, Value: wrong_pass}", "is not one of the table's reasons"),
+    "alarm-extra-dimension": (T, AUTHSUCCESS_DIMS, AUTHSUCCESS_DIMS[:-1] + ", {Name: Country, Value: DE}]", "dimensions"),
+    "dashboard-missing-metric": (T, '                  ["AuthServer", "Bans", "Service", "${ServiceName}", "Stage", "${Stage}", {"stat": "Sum", "label": "bans issued"}],\n',
+                                 "", "missing from the CloudWatch dashboard: Bans"),
+    "dashboard-unknown-metric": (T, '"AuthServer", "ColdStart"', '"AuthServer", "ColdStarts"', "ColdStarts is not defined"),
+    "dashboard-search-unknown-metric": (T, 'MetricName=\\"Requests\\"', 'MetricName=\\"Request\\"', "Request is not defined"),
+    "prom-unknown-series": (P, "authserver_store_fetch_error_total", "authserver_store_fetch_errors_total", "is not defined in the metric table"),
+    "prom-bare-histogram": (P, "authserver_latency_seconds_bucket", "authserver_latency_seconds", "histogram"),
+    "prom-bad-reason": (P, 'reason=~"overloaded|store_unavailable"', 'reason=~"overloaded|store_down"', "is not one of the table's reasons"),
+    "grafana-missing-metric": (G, "authserver_bans_total", "authserver_rate_limited_total", "missing from the Grafana dashboard: authserver_bans_total"),
+    "grafana-unknown-series": (G, "authserver_cold_start_total", "authserver_cold_starts_total", "is not defined in the metric table"),
+    # A metric added to the binary's table that no dashboard shows.
+    "module-new-metric": (LIST, lambda doc: doc["metrics"].append(NEW_THING), "missing from the CloudWatch dashboard: NewThing"),
+    # The listing's shape changes: refused, not half read.
+    "module-format-drift": (LIST, lambda doc: doc.update(format=LISTING_FORMAT + 1), "shape changed"),
+    "module-field-dropped": (LIST, lambda doc: doc["metrics"][0].pop("reach"), "shape changed"),
+    # A standalone-only metric that stops being one must get a CloudWatch dashboard row.
+    "module-standalone-flag-read": (LIST, lambda doc: _metric(doc, "TlsCertNotAfter").update(standalone_only=False),
+                                    "missing from the CloudWatch dashboard: TlsCertNotAfter"),
+    # How the table says a metric reaches CloudWatch is read: not PutMetricData, so EMF must carry it.
+    "module-reach-read": (LIST, lambda doc: _metric(doc, "ComplianceViolations").update(reach="emf"),
+                          "ComplianceViolations dimensions ['Service', 'Stage'] are never emitted together"),
+    # A dimension set the emitter never writes (CloudWatch would return no data; the alarm never fires).
+    "alarm-dimension-set-never-emitted": (T, STOREFETCH_DIMS, "MetricName: StoreFetchError\n      Dimensions: "
+                                          "[{Name: Service, Value: !Ref ServiceName}]", "never emitted together"),
+    # The emitter stops writing a metric that an alarm and the dashboard watch (every blob loses it).
+    "emitter-drops-alarmed-metric": (GOLDEN, '{"Name":"Bans","Unit":"Count"},', "",
+                                     "Bans dimensions ['Service', 'Stage'] are never emitted together", "all"),
+    # /metrics stops exposing a series that alert rules and Grafana query.
+    "server-drops-alerted-series": (PROM_GOLDEN, "authserver_bans_total\n", "", "'authserver_bans_total' is never exposed"),
+}
+
+
+def negative(case: str, args) -> int:
+    """Copy deploy/, the golden files and the metric list to a temp root, plant one mistake, and
+    require the checker to fail on it with the expected message."""
+    if case not in NEGATIVES:
+        raise SystemExit(f"check-metric-names: no negative case {case!r} (see --list-negatives)")
+    doc, _ = read_listing(args)
+    rel, *change = NEGATIVES[case]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        shutil.copytree(REPO / "deploy", root / "deploy")
+        for golden in (GOLDEN, PROM_GOLDEN):
+            (root / golden).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO / golden, root / golden)
+        if rel == LIST:
+            edit, expected = change
+            edit(doc)
+        else:
+            old, new, expected, *every = change
+            f = root / rel
+            text = f.read_text(encoding="utf-8")
+            if old not in text:
+                raise SystemExit(f"negative case {case}: its anchor text is no longer in {rel} (update the case)")
+            f.write_text(text.replace(old, new) if every else text.replace(old, new, 1), encoding="utf-8")
+        (root / LIST).write_text(json.dumps(doc), encoding="utf-8")
+        r = subprocess.run([sys.executable, __file__, "--root", str(root), "--metrics", str(root / LIST)],
+                           capture_output=True, text=True, check=False)
+    out = r.stdout + r.stderr
+    print(out)
+    if r.returncode == 0:
+        raise SystemExit(f"{case}: check-metric-names.py accepted the broken copy")
+    if expected not in out:
+        raise SystemExit(f"{case}: failed, but without the expected message {expected!r}")
+    print(f"INFO: negative {case}: caught ({expected})")
+    return 0
+
+
 def main() -> int:
-    repo = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--root", type=Path, default=repo, help="directory holding deploy/ (default: the repo)")
-    ap.add_argument("--names", type=Path, default=None,
-                    help="names.rs (default: ROOT/crates/authserver/src/telemetry/names.rs)")
+    ap.add_argument("--root", type=Path, default=REPO, help="directory holding deploy/ (default: the repo)")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--bin", type=Path, default=None,
+                     help="an authserver binary to ask for the metric list (default: cargo run -p authserver)")
+    src.add_argument("--metrics", type=Path, default=None,
+                     help="the metric list as `authserver metrics-names --format json` printed it")
     ap.add_argument("--golden", type=Path, default=None, help=f"golden EMF blobs (default: ROOT/{GOLDEN})")
     ap.add_argument("--prometheus-golden", type=Path, default=None,
                     help=f"golden Prometheus series (default: ROOT/{PROM_GOLDEN})")
+    ap.add_argument("--negative", metavar="CASE", help="plant mistake CASE in a temp copy; it must be caught")
+    ap.add_argument("--list-negatives", action="store_true", help="print the negative cases")
     args = ap.parse_args()
+    if args.list_negatives:
+        print("\n".join(NEGATIVES))
+        return 0
+    if args.negative:
+        return negative(args.negative, args)
     root = args.root.resolve()
-    names = args.names or root / "crates/authserver/src/telemetry/names.rs"
-    if not names.is_file():
-        print(f"check-metric-names: FAIL: {names} not found", file=sys.stderr)
-        return 1
-    mod = Module(names)
-    emitted = Emitted(args.golden or root / GOLDEN)
+    mod = Module(*read_listing(args))
+    emitted = Emitted(args.golden or root / GOLDEN, mod.put_metric_data)
     emitted.load_prometheus(args.prometheus_golden or root / PROM_GOLDEN)
     chk = Checker(root, mod, emitted)
     chk.check_cloudformation()
     chk.check_prometheus()
     chk.check_grafana()
     if chk.errors:
-        print(f"check-metric-names: FAIL: {len(chk.errors)} problem(s) against {chk.rel(names)}:", file=sys.stderr)
+        print(f"check-metric-names: FAIL: {len(chk.errors)} problem(s) against the metric list from {mod.where}:",
+              file=sys.stderr)
         for e in chk.errors:
             print(f"  - {e}", file=sys.stderr)
         return 1
-    print(f"check-metric-names: OK: {len(mod.metrics)} metrics in {chk.rel(names)} (namespace {mod.namespace}); "
+    print(f"check-metric-names: OK: {len(mod.metrics)} metrics from {mod.where} (namespace {mod.namespace}); "
           f"CloudWatch alarms/templates use {len(chk.cw_alarms)} (every dimension set emitted per "
           f"{emitted.blobs} golden EMF blobs), dashboard shows {len(chk.cw_dashboard)}/{len(mod.metrics)}; "
           f"Prometheus rules use {len(chk.prom_rules)}; Grafana shows {len(chk.grafana)}/{len(mod.metrics)}")
