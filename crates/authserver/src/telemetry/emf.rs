@@ -174,7 +174,10 @@ mod tests {
             }
         }
         let mut declared = BTreeSet::new();
-        for id in MetricId::ALL.into_iter().filter(|id| id.metric().reach == Reach::Emf) {
+        for id in MetricId::ALL
+            .into_iter()
+            .filter(|id| id.metric().reach == Reach::Emf)
+        {
             assert!(blob[id.name()].is_number(), "{id:?} has no value");
             for set in cloudwatch_dimensions(id.metric()) {
                 declared.insert((id.name().to_owned(), set.iter().map(|s| s.to_string()).collect()));

@@ -113,7 +113,10 @@ mod tests {
         let doc = json();
         assert_eq!(doc["format"], FORMAT);
         assert_eq!(doc["namespace"], names::NAMESPACE);
-        assert_eq!(doc["reasons"].as_array().map(Vec::len), Some(names::REASONS.len()));
+        assert_eq!(
+            doc["reasons"].as_array().map(Vec::len),
+            Some(names::REASONS.len())
+        );
         let metrics = doc["metrics"].as_array().expect("metrics");
         assert_eq!(metrics.len(), MetricId::ALL.len());
         let failure = metrics
@@ -131,14 +134,22 @@ mod tests {
             .expect("TlsCertNotAfter");
         assert_eq!(tls["standalone_only"], true);
         assert_eq!(tls["cloudwatch_dimensions"], json!([]));
-        let latency = metrics.iter().find(|m| m["cloudwatch"] == "Latency").expect("Latency");
-        assert_eq!((&latency["kind"], &latency["prometheus_labels"]), (&json!("histogram"), &json!(["le"])));
+        let latency = metrics
+            .iter()
+            .find(|m| m["cloudwatch"] == "Latency")
+            .expect("Latency");
+        assert_eq!(
+            (&latency["kind"], &latency["prometheus_labels"]),
+            (&json!("histogram"), &json!(["le"]))
+        );
     }
 
     #[test]
     fn the_text_has_one_line_per_metric() {
         let text = render(Format::Text);
         assert_eq!(text.lines().count(), names::ALL.len());
-        assert!(text.contains("StoreReloadStalled authserver_store_reload_stalled_total counter Count standalone_only -\n"));
+        assert!(text.contains(
+            "StoreReloadStalled authserver_store_reload_stalled_total counter Count standalone_only -\n"
+        ));
     }
 }
