@@ -109,7 +109,7 @@ static STDOUT: OnceLock<Arc<batch::Batch>> = OnceLock::new();
 /// Set when spans are exported (OTLP): only then does each request open a span of its own.
 static EXPORTS_SPANS: AtomicBool = AtomicBool::new(false);
 
-/// Whether spans are exported (see [`EXPORTS_SPANS`]).
+/// Whether spans are exported (see `EXPORTS_SPANS`).
 pub fn exports_spans() -> bool {
     EXPORTS_SPANS.load(Relaxed)
 }
