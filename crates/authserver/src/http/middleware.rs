@@ -3,11 +3,11 @@
 //! every response, and exactly one log line per request. The line carries `user_hash`, never the
 //! username, password, header or hash.
 
-use super::reply::now_ms;
 use super::{AppState, ClientAddr};
 use crate::telemetry::context::RequestContext;
 use crate::telemetry::metrics::RegulationCounters;
 use crate::telemetry::{AuthRecord, RequestRecord};
+use authserver_core::clock::now_ms;
 use authserver_core::{AuditEvent, Reason};
 use axum::extract::State;
 use axum::extract::{MatchedPath, Request};
