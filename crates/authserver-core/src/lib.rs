@@ -16,7 +16,7 @@
 //! - [`cache`]: the verified-credential cache (HMAC keys, LRU, TTL, generation).
 //! - [`authenticator`]: the two-phase decision with its reason.
 //! - [`keyed`]: `UserHasher`, the keyed `user_hash` logs carry instead of usernames.
-//! - [`clock`]: time as a port.
+//! - [`clock`]: time as a port, and the wall clock (`now_ms`) every layer stamps with.
 //! - [`regulation`]: brute-force regulation logic and the `RegulationStore` port.
 //! - [`audit`]: the audit event type and the `AuditSink` port.
 
