@@ -570,7 +570,7 @@ fn resolve(krate: &Crate, path: &ModPath) -> ModPath {
     for _ in 0..8 {
         let len = (0..=path.len())
             .rev()
-            .find(|&n| krate.modules.contains(&path[..n].to_vec()))
+            .find(|&n| krate.modules.contains(&path[..n]))
             .unwrap_or(0);
         let module = path[..len].to_vec();
         let Some(item) = path.get(len) else {
