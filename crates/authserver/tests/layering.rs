@@ -8,14 +8,14 @@
 //! `telemetry` is `http -> telemetry`; `cli::users` using `cli::secret` is
 //! `cli::users -> cli::secret`; a module using its own parent or child is no edge.
 //!
-//! It fails on any cycle among sibling modules, at every depth and in every crate (so
-//! `cli::secret <-> cli::users` counts as much as `store <-> document`), and, in
+//! It fails on any cycle among sibling modules, at every depth and in every crate (so a cycle
+//! between two files of `cli/` counts as much as one between `store` and `document`), and, in
 //! `crates/authserver`, on any top-level edge to a module of higher rank (see [`RANKS`]).
 //! Each failure names the edge and the first place it occurs.
 //!
 //! Why text and not `rustc`: a test of plain Rust that needs no nightly, no extra crate and no
-//! build. What it cannot see (a path written through a macro, `use` of a child module by bare
-//! name) only ever leads from a module to its own children, which is no edge anyway.
+//! build. It does not see paths assembled inside `macro_rules!` bodies (`$crate::`), nor `use`
+//! of a child module by its bare name (a module using its own child is no edge anyway).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
