@@ -1,7 +1,23 @@
 //! Time as a port: caches and limiters take a [`Clock`] so tests can move time by hand.
+//!
+//! Wall-clock time (timestamps in answers, records and metrics, never for measuring) comes from
+//! [`now_ms`] and [`now_secs`]: every layer reads it, so it lives here at the bottom rather than
+//! in the HTTP layer that first needed it.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch (0 for a clock set before 1970, saturating far ahead).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Whole seconds since the Unix epoch (as [`now_ms`]).
+pub fn now_secs() -> u64 {
+    now_ms() / 1000
+}
 
 /// A monotonic time source.
 pub trait Clock: Send + Sync + std::fmt::Debug {

@@ -9,7 +9,7 @@
 //! A leading UTF-8 byte order mark (what some Windows editors write) is accepted and skipped:
 //! it carries no meaning in JSON and refusing it only produced a baffling "syntax" error.
 
-use crate::store::{EntryProblem, StoreDocument, StoreError, UserRecord};
+use crate::record::{EntryProblem, StoreDocument, StoreError, UserRecord};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::collections::HashSet;

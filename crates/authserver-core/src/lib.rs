@@ -7,15 +7,16 @@
 //! - [`secret`]: `Secret`, the redacting, zeroizing holder for passwords.
 //! - [`credentials`]: `Authorization: Basic` parsing into our own `Credentials`.
 //! - [`hash`]: Argon2id PHC hashes, the parameter policy, hashing and the dummy hash.
-//! - [`document`]: the strict store-document parser (duplicate keys refused, BOM skipped).
 //! - [`names`]: which usernames and roles are accepted; escaping for display.
-//! - [`store`]: the credential store format and the immutable `Snapshot` (with the alternate
-//!   hashes a rotation's pending or previous version contributes).
+//! - [`record`]: the stored format (`UserRecord`, `StoreDocument`) and why an entry is refused.
+//! - [`document`]: the strict store-document parser (duplicate keys refused, BOM skipped).
+//! - [`store`]: the immutable `Snapshot` built from a document (with the alternate hashes a
+//!   rotation's pending or previous version contributes); re-exports the stored format.
 //! - [`source`]: the `SnapshotSource` port credential stores implement.
 //! - [`cache`]: the verified-credential cache (HMAC keys, LRU, TTL, generation).
 //! - [`authenticator`]: the two-phase decision with its reason.
 //! - [`keyed`]: `UserHasher`, the keyed `user_hash` logs carry instead of usernames.
-//! - [`clock`]: time as a port.
+//! - [`clock`]: time as a port, and the wall clock (`now_ms`) every layer stamps with.
 //! - [`regulation`]: brute-force regulation logic and the `RegulationStore` port.
 //! - [`audit`]: the audit event type and the `AuditSink` port.
 
@@ -28,6 +29,7 @@ pub mod document;
 pub mod hash;
 pub mod keyed;
 pub mod names;
+pub mod record;
 pub mod regulation;
 pub mod secret;
 pub mod source;

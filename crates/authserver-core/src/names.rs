@@ -9,7 +9,6 @@
 //! round-trip through Basic: the split is at the first colon).
 
 use crate::credentials::MAX_USERNAME_BYTES;
-use crate::store::EntryProblem;
 use std::fmt::Write as _;
 
 /// Longest role, in bytes.
@@ -74,11 +73,27 @@ fn check(value: &str, max: usize) -> Result<(), NameProblem> {
     Ok(())
 }
 
+/// Which name of a store entry is refused, and why. Carries no part of the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EntryNameProblem {
+    /// The username is unusable (over Basic auth, in `Remote-User`, or on a screen).
+    #[error("username {0}")]
+    Username(NameProblem),
+    /// A role is unusable (in `Remote-Groups`, or on a screen). Counted from 1.
+    #[error("role #{index} {problem}")]
+    Role {
+        /// Position in `roles`, from 1 (the value itself is not echoed: it may hold escapes).
+        index: usize,
+        /// What is wrong.
+        problem: NameProblem,
+    },
+}
+
 /// The username and roles of one entry against these rules (the loader and `users add`).
-pub fn check_names(name: &str, roles: &[String]) -> Result<(), EntryProblem> {
-    check_username(name).map_err(EntryProblem::Username)?;
+pub fn check_names(name: &str, roles: &[String]) -> Result<(), EntryNameProblem> {
+    check_username(name).map_err(EntryNameProblem::Username)?;
     for (i, role) in roles.iter().enumerate() {
-        check_role(role).map_err(|problem| EntryProblem::Role {
+        check_role(role).map_err(|problem| EntryNameProblem::Role {
             index: i + 1,
             problem,
         })?;

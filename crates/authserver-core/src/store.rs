@@ -1,63 +1,16 @@
-//! The credential store format (shared by the file store and Secrets Manager) and the
-//! immutable [`Snapshot`] the rest of the program reads.
+//! The immutable [`Snapshot`] the rest of the program reads, built from a parsed store
+//! document (the stored format itself is [`crate::record`]; its parser [`crate::document`]).
 
-use crate::hash::{Cost, HashError, HashPolicy, StoredHash, dummy_hash};
-use crate::names::{NameProblem, check_names};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+use crate::hash::{Cost, HashPolicy, StoredHash, dummy_hash};
+use crate::names::check_names;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use time::OffsetDateTime;
 
-/// Whether a user may authenticate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Status {
-    /// May authenticate (the default when `status` is missing).
-    #[default]
-    Active,
-    /// Always denied, after a real verification so that timing does not tell.
-    Disabled,
-}
-
-/// One user entry exactly as stored (JSON, camelCase). Unknown fields are errors: a typo such
-/// as `"satus"` must not silently leave a user ACTIVE.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UserRecord {
-    /// Argon2id PHC string.
-    pub password_hash: String,
-    /// `ACTIVE` (default) or `DISABLED`.
-    #[serde(default)]
-    pub status: Status,
-    /// Roles (kept for RBAC / OAuth scopes).
-    #[serde(default)]
-    pub roles: Vec<String>,
-    /// When the password last changed (RFC 3339), for password-age compliance.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
-    )]
-    pub password_changed_at: Option<OffsetDateTime>,
-    /// Marks a service account whose password rotation delivers to this secret id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delivery_secret_id: Option<String>,
-}
-
-impl fmt::Debug for UserRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserRecord")
-            .field("password_hash", &"REDACTED")
-            .field("status", &self.status)
-            .field("roles", &self.roles)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The whole store document: username → record, ordered for stable output.
-pub type StoreDocument = BTreeMap<String, UserRecord>;
+// Callers have always found the stored format and its parser here.
+pub use crate::document::parse_document;
+pub use crate::record::{EntryProblem, Status, StoreDocument, StoreError, UserRecord};
 
 /// A user ready for authentication.
 #[derive(Debug, Clone)]
@@ -73,72 +26,6 @@ pub struct User {
     /// Set for service accounts: the secret their rotated password is delivered to.
     pub delivery_secret_id: Option<String>,
 }
-
-/// Why a store document was refused. The previous snapshot stays in service.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// Not JSON, or not an object of objects. Position only: no content is quoted.
-    #[error("store is not valid JSON ({category}) at line {line}, column {column}")]
-    Json {
-        /// serde_json's error category.
-        category: &'static str,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-    },
-    /// One entry is invalid. Names the user (operators need it), never the hash.
-    #[error("store entry for user {user:?}: {problem}")]
-    Entry {
-        /// The username (PII: server logs use [`StoreError::log_safe`]).
-        user: String,
-        /// What is wrong.
-        problem: EntryProblem,
-    },
-}
-
-/// What is wrong with one entry.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EntryProblem {
-    /// Unknown field, wrong type, or a `status` other than ACTIVE/DISABLED.
-    #[error("invalid entry ({0})")]
-    Shape(String),
-    /// The hash fails the policy.
-    #[error("{0}")]
-    Hash(#[from] HashError),
-    /// The username is unusable (over Basic auth, in `Remote-User`, or on a screen).
-    #[error("username {0}")]
-    Username(NameProblem),
-    /// A role is unusable (in `Remote-Groups`, or on a screen). Counted from 1.
-    #[error("role #{index} {problem}")]
-    Role {
-        /// Position in `roles`, from 1 (the value itself is not echoed: it may hold escapes).
-        index: usize,
-        /// What is wrong.
-        problem: NameProblem,
-    },
-    /// The username appears more than once in the document.
-    #[error("the username appears more than once in the document")]
-    DuplicateUser,
-    /// A field appears more than once in the entry (its name when it is a known field).
-    #[error("field `{0}` appears more than once in the entry")]
-    DuplicateField(&'static str),
-}
-
-impl StoreError {
-    /// The message with the username replaced by `name(username)` (e.g. a keyed user hash), for
-    /// logs that must not carry PII.
-    pub fn log_safe(&self, name: impl Fn(&str) -> String) -> String {
-        match self {
-            StoreError::Entry { user, problem } => {
-                format!("store entry for user_hash {}: {problem}", name(user))
-            }
-            other => other.to_string(),
-        }
-    }
-}
-
-pub use crate::document::parse_document;
 
 /// An immutable, validated view of the store. Replaced whole on every change.
 #[derive(Debug)]
@@ -226,7 +113,10 @@ impl Snapshot {
             // A refused name or role refuses the whole document (the last good snapshot stays):
             // dropping only that entry could silently change who may log in.
             if let Err(problem) = check_names(&name, &rec.roles) {
-                return Err(StoreError::Entry { user: name, problem });
+                return Err(StoreError::Entry {
+                    user: name,
+                    problem: problem.into(),
+                });
             }
             let hash = match StoredHash::parse(&rec.password_hash, policy) {
                 Ok(h) => h,

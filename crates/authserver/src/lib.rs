@@ -2,25 +2,28 @@
 //! `authserver-core`.
 //!
 //! # Layout
-//! - [`config`]: settings (TOML file + `AUTHSERVER_*` environment), validation.
-//! - [`files`]: reading reloaded files (regular only, size-capped) and seeing every change (a
-//!   leaf below `store` and `tls`).
-//! - [`store`]: credential store adapters behind the `SnapshotSource` port.
-//! - [`limiter`]: the memory-aware Argon2id limiter on the blocking pool.
-//! - [`pacing`]: pads denials to the store's slowest hash cost (timing tells no cost apart).
-//! - [`regulation`]: the regulator around each attempt (bans, spray detection, trusted sources).
-//! - [`decide`]: one authentication attempt from header values to a decision.
-//! - [`http`]: the axum router shared by the standalone server and Lambda.
-//! - [`server`]: the standalone accept loop and graceful shutdown.
-//! - [`conn`]: per-connection deadlines (first request, idle) and the per-address cap.
-//! - [`lambda`]: the Lambda runtime: proxy (the same router), API Gateway authorizer, rotation
+//! Each module has a rank and uses only modules of lower rank (or, without a cycle, its own);
+//! `tests/layering.rs` holds the same table and fails on an edge upward or any cycle.
+//! - [`config`] (0): settings (TOML file + `AUTHSERVER_*` environment), validation.
+//! - [`files`] (0): reading reloaded files (regular only, size-capped) and seeing every change.
+//! - [`store`] (0): credential store adapters behind the `SnapshotSource` port.
+//! - [`tls`] (0): rustls for the standalone server, certificates reloaded on change.
+//! - [`limiter`] (0): the memory-aware Argon2id limiter on the blocking pool.
+//! - [`conn`] (0): per-connection deadlines (first request, idle) and the per-address cap.
+//! - [`pacing`] (0): pads denials to the store's slowest hash cost (timing tells no cost apart).
+//! - [`telemetry`] (1): logs, metrics (the metric table, `/metrics`, `/stats`, Lambda EMF) and spans.
+//! - [`audit`] (1): the audit trail sinks (stdout, hash-chained file) and its verifier.
+//! - [`regulation`] (2): the regulator around each attempt (bans, spray detection, trusted sources).
+//! - [`decide`] (2): one authentication attempt from header values to a decision.
+//! - [`http`] (3): the axum router shared by the standalone server and Lambda.
+//! - [`wiring`] (4): builds the state from settings (and, for Lambda, its EMF metrics sink).
+//! - [`server`] (4): the standalone accept loop and graceful shutdown.
+//! - [`lambda`] (4): the Lambda runtime: proxy (the same router), API Gateway authorizer, rotation
 //!   and compliance modes.
-//! - [`tls`]: rustls for the standalone server, certificates reloaded on change.
-//! - [`wiring`]: builds the state from settings.
-//! - [`telemetry`]: logs, metrics (the metric table, `/metrics`, `/stats`, Lambda EMF) and spans.
-//! - [`audit`]: the audit trail sinks (stdout, hash-chained file) and its verifier.
-//! - [`cli`]: the `authserver` command line.
-//! - [`compliance`]: the compliance check's target (from settings) and its human table.
+//! - [`compliance`] (4): the compliance check's target (from settings) and its human table.
+//! - [`cli`] (5): the `authserver` command line.
+//!
+//! Wall-clock time comes from `authserver_core::clock`, so no lower rank reaches up for it.
 
 pub mod audit;
 pub mod cli;

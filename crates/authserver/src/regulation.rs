@@ -52,7 +52,7 @@ pub type UnixClock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// The system clock in Unix seconds.
 pub fn system_clock() -> UnixClock {
-    Arc::new(|| crate::http::reply::now_ms() / 1000)
+    Arc::new(authserver_core::clock::now_secs)
 }
 
 /// A refusal: the reason (rate limited / locked out) and the seconds to wait.

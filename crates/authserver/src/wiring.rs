@@ -5,6 +5,7 @@ use crate::decide::Gate;
 use crate::http::AppState;
 use crate::limiter::HashLimiter;
 use crate::store::file::FileStore;
+use crate::telemetry::EmfSink;
 use anyhow::{Context, bail};
 use authserver_aws::{RetryPolicy, SecretsManagerStore, SecretsStoreConfig};
 use authserver_core::{Authenticator, SystemClock, UserHasher, VerifiedCache};
@@ -53,19 +54,22 @@ pub fn file_limits(settings: &Settings) -> crate::store::file::FileLimits {
     }
 }
 
-/// Builds everything; must run inside a Tokio runtime (it spawns the store watcher).
+/// Builds everything for the standalone server (no EMF sink: it serves `/metrics`); must run
+/// inside a Tokio runtime (it spawns the store watcher).
 pub fn build(settings: Settings) -> anyhow::Result<Built> {
     let hasher = hasher(&settings)?;
-    build_with(settings, hasher, None)
+    build_with(settings, hasher, None, None)
 }
 
 /// [`build`] with the `user_hash` key already read. `first_fetch`: how long to wait for the
 /// Secrets Manager store's first load (`None`: until it ends); past that the load goes on in
-/// the background and the store answers unavailable (503) until it succeeds.
+/// the background and the store answers unavailable (503) until it succeeds. `emf`: where
+/// Lambda writes its CloudWatch EMF blob, one per invocation (`None`: EMF off).
 pub fn build_with(
     settings: Settings,
     hasher: UserHasher,
     first_fetch: Option<Duration>,
+    emf: Option<EmfSink>,
 ) -> anyhow::Result<Built> {
     let audit: Arc<dyn authserver_core::AuditSink> = Arc::new(crate::audit::Audit::from_settings(
         &settings.audit,
@@ -126,7 +130,7 @@ pub fn build_with(
         user_hasher: hasher,
         pacer: Default::default(),
     };
-    let telemetry = crate::telemetry::Telemetry::new(&settings, None);
+    let telemetry = crate::telemetry::Telemetry::new(&settings, emf);
     let proxies = crate::http::client::TrustedProxies::new(&settings.server.trusted_proxies);
     Ok(Built {
         state: Arc::new(AppState {

@@ -61,7 +61,7 @@ async fn create_table(c: &aws_sdk_dynamodb::Client) -> String {
 }
 
 fn far_future() -> u64 {
-    authserver::http::reply::now_ms() / 1000 + 3600
+    authserver_core::clock::now_secs() + 3600
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

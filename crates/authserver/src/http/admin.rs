@@ -9,7 +9,7 @@
 
 use super::AppState;
 use super::ClientAddr;
-use super::reply::now_ms;
+use authserver_core::clock::now_ms;
 use axum::Extension;
 use axum::Json;
 use axum::Router;

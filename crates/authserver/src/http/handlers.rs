@@ -2,10 +2,11 @@
 
 use super::AppState;
 use super::ClientAddr;
-use super::reply::{now_ms, respond};
+use super::reply::respond;
 use crate::decide::Attempt;
 use crate::telemetry::AuthRecord;
 use authserver_core::Outcome;
+use authserver_core::clock::now_ms;
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;

@@ -3,19 +3,20 @@
 //! every response, and exactly one log line per request. The line carries `user_hash`, never the
 //! username, password, header or hash.
 
-use super::reply::now_ms;
 use super::{AppState, ClientAddr};
 use crate::telemetry::context::RequestContext;
 use crate::telemetry::metrics::RegulationCounters;
 use crate::telemetry::{AuthRecord, RequestRecord};
+use authserver_core::clock::now_ms;
 use authserver_core::{AuditEvent, Reason};
 use axum::extract::State;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// Log target of the per-request line (filter it like any target, e.g. `authserver::access=warn`).
@@ -97,106 +98,119 @@ fn xray_trace_id(req: &Request) -> Option<String> {
         })
 }
 
-/// See the module docs.
+/// See the module docs. Each step below does one of its jobs, in this order.
 pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let id = plain_header(&req, REQUEST_ID.as_str())
-        .filter(|v| !v.contains(['=', ';']))
-        .map_or_else(|| format!("{:032x}", rand::random::<u128>()), str::to_owned);
-    let xray = xray_trace_id(&req);
-    let traceparent = plain_header(&req, "traceparent").map(str::to_owned);
-    let trace_id = xray.clone().or_else(|| traceparent.clone());
-    let source = req
-        .extensions()
-        .get::<ClientAddr>()
-        .and_then(|c| state.proxies.client(c.0.ip(), req.headers()));
-    let country_header = &state.settings.telemetry.country_header;
-    let country = (!country_header.is_empty())
-        .then(|| plain_header(&req, country_header))
-        .flatten()
-        .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()))
-        .map(str::to_ascii_uppercase);
-    let method = req.method().clone();
-    // The route template, not the raw path: raw paths are caller-chosen text.
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    req.extensions_mut().insert(RequestId(id.clone()));
-    // Lines logged while handling carry the ids (telemetry::context); a span only when traces
-    // are exported.
-    let ctx = RequestContext {
-        request_id: id.clone(),
-        xray_trace_id: xray.clone(),
-        traceparent: traceparent.clone(),
-    };
-    let handled = crate::telemetry::context::scope(ctx, next.run(req));
-    let mut response = if crate::telemetry::exports_spans() {
-        let span = tracing::info_span!(
-            "request",
-            request_id = %id,
-            xray_trace_id = xray.as_deref(),
-            traceparent = traceparent.as_deref(),
-        );
-        handled.instrument(span).await
-    } else {
-        handled.await
-    };
-    let status = response.status();
-    if (status.is_client_error() || status.is_server_error())
-        && response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_none_or(|v| v != "application/json")
-    {
-        // Framework answers (405, 413, 503 timeout, ...) get the same JSON shape as ours.
-        let mut json = axum::Json(serde_json::json!({
-            "allowed": false,
-            "message": status.canonical_reason().unwrap_or("Error"),
-            "timestamp": now_ms(),
-        }))
-        .into_response();
-        *json.status_mut() = status;
-        let (mut parts, _) = response.into_parts();
-        parts.headers.extend(json.headers().clone());
-        response = Response::from_parts(parts, json.into_body());
-        response.headers_mut().remove(header::CONTENT_LENGTH);
-    }
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        headers.insert(REQUEST_ID.clone(), v);
-    }
+    let incoming = Incoming::read(&state, &req);
+    req.extensions_mut().insert(RequestId(incoming.id.clone()));
+    let response = incoming.handle(req, next).await;
+    let mut response = json_for_framework_errors(response);
+    stamp_headers(&mut response, &incoming.id);
     let record = response.extensions().get::<AuthRecord>().cloned();
-    let latency = start.elapsed();
-    state.telemetry.record(
-        &RequestRecord {
-            auth: record.as_ref(),
-            latency,
+    let latency = incoming.start.elapsed();
+    incoming.measure(&state, record.as_ref(), latency);
+    incoming.audit(&state, record.as_ref());
+    incoming.access_line(response.status().as_u16(), record.as_ref(), latency);
+    response
+}
+
+/// What is known of a request before it is handled: the facts its log line, metrics and audit
+/// event carry afterwards.
+struct Incoming {
+    start: Instant,
+    id: String,
+    xray: Option<String>,
+    traceparent: Option<String>,
+    source: Option<IpAddr>,
+    country: Option<String>,
+    method: Method,
+    route: String,
+}
+
+impl Incoming {
+    fn read(state: &AppState, req: &Request) -> Self {
+        let start = Instant::now();
+        let source = req
+            .extensions()
+            .get::<ClientAddr>()
+            .and_then(|c| state.proxies.client(c.0.ip(), req.headers()));
+        Self {
+            start,
+            id: request_id(req),
+            xray: xray_trace_id(req),
+            traceparent: plain_header(req, "traceparent").map(str::to_owned),
             source,
-            country: country.as_deref(),
-            request_id: &id,
-            regulation: RegulationCounters::read(
-                &state.gate.regulator.bans,
-                &state.gate.regulator.backend_errors,
-            ),
-            hash_abandoned: state.gate.limiter.abandoned(),
-        },
-        state.gate.store.as_ref(),
-    );
-    if let Some(r) = &record {
+            country: country(req, &state.settings.telemetry.country_header),
+            method: req.method().clone(),
+            // The route template, not the raw path: raw paths are caller-chosen text.
+            route: req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", |p| p.as_str())
+                .to_owned(),
+        }
+    }
+
+    /// Runs the inner layers. Lines logged meanwhile carry the ids (telemetry::context); a span
+    /// only when traces are exported.
+    async fn handle(&self, req: Request, next: Next) -> Response {
+        let ctx = RequestContext {
+            request_id: self.id.clone(),
+            xray_trace_id: self.xray.clone(),
+            traceparent: self.traceparent.clone(),
+        };
+        let handled = crate::telemetry::context::scope(ctx, next.run(req));
+        if crate::telemetry::exports_spans() {
+            let span = tracing::info_span!(
+                "request",
+                request_id = %self.id,
+                xray_trace_id = self.xray.as_deref(),
+                traceparent = self.traceparent.as_deref(),
+            );
+            handled.instrument(span).await
+        } else {
+            handled.await
+        }
+    }
+
+    /// The request's metrics (and the regulation and limiter gauges read with them).
+    fn measure(&self, state: &AppState, record: Option<&AuthRecord>, latency: Duration) {
+        state.telemetry.record(
+            &RequestRecord {
+                auth: record,
+                latency,
+                source: self.source,
+                country: self.country.as_deref(),
+                request_id: &self.id,
+                regulation: RegulationCounters::read(
+                    &state.gate.regulator.bans,
+                    &state.gate.regulator.backend_errors,
+                ),
+                hash_abandoned: state.gate.limiter.abandoned(),
+            },
+            state.gate.store.as_ref(),
+        );
+    }
+
+    /// One audit event per authentication attempt (other routes have no record).
+    fn audit(&self, state: &AppState, record: Option<&AuthRecord>) {
+        let Some(r) = record else {
+            return;
+        };
         state.audit.emit(AuditEvent::AuthAttempt {
-            outcome: if r.reason.is_none() { "allowed" } else { "denied" },
+            outcome: outcome(r),
             reason: r.reason.map(Reason::as_str),
             user_hash: r.user_hash.clone(),
-            source: source.map(|s| s.to_string()),
-            request_id: id.clone(),
-            trace_id: trace_id.clone(),
+            source: self.source.map(|s| s.to_string()),
+            request_id: self.id.clone(),
+            trace_id: self.xray.clone().or_else(|| self.traceparent.clone()),
         });
     }
-    let latency_ms = latency.as_secs_f64() * 1000.0;
-    if tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+
+    /// The one access line, when its target is enabled.
+    fn access_line(&self, status: u16, record: Option<&AuthRecord>, latency: Duration) {
+        if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+            return;
+        }
         let now = crate::audit::now();
         let line = AccessLine {
             timestamp: &now,
@@ -207,25 +221,78 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
                 "request"
             },
             target: ACCESS_TARGET,
-            request_id: &id,
-            xray_trace_id: xray.as_deref(),
-            traceparent: traceparent.as_deref(),
-            method: method.as_str(),
-            route: &route,
-            status: status.as_u16(),
-            outcome: record
-                .as_ref()
-                .map(|r| if r.reason.is_none() { "allowed" } else { "denied" }),
-            reason: record.as_ref().and_then(|r| r.reason).map(Reason::as_str),
-            user_hash: record.as_ref().and_then(|r| r.user_hash.as_deref()),
-            cache: record.as_ref().map(|r| r.cache.as_str()),
+            request_id: &self.id,
+            xray_trace_id: self.xray.as_deref(),
+            traceparent: self.traceparent.as_deref(),
+            method: self.method.as_str(),
+            route: &self.route,
+            status,
+            outcome: record.map(outcome),
+            reason: record.and_then(|r| r.reason).map(Reason::as_str),
+            user_hash: record.and_then(|r| r.user_hash.as_deref()),
+            cache: record.map(|r| r.cache.as_str()),
             verify_ms: record
-                .as_ref()
                 .and_then(|r| r.verify_time)
                 .map(|d| d.as_secs_f64() * 1000.0),
-            latency_ms,
+            latency_ms: latency.as_secs_f64() * 1000.0,
         };
         crate::telemetry::write_line(&line);
     }
+}
+
+/// The caller's request id when it is plain (and holds no `=` or `;`), else a random one.
+fn request_id(req: &Request) -> String {
+    plain_header(req, REQUEST_ID.as_str())
+        .filter(|v| !v.contains(['=', ';']))
+        .map_or_else(|| format!("{:032x}", rand::random::<u128>()), str::to_owned)
+}
+
+/// The two-letter country from the configured header (none when unset or not two letters).
+fn country(req: &Request, header: &str) -> Option<String> {
+    (!header.is_empty())
+        .then(|| plain_header(req, header))
+        .flatten()
+        .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()))
+        .map(str::to_ascii_uppercase)
+}
+
+fn outcome(record: &AuthRecord) -> &'static str {
+    if record.reason.is_none() {
+        "allowed"
+    } else {
+        "denied"
+    }
+}
+
+/// Framework answers (405, 413, 503 timeout, ...) get the same JSON shape as ours.
+fn json_for_framework_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/json");
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let mut json = axum::Json(serde_json::json!({
+        "allowed": false,
+        "message": status.canonical_reason().unwrap_or("Error"),
+        "timestamp": now_ms(),
+    }))
+    .into_response();
+    *json.status_mut() = status;
+    let (mut parts, _) = response.into_parts();
+    parts.headers.extend(json.headers().clone());
+    let mut response = Response::from_parts(parts, json.into_body());
+    response.headers_mut().remove(header::CONTENT_LENGTH);
     response
+}
+
+/// `Cache-Control: no-store` and the request id on every response.
+fn stamp_headers(response: &mut Response, id: &str) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(id) {
+        headers.insert(REQUEST_ID.clone(), v);
+    }
 }

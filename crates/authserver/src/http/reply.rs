@@ -1,12 +1,13 @@
 //! The contract table: a decision becomes a status, headers and a JSON body. Unknown user, wrong
 //! password and disabled user produce byte-identical bodies (bar the timestamp).
 
+use authserver_core::clock::now_ms;
 use authserver_core::{Decision, Outcome, Reason};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The JSON body of every auth answer.
 #[derive(Debug, Serialize)]
@@ -20,13 +21,6 @@ pub struct AuthBody<'a> {
     pub roles: Option<&'a [String]>,
     /// Milliseconds since the Unix epoch.
     pub timestamp: u64,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Status and message for a decision. `forward` maps malformed to 401, since reverse proxies

@@ -13,7 +13,7 @@
 
 use crate::config::Settings;
 use crate::http::AppState;
-use crate::telemetry::{EmfSink, Telemetry};
+use crate::telemetry::EmfSink;
 use authserver_aws::SecretsManagerStore;
 use authserver_core::UserHasher;
 use std::sync::{Arc, OnceLock};
@@ -118,9 +118,9 @@ async fn finish_in_background(
         }
     };
     // No budget left to keep here: nobody waits for this task but the invocations' 503s.
-    match crate::wiring::build_with(settings, hasher, None) {
+    match crate::wiring::build_with(settings, hasher, None, emf) {
         Ok(built) => {
-            shared.set(Ready::new(with_emf(built.state, emf), built.secrets));
+            shared.set(Ready::new(built.state, built.secrets));
             tracing::info!("lambda state ready (after the init budget)");
         }
         Err(e) => tracing::error!(error = %e, "building the lambda state failed; answering 503"),
@@ -134,19 +134,6 @@ fn assemble(
     emf: Option<EmfSink>,
 ) -> anyhow::Result<Ready> {
     let left = deadline.saturating_duration_since(Instant::now());
-    let built = crate::wiring::build_with(settings, hasher, Some(left))?;
-    Ok(Ready::new(with_emf(built.state, emf), built.secrets))
-}
-
-/// The state with CloudWatch EMF switched on (one metrics blob per invocation).
-fn with_emf(mut state: Arc<AppState>, emf: Option<EmfSink>) -> Arc<AppState> {
-    let Some(sink) = emf else {
-        return state;
-    };
-    match Arc::get_mut(&mut state) {
-        // Freshly built: nothing else holds the state yet.
-        Some(s) => s.telemetry = Telemetry::new(&s.settings, Some(sink)),
-        None => tracing::warn!("state already shared; EMF metrics stay off"),
-    }
-    state
+    let built = crate::wiring::build_with(settings, hasher, Some(left), emf)?;
+    Ok(Ready::new(built.state, built.secrets))
 }

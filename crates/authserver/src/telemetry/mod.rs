@@ -307,7 +307,7 @@ impl Telemetry {
             reg.latency.observe(latency_s);
             let credential_failure = a.reason.is_some_and(Reason::is_credential_failure);
             self.window.record(stats::Sample {
-                epoch: crate::http::reply::now_ms() / 1000,
+                epoch: authserver_core::clock::now_secs(),
                 auth: true,
                 allowed,
                 cache_hit: match a.cache {
@@ -355,7 +355,7 @@ impl Telemetry {
         emf::blob(&emf::Invocation {
             service: &self.service,
             stage: &self.stage,
-            timestamp_ms: crate::http::reply::now_ms(),
+            timestamp_ms: authserver_core::clock::now_ms(),
             auth: r.auth.is_some(),
             allowed,
             reason: r.auth.and_then(|a| a.reason).map(Reason::as_str),
