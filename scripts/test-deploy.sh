@@ -156,8 +156,8 @@ check "alerts_test.yml covers every alert (fires on bad series, silent on health
 AM=deploy/alertmanager/alertmanager.yml
 check "amtool check-config $AM" amtool check-config "$AM"
 routes_test() { # routes_test EXPECTED_RECEIVERS LABEL=VALUE...
-  local want=$1; shift
-  amtool config routes test --config.file="$AM" --verify.receivers="$want" "$@"
+  local receivers=$1; shift
+  amtool config routes test --config.file="$AM" --verify.receivers="$receivers" "$@"
 }
 check "routes: critical -> PagerDuty + Slack" routes_test critical-pagerduty,critical-slack \
   severity=critical service=authserver group=availability alertname=AuthServerErrorsHigh

@@ -16,6 +16,7 @@
 SETUP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SETUP_TOOLS_PY="$SETUP_ROOT/scripts/lib/tools.py"
 # Where cargo puts binaries: $CARGO_TARGET_DIR when the caller shares a build, else target/.
+# shellcheck disable=SC2034 # read by the scripts that source this file
 CARGO_TARGET="${CARGO_TARGET_DIR:-$SETUP_ROOT/target}"
 
 # The Python tools, with the versions deploy/ was validated with (used only when installing).
@@ -23,6 +24,7 @@ CARGO_TARGET="${CARGO_TARGET_DIR:-$SETUP_ROOT/target}"
 # the Service Authorization Reference entries check-iam.py needs. parliament 1.6.4 loads its data
 # through pkg_resources, which setuptools < 70 still ships (venvs of Python >= 3.12 have none).
 PY_TOOLS=("moto[server]" cargo-lambda ziglang "cfn-lint==1.58.0" "checkov==3.3.30" schemathesis)
+# shellcheck disable=SC2034 # read by scripts/test-deploy.sh
 PY_DEPLOY_TOOLS=("cfn-lint==1.58.0" "checkov==3.3.30" "parliament==1.6.4" "setuptools<70"
   "policy-sentry==0.13.2" pyyaml)
 
