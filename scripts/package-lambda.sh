@@ -8,25 +8,15 @@
 # ziglang (the cross linker) in the repo's .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
-
-export VENV="${VENV:-$root/.venv}"
-# shellcheck source=scripts/aws-env.sh
-source scripts/aws-env.sh
-_aws_env_python_venv
-# shellcheck source=scripts/venv.sh
-source scripts/venv.sh
+# shellcheck source=scripts/lib/setup.sh
+source scripts/lib/setup.sh
 ensure_venv cargo-lambda ziglang # also puts .venv/bin (python3 -m ziglang) first on PATH
-
-target=aarch64-unknown-linux-gnu
-if ! rustup target list --installed | grep -qx "$target"; then
-  rustup target add "$target"
-fi
+ensure_rust_target aarch64-unknown-linux-gnu
 
 "$VENV/bin/cargo-lambda" lambda build --release --arm64 --output-format zip --bin authserver
 
 zip="target/lambda/authserver/bootstrap.zip"
 [ -f "$zip" ] || { echo "package-lambda: $zip was not produced" >&2; exit 1; }
 zip_bytes=$(stat -c %s "$zip")
-bin_bytes=$(python3 -c 'import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).getinfo("bootstrap").file_size)' "$zip")
+bin_bytes=$(python3 "$SETUP_TOOLS_PY" zip-entry-size "$zip" bootstrap)
 echo "package-lambda: $zip: $zip_bytes bytes zipped ($((zip_bytes / 1024)) KiB); bootstrap $bin_bytes bytes ($((bin_bytes / 1024)) KiB)"

@@ -24,14 +24,8 @@ run_drill() {
   port=$(free_port)
   url="http://127.0.0.1:$port"
   v1="$WORK/v1.toml"
-  cat >"$v1" <<EOF
-[server]
-listen = "127.0.0.1:$port"
-[store]
-file = "$WORK/users.json"
-[cache]
-capacity = 10000
-EOF
+  printf '[server]\nlisten = "127.0.0.1:%s"\n[store]\nfile = "%s"\n[cache]\ncapacity = 10000\n' \
+    "$port" "$WORK/users.json" >"$v1"
   # Release v2 variants: each one a mistake that reaches production in real life.
   sed 's/^capacity = /capacty = /' "$v1" >"$WORK/v2-typo.toml"
   sed 's/^\[store\]$/[store]\ncache_ttl_minutes = 0/' "$v1" >"$WORK/v2-value.toml"
@@ -39,7 +33,7 @@ EOF
 
   step "start release v1 (authserver serve --config v1.toml)"
   server_start server "$port" -- --config "$v1" || fail "v1 did not start: $(tail -n 3 "$WORK/server.log")"
-  version_before=$(curl -s -m 5 "$(admin_url "$url")/ready" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["store"]["version"])')
+  version_before=$(store_version "$url")
   ok "v1 up, store version $version_before"
 
   step "baseline: legitimate client (alice, 5 requests/s); scraping /metrics every $SCRAPE_SECONDS s"
@@ -83,7 +77,7 @@ EOF
   step "rollback: start the previous release (v1.toml, kept beside the release)"
   server_start server3 "$port" -- --config "$v1" || fail "rollback failed: $(tail -n 3 "$WORK/server3.log")"
   phase rollback
-  version_after=$(curl -s -m 5 "$(admin_url "$url")/ready" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["store"]["version"])')
+  version_after=$(store_version "$url")
   [ "$version_after" = "$version_before" ] || fail "store version after rollback $version_after, before $version_before"
   ok "v1 back, /ready 200 with the same store version $version_after"
   wait_scrapes rollback 3

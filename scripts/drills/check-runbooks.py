@@ -90,7 +90,7 @@ def main():
                 if sec in sections and f"{sec}.{key}" not in settings:
                     bad("setting", f"{sec}.{key}")
             for e in re.findall(r"\b((?:AUTHSERVER|CREDENTIAL|CACHE_TTL)_[A-Z_]*[A-Z])\b", line):
-                if e not in envs and not e.startswith("AUTHSERVER_REQUIRE_") and e != "AUTHSERVER_":
+                if e not in envs and e != "AUTHSERVER_":
                     if not any(env.startswith(e) for env in envs):
                         bad("environment variable", e)
             for p in re.findall(r"(?<![{,A-Za-z])([A-Z][a-z][A-Za-z0-9]*)=(?:[a-z0-9<$\"'(]|true|false)", line):

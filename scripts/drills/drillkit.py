@@ -35,6 +35,20 @@
         silent at the last scrape of PHASE (@PHASE+N: the N-th scrape after its first);
         EXPR@PHASE asserts the PromQL expression (use a `> bool` comparison under an
         aggregation) evaluates to 1 there.
+
+    drillkit.py count STATS PHASE STATUS
+        Answers with STATUS in PHASE of a traffic STATS file ("not200" and "all" summarise).
+    drillkit.py summary STATS PHASE
+        "N requests (200 x a, 429 x b); P50 x ms, P99 y ms, max z ms" for PHASE.
+    drillkit.py p50-spike STATS [--ms 120]
+        The client's P50 is above MS in phase spike only (baseline and recovery below it).
+    drillkit.py leak-audit LOG USER_HASH DEADLINE_MS TOKEN ACT2_MS
+        The credential-leak drill's audit query over the server log (events before ACT2_MS):
+        the intruder's allowed attempts end by DEADLINE_MS (+1 s), it has denied ones, the real
+        client none, and one store_version_changed to TOKEN.
+
+    drillkit.py aws URL OP ...
+        Secrets Manager calls to the moto server at URL (see drillaws.py; needs boto3).
 """
 
 import argparse
@@ -49,6 +63,10 @@ import sys
 import threading
 import time
 import urllib.parse
+
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree for the imports below
+import drillaws  # scripts/drills/drillaws.py (imports boto3 only when an `aws` command runs)
+import drillreport  # scripts/drills/drillreport.py
 
 STOP = threading.Event()
 
@@ -368,6 +386,8 @@ def main():
     p.add_argument("--silent", action="append", default=[])
     p.add_argument("--true", action="append", default=[])
     p.set_defaults(func=promtest)
+    drillreport.register(sub)
+    drillaws.register(sub)
     args = ap.parse_args()
     args.func(args)
 

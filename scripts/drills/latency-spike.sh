@@ -28,10 +28,10 @@ users_file() {
 # server reports a new snapshot version in /ready.
 swap_users() {
   local before after
-  before=$(curl -s -m 5 "$(admin_url "$URL")/ready" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["store"]["version"])')
+  before=$(store_version "$URL")
   cp "$1" "$WORK/users.json.new" && mv "$WORK/users.json.new" "$WORK/users.json"
   for _ in $(seq 1 100); do
-    after=$(curl -s -m 5 "$(admin_url "$URL")/ready" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["store"]["version"])')
+    after=$(store_version "$URL")
     [ "$after" != "$before" ] && { ok "hot reload: store version $before -> $after"; return 0; }
     sleep 0.1
   done
@@ -90,13 +90,8 @@ run_drill() {
     done
   done
   ok "every answer 200 (slow is not down: only the latency alert may fire)"
-  "$PY" - "$WORK/alice.json" <<'PY' || fail "client-side latency did not move as expected"
-import json, sys
-s = json.load(open(sys.argv[1]))
-b, sp, r = s["baseline"]["p50_ms"], s["spike"]["p50_ms"], s["recovery"]["p50_ms"]
-print(f"   client P50: baseline {b} ms, spike {sp} ms, recovery {r} ms")
-sys.exit(0 if sp > 120 and b < 120 and r < 120 else 1)
-PY
+  "$PY" "$ROOT/scripts/drills/drillkit.py" p50-spike "$WORK/alice.json" --ms 120 ||
+    fail "client-side latency did not move as expected"
   ok "client P50 above 120 ms only during the spike"
 
   promtool_check \

@@ -46,7 +46,7 @@ stop_all() {
   for ((i = ${#PROC_ORDER[@]} - 1; i >= 0; i--)); do stop "${PROC_ORDER[$i]}"; done
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$ROOT/scripts/lib/tools.py" free-port; }
 
 # ------------------------------------------------------------------------------------- server
 # The environment of the server: the caller's, minus every setting variable (AUTHSERVER_*, the
@@ -150,32 +150,10 @@ traffic_start() {
 }
 
 # traffic_count NAME PHASE STATUS: answers with STATUS in PHASE ("ok2xx"/"not200" summarise).
-traffic_count() {
-  "$PY" - "$WORK/$1.json" "$2" "$3" <<'PY'
-import json, sys
-stats = json.load(open(sys.argv[1])).get(sys.argv[2], {"status": {}})["status"]
-want = sys.argv[3]
-if want == "not200":
-    print(sum(v for k, v in stats.items() if k != "200"))
-elif want == "all":
-    print(sum(stats.values()))
-else:
-    print(stats.get(want, 0))
-PY
-}
+traffic_count() { "$PY" "$ROOT/scripts/drills/drillkit.py" count "$WORK/$1.json" "$2" "$3"; }
 
 # traffic_summary NAME PHASE: "N requests: 200 x a, 429 x b; P50 x ms, P99 y ms".
-traffic_summary() {
-  "$PY" - "$WORK/$1.json" "$2" <<'PY'
-import json, sys
-p = json.load(open(sys.argv[1])).get(sys.argv[2])
-if not p:
-    print("no requests")
-else:
-    mix = ", ".join(f"{k} x {v}" for k, v in sorted(p["status"].items()))
-    print(f"{p['requests']} requests ({mix}); P50 {p['p50_ms']} ms, P99 {p['p99_ms']} ms, max {p['max_ms']} ms")
-PY
-}
+traffic_summary() { "$PY" "$ROOT/scripts/drills/drillkit.py" summary "$WORK/$1.json" "$2"; }
 
 # ------------------------------------------------------------------------------------ promtool
 # promtool_check ARGS...: builds $WORK/promtool-test.yml from the scrapes (drillkit.py promtest
@@ -208,8 +186,8 @@ log_has() {
 }
 
 # ------------------------------------------------------------------------------- local AWS
-# aws_py ARGS... <<'PY': a boto3 script (from stdin) against the moto server, with ARGS.
-aws_py() { AWS_DEFAULT_REGION="$AWS_REGION" "$VENV/bin/python" - "$@"; }
+# moto OP ARGS...: a Secrets Manager call to the moto server (drillkit.py aws; boto3 in .venv).
+moto() { "$VENV/bin/python" "$ROOT/scripts/drills/drillkit.py" aws "$MOTO_URL" "$@"; }
 
 # start_moto: the moto server of the caller ($MOTO_URL, as scripts/test runs one) or a new one
 # (scripts/aws-env.sh, stopped with the drill); exports the fake AWS credentials and region.
@@ -246,6 +224,7 @@ rotation_function_start() {
   [ -x "$CARGO_LAMBDA" ] || fail "cargo-lambda not found (scripts/aws-env.sh installs it)"
   EMULATOR_PORT=$(free_port)
   # cargo-lambda reads the package's metadata: run it in the binary's crate.
+  # shellcheck disable=SC2016 # expanded by the inner bash, from its arguments
   spawn emulator bash -c 'cd "$1/crates/authserver" && exec "$2" lambda watch --only-lambda-apis -A 127.0.0.1 -P "$3"' \
     _ "$ROOT" "$CARGO_LAMBDA" "$EMULATOR_PORT"
   for i in $(seq 1 300); do
@@ -267,25 +246,7 @@ rotation_function_start() {
 
 # rotation_begin SECRET_ARN: RotateSecret on moto (rotation function registered there, every 30
 # days); prints the token, the id of the new AWSPENDING version.
-rotation_begin() {
-  aws_py "$MOTO_URL" "$1" <<'PY'
-import boto3, io, json, sys, urllib.request, uuid, zipfile
-url, secret = sys.argv[1], sys.argv[2]
-# moto's Lambda without Docker: functions are stored, "invocations" run nothing.
-urllib.request.urlopen(urllib.request.Request(url + "/moto-api/config", method="POST",
-    data=json.dumps({"lambda": {"use_docker": False}}).encode(), headers={"Content-Type": "application/json"}))
-name = "drill-rotation-" + uuid.uuid4().hex[:8]
-role = boto3.client("iam", endpoint_url=url).create_role(RoleName=name,
-    AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
-buf = io.BytesIO()
-zipfile.ZipFile(buf, "w").writestr("bootstrap", "")
-fn = boto3.client("lambda", endpoint_url=url).create_function(FunctionName=name, Runtime="provided.al2023",
-    Role=role, Handler="bootstrap", Code={"ZipFile": buf.getvalue()})["FunctionArn"]
-out = boto3.client("secretsmanager", endpoint_url=url).rotate_secret(SecretId=secret,
-    RotationLambdaARN=fn, RotationRules={"AutomaticallyAfterDays": 30})
-print(out["VersionId"])
-PY
-}
+rotation_begin() { moto rotate-begin "$1"; }
 
 # rotation_step STEP SECRET_ARN TOKEN: one step through the emulator's invoke endpoint; fails
 # the drill unless the function answers outcome "done".
@@ -309,39 +270,17 @@ rotation_step_fails() {
 }
 
 # sm_call METHOD SECRET [KEY=VALUE...]: one Secrets Manager call on moto (string/int arguments).
-sm_call() {
-  aws_py "$MOTO_URL" "$@" <<'PY'
-import boto3, sys
-url, method, secret = sys.argv[1:4]
-kw = {"SecretId": secret}
-for arg in sys.argv[4:]:
-    k, v = arg.split("=", 1)
-    kw[k] = int(v) if v.isdigit() else v
-getattr(boto3.client("secretsmanager", endpoint_url=url), method)(**kw)
-PY
-}
+sm_call() { moto call "$@"; }
 
 # secret_value SECRET STAGE: the value of SECRET's version labelled STAGE (for files, not logs).
-secret_value() {
-  aws_py "$MOTO_URL" "$1" "$2" <<'PY'
-import boto3, sys
-c = boto3.client("secretsmanager", endpoint_url=sys.argv[1])
-print(c.get_secret_value(SecretId=sys.argv[2], VersionStage=sys.argv[3])["SecretString"])
-PY
-}
+secret_value() { moto value "$1" "$2"; }
 
 # secret_stages SECRET: "STAGE=VERSION ..." for each label, sorted.
-secret_stages() {
-  aws_py "$MOTO_URL" "$1" <<'PY'
-import boto3, sys
-d = boto3.client("secretsmanager", endpoint_url=sys.argv[1]).describe_secret(SecretId=sys.argv[2])
-print(" ".join(sorted(f"{s}={v}" for v, stages in d["VersionIdsToStages"].items() for s in stages)))
-PY
-}
+secret_stages() { moto stages "$1"; }
 
 # store_version URL: the credential secret version the server serves (/ready).
 store_version() {
-  curl -s -m 5 "$(admin_url "$1")/ready" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["store"]["version"] or "")' 2>/dev/null || true
+  curl -s -m 5 "$(admin_url "$1")/ready" | python3 "$ROOT/scripts/lib/tools.py" json-get store.version 2>/dev/null || true
 }
 
 # rotation_rig OLD_PASSWORD GRACE_SECONDS [NAME:STATUS:PHC ...] [VAR=VALUE ...]: the set-up of
@@ -362,12 +301,8 @@ rotation_rig() {
   secret="authserver/drill-$RANDOM$RANDOM/credentials"
   RIG_DELIVERY="${secret%/credentials}/delivery/svc-billing"
   step "store: svc-billing (service account, delivery secret $RIG_DELIVERY) and ${#entries[@]} other user(s); 'authserver users push'"
-  aws_py "$MOTO_URL" "$secret" "$RIG_DELIVERY" "$old" <<'PY'
-import boto3, sys
-c = boto3.client("secretsmanager", endpoint_url=sys.argv[1])
-c.create_secret(Name=sys.argv[2], SecretString="{}")
-c.create_secret(Name=sys.argv[3], SecretString=sys.argv[4])
-PY
+  moto create "$secret" --value={}
+  moto create "$RIG_DELIVERY" --value="$old"
   "$PY" "$ROOT/scripts/drills/drillkit.py" users "$WORK/users.json" \
     "svc-billing:ACTIVE:$(printf '%s\n' "$old" | "$BIN" hash-password --m-cost 19456 --t-cost 2)" \
     "${entries[@]}" --delivery "svc-billing=$RIG_DELIVERY"
@@ -376,11 +311,7 @@ PY
     "$BIN" users push --secret-id "$secret" "$WORK/users.json" >"$WORK/push.log" 2>&1 ||
     fail "users push: $(tail -n 3 "$WORK/push.log")"
   ok "users push: $(grep -v '^{' "$WORK/push.log" | tail -n 1)"
-  RIG_ARN=$(aws_py "$MOTO_URL" "$secret" <<'PY'
-import boto3, sys
-print(boto3.client("secretsmanager", endpoint_url=sys.argv[1]).describe_secret(SecretId=sys.argv[2])["ARN"])
-PY
-)
+  RIG_ARN=$(moto arn "$secret")
   port=$(free_port)
   RIG_URL="http://127.0.0.1:$port"
   step "start authserver serve on 127.0.0.1:$port: secrets_manager store, version check 3 s, AWSPREVIOUS grace $grace s"
@@ -396,7 +327,7 @@ PY
 }
 
 # rotate_now SECRET_ARN: what `aws secretsmanager rotate-secret` sets off: RotateSecret, then the
-# four steps back to back. Sets TOKEN (the new version) and FINISHED_NS (when finishSecret returned).
+# four steps back to back. Sets TOKEN (the new version).
 rotate_now() {
   TOKEN=$(rotation_begin "$1") || fail "RotateSecret failed"
   info "RotateSecret: token (pending version) $TOKEN"
@@ -404,7 +335,6 @@ rotate_now() {
   for s in createSecret setSecret testSecret finishSecret; do
     rotation_step "$s" "$1" "$TOKEN"
   done
-  FINISHED_NS=$(date +%s%N)
 }
 
 # wait_version URL VERSION: until the server serves VERSION (10 s at most); prints the ms it took.
@@ -435,6 +365,7 @@ no_secrets() {
     for p in "${pws[@]}"; do
       grep -qF -- "$(cat "$p")" "$f" && fail "a password ($(basename "$p")) is in $(basename "$f")"
     done
+    # shellcheck disable=SC2016 # a literal: the PHC prefix
     grep -qF -- '$argon2id$' "$f" && fail "a password hash is in $(basename "$f")"
   done
   ok "no password and no hash in $(for f in "$@"; do printf '%s ' "$(basename "$f")"; done)"

@@ -65,6 +65,7 @@ run_drill() {
   local t0 t_pick seen
   t0=$(date +%s)
   rotate_now "$arn"
+  # shellcheck disable=SC2153 # TOKEN: set by rotate_now (lib.sh)
   token=$TOKEN
   (umask 077 && secret_value "$delivery" AWSCURRENT >"$WORK/new.pw") || fail "no AWSCURRENT in $delivery"
   cp "$WORK/new.pw" "$WORK/prompt.tmp" && mv "$WORK/prompt.tmp" "$WORK/prompt.pw"

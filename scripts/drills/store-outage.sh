@@ -18,11 +18,7 @@ run_drill() {
   secret="authserver/drill-$RANDOM$RANDOM/credentials"
   "$PY" "$ROOT/scripts/drills/drillkit.py" users "$WORK/users.json" \
     "alice:ACTIVE:$(printf '%s\n' "$pw" | "$BIN" hash-password --m-cost 19456 --t-cost 2)"
-  aws_py "$MOTO_URL" "$secret" "$WORK/users.json" <<'PY'
-import boto3, sys
-c = boto3.client("secretsmanager", endpoint_url=sys.argv[1])
-c.create_secret(Name=sys.argv[2], SecretString=open(sys.argv[3]).read())
-PY
+  moto create "$secret" --file="$WORK/users.json"
   ok "secret $secret created at $MOTO_URL"
 
   port=$(free_port)
@@ -43,10 +39,7 @@ PY
   wait_scrapes baseline 3
 
   step "incident: the secret is scheduled for deletion (DeleteSecret, 7-day recovery window)"
-  aws_py "$MOTO_URL" "$secret" <<'PY'
-import boto3, sys
-boto3.client("secretsmanager", endpoint_url=sys.argv[1]).delete_secret(SecretId=sys.argv[2], RecoveryWindowInDays=7)
-PY
+  sm_call delete_secret "$secret" RecoveryWindowInDays=7
   phase outage
   local t_out ready code
   t_out=$(date +%s)
@@ -77,10 +70,7 @@ PY
   info "legitimate client while closed: $(traffic_summary legit fail-closed)"
 
   step "remediation: RestoreSecret (the secret comes back; the next version check recovers)"
-  aws_py "$MOTO_URL" "$secret" <<'PY'
-import boto3, sys
-boto3.client("secretsmanager", endpoint_url=sys.argv[1]).restore_secret(SecretId=sys.argv[2])
-PY
+  sm_call restore_secret "$secret"
   local t_fix
   t_fix=$(date +%s)
   for _ in $(seq 1 60); do

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""The Python parts of the benchmarks (standard library only).
+
+    bench.py http-report NGINX_WRK AUTH_WRK NON2XX QUIET_WRK      scripts/bench-http's table
+    bench.py spray-legit PORT DURATION RATE XFF|-                 scripts/bench-spray's client
+    bench.py spray-report RESULTS BUDGET_MIB DURATION RATE SOURCES USERS   its table
+"""
+import argparse
+import http.client
+import json
+import re
+import sys
+import time
+
+
+def http_report(argv):
+    """Throughput and latency of nginx, authserver and authserver with telemetry off, from wrk."""
+    def parse(path):
+        text = open(path).read()
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+        def ms(label):
+            m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", text)
+            v, u = float(m.group(1)), m.group(2)
+            return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+        return rps, ms("50"), ms("99")
+    n, a, q = parse(argv[1]), parse(argv[2]), parse(argv[4])
+    print(f"\n{'':26}{'req/s':>12}{'P50 ms':>10}{'P99 ms':>10}")
+    print(f"{'nginx static (ceiling)':26}{n[0]:>12.0f}{n[1]:>10.3f}{n[2]:>10.3f}")
+    print(f"{'authserver cache hit':26}{a[0]:>12.0f}{a[1]:>10.3f}{a[2]:>10.3f}")
+    print(f"{'  telemetry off':26}{q[0]:>12.0f}{q[1]:>10.3f}{q[2]:>10.3f}")
+    print(f"throughput ratio authserver/nginx: {a[0]/n[0]:.2f} (target >= 0.5)")
+    print(f"P99 ratio authserver/nginx:        {a[2]/n[2]:.2f} (target <= 2.0)")
+    print(f"non-2xx answers from authserver:   {argv[3]}")
+    print(f"telemetry overhead (logs+audit+metrics): {100 * (1 - a[0] / q[0]):.1f} % throughput (target < 5 %)")
+
+
+def spray_legit(argv):
+    """The legitimate client: alice's valid credentials at a steady rate on one keep-alive
+    connection; latency from send to the end of the answer; anything but 200 is a failure."""
+    port, duration, rate, xff = int(argv[1]), float(argv[2]), float(argv[3]), argv[4]
+    headers = {"Authorization": "Basic YWxpY2U6d29uZGVybGFuZA=="}  # alice:wonderland
+    if xff != "-":
+        headers["X-Forwarded-For"] = xff
+    conn = None
+    lat, statuses, errors, late = [], {}, 0, 0
+    start = time.perf_counter()
+    for i in range(int(duration * rate)):
+        due = start + i / rate
+        now = time.perf_counter()
+        if now < due:
+            time.sleep(due - now)
+        elif now - due > 1 / rate:
+            late += 1
+        try:
+            conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            t0 = time.perf_counter()
+            conn.request("POST", "/auth/validate", headers=headers)
+            res = conn.getresponse()
+            res.read()
+            lat.append((time.perf_counter() - t0) * 1000)
+            statuses[res.status] = statuses.get(res.status, 0) + 1
+            errors += res.status != 200
+        except (OSError, http.client.HTTPException):
+            errors += 1
+            conn = None
+    lat.sort()
+    q = lambda p: lat[min(len(lat) - 1, round(p * (len(lat) - 1)))] if lat else float("nan")
+    print(json.dumps({"requests": int(duration * rate), "errors": errors, "statuses": statuses,
+                      "p50": q(0.5), "p99": q(0.99), "max": lat[-1] if lat else float("nan"),
+                      "late_sends": late}))
+
+
+def spray_report(argv):
+    """The table of the spray scenarios from the results file scripts/bench-spray writes."""
+    rows = [line.rstrip("\n").split("|") for line in open(argv[1])]
+    budget, duration, rate, nsrc, nusr = argv[2:7]
+    print(f"\nspray: {duration} s, fresh wrong password per request, {nusr} usernames, "
+          f"{nsrc} claimed sources; legitimate: alice at {rate} req/s; memory budget {budget} MiB")
+    head = ("scenario", "regulation", "legit n", "P50 ms", "P99 ms", "max ms", "fail",
+            "spray req", "401", "429", "503", "other", "peak RSS MiB")
+    fmt = "{:<15}{:>11}{:>9}{:>8}{:>8}{:>8}{:>6}{:>11}{:>8}{:>8}{:>8}{:>7}{:>14}"
+    print(fmt.format(*head))
+    ok = None
+    for name, reg, spray, legit, hwm in rows:
+        s = dict(re.findall(r"(\w+)=(\d+)", spray))
+        l = json.loads(legit)
+        label = {"on": "on, XFF", "off": "off, XFF", "shared-address": "on, shared IP"}[name]
+        print(fmt.format(label, reg, l["requests"], f"{l['p50']:.2f}", f"{l['p99']:.2f}",
+                         f"{l['max']:.1f}", l["errors"], s["requests"], s["s401"], s["s429"],
+                         s["s503"], s["other"], f"{int(hwm) / 1024:.0f}"))
+        if name == "on":
+            ok = l["p99"] < 10 and l["errors"] == 0 and int(hwm) / 1024 <= int(budget)
+    print("\nlate legitimate sends (client behind its schedule) per scenario: "
+          + ", ".join(f"{r[0]}={json.loads(r[3])['late_sends']}" for r in rows))
+    print("target (regulation on, XFF): legitimate P99 < 10 ms, 0 failures, peak RSS <= budget: "
+          + {None: "not run", True: "met", False: "NOT met"}[ok])
+
+
+COMMANDS = {
+    "http-report": (http_report, ["nginx_wrk", "auth_wrk", "non2xx", "quiet_wrk"]),
+    "spray-legit": (spray_legit, ["port", "duration", "rate", "xff"]),
+    "spray-report": (spray_report, ["results", "budget_mib", "duration", "rate", "sources", "users"]),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name, (_, params) in COMMANDS.items():
+        p = sub.add_parser(name)
+        for param in params:
+            p.add_argument(param)
+    args = ap.parse_args()
+    func, params = COMMANDS[args.cmd]
+    # The reports index their arguments as the command line has them: argv[1] is the first.
+    func([args.cmd] + [getattr(args, param) for param in params])
+
+
+if __name__ == "__main__":
+    main()
