@@ -46,6 +46,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "lib"))
+import metric_listing  # noqa: E402  (scripts/lib, shared with drills/check-runbooks.py)
+
 try:
     import yaml
 except ImportError:  # pragma: no cover
@@ -123,24 +126,7 @@ class Emitted:
 
 def read_listing(args) -> tuple[dict, str]:
     """The metric table (the JSON of `authserver metrics-names`) and where it came from."""
-    if args.metrics:
-        return json.loads(args.metrics.read_text(encoding="utf-8")), str(args.metrics)
-    if args.bin:
-        cmd, where = [str(args.bin)], str(args.bin)
-    else:
-        # As the drills do: build (if needed) and run the workspace's debug binary.
-        cmd, where = ["cargo", "run", "-q", "-p", "authserver", "--"], "cargo run -p authserver"
-    cmd += ["metrics-names", "--format", "json"]
-    try:
-        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
-    except OSError as e:
-        raise SystemExit(f"check-metric-names: cannot run {' '.join(cmd)}: {e}")
-    if r.returncode != 0:
-        raise SystemExit(f"check-metric-names: {' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
-    try:
-        return json.loads(r.stdout), f"{where} metrics-names"
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"check-metric-names: {' '.join(cmd)} printed no JSON: {e}")
+    return metric_listing.read_listing(args.metrics, args.bin, who="check-metric-names")
 
 
 class Module:

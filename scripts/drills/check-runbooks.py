@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""check-runbooks.py [--root DIR]: the names docs/runbooks/*.md use must exist.
+"""check-runbooks.py [--root DIR] [--bin BINARY | --metrics FILE]: the names docs/runbooks/*.md use must exist.
 
 Checked against their single sources:
   alert names (AuthServer...)            deploy/prometheus/alerts.yml
   alarm / resource names (<svc>-<stage>-X, authserver-prod-X)   deploy/aws/authserver.yaml
-  Prometheus series (authserver_...)     crates/authserver/src/telemetry/names.rs
-  CloudWatch metrics and Reason values   names.rs (in `Metric{Reason=...}` and `Metric` forms)
+  Prometheus series (authserver_...)     the binary's metric table (`authserver metrics-names`)
+  CloudWatch metrics and Reason values   the same table (in `Metric{Reason=...}` and `Metric` forms)
   settings (`section.key`) and AUTHSERVER_* variables   config/default.toml (+ the aliases)
   template parameters named as `Name=` or listed in the template-parameter sentences   the template
   authserver subcommands                 the CLI (`authserver --help`), listed in CLI below
@@ -16,6 +16,9 @@ import argparse
 import re
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import metric_listing  # noqa: E402  (scripts/lib, shared with check-metric-names.py)
 
 PROPOSED = {"AuthServerBansHigh", "bans-high", "ExistingCredentialSecretArn"}
 # Resource-name suffixes of <svc>-<stage>-X that are not alarms (functions, topics, API, ...).
@@ -32,15 +35,18 @@ ALIASES = {"CREDENTIAL_SECRET_ARN", "CACHE_TTL_MINUTES", "LOG_LEVEL", "AUTHSERVE
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", default=Path(__file__).resolve().parents[2])
-    root = Path(ap.parse_args().root)
+    ap.add_argument("--bin", type=Path, default=None, help="authserver binary to ask for the metric table")
+    ap.add_argument("--metrics", type=Path, default=None, help="a saved `authserver metrics-names --format json`")
+    args = ap.parse_args()
+    root = Path(args.root)
     alerts = set(re.findall(r"^\s*- alert: (\S+)", (root / "deploy/prometheus/alerts.yml").read_text(), re.M))
     template = (root / "deploy/aws/authserver.yaml").read_text()
     alarms = set(re.findall(r"AlarmName: !Sub '\$\{ServiceName\}-\$\{Stage\}-([a-z0-9-]+)'", template))
     params = set(re.findall(r"^  ([A-Z][A-Za-z0-9]+):\n    Type:", template.split("\nRules:")[0], re.M))
-    names = (root / "crates/authserver/src/telemetry/names.rs").read_text()
-    prom = set(re.findall(r'"(authserver_[a-z_]+)"', names))
-    cw = set(re.findall(r'= \("([A-Za-z]+)", "authserver_', names))
-    reasons = set(re.findall(r'^\s+"([a-z_]+)",$', names.split("pub const REASONS")[1].split("];")[0], re.M))
+    listing, _ = metric_listing.read_listing(args.metrics, args.bin, who="check-runbooks")
+    prom = {m["prometheus"] for m in listing["metrics"]}
+    cw = {m["cloudwatch"] for m in listing["metrics"]}
+    reasons = set(listing["reasons"])
     settings, section = set(), None
     for line in (root / "config/default.toml").read_text().splitlines():
         m = re.match(r"^\[(\w+)\]", line)
@@ -104,7 +110,7 @@ def main():
     for e in errors:
         print(e)
     print(f"runbooks: {len(list((root / 'docs/runbooks').glob('*.md')))} files checked against alerts.yml "
-          f"({len(alerts)} alerts), the template ({len(alarms)} alarms, {len(params)} parameters), names.rs "
+          f"({len(alerts)} alerts), the template ({len(alarms)} alarms, {len(params)} parameters), metric table "
           f"({len(prom)} metrics), config ({len(settings)} settings): {len(errors)} unknown name(s)")
     sys.exit(1 if errors else 0)
 
