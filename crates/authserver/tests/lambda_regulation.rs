@@ -4,10 +4,8 @@
 //! with the origin secret, behind CloudFront.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::lambda::proxy::Proxy;
-use common::lambda::{GOOD, authorize, cold, fixture, invoke, settings, state_with};
+use authserver_testkit::lambda::{GOOD, authorize, cold, fixture, invoke, settings, state_with};
 use serde_json::{Value, json};
 
 const WRONG: &str = "Basic Zml4dHVyZS11c2VyOm5vcGU="; // fixture-user:nope

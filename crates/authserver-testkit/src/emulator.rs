@@ -1,42 +1,16 @@
-//! The emulator harness of `lambda_emulator.rs`: cargo-lambda's Runtime API emulator and the
-//! function process (both killed on drop), fixtures, and the cold/warm measurement.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! The cargo-lambda emulator harness: the Runtime API emulator and the function process (both
+//! killed on drop), and the cold/warm measurement that prints `FIGURE` lines. The tests find
+//! `cargo-lambda` through `CARGO_LAMBDA` (see [`crate::skip::env`]).
 
+use crate::lambda::{GOOD, PASSWORD, fixture};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const PASSWORD: &str = "fixture-Password-1";
-pub const GOOD: &str = "Basic Zml4dHVyZS11c2VyOmZpeHR1cmUtUGFzc3dvcmQtMQ==";
-
-pub fn required(var: &str, test: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("AUTHSERVER_REQUIRE_AWS_TESTS").as_deref() != Ok("1"),
-                "{test}: AUTHSERVER_REQUIRE_AWS_TESTS=1 but {var} is not set (source scripts/aws-env.sh)"
-            );
-            eprintln!(
-                "\n*** SKIPPED: {test}: {var} is not set (source scripts/aws-env.sh && start_aws_env) ***\n"
-            );
-            None
-        }
-    }
-}
-
-pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lambda")
-}
-
-pub fn fixture(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap()
-}
-
+/// A free loopback port (free when asked; tests bind it soon after).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -63,12 +37,13 @@ pub struct Emulator {
 }
 
 impl Emulator {
+    /// Starts `cargo_lambda lambda watch --only-lambda-apis` and waits until it listens.
     pub fn start(cargo_lambda: &str) -> Self {
         let port = free_port();
         let child = Command::new(cargo_lambda)
             .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P"])
             .arg(port.to_string())
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(crate::authserver_dir())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -93,7 +68,7 @@ impl Emulator {
             .arg(self.port.to_string())
             .arg("--data-file")
             .arg(path)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(crate::authserver_dir())
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -120,15 +95,18 @@ impl Emulator {
 /// The function: this test build's binary, no arguments, Lambda's environment.
 pub struct Function {
     proc: Proc,
+    /// When the process was spawned (the cold start counts from here).
     pub started: Instant,
     logs: Arc<Mutex<String>>,
 }
 
 impl Function {
+    /// Starts the function against `emulator` with Lambda's environment plus `env` (none of
+    /// the caller's `AUTHSERVER_*` settings).
     pub fn start(emulator: &Emulator, env: &[(&str, &str)]) -> Self {
         // LAMBDA_TEST_BINARY: measure another build (e.g. target/release/authserver).
         let binary = std::env::var("LAMBDA_TEST_BINARY")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_authserver").to_owned());
+            .unwrap_or_else(|_| crate::cli::binary().display().to_string());
         let mut cmd = Command::new(binary);
         for (k, _) in std::env::vars() {
             if k.starts_with("AUTHSERVER_") || k == "CREDENTIAL_SECRET_ARN" || k == "CACHE_TTL_MINUTES" {
@@ -169,10 +147,12 @@ impl Function {
         }
     }
 
+    /// Everything the function printed so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }
 
+    /// The function's resident memory.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.proc.0.id())).unwrap();
         status
@@ -192,6 +172,7 @@ impl Function {
     }
 }
 
+/// The `p` quantile of `sorted`, in milliseconds.
 pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -271,25 +252,4 @@ pub fn health(name: &str) -> Value {
     event["rawPath"] = json!(path);
     event["requestContext"]["http"]["method"] = json!("GET");
     event
-}
-
-pub fn users_file() -> String {
-    fixtures().join("users.json").display().to_string()
-}
-
-/// Creates a secret through moto's HTTP API (moto does not check signatures).
-pub async fn create_secret(moto: &str, name: &str, value: &str) {
-    let response = reqwest::Client::new()
-        .post(moto)
-        .header("x-amz-target", "secretsmanager.CreateSecret")
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(json!({"Name": name, "SecretString": value}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{:?}", response.text().await);
 }
