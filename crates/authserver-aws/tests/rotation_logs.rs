@@ -74,7 +74,7 @@ async fn a_rotation_logs_no_secret() {
         .unwrap()
         .to_owned();
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("rotation step"), "{text}");
     let everything = format!("{text}\n{errors:?}\n{:?}", audit.0.lock().unwrap());
     for secret in [

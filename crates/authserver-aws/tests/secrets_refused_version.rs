@@ -61,7 +61,7 @@ async fn a_malformed_or_weak_version_never_replaces_the_good_snapshot() {
     assert!(matches!(t.store.refresh().await, Ok(Refreshed::Loaded { version, .. }) if version == v3));
     assert!(t.store.status().last_error.is_none());
 
-    let events = audit.0.lock().unwrap().clone();
+    let events = audit.events();
     let failed: Vec<_> = events
         .iter()
         .filter(|e| matches!(e, AuditEvent::StoreReloadFailed { .. }))
@@ -74,7 +74,7 @@ async fn a_malformed_or_weak_version_never_replaces_the_good_snapshot() {
     assert_eq!(changed, 2, "v1 and v3: {events:?}");
     assert!(!format!("{events:?}").contains("mallory"));
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("refused"), "{text}");
     assert!(!text.contains("mallory") && !text.contains("$argon2id"), "{text}");
 }

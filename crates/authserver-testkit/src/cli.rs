@@ -41,12 +41,17 @@ pub fn cli() -> Command {
 /// aliases `CREDENTIAL_SECRET_ARN` and `CACHE_TTL_MINUTES`): the test's environment only.
 pub fn isolated() -> Command {
     let mut cmd = Command::new(binary());
+    isolate(&mut cmd);
+    cmd
+}
+
+/// Removes the caller's settings from `cmd`'s environment (see [`isolated`]).
+pub fn isolate(cmd: &mut Command) {
     for (k, _) in std::env::vars() {
         if k.starts_with("AUTHSERVER_") || k == "CREDENTIAL_SECRET_ARN" || k == "CACHE_TTL_MINUTES" {
             cmd.env_remove(k);
         }
     }
-    cmd
 }
 
 /// Starts `cmd` with stdin, stdout and stderr piped; stdin stays open for [`finish`].

@@ -3,12 +3,28 @@
 //! `cargo-lambda` through `CARGO_LAMBDA` (see [`crate::skip::env`]).
 
 use crate::lambda::{GOOD, PASSWORD, fixture};
+use crate::process::collect_lines;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// `authserver` started the way Lambda starts `bootstrap` (no arguments) against the Runtime
+/// API at `runtime` (`http://host:port`), none of the caller's settings in its environment.
+/// `LAMBDA_TEST_BINARY` runs another build instead (e.g. `target/release/authserver` to
+/// measure it, or the previous release to see a test fail on it).
+pub fn bootstrap(runtime: &str) -> Command {
+    let binary = std::env::var_os("LAMBDA_TEST_BINARY").map_or_else(crate::cli::binary, PathBuf::from);
+    let mut cmd = Command::new(binary);
+    crate::cli::isolate(&mut cmd);
+    cmd.env("AWS_LAMBDA_RUNTIME_API", format!("{runtime}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128");
+    cmd
+}
 
 /// A free loopback port (free when asked; tests bind it soon after).
 pub fn free_port() -> u16 {
@@ -97,49 +113,21 @@ pub struct Function {
     proc: Proc,
     /// When the process was spawned (the cold start counts from here).
     pub started: Instant,
-    logs: Arc<Mutex<String>>,
+    logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl Function {
     /// Starts the function against `emulator` with Lambda's environment plus `env` (none of
     /// the caller's `AUTHSERVER_*` settings).
     pub fn start(emulator: &Emulator, env: &[(&str, &str)]) -> Self {
-        // LAMBDA_TEST_BINARY: measure another build (e.g. target/release/authserver).
-        let binary = std::env::var("LAMBDA_TEST_BINARY")
-            .unwrap_or_else(|_| crate::cli::binary().display().to_string());
-        let mut cmd = Command::new(binary);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AUTHSERVER_") || k == "CREDENTIAL_SECRET_ARN" || k == "CACHE_TTL_MINUTES" {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env(
-            "AWS_LAMBDA_RUNTIME_API",
-            format!("http://127.0.0.1:{}/.rt", emulator.port),
-        )
-        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AUTHSERVER_LOG_USER_HASH_KEY", "emulator-key")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        let mut cmd = bootstrap(&format!("http://127.0.0.1:{}", emulator.port));
+        cmd.env("AUTHSERVER_LOG_USER_HASH_KEY", "emulator-key")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap();
-        let logs = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut l = logs.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
+        let logs = collect_lines(&mut child);
         Self {
             proc: Proc(child),
             started,
@@ -147,9 +135,10 @@ impl Function {
         }
     }
 
-    /// Everything the function printed so far.
+    /// Everything the function printed so far, a newline after each line.
     pub fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
+        let lines = self.logs.lock().unwrap();
+        lines.iter().flat_map(|l| [l.as_str(), "\n"]).collect()
     }
 
     /// The function's resident memory.

@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 pub struct Buffer(pub Arc<Mutex<Vec<u8>>>);
 
 impl Buffer {
-    /// Everything written so far, as text.
+    /// Everything written so far, as text (which must be UTF-8: the formatters write JSON or
+    /// plain text, so anything else is itself a finding).
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }
 

@@ -19,7 +19,7 @@ pub struct Server {
 }
 
 /// Copies every line of the child's stdout and stderr into a shared list.
-pub fn collect_lines(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
+pub(crate) fn collect_lines(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
     let output = Arc::new(Mutex::new(Vec::new()));
     for stream in [
         Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,

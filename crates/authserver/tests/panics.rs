@@ -15,7 +15,7 @@ fn panic_payload_is_withheld() {
         assert!(result.is_err());
     });
     let _ = std::panic::take_hook();
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let out = buf.text();
     assert!(
         out.contains("internal error (panic)") && out.contains("panics.rs"),
         "{out}"
