@@ -194,6 +194,7 @@ pub async fn measure(
     }
     times.sort();
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss = function.rss_kib();
     eprintln!(
         "FIGURE {label}: process start -> first answered invocation {:.1} ms; first verification \
          (cache miss) {:.1} ms; warm cache hit over {warm} emulator invocations P50 {:.2} ms P99 {:.2} ms; \
@@ -202,8 +203,14 @@ pub async fn measure(
         miss.as_secs_f64() * 1000.0,
         percentile(&times, 0.5),
         percentile(&times, 0.99),
-        function.rss_kib()
+        rss
     );
+    report_logs(function, label);
+}
+
+/// The figures the function's own logs give: its `init_ms`, and how long it handled each
+/// cache hit (the emulator's overhead excluded).
+fn report_logs(function: &Function, label: &str) {
     let init = function
         .logs()
         .lines()

@@ -42,22 +42,7 @@ impl Aws {
         use aws_sdk_lambda::primitives::Blob;
         use aws_sdk_lambda::types::{FunctionCode, Runtime, TracingConfig, TracingMode};
         lambda_without_docker(&self.url).await;
-        let role = format!("fn-{}", unique());
-        raw(
-            &self.url,
-            &self.account.id,
-            "iam",
-            &[
-                ("Action", "CreateRole"),
-                ("RoleName", &role),
-                (
-                    "AssumeRolePolicyDocument",
-                    r#"{"Version":"2012-10-17","Statement":[]}"#,
-                ),
-                ("Version", "2010-05-08"),
-            ],
-        )
-        .await;
+        let role = self.role().await;
         // An empty zip archive: moto keeps the code, nothing runs it.
         let empty_zip = [b"PK\x05\x06".as_slice(), &[0u8; 18]].concat();
         let out = self
@@ -80,6 +65,28 @@ impl Aws {
             .send()
             .await
             .unwrap();
+        self.publish_live(name).await;
+        out.function_arn().unwrap().to_owned()
+    }
+
+    /// An IAM role for a function (moto checks only that it exists); returns its name.
+    async fn role(&self) -> String {
+        let role = format!("fn-{}", unique());
+        let params = [
+            ("Action", "CreateRole"),
+            ("RoleName", role.as_str()),
+            (
+                "AssumeRolePolicyDocument",
+                r#"{"Version":"2012-10-17","Statement":[]}"#,
+            ),
+            ("Version", "2010-05-08"),
+        ];
+        raw(&self.url, &self.account.id, "iam", &params).await;
+        role
+    }
+
+    /// Publishes a version of function `name` and points its `live` alias at it.
+    async fn publish_live(&self, name: &str) {
         let version = self
             .lambda
             .publish_version()
@@ -95,7 +102,6 @@ impl Aws {
             .send()
             .await
             .unwrap();
-        out.function_arn().unwrap().to_owned()
     }
 
     /// `lambda:InvokeFunction` for `principal` on `function` (`qualifier`), narrowed by
