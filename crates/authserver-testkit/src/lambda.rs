@@ -18,6 +18,9 @@ pub const PASSWORD: &str = "fixture-Password-1";
 /// `Basic base64("fixture-user:fixture-Password-1")`, the credential every fixture carries.
 pub const GOOD: &str = "Basic Zml4dHVyZS11c2VyOmZpeHR1cmUtUGFzc3dvcmQtMQ==";
 
+/// `Basic base64("fixture-user:nope")`: the fixture user with a wrong password.
+pub const WRONG: &str = "Basic Zml4dHVyZS11c2VyOm5vcGU=";
+
 /// The directory of the Lambda event fixtures.
 pub fn fixtures() -> PathBuf {
     crate::authserver_dir().join("tests/fixtures/lambda")
@@ -55,6 +58,15 @@ pub fn state_with(settings: Settings) -> Arc<AppState> {
 /// A cold-start marker that started now.
 pub fn cold() -> Arc<ColdStart> {
     Arc::new(ColdStart::new(Instant::now(), Instant::now()))
+}
+
+/// A REST API REQUEST-authorizer event carrying `auth`, from source address `ip`.
+pub fn rest_request(auth: &str, ip: &str) -> Value {
+    let mut e = fixture("authorizer_rest_request.json");
+    e["headers"]["Authorization"] = json!(auth);
+    e["multiValueHeaders"]["Authorization"] = json!([auth]);
+    e["requestContext"]["identity"]["sourceIp"] = json!(ip);
+    e
 }
 
 /// Sets every `Authorization` spelling the event carries (or removes it when `None`).

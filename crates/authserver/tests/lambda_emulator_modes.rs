@@ -8,11 +8,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use authserver_testkit::emulator::{Emulator, Function};
-use authserver_testkit::lambda::{GOOD, fixture, users_file};
+use authserver_testkit::lambda::{GOOD, WRONG, fixture, rest_request, users_file};
 use authserver_testkit::skip;
 use serde_json::{Value, json};
-
-const WRONG: &str = "Basic Zml4dHVyZS11c2VyOm5vcGU="; // fixture-user:nope
 
 fn strict(mode: &'static str, users: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -26,14 +24,6 @@ fn strict(mode: &'static str, users: &str) -> Vec<(&'static str, String)> {
 fn start(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Function::start(emulator, &env)
-}
-
-fn rest_request(auth: &str, ip: &str) -> Value {
-    let mut e = fixture("authorizer_rest_request.json");
-    e["headers"]["Authorization"] = json!(auth);
-    e["multiValueHeaders"]["Authorization"] = json!([auth]);
-    e["requestContext"]["identity"]["sourceIp"] = json!(ip);
-    e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,10 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use authserver::lambda::proxy::Proxy;
-use authserver_testkit::lambda::{GOOD, authorize, cold, fixture, invoke, proxy_raw, state};
+use authserver_testkit::lambda::{GOOD, WRONG, authorize, cold, fixture, invoke, proxy_raw, state};
 use serde_json::{Value, json};
-
-const WRONG: &str = "Basic Zml4dHVyZS11c2VyOm5vcGU="; // fixture-user:nope
 
 fn proxy() -> Proxy {
     Proxy::new(state(), None, cold())
