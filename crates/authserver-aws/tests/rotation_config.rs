@@ -5,13 +5,12 @@
 //! (`deploy/aws/rotation-actions.txt`, which scripts/test-deploy.sh checks against RotationRole).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::moto_or_skip;
-
 use authserver_aws::{RefreshError, RetryPolicy, users};
 use authserver_core::SnapshotSource;
-use common::rotation::{Rig, failure, labels, outcome, rig};
-use common::{Wire, policy};
+use authserver_testkit::hash::policy;
+use authserver_testkit::moto::rotation::{self, Rig, failure, labels, outcome, rig};
+use authserver_testkit::moto::wire::Wire;
+use authserver_testkit::{moto, or_skip};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +20,14 @@ use std::time::Duration;
 /// stages exactly such a version, since it runs no function.)
 #[tokio::test]
 async fn test_secret_on_a_pending_version_without_value_is_the_configuration_probe() {
-    let url = moto_or_skip!("test_secret_on_a_pending_version_without_value_is_the_configuration_probe");
+    let url = or_skip!(moto::url(
+        "test_secret_on_a_pending_version_without_value_is_the_configuration_probe"
+    ));
     let rig = rig(&url).await;
     let r = rig.rotator();
     let token = rig.aws.start_rotation(&rig.arn, &rig.function, 30).await;
     let report = r
-        .run(&common::rotation::event("testSecret", &rig.arn, &token))
+        .run(&rotation::event("testSecret", &rig.arn, &token))
         .await
         .unwrap();
     assert_eq!(report.outcome, "configuration checked");
@@ -91,7 +92,9 @@ async fn with_delivery(rig: &Rig, a: &str, b: &str) -> String {
 
 #[tokio::test]
 async fn shared_or_self_delivery_secrets_are_refused_at_push_load_and_create() {
-    let url = moto_or_skip!("shared_or_self_delivery_secrets_are_refused_at_push_load_and_create");
+    let url = or_skip!(moto::url(
+        "shared_or_self_delivery_secrets_are_refused_at_push_load_and_create"
+    ));
     for shared in [true, false] {
         // A fresh secret per case: moto's RotateSecret leaves its "default version" on the
         // pending version, and a later put then leaves two versions staged AWSCURRENT.
@@ -167,7 +170,7 @@ async fn refused_everywhere(rig: &Rig, doc: &str, why: &str) {
 /// check holds RotationRole's policy to is the function's real behaviour.
 #[tokio::test]
 async fn a_rotation_calls_exactly_the_listed_iam_actions() {
-    let url = moto_or_skip!("a_rotation_calls_exactly_the_listed_iam_actions");
+    let url = or_skip!(moto::url("a_rotation_calls_exactly_the_listed_iam_actions"));
     let rig = rig(&url).await;
     let wire = Arc::new(Wire::default());
     let r = rig.rotator_on(rig.tapped(wire.clone()), Duration::ZERO);
@@ -180,9 +183,7 @@ async fn a_rotation_calls_exactly_the_listed_iam_actions() {
         "finishSecret",
         "finishSecret",
     ] {
-        r.run(&common::rotation::event(step, &rig.arn, &token))
-            .await
-            .unwrap();
+        r.run(&rotation::event(step, &rig.arn, &token)).await.unwrap();
     }
     let called: Vec<String> = wire
         .operations()

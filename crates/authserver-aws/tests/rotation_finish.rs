@@ -6,12 +6,13 @@
 //! rolled-back passwords get no grace period).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::moto_or_skip;
-
 use authserver_aws::{Refreshed, RetryPolicy, users};
-use common::rotation::{Rig, accepted, failure, h, labels, outcome, rig, value_of, verifies};
-use common::{Wire, policy};
+use authserver_testkit::hash::policy;
+use authserver_testkit::moto::rotation::{
+    Rig, accepted, failure, h, labels, outcome, rig, value_of, verifies,
+};
+use authserver_testkit::moto::wire::Wire;
+use authserver_testkit::{moto, or_skip};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,7 +71,9 @@ async fn deliveries_untouched(rig: &Rig, token: &str) {
 
 #[tokio::test]
 async fn a_forced_push_during_the_settle_wait_stops_the_finish_before_anything_moves() {
-    let url = moto_or_skip!("a_forced_push_during_the_settle_wait_stops_the_finish_before_anything_moves");
+    let url = or_skip!(moto::url(
+        "a_forced_push_during_the_settle_wait_stops_the_finish_before_anything_moves"
+    ));
     let rig = rig(&url).await;
     let token = up_to_finish(&rig).await;
     let finish = finishing(&rig, &token);
@@ -108,7 +111,9 @@ async fn a_forced_push_during_the_settle_wait_stops_the_finish_before_anything_m
 
 #[tokio::test]
 async fn a_hand_made_put_during_the_settle_wait_stops_the_finish_before_anything_moves() {
-    let url = moto_or_skip!("a_hand_made_put_during_the_settle_wait_stops_the_finish_before_anything_moves");
+    let url = or_skip!(moto::url(
+        "a_hand_made_put_during_the_settle_wait_stops_the_finish_before_anything_moves"
+    ));
     let rig = rig(&url).await;
     let token = up_to_finish(&rig).await;
     let finish = finishing(&rig, &token);
@@ -138,7 +143,9 @@ async fn a_hand_made_put_during_the_settle_wait_stops_the_finish_before_anything
 
 #[tokio::test]
 async fn a_delivery_secret_deleted_mid_rotation_stops_the_finish_before_anything_moves() {
-    let url = moto_or_skip!("a_delivery_secret_deleted_mid_rotation_stops_the_finish_before_anything_moves");
+    let url = or_skip!(moto::url(
+        "a_delivery_secret_deleted_mid_rotation_stops_the_finish_before_anything_moves"
+    ));
     let rig = rig(&url).await;
     let token = up_to_finish(&rig).await;
     let finish = finishing(&rig, &token);
@@ -180,7 +187,9 @@ async fn a_delivery_secret_deleted_mid_rotation_stops_the_finish_before_anything
 /// When only the answer was lost (the move happened), the rotation completes instead.
 #[tokio::test]
 async fn a_failure_after_the_delivery_secrets_moved_moves_them_back() {
-    let url = moto_or_skip!("a_failure_after_the_delivery_secrets_moved_moves_them_back");
+    let url = or_skip!(moto::url(
+        "a_failure_after_the_delivery_secrets_moved_moves_them_back"
+    ));
     let rig = rig(&url).await;
     let token = up_to_finish(&rig).await;
     let wire = Arc::new(Wire::default());
@@ -217,7 +226,9 @@ async fn a_failure_after_the_delivery_secrets_moved_moves_them_back() {
 /// rotation's steps fail instead of reverting it, and its pending password stops working.
 #[tokio::test]
 async fn a_forced_push_resetting_a_password_during_a_rotation_takes() {
-    let url = moto_or_skip!("a_forced_push_resetting_a_password_during_a_rotation_takes");
+    let url = or_skip!(moto::url(
+        "a_forced_push_resetting_a_password_during_a_rotation_takes"
+    ));
     let rig = rig(&url).await;
     let token = rig.aws.start_rotation(&rig.arn, &rig.function, 30).await;
     for step in ["createSecret", "setSecret"] {
@@ -254,7 +265,7 @@ async fn a_forced_push_resetting_a_password_during_a_rotation_takes() {
 /// the rotation and on one started after the rollback.
 #[tokio::test]
 async fn rolled_back_passwords_get_no_grace_period() {
-    let url = moto_or_skip!("rolled_back_passwords_get_no_grace_period");
+    let url = or_skip!(moto::url("rolled_back_passwords_get_no_grace_period"));
     let rig = rig(&url).await;
     let warm = rig.store(Duration::from_secs(7200));
     warm.refresh().await.unwrap();

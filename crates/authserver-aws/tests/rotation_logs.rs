@@ -3,22 +3,13 @@
 //! this thread's logs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::moto;
-
 use authserver_aws::{RetryPolicy, RotationConfig, RotationEvent, Rotator};
-use authserver_core::{AuditEvent, AuditSink, Secret, UserHasher, hash_password};
-use common::{CHEAP, policy};
-use std::sync::{Arc, Mutex};
-
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<AuditEvent>>);
-
-impl AuditSink for Recorder {
-    fn emit(&self, event: AuditEvent) {
-        self.0.lock().unwrap().push(event);
-    }
-}
+use authserver_core::{Secret, UserHasher, hash_password};
+use authserver_testkit::fakes::Recorder;
+use authserver_testkit::hash::{CHEAP, policy};
+use authserver_testkit::logs::capture_logs;
+use authserver_testkit::moto;
+use std::sync::Arc;
 
 #[tokio::test]
 async fn a_rotation_logs_no_secret() {
@@ -83,7 +74,7 @@ async fn a_rotation_logs_no_secret() {
         .unwrap()
         .to_owned();
 
-    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("rotation step"), "{text}");
     let everything = format!("{text}\n{errors:?}\n{:?}", audit.0.lock().unwrap());
     for secret in [
@@ -99,26 +90,4 @@ async fn a_rotation_logs_no_secret() {
             "{secret:?} in the output:\n{everything}"
         );
     }
-}
-
-/// Captures this thread's log output (the test runs on a current-thread runtime).
-fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    #[derive(Clone)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let writer = Buf(buf.clone());
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    (buf, tracing::subscriber::set_default(subscriber))
 }

@@ -3,18 +3,18 @@
 //! and that a change of `AWSCURRENT` during a rotation stops it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::moto_or_skip;
-
 use authserver_aws::{RotationError, Rotator};
 use authserver_core::{AuditEvent, UserHasher};
-use common::rotation::{ALPHABET, config, event, labels, outcome, rig, value_of, verifies};
+use authserver_testkit::moto::rotation::{ALPHABET, config, event, labels, outcome, rig, value_of, verifies};
+use authserver_testkit::{moto, or_skip};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 #[tokio::test]
 async fn four_steps_rotate_service_accounts_and_each_is_idempotent() {
-    let url = moto_or_skip!("four_steps_rotate_service_accounts_and_each_is_idempotent");
+    let url = or_skip!(moto::url(
+        "four_steps_rotate_service_accounts_and_each_is_idempotent"
+    ));
     let rig = rig(&url).await;
     let r = rig.rotator();
     let old = rig.aws.value(&rig.arn, "AWSCURRENT").await;
@@ -152,7 +152,7 @@ async fn four_steps_rotate_service_accounts_and_each_is_idempotent() {
 /// half-way through, neither the credential secret nor a delivery secret has moved.
 #[tokio::test]
 async fn finish_waits_the_settle_time_before_moving_awscurrent() {
-    let url = moto_or_skip!("finish_waits_the_settle_time_before_moving_awscurrent");
+    let url = or_skip!(moto::url("finish_waits_the_settle_time_before_moving_awscurrent"));
     let rig = rig(&url).await;
     let r = rig.settling_rotator(Duration::from_millis(2000));
     let token = rig.aws.start_rotation(&rig.arn, &rig.function, 30).await;
@@ -179,7 +179,7 @@ async fn finish_waits_the_settle_time_before_moving_awscurrent() {
 
 #[tokio::test]
 async fn a_retried_create_reuses_a_password_already_staged() {
-    let url = moto_or_skip!("a_retried_create_reuses_a_password_already_staged");
+    let url = or_skip!(moto::url("a_retried_create_reuses_a_password_already_staged"));
     let rig = rig(&url).await;
     let token = rig.aws.start_rotation(&rig.arn, &rig.function, 30).await;
     // A first attempt that died after staging svc-b's password, before writing the hashes.
@@ -206,7 +206,7 @@ async fn a_retried_create_reuses_a_password_already_staged() {
 
 #[tokio::test]
 async fn tokens_that_are_not_the_pending_version_are_refused() {
-    let url = moto_or_skip!("tokens_that_are_not_the_pending_version_are_refused");
+    let url = or_skip!(moto::url("tokens_that_are_not_the_pending_version_are_refused"));
     let rig = rig(&url).await;
     let r = rig.rotator();
     let refused = |result: Result<authserver_aws::StepReport, RotationError>, want: &str| match result {
@@ -270,7 +270,7 @@ async fn tokens_that_are_not_the_pending_version_are_refused() {
 
 #[tokio::test]
 async fn a_change_of_awscurrent_during_the_rotation_stops_it() {
-    let url = moto_or_skip!("a_change_of_awscurrent_during_the_rotation_stops_it");
+    let url = or_skip!(moto::url("a_change_of_awscurrent_during_the_rotation_stops_it"));
     let rig = rig(&url).await;
     let r = rig.rotator();
     let token = rig.aws.start_rotation(&rig.arn, &rig.function, 30).await;

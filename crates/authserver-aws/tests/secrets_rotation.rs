@@ -5,17 +5,16 @@
 //! switch none; a new `AWSCURRENT` is picked up within the version-check interval (measured).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-use common::moto;
-use common::moto_or_skip;
-
 use authserver_aws::{Refreshed, SecretsManagerStore, SecretsStoreConfig};
 use authserver_core::{
     Authenticator, Clock, Credentials, ManualClock, Outcome, Secret, SnapshotSource, SystemClock, UserHasher,
     VerifiedCache, hash_password,
 };
-use common::{CHEAP, Tap, Wire, policy};
-use moto::Aws;
+use authserver_testkit::hash::{CHEAP, policy};
+use authserver_testkit::moto::wire::{Tap, Wire};
+use authserver_testkit::moto::{self, Aws, store};
+use authserver_testkit::or_skip;
+use authserver_testkit::wait::eventually;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,7 +57,7 @@ async fn rig(url: &str) -> Rig {
 }
 
 fn store(rig: &Rig, grace: Duration, clock: Arc<dyn Clock>) -> SecretsManagerStore {
-    let mut config = common::config(&rig.name);
+    let mut config = store::config(&rig.name);
     config.accept_pending = true;
     config.previous_grace = grace;
     let client = aws_sdk_secretsmanager::Client::from_conf(
@@ -131,7 +130,9 @@ fn authenticator() -> Authenticator {
 
 #[tokio::test]
 async fn pending_then_previous_for_the_grace_period_then_current_only() {
-    let url = moto_or_skip!("pending_then_previous_for_the_grace_period_then_current_only");
+    let url = or_skip!(moto::url(
+        "pending_then_previous_for_the_grace_period_then_current_only"
+    ));
     let rig = rig(&url).await;
     // Real time: the grace period is counted from the switch this process saw and from
     // LastRotatedDate, which is wall-clock time.
@@ -212,7 +213,9 @@ async fn pending_then_previous_for_the_grace_period_then_current_only() {
 
 #[tokio::test]
 async fn a_process_started_after_the_rotation_counts_grace_from_last_rotated_date() {
-    let url = moto_or_skip!("a_process_started_after_the_rotation_counts_grace_from_last_rotated_date");
+    let url = or_skip!(moto::url(
+        "a_process_started_after_the_rotation_counts_grace_from_last_rotated_date"
+    ));
     let rig = rig(&url).await;
     let token = rig.aws.start_rotation(&rig.name, &rig.function, 30).await;
     stage_pending(&rig, &token).await;
@@ -240,7 +243,7 @@ async fn a_process_started_after_the_rotation_counts_grace_from_last_rotated_dat
 
 #[tokio::test]
 async fn a_push_ends_the_grace_period_at_once() {
-    let url = moto_or_skip!("a_push_ends_the_grace_period_at_once");
+    let url = or_skip!(moto::url("a_push_ends_the_grace_period_at_once"));
     let rig = rig(&url).await;
     let token = rig.aws.start_rotation(&rig.name, &rig.function, 30).await;
     stage_pending(&rig, &token).await;
@@ -277,7 +280,9 @@ async fn a_push_ends_the_grace_period_at_once() {
 
 #[tokio::test]
 async fn an_invalid_pending_version_is_ignored_and_not_fetched_again() {
-    let url = moto_or_skip!("an_invalid_pending_version_is_ignored_and_not_fetched_again");
+    let url = or_skip!(moto::url(
+        "an_invalid_pending_version_is_ignored_and_not_fetched_again"
+    ));
     let rig = rig(&url).await;
     let store = store(&rig, Duration::from_secs(60), Arc::new(ManualClock::default()));
     store.refresh().await.unwrap();
@@ -304,7 +309,9 @@ async fn an_invalid_pending_version_is_ignored_and_not_fetched_again() {
 
 #[tokio::test]
 async fn a_new_current_version_is_picked_up_within_the_version_check_interval() {
-    let url = moto_or_skip!("a_new_current_version_is_picked_up_within_the_version_check_interval");
+    let url = or_skip!(moto::url(
+        "a_new_current_version_is_picked_up_within_the_version_check_interval"
+    ));
     let rig = rig(&url).await;
     let check = Duration::from_secs(1);
     let mut config = SecretsStoreConfig::new(&rig.name, policy());
@@ -316,7 +323,7 @@ async fn a_new_current_version_is_picked_up_within_the_version_check_interval() 
         Arc::new(SystemClock),
     );
     let task = store.spawn_refresher();
-    moto::eventually("first load", Duration::from_secs(5), || store.current().is_ok()).await;
+    eventually("first load", Duration::from_secs(5), || store.current().is_ok()).await;
     let mut pickups = Vec::new();
     for i in 0..5 {
         // Spread the puts over the check interval.
@@ -334,7 +341,7 @@ async fn a_new_current_version_is_picked_up_within_the_version_check_interval() 
             .unwrap()
             .to_owned();
         let put = Instant::now();
-        moto::eventually("new version in service", Duration::from_secs(5), || {
+        eventually("new version in service", Duration::from_secs(5), || {
             store.current().is_ok_and(|s| s.version() == version)
         })
         .await;

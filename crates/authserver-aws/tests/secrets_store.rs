@@ -1,32 +1,28 @@
 //! `SecretsManagerStore` against a real moto server over the real SDK: every store case of the
-//! issue, with AWS calls counted on the wire (see `common` for how).
+//! issue, with AWS calls counted on the wire (see `authserver_testkit::moto::wire` for how).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use authserver_aws::{RefreshError, Refreshed};
 use authserver_core::{Clock, SnapshotSource, SystemClock, UserHasher};
-use common::{CHEAP, document, eventually, moto_url, setup};
+use authserver_testkit::hash::CHEAP;
+use authserver_testkit::moto::{self, store, store::setup};
+use authserver_testkit::or_skip;
+use authserver_testkit::users::document;
+use authserver_testkit::wait::eventually;
 use std::sync::Arc;
 use std::time::Duration;
 
 const DESCRIBE: &str = "DescribeSecret";
 const GET: &str = "GetSecretValue";
 
-macro_rules! moto_or_skip {
-    ($test:literal) => {
-        match moto_url($test) {
-            Some(url) => url,
-            None => return,
-        }
-    };
-}
+/// How long the background refresher gets to act.
+const FIVE_S: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn initial_load_is_one_fetch_and_serves_the_document() {
-    let url = moto_or_skip!("initial_load_is_one_fetch_and_serves_the_document");
+    let url = or_skip!(moto::url("initial_load_is_one_fetch_and_serves_the_document"));
     let t = setup(&url, "initial", |_| {}).await;
-    let v1 = common::create(
+    let v1 = store::create(
         &t.admin,
         &t.name,
         &document(&[("alice", "pw-a"), ("bob", "pw-b")], CHEAP),
@@ -58,9 +54,9 @@ async fn initial_load_is_one_fetch_and_serves_the_document() {
 
 #[tokio::test]
 async fn unchanged_version_costs_a_describe_and_no_fetch() {
-    let url = moto_or_skip!("unchanged_version_costs_a_describe_and_no_fetch");
+    let url = or_skip!(moto::url("unchanged_version_costs_a_describe_and_no_fetch"));
     let t = setup(&url, "unchanged", |_| {}).await;
-    common::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
+    store::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
     t.store.refresh().await.unwrap();
     let first = t.store.current().unwrap();
     for _ in 0..3 {
@@ -86,13 +82,13 @@ async fn unchanged_version_costs_a_describe_and_no_fetch() {
 
 #[tokio::test]
 async fn a_new_version_is_picked_up() {
-    let url = moto_or_skip!("a_new_version_is_picked_up");
+    let url = or_skip!(moto::url("a_new_version_is_picked_up"));
     let t = setup(&url, "new-version", |_| {}).await;
-    common::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
+    store::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
     t.store.refresh().await.unwrap();
     let old = t.store.current().unwrap();
 
-    let v2 = common::put(
+    let v2 = store::put(
         &t.admin,
         &t.name,
         &document(&[("alice", "pw"), ("carol", "pw-c")], CHEAP),
@@ -120,9 +116,11 @@ async fn a_new_version_is_picked_up() {
 
 #[tokio::test]
 async fn refresh_runs_ahead_of_expiry_from_current_and_ensure_fresh() {
-    let url = moto_or_skip!("refresh_runs_ahead_of_expiry_from_current_and_ensure_fresh");
+    let url = or_skip!(moto::url(
+        "refresh_runs_ahead_of_expiry_from_current_and_ensure_fresh"
+    ));
     let t = setup(&url, "ttl", |c| c.version_check = Duration::from_secs(3600)).await;
-    common::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
+    store::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
     t.store.refresh().await.unwrap();
     assert_eq!(
         t.store.config().refresh_every(),
@@ -138,8 +136,11 @@ async fn refresh_runs_ahead_of_expiry_from_current_and_ensure_fresh() {
     // Due, still within the TTL: served at once, refreshed in the background.
     t.clock.advance(Duration::from_secs(2));
     t.store.current().unwrap();
-    eventually("background version check", || t.wire.attempts(DESCRIBE) == 1).await;
-    eventually("snapshot confirmed", || t.store.status().age_seconds == 0).await;
+    eventually("background version check", FIVE_S, || {
+        t.wire.attempts(DESCRIBE) == 1
+    })
+    .await;
+    eventually("snapshot confirmed", FIVE_S, || t.store.status().age_seconds == 0).await;
 
     // Past the TTL with nobody checking (a frozen Lambda): ensure_fresh waits for the check.
     t.clock.advance(Duration::from_secs(600));
@@ -151,25 +152,25 @@ async fn refresh_runs_ahead_of_expiry_from_current_and_ensure_fresh() {
 
 #[tokio::test]
 async fn the_background_refresher_follows_new_versions() {
-    let url = moto_or_skip!("the_background_refresher_follows_new_versions");
+    let url = or_skip!(moto::url("the_background_refresher_follows_new_versions"));
     let t = setup(&url, "refresher", |_| {}).await;
-    common::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
+    store::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
     // Real time here: a 1 s TTL and 100 ms version checks.
     let mut cfg = t.store.config().clone();
     cfg.ttl = Duration::from_secs(1);
     cfg.version_check = Duration::from_millis(100);
     let store = authserver_aws::SecretsManagerStore::new(
-        common::client(&url, Some(t.wire.clone())).await,
+        store::client(&url, Some(t.wire.clone())).await,
         cfg,
         UserHasher::new(b"k"),
         Arc::new(SystemClock) as Arc<dyn Clock>,
     );
     let task = store.spawn_refresher();
-    eventually("first load", || store.current().is_ok()).await;
-    eventually("version checks", || t.wire.attempts(DESCRIBE) >= 3).await;
+    eventually("first load", FIVE_S, || store.current().is_ok()).await;
+    eventually("version checks", FIVE_S, || t.wire.attempts(DESCRIBE) >= 3).await;
     assert_eq!(t.wire.attempts(GET), 1);
-    let v2 = common::put(&t.admin, &t.name, &document(&[("dave", "pw")], CHEAP)).await;
-    eventually("new version in service", || {
+    let v2 = store::put(&t.admin, &t.name, &document(&[("dave", "pw")], CHEAP)).await;
+    eventually("new version in service", FIVE_S, || {
         store
             .current()
             .is_ok_and(|s| s.version() == v2 && s.user("dave").is_some())
@@ -180,10 +181,12 @@ async fn the_background_refresher_follows_new_versions() {
 
 #[tokio::test]
 async fn a_deleted_secret_is_served_stale_then_503_then_recovers() {
-    let url = moto_or_skip!("a_deleted_secret_is_served_stale_then_503_then_recovers");
+    let url = or_skip!(moto::url(
+        "a_deleted_secret_is_served_stale_then_503_then_recovers"
+    ));
     let t = setup(&url, "deleted", |_| {}).await;
     let doc = document(&[("alice", "pw")], CHEAP);
-    common::create(&t.admin, &t.name, &doc).await;
+    store::create(&t.admin, &t.name, &doc).await;
     t.store.refresh().await.unwrap();
     let v1 = t.store.current().unwrap().version().to_owned();
 
@@ -218,7 +221,7 @@ async fn a_deleted_secret_is_served_stale_then_503_then_recovers() {
 
     // The secret comes back (same name): the next refresh recovers. (current() above started a
     // background refresh; an explicit refresh that arrives while it runs shares its result.)
-    common::create(&t.admin, &t.name, &doc).await;
+    store::create(&t.admin, &t.name, &doc).await;
     let mut recovered = false;
     for _ in 0..3 {
         recovered |= matches!(t.store.refresh().await, Ok(Refreshed::Loaded { .. }));
@@ -229,9 +232,9 @@ async fn a_deleted_secret_is_served_stale_then_503_then_recovers() {
 
 #[tokio::test]
 async fn a_secret_scheduled_for_deletion_counts_as_gone() {
-    let url = moto_or_skip!("a_secret_scheduled_for_deletion_counts_as_gone");
+    let url = or_skip!(moto::url("a_secret_scheduled_for_deletion_counts_as_gone"));
     let t = setup(&url, "scheduled", |c| c.max_stale = Duration::ZERO).await;
-    common::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
+    store::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
     t.store.refresh().await.unwrap();
     t.admin.delete_secret().secret_id(&t.name).send().await.unwrap();
     assert_eq!(t.store.refresh().await, Err(RefreshError::Deleted));
@@ -242,9 +245,9 @@ async fn a_secret_scheduled_for_deletion_counts_as_gone() {
 
 #[tokio::test]
 async fn access_denied_is_not_retried_and_the_snapshot_stays() {
-    let url = moto_or_skip!("access_denied_is_not_retried_and_the_snapshot_stays");
+    let url = or_skip!(moto::url("access_denied_is_not_retried_and_the_snapshot_stays"));
     let t = setup(&url, "denied", |_| {}).await;
-    common::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
+    store::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
     t.store.refresh().await.unwrap();
     t.wire.inject(DESCRIBE, 400, "AccessDeniedException", 5);
     let err = t.store.refresh().await.unwrap_err();
@@ -256,14 +259,14 @@ async fn access_denied_is_not_retried_and_the_snapshot_stays() {
 
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried_with_backoff() {
-    let url = moto_or_skip!("throttling_and_server_errors_are_retried_with_backoff");
+    let url = or_skip!(moto::url("throttling_and_server_errors_are_retried_with_backoff"));
     let t = setup(&url, "throttle", |_| {}).await;
-    common::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
+    store::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
     t.wire.inject(GET, 500, "InternalServiceError", 1);
     t.store.refresh().await.unwrap();
     assert_eq!(t.wire.attempts(GET), 2, "5xx retried");
 
-    let v2 = common::put(&t.admin, &t.name, &document(&[("bob", "pw")], CHEAP)).await;
+    let v2 = store::put(&t.admin, &t.name, &document(&[("bob", "pw")], CHEAP)).await;
     t.wire.inject(DESCRIBE, 400, "ThrottlingException", 2);
     assert_eq!(
         t.store.refresh().await.unwrap(),
@@ -288,9 +291,9 @@ async fn throttling_and_server_errors_are_retried_with_backoff() {
 
 #[tokio::test]
 async fn concurrent_refreshes_share_one_round() {
-    let url = moto_or_skip!("concurrent_refreshes_share_one_round");
+    let url = or_skip!(moto::url("concurrent_refreshes_share_one_round"));
     let t = setup(&url, "single-flight", |_| {}).await;
-    common::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
+    store::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let store = t.store.clone();
@@ -306,7 +309,7 @@ async fn concurrent_refreshes_share_one_round() {
 
 #[tokio::test]
 async fn never_loaded_is_unavailable_not_empty() {
-    let url = moto_or_skip!("never_loaded_is_unavailable_not_empty");
+    let url = or_skip!(moto::url("never_loaded_is_unavailable_not_empty"));
     let t = setup(&url, "never-loaded", |_| {}).await;
     let err = t.store.refresh().await.unwrap_err();
     assert!(err.to_string().contains("ResourceNotFoundException"), "{err}");
@@ -315,14 +318,14 @@ async fn never_loaded_is_unavailable_not_empty() {
     let status = t.store.status();
     assert!(!status.ready);
     assert_eq!((status.users, status.version), (0, None));
-    common::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
+    store::create(&t.admin, &t.name, &document(&[("alice", "pw")], CHEAP)).await;
     t.store.refresh().await.unwrap();
     assert!(t.store.current().is_ok());
 }
 
 #[tokio::test]
 async fn a_binary_secret_is_accepted() {
-    let url = moto_or_skip!("a_binary_secret_is_accepted");
+    let url = or_skip!(moto::url("a_binary_secret_is_accepted"));
     let t = setup(&url, "binary", |_| {}).await;
     t.admin
         .create_secret()

@@ -1,36 +1,15 @@
 //! Attacks on regulation's backend failure handling (issue 11 item 10, second attack).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::http::{AppState, ClientAddr, app};
-use authserver_core::regulation::{BackendError, BoxFuture, Entry, RegulationStore, Update};
+use authserver_testkit::fakes::{SilentBackend, with_regulation_backend};
+use authserver_testkit::users::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::*;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
-
-/// A backend that accepts every call and never answers (a DynamoDB endpoint behind a
-/// black-holed route, a stuck proxy).
-#[derive(Debug)]
-struct Silent;
-
-impl RegulationStore for Silent {
-    fn get<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<Entry>, BackendError>> {
-        Box::pin(std::future::pending())
-    }
-    fn update<'a>(
-        &'a self,
-        _key: &'a str,
-        _ttl: u64,
-        _f: Update<'a>,
-    ) -> BoxFuture<'a, Result<Entry, BackendError>> {
-        Box::pin(std::future::pending())
-    }
-}
 
 async fn call(state: &Arc<AppState>, from: &str, auth: &str) -> (StatusCode, Duration) {
     let mut req = Request::post("/auth/validate")
@@ -56,7 +35,10 @@ async fn a_backend_that_never_answers_does_not_take_logins_down() {
     let mut s = settings(&f.users);
     s.server.request_timeout_ms = 4000;
     s.regulation.policy.max_user_failures = 3;
-    let state = with_regulation_backend(authserver::wiring::build(s).unwrap().state, Arc::new(Silent));
+    let state = with_regulation_backend(
+        authserver::wiring::build(s).unwrap().state,
+        Arc::new(SilentBackend),
+    );
     let (status, took) = call(&state, "198.51.100.4", &basic(CAROL, CAROL_PW)).await;
     assert_eq!(status, StatusCode::OK, "served from the fallback after {took:?}");
     assert!(took < Duration::from_secs(3), "login took {took:?}");

@@ -2,15 +2,14 @@
 //! goes away at the worst moment, through the router as the standalone server runs it.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::http::{AppState, ClientAddr, app};
+use authserver_testkit::users::*;
+use authserver_testkit::wait::poll;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::*;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tower::ServiceExt;
 
 async fn call(state: &Arc<AppState>, peer: IpAddr, auth: &str) -> StatusCode {
@@ -24,15 +23,8 @@ async fn call(state: &Arc<AppState>, peer: IpAddr, auth: &str) -> StatusCode {
 }
 
 /// Polls `f` every millisecond until it is true or 10 s pass.
-async fn until(mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    f()
+async fn until(f: impl FnMut() -> bool) -> bool {
+    poll(Duration::from_secs(10), Duration::from_millis(1), f).await
 }
 
 /// A client that disconnects (HTTP/1 close, HTTP/2 RST_STREAM) once its verification has

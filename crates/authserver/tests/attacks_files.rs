@@ -3,41 +3,23 @@
 //! torn and cut audit files. Drives the real binary where the attack did.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::audit::{Audit, Stream, chain};
 use authserver::config::AuditSettings;
 use authserver_core::AuditSink;
-use common::*;
-use std::io::Write;
+use authserver_testkit::cli::{self, cli, finish, text};
+use authserver_testkit::users::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 /// `authserver ARGS` with stdin held open (the caller writes the password when it wants).
 fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authserver"));
+    let mut cmd = cli();
     cmd.args(args)
-        .env_remove("AUTHSERVER_CONFIG")
-        .env("AUTHSERVER_AUDIT_STDOUT", "false");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn finish(mut child: Child, stdin: Option<&str>) -> Output {
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(input) = stdin {
-        let _ = pipe.write_all(input.as_bytes());
-    }
-    drop(pipe);
-    child.wait_with_output().unwrap()
+        .env("AUTHSERVER_AUDIT_STDOUT", "false")
+        .envs(env.iter().copied());
+    cli::spawn(&mut cmd)
 }
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -45,7 +27,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    text(&o.stderr)
 }
 
 /// `users add FILE NAME` at the cheapest cost the default policy accepts.

@@ -2,12 +2,10 @@
 //! through the router as the standalone server runs it.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::http::{AppState, ClientAddr, app};
+use authserver_testkit::users::*;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header};
-use common::*;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tower::ServiceExt;

@@ -2,10 +2,8 @@
 //! HTTP/2, second attack).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::process::Server;
-use common::*;
+use authserver_testkit::process::Server;
+use authserver_testkit::users::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

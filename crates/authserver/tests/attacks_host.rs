@@ -2,11 +2,9 @@
 //! through the admin router.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use authserver_testkit::users::*;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode};
-use common::*;
 use tower::ServiceExt;
 
 async fn status(req: Request<Body>) -> StatusCode {

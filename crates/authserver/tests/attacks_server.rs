@@ -5,24 +5,17 @@
 //! Waits are bounded polls ("eventually, within N s"), never timed assertions.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::process::Server;
-use common::*;
+use authserver_testkit::hash::FAST;
+use authserver_testkit::process::Server;
+use authserver_testkit::users::*;
+use authserver_testkit::wait::poll_blocking;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Polls `f` until it is true or `limit` passes.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
+/// Polls `f` every 50 ms until it is true or `limit` passes.
+fn eventually(limit: Duration, f: impl FnMut() -> bool) -> bool {
+    poll_blocking(limit, Duration::from_millis(50), f)
 }
 
 /// Whether the server closed `s` (EOF or reset) within `limit`.
@@ -321,9 +314,8 @@ fn admin_surface_is_loopback_only_and_browser_safe() {
 /// listener's plaintext rule.
 #[test]
 fn plaintext_admin_listener_on_all_interfaces_is_refused() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authserver"))
+    let out = authserver_testkit::cli::cli()
         .args(["config", "check"])
-        .env_remove("AUTHSERVER_CONFIG")
         .env("AUTHSERVER_ADMIN_LISTEN", "0.0.0.0:9999")
         .output()
         .unwrap();
@@ -336,9 +328,8 @@ fn plaintext_admin_listener_on_all_interfaces_is_refused() {
 /// next request head early; `config check` refuses it.
 #[test]
 fn an_idle_timeout_below_the_header_deadline_is_refused() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authserver"))
+    let out = authserver_testkit::cli::cli()
         .args(["config", "check"])
-        .env_remove("AUTHSERVER_CONFIG")
         .env("AUTHSERVER_SERVER_IDLE_TIMEOUT_MS", "1000")
         .env("AUTHSERVER_SERVER_HEADER_READ_TIMEOUT_MS", "5000")
         .output()
@@ -363,9 +354,8 @@ fn config_check_warns_about_mixed_hash_costs() {
         "b": {"passwordHash": hash_password(&Secret::from("pw-b-1234567"), dear).unwrap()},
     });
     std::fs::write(&users, serde_json::to_vec(&json).unwrap()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authserver"))
+    let out = authserver_testkit::cli::cli()
         .args(["config", "check"])
-        .env_remove("AUTHSERVER_CONFIG")
         .env("AUTHSERVER_STORE_FILE", &users)
         .output()
         .unwrap();

@@ -3,15 +3,15 @@
 //! hostile names and roles.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::http::{AppState, app};
 use authserver::store::file::{FileLimits, FileStore};
 use authserver_core::{HashPolicy, Secret, SnapshotSource, UserHasher, hash_password};
+use authserver_testkit::hash::FAST;
+use authserver_testkit::process::Server;
+use authserver_testkit::users::*;
+use authserver_testkit::wait::eventually_async;
 use axum::body::Body;
 use axum::http::{Request, header};
-use common::process::Server;
-use common::*;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,12 +38,9 @@ fn rewrite(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     std::fs::write(path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
 }
 
-async fn eventually(what: &str, mut ok: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !ok().await {
-        assert!(start.elapsed() < Duration::from_secs(5), "{what}: not within 5 s");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+/// Polls `ok` until it holds; fails after 5 s.
+async fn eventually(what: &str, ok: impl AsyncFnMut() -> bool) {
+    eventually_async(what, Duration::from_secs(5), ok).await;
 }
 
 #[tokio::test]
@@ -172,9 +169,8 @@ async fn duplicate_keys_and_hostile_roles_keep_the_last_good_snapshot() {
 fn config_check_refuses_duplicates_and_accepts_a_bom() {
     let f = fixture();
     let check = |users: &Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_authserver"))
+        authserver_testkit::cli::cli()
             .args(["config", "check"])
-            .env_remove("AUTHSERVER_CONFIG")
             .env("AUTHSERVER_STORE_FILE", users)
             .output()
             .unwrap()
@@ -307,17 +303,10 @@ fn users_add_refuses_hostile_names_and_roles_and_list_never_prints_raw_escapes()
     let f = fixture();
     let file = f.users.to_str().unwrap();
     let cli = |args: &[&str]| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_authserver"))
-            .args(args)
-            .env_remove("AUTHSERVER_CONFIG")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let _ = child.stdin.take().unwrap().write_all(b"Some-Long-Password-1\n");
-        child.wait_with_output().unwrap()
+        authserver_testkit::cli::run_cli(
+            authserver_testkit::cli::cli().args(args),
+            Some("Some-Long-Password-1\n"),
+        )
     };
     for (args, want) in [
         (vec!["users", "add", file, "ad\u{200B}min"], "invisible"),

@@ -1,10 +1,8 @@
 //! Attacks on the TLS listener of the running binary (issue 11 item 12, second attack).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::process::Server;
-use common::*;
+use authserver_testkit::process::Server;
+use authserver_testkit::users::*;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,31 +1,14 @@
 //! The `authserver` command line, run as operators run it.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use authserver_testkit::cli::{cli, run_cli, text};
+use authserver_testkit::hash::FAST;
+use authserver_testkit::users::*;
+use std::process::{Output, Stdio};
 
-use common::*;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
+/// `authserver ARGS` with `stdin` written (none: closed).
 fn authserver(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authserver"))
-        .args(args)
-        .env_remove("AUTHSERVER_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(input) = stdin {
-        let _ = pipe.write_all(input.as_bytes()); // the command may exit before reading
-    }
-    drop(pipe);
-    child.wait_with_output().unwrap()
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
+    run_cli(cli().args(args), stdin)
 }
 
 #[test]
@@ -290,7 +273,7 @@ fn cli_errors_never_print_secrets() {
 
 #[test]
 fn users_hash_matches_what_the_server_logs() {
-    let o = Command::new(env!("CARGO_BIN_EXE_authserver"))
+    let o = cli()
         .args(["users", "hash", "alice"])
         .env("AUTHSERVER_LOG_USER_HASH_KEY", "k-123")
         .output()
@@ -300,7 +283,7 @@ fn users_hash_matches_what_the_server_logs() {
         text(&o.stdout).trim(),
         authserver_core::UserHasher::new(b"k-123").hash("alice")
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_authserver"))
+    let o = cli()
         .args(["users", "hash", "alice"])
         .env_remove("AUTHSERVER_LOG_USER_HASH_KEY")
         .output()
@@ -321,9 +304,8 @@ fn a_closed_stdout_ends_a_listing_quietly() {
         .map(|i| (format!("user-{i:05}"), serde_json::json!({"passwordHash": phc})))
         .collect();
     std::fs::write(&file, serde_json::Value::Object(doc).to_string()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authserver"))
+    let mut child = cli()
         .args(["users", "list", file.to_str().unwrap()])
-        .env_remove("AUTHSERVER_CONFIG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

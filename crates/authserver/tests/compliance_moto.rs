@@ -5,32 +5,20 @@
 //! publishes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../authserver-aws/tests/moto/mod.rs"]
-mod moto;
-
 use authserver::compliance::target;
 use authserver::config::Settings;
-use authserver_core::{Cost, NoAudit, Secret, UserHasher, hash_password};
-use moto::Aws;
+use authserver_core::{Cost, NoAudit, UserHasher};
+use authserver_testkit::cli::outcome;
+use authserver_testkit::hash::{FAST, hash};
+use authserver_testkit::moto::{self, Aws};
 use serde_json::{Value, json};
-use std::process::Command;
 use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
-
-const FAST: Cost = Cost {
-    m_kib: 19456,
-    t: 2,
-    p: 1,
-};
 
 fn days_ago(days: i64) -> String {
     (time::OffsetDateTime::now_utc() - time::Duration::days(days))
         .format(&Rfc3339)
         .unwrap()
-}
-
-fn hash(pw: &str, cost: Cost) -> String {
-    hash_password(&Secret::from(pw), cost).unwrap()
 }
 
 const DENY_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
@@ -197,23 +185,12 @@ async fn non_compliant(url: &str) -> (Aws, String) {
 
 /// `authserver compliance check` for `service`-dev in `aws`'s account: (exit code, stdout).
 fn cli(aws: &Aws, service: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authserver"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AUTHSERVER_") || k == "CREDENTIAL_SECRET_ARN" {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = aws.cli();
     cmd.args(["compliance", "check"])
         .args(args)
-        .envs(aws.env())
         .env("AUTHSERVER_TELEMETRY_SERVICE", service)
         .env("AUTHSERVER_TELEMETRY_STAGE", "dev");
-    let out = cmd.output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    outcome(&mut cmd)
 }
 
 /// (id, result, evidence) of every control, in order.

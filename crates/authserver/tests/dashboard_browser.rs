@@ -2,15 +2,14 @@
 //! loads `/dashboard`, and every figure the page shows must be the server's own `/stats` number.
 //! The screenshot is kept at `target/artifacts/dashboard.png`.
 //!
-//! Needs Debian `chromium`. Without it the test prints `SKIPPED: chromium not installed` and
-//! passes, unless `AUTHSERVER_REQUIRE_BROWSER=1` is set (the documented test command), then it
+//! Needs Debian `chromium`. Without it the test prints `SKIPPED: …: chromium not installed` and
+//! passes, unless `TESTS_REQUIRE_BROWSER=1` is set (the documented test command), then it
 //! fails. Chromium may resolve no host but 127.0.0.1, so a page that reaches for a CDN breaks.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::process::Server;
-use common::*;
+use authserver_testkit::process::Server;
+use authserver_testkit::skip::{Needs, skipped};
+use authserver_testkit::users::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -313,10 +312,8 @@ fn chart_attr(dom: &str, id: &str, name: &str) -> f64 {
 
 /// `target/artifacts/dashboard.png` (beside the build's `debug/`), kept for people to look at.
 async fn screenshot(bin: &Path, url: &str) -> PathBuf {
-    let target = Path::new(env!("CARGO_BIN_EXE_authserver"))
-        .ancestors()
-        .nth(2)
-        .unwrap();
+    let binary = authserver_testkit::cli::binary();
+    let target = binary.ancestors().nth(2).unwrap();
     let artifacts = target.join("artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let png = artifacts.join("dashboard.png");
@@ -332,10 +329,8 @@ async fn screenshot(bin: &Path, url: &str) -> PathBuf {
 #[tokio::test]
 async fn dashboard_shows_the_servers_real_figures() {
     let Some(bin) = find_chromium() else {
-        if std::env::var("AUTHSERVER_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!("chromium not installed and AUTHSERVER_REQUIRE_BROWSER=1: apt-get install -y chromium");
-        }
-        println!("SKIPPED: chromium not installed");
+        let why = "chromium not installed (apt-get install -y chromium)";
+        skipped(Needs::Browser, "dashboard_shows_the_servers_real_figures", why);
         return;
     };
     let f = fixture();

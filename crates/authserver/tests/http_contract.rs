@@ -1,13 +1,12 @@
 //! Every row of the HTTP contract table (docs/api.md), in process through `app().oneshot()`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::http::{AppState, app};
 use authserver_core::{Snapshot, SnapshotSource, StoreStatus, Unavailable};
+use authserver_testkit::fakes::DownStore;
+use authserver_testkit::users::*;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use common::*;
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::Duration;

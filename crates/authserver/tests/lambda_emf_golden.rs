@@ -12,16 +12,15 @@
 //! lambda_emf_golden`, and review the diff.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::http::AppState;
 use authserver::lambda::authorizer::Authorizer;
 use authserver::lambda::proxy::Proxy;
 use authserver::telemetry::metrics::RegulationCounters;
 use authserver::telemetry::{AuthRecord, EmfSink, RequestRecord, Telemetry};
 use authserver_core::{CacheUse, Reason};
-use common::DownStore;
-use common::lambda::{GOOD, cold, fixture, invoke, settings, with_authorization};
+use authserver_testkit::fakes::DownStore;
+use authserver_testkit::lambda::{GOOD, cold, fixture, invoke, settings, with_authorization};
+use authserver_testkit::users::basic;
 use lambda_http::lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -83,10 +82,6 @@ fn rest(auth: Option<&str>, ip: &str) -> Value {
     let mut e = with_authorization(fixture("apigw_v1_rest_api.json"), auth);
     e["requestContext"]["identity"]["sourceIp"] = json!(ip);
     e
-}
-
-fn basic(user: &str, pass: &str) -> String {
-    common::basic(user, pass)
 }
 
 /// The series of `state`'s Prometheus exposition, one `name{labels}` per line, sorted.

@@ -5,21 +5,20 @@
 //!
 //! Needs `CARGO_LAMBDA` (and `MOTO_URL` for the Secrets Manager case): `source
 //! scripts/aws-env.sh && start_aws_env`. Without them the tests print SKIPPED and pass, unless
-//! `AUTHSERVER_REQUIRE_AWS_TESTS=1`. Each test prints `FIGURE` lines (cold start, warm
+//! `TESTS_REQUIRE_AWS=1`. Each test prints `FIGURE` lines (cold start, warm
 //! latency, RSS) for docs/lambda.md; `LAMBDA_TEST_BINARY=target/release/authserver` measures a
 //! release build instead of the test build.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod emulator;
-
-use emulator::{
-    Emulator, Function, create_secret, fixture, fixtures, free_port, health, measure, required, users_file,
-};
+use authserver_testkit::emulator::{Emulator, Function, free_port, health, measure};
+use authserver_testkit::lambda::{fixture, fixtures, users_file};
+use authserver_testkit::moto::create_secret_raw as create_secret;
+use authserver_testkit::skip;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_mode_answers_every_http_event_shape() {
-    let Some(cargo_lambda) = required("CARGO_LAMBDA", "proxy_mode_answers_every_http_event_shape") else {
+    let Some(cargo_lambda) = skip::env("CARGO_LAMBDA", "proxy_mode_answers_every_http_event_shape") else {
         return;
     };
     let emulator = Emulator::start(&cargo_lambda);
@@ -61,7 +60,7 @@ async fn proxy_mode_answers_every_http_event_shape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorizer_mode_answers_all_three_shapes_and_survives_errors() {
     let test = "authorizer_mode_answers_all_three_shapes_and_survives_errors";
-    let Some(cargo_lambda) = required("CARGO_LAMBDA", test) else {
+    let Some(cargo_lambda) = skip::env("CARGO_LAMBDA", test) else {
         return;
     };
     let emulator = Emulator::start(&cargo_lambda);
@@ -115,7 +114,7 @@ async fn authorizer_mode_answers_all_three_shapes_and_survives_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_mode_with_the_secrets_manager_store_on_moto() {
     let test = "proxy_mode_with_the_secrets_manager_store_on_moto";
-    let (Some(cargo_lambda), Some(moto)) = (required("CARGO_LAMBDA", test), required("MOTO_URL", test))
+    let (Some(cargo_lambda), Some(moto)) = (skip::env("CARGO_LAMBDA", test), skip::env("MOTO_URL", test))
     else {
         return;
     };

@@ -7,12 +7,10 @@
 //! Needs `CARGO_LAMBDA` (`source scripts/aws-env.sh && start_aws_env`); see `lambda_emulator.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod emulator;
-
-use emulator::{Emulator, Function, GOOD, fixture, required, users_file};
+use authserver_testkit::emulator::{Emulator, Function};
+use authserver_testkit::lambda::{GOOD, WRONG, fixture, rest_request, users_file};
+use authserver_testkit::skip;
 use serde_json::{Value, json};
-
-const WRONG: &str = "Basic Zml4dHVyZS11c2VyOm5vcGU="; // fixture-user:nope
 
 fn strict(mode: &'static str, users: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -28,17 +26,9 @@ fn start(emulator: &Emulator, env: &[(&'static str, String)]) -> Function {
     Function::start(emulator, &env)
 }
 
-fn rest_request(auth: &str, ip: &str) -> Value {
-    let mut e = fixture("authorizer_rest_request.json");
-    e["headers"]["Authorization"] = json!(auth);
-    e["multiValueHeaders"]["Authorization"] = json!([auth]);
-    e["requestContext"]["identity"]["sourceIp"] = json!(ip);
-    e
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorizer_regulates_by_source_and_never_caches_a_refusal() {
-    let Some(cargo_lambda) = required(
+    let Some(cargo_lambda) = skip::env(
         "CARGO_LAMBDA",
         "authorizer_regulates_by_source_and_never_caches_a_refusal",
     ) else {
@@ -90,7 +80,7 @@ async fn authorizer_regulates_by_source_and_never_caches_a_refusal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_refuses_authorizer_events_and_survives_hostile_ones() {
-    let Some(cargo_lambda) = required(
+    let Some(cargo_lambda) = skip::env(
         "CARGO_LAMBDA",
         "proxy_refuses_authorizer_events_and_survives_hostile_ones",
     ) else {

@@ -3,13 +3,9 @@
 //! events lambda_http's conversion panics on, and events of the wrong shape for the mode.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::lambda::proxy::Proxy;
-use common::lambda::{GOOD, authorize, cold, fixture, invoke, proxy_raw, state};
+use authserver_testkit::lambda::{GOOD, WRONG, authorize, cold, fixture, invoke, proxy_raw, state};
 use serde_json::{Value, json};
-
-const WRONG: &str = "Basic Zml4dHVyZS11c2VyOm5vcGU="; // fixture-user:nope
 
 fn proxy() -> Proxy {
     Proxy::new(state(), None, cold())

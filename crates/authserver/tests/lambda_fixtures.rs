@@ -3,12 +3,11 @@
 //! conversion; authorizer events through the authorizer handler.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::http::AppState;
 use authserver::lambda::proxy::or_500;
-use common::DownStore;
-use common::lambda::{GOOD, authorize, fixture, invoke_proxy, state, with_authorization};
+use authserver_testkit::fakes::DownStore;
+use authserver_testkit::lambda::{GOOD, authorize, fixture, invoke_proxy, state, with_authorization};
+use authserver_testkit::users::basic;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +17,6 @@ const DOWN: DownStore = DownStore {
     retry_after: Duration::from_secs(5),
     error: "down",
 };
-
-fn basic(user: &str, pass: &str) -> String {
-    common::basic(user, pass)
-}
 
 const PROXY_FIXTURES: [&str; 4] = [
     "apigw_v2_http_api.json",

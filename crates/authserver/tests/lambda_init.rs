@@ -8,13 +8,13 @@
 //!   secret, never a random key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod emulator;
-
-use emulator::{Emulator, Function, fixture, required};
+use authserver_testkit::emulator::{self, Emulator, Function};
+use authserver_testkit::lambda::fixture;
+use authserver_testkit::skip;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// A loopback listener that accepts every connection and never sends a byte. Returns its URL.
@@ -69,20 +69,14 @@ fn aws_env(endpoint: &str, budget_ms: u64) -> Vec<(String, String)> {
 
 /// Starts the binary as `bootstrap` against a Runtime API at `runtime` with `env`.
 fn bootstrap(runtime: &str, env: &[(String, String)]) -> std::process::Child {
-    // LAMBDA_TEST_BINARY: another build (e.g. the previous release, to see a test fail on it).
-    let binary =
-        std::env::var("LAMBDA_TEST_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_authserver").to_owned());
-    let mut cmd = Command::new(binary);
+    let mut cmd = emulator::bootstrap(runtime);
+    // No AWS credentials or endpoints of the caller's either (the Lambda variables are ours).
     for (k, _) in std::env::vars() {
-        if k.starts_with("AUTHSERVER_") || k.starts_with("AWS_") || k == "CREDENTIAL_SECRET_ARN" {
+        if k.starts_with("AWS_") && !k.starts_with("AWS_LAMBDA_") {
             cmd.env_remove(k);
         }
     }
-    cmd.env("AWS_LAMBDA_RUNTIME_API", format!("{runtime}/.rt"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .envs(env.iter().map(|(k, v)| (k, v)))
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -146,7 +140,7 @@ fn an_unreadable_user_hash_key_fails_init_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_get_503_until_a_snapshot_exists() {
-    let Some(cargo_lambda) = required("CARGO_LAMBDA", "requests_get_503_until_a_snapshot_exists") else {
+    let Some(cargo_lambda) = skip::env("CARGO_LAMBDA", "requests_get_503_until_a_snapshot_exists") else {
         return;
     };
     let silent = silent_endpoint();

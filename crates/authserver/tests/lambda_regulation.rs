@@ -4,13 +4,11 @@
 //! with the origin secret, behind CloudFront.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::lambda::proxy::Proxy;
-use common::lambda::{GOOD, authorize, cold, fixture, invoke, settings, state_with};
+use authserver_testkit::lambda::{
+    GOOD, WRONG, authorize, cold, fixture, invoke, rest_request, settings, state_with,
+};
 use serde_json::{Value, json};
-
-const WRONG: &str = "Basic Zml4dHVyZS11c2VyOm5vcGU="; // fixture-user:nope
 
 /// Settings with small thresholds: 3 failures ban a source, 4 lock a username.
 fn strict() -> authserver::config::Settings {
@@ -19,14 +17,6 @@ fn strict() -> authserver::config::Settings {
     s.regulation.policy.max_user_failures = 4;
     s.regulation.policy.max_source_usernames = 100;
     s
-}
-
-fn rest_request(auth: &str, ip: &str) -> Value {
-    let mut e = fixture("authorizer_rest_request.json");
-    e["headers"]["Authorization"] = json!(auth);
-    e["multiValueHeaders"]["Authorization"] = json!([auth]);
-    e["requestContext"]["identity"]["sourceIp"] = json!(ip);
-    e
 }
 
 fn http_request(auth: &str, ip: &str) -> Value {

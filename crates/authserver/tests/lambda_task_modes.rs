@@ -6,22 +6,15 @@
 //! and the token are replaced). The function's whole output is searched for secrets.
 //!
 //! Needs `CARGO_LAMBDA` and `MOTO_URL` (`source scripts/aws-env.sh && start_aws_env`); without
-//! them the tests print SKIPPED and pass, unless `AUTHSERVER_REQUIRE_AWS_TESTS=1`.
+//! them the tests print SKIPPED and pass, unless `TESTS_REQUIRE_AWS=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod emulator;
-#[path = "../../authserver-aws/tests/moto/mod.rs"]
-mod moto;
-
-use authserver_core::{Cost, Secret, hash_password};
-use emulator::{Emulator, Function, fixture, required};
+use authserver_testkit::emulator::{Emulator, Function};
+use authserver_testkit::hash::{FAST, hash};
+use authserver_testkit::lambda::fixture;
+use authserver_testkit::moto;
+use authserver_testkit::skip;
 use serde_json::json;
-
-const FAST: Cost = Cost {
-    m_kib: 19456,
-    t: 2,
-    p: 1,
-};
 
 fn env(aws: &moto::Aws) -> Vec<(&'static str, String)> {
     aws.env()
@@ -30,12 +23,13 @@ fn env(aws: &moto::Aws) -> Vec<(&'static str, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compliance_mode_runs_on_the_schedule_and_publishes_the_violations() {
     let test = "compliance_mode_runs_on_the_schedule_and_publishes_the_violations";
-    let (Some(cargo_lambda), Some(url)) = (required("CARGO_LAMBDA", test), required("MOTO_URL", test)) else {
+    let (Some(cargo_lambda), Some(url)) = (skip::env("CARGO_LAMBDA", test), skip::env("MOTO_URL", test))
+    else {
         return;
     };
     let aws = moto::Aws::fresh(&url).await;
     let service = format!("cm{}", &moto::unique()[..6]);
-    let doc = json!({"plain-user-name": {"passwordHash": hash_password(&Secret::from("Plain-Pass-1"), FAST).unwrap()}});
+    let doc = json!({"plain-user-name": {"passwordHash": hash("Plain-Pass-1", FAST)}});
     aws.secret(&format!("{service}/dev/credentials"), &doc.to_string(), None)
         .await;
     let emulator = Emulator::start(&cargo_lambda);
@@ -93,14 +87,15 @@ async fn compliance_mode_runs_on_the_schedule_and_publishes_the_violations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_mode_runs_steps_and_refuses_other_tokens() {
     let test = "rotation_mode_runs_steps_and_refuses_other_tokens";
-    let (Some(cargo_lambda), Some(url)) = (required("CARGO_LAMBDA", test), required("MOTO_URL", test)) else {
+    let (Some(cargo_lambda), Some(url)) = (skip::env("CARGO_LAMBDA", test), skip::env("MOTO_URL", test))
+    else {
         return;
     };
     let aws = moto::Aws::fresh(&url).await;
     let u = moto::unique();
     let delivery = format!("rm/{u}/delivery/svc");
     aws.secret(&delivery, "Old-Rotation-Mode-Pass-1", None).await;
-    let hash = hash_password(&Secret::from("Old-Rotation-Mode-Pass-1"), FAST).unwrap();
+    let hash = hash("Old-Rotation-Mode-Pass-1", FAST);
     let doc = json!({"rotated-user-name": {"passwordHash": hash, "deliverySecretId": delivery}});
     let arn = aws
         .secret(&format!("rm/{u}/credentials"), &doc.to_string(), None)

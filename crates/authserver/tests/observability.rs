@@ -1,13 +1,13 @@
 //! Metrics, stats, EMF and the audit trail, observed from outside.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::http::{AppState, app};
 use authserver::telemetry::Telemetry;
+use authserver_testkit::cli::{cli, run_cli};
+use authserver_testkit::process::Server;
+use authserver_testkit::users::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::*;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -227,23 +227,11 @@ async fn lambda_emits_one_valid_emf_blob_per_invocation() {
     );
 }
 
+/// `authserver ARGS` with `env`, the admin password a `users add` asks for on stdin.
 fn authserver_cmd(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authserver"));
-    cmd.args(args).env_remove("AUTHSERVER_CONFIG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let _ = child.stdin.take().unwrap().write_all(b"Admin-Set-Pass-1\n");
-    }
-    child.wait_with_output().unwrap()
+    let mut cmd = cli();
+    cmd.args(args).envs(env.iter().copied());
+    run_cli(&mut cmd, Some("Admin-Set-Pass-1\n"))
 }
 
 #[tokio::test]
@@ -263,7 +251,7 @@ async fn audit_file_records_attempts_and_admin_actions_and_detects_tampering() {
         "{stderr}"
     );
 
-    let server = common::process::Server::start(&f.users, &[], &env);
+    let server = Server::start(&f.users, &[], &env);
     let client = reqwest::Client::new();
     for h in [
         basic(ALICE, ALICE_PW),
@@ -336,7 +324,7 @@ async fn audit_file_records_attempts_and_admin_actions_and_detects_tampering() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)] // the CLI blocks while the server runs
 async fn ops_cache_status_and_purge_against_a_running_server() {
     let f = fixture();
-    let server = common::process::Server::start(&f.users, &[], &[]);
+    let server = Server::start(&f.users, &[], &[]);
     let client = reqwest::Client::new();
     client
         .post(server.url("/auth/validate"))
@@ -378,8 +366,7 @@ async fn ops_cache_status_and_purge_against_a_running_server() {
 #[tokio::test]
 async fn lines_logged_during_a_request_carry_its_ids() {
     let f = fixture();
-    let server =
-        common::process::Server::start(&f.users, &[], &[("AUTHSERVER_REGULATION_MAX_USER_FAILURES", "2")]);
+    let server = Server::start(&f.users, &[], &[("AUTHSERVER_REGULATION_MAX_USER_FAILURES", "2")]);
     let client = reqwest::Client::new();
     for n in 1..=3 {
         client

@@ -3,32 +3,18 @@
 //! untouched; a dry run changes nothing; no matching alarm is an error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../authserver-aws/tests/moto/mod.rs"]
-mod moto;
-
+use authserver_testkit::cli::outcome;
+use authserver_testkit::moto::{self, Aws};
 use aws_sdk_cloudwatch::types::StateValue;
-use moto::Aws;
 use serde_json::Value;
-use std::process::Command;
 
+/// `authserver ops alarms test ARGS` in `aws`'s account, audit on stdout.
 fn cli(aws: &Aws, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authserver"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AUTHSERVER_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
-        .args(["ops", "alarms", "test"])
-        .args(args)
-        .envs(aws.env())
-        .env("AUTHSERVER_AUDIT_STDOUT", "true")
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    let mut cmd = aws.cli();
+    outcome(
+        cmd.args(["ops", "alarms", "test"])
+            .args(args)
+            .env("AUTHSERVER_AUDIT_STDOUT", "true"),
     )
 }
 

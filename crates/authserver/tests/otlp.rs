@@ -2,15 +2,13 @@
 //! a build without it refuses the setting instead of silently exporting nothing.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use authserver_testkit::users::*;
 
 #[cfg(not(feature = "otlp"))]
 #[test]
 fn endpoint_without_the_feature_is_a_startup_error() {
     let f = fixture();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authserver"))
+    let out = std::process::Command::new(authserver_testkit::cli::binary())
         .args([
             "serve",
             "--listen",
@@ -55,7 +53,7 @@ async fn spans_are_exported_to_the_collector() {
     tokio::spawn(async move { axum::serve(listener, collector).await });
 
     let f = fixture();
-    let server = common::process::Server::start(
+    let server = authserver_testkit::process::Server::start(
         &f.users,
         &[],
         &[("AUTHSERVER_TELEMETRY_OTLP_ENDPOINT", &endpoint)],

@@ -1,21 +1,7 @@
 //! A panic never prints its payload: the hook logs the location only.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use authserver_testkit::logs::Buffer;
 
 #[test]
 fn panic_payload_is_withheld() {
@@ -29,7 +15,7 @@ fn panic_payload_is_withheld() {
         assert!(result.is_err());
     });
     let _ = std::panic::take_hook();
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let out = buf.text();
     assert!(
         out.contains("internal error (panic)") && out.contains("panics.rs"),
         "{out}"

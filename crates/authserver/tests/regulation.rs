@@ -2,13 +2,11 @@
 //! kept working while attacked, trusted proxies, fail-open on backend failure.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::http::{AppState, ClientAddr, app};
-use authserver_core::regulation::{BackendError, BoxFuture, Entry, RegulationStore, Update};
+use authserver_testkit::fakes::{BrokenBackend, with_regulation_backend};
+use authserver_testkit::users::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::*;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -178,23 +176,6 @@ async fn regulation_can_be_turned_off() {
             .status,
         StatusCode::OK
     );
-}
-
-#[derive(Debug)]
-struct BrokenBackend;
-
-impl RegulationStore for BrokenBackend {
-    fn get<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<Entry>, BackendError>> {
-        Box::pin(async { Err(BackendError("table unreachable".into())) })
-    }
-    fn update<'a>(
-        &'a self,
-        _key: &'a str,
-        _ttl: u64,
-        _f: Update<'a>,
-    ) -> BoxFuture<'a, Result<Entry, BackendError>> {
-        Box::pin(async { Err(BackendError("table unreachable".into())) })
-    }
 }
 
 /// A failing backend (DynamoDB down) does not switch regulation off: this instance regulates

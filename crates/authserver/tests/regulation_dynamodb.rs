@@ -2,34 +2,17 @@
 //! every concurrent failure, a fleet shares bans, and a missing table fails open.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::http::{AppState, ClientAddr, app};
 use authserver_core::regulation::{Entry, RegulationStore};
+use authserver_testkit::users::*;
+use authserver_testkit::{moto, or_skip};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::*;
 use std::sync::Arc;
 use tower::ServiceExt;
-
-fn moto() -> Option<String> {
-    match std::env::var("MOTO_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var("AUTHSERVER_REQUIRE_AWS_TESTS").as_deref() != Ok("1"),
-                "MOTO_URL not set"
-            );
-            eprintln!(
-                "\n*** SKIPPED: MOTO_URL is not set (source scripts/aws-env.sh && start_aws_env) ***\n"
-            );
-            None
-        }
-    }
-}
 
 async fn client(url: &str) -> aws_sdk_dynamodb::Client {
     authserver_aws::dynamodb_client(&authserver_aws::sdk_config(Some(url)).await)
@@ -66,7 +49,7 @@ fn far_future() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_updates_all_count() {
-    let Some(url) = moto() else { return };
+    let url = or_skip!(moto::url("concurrent_updates_all_count"));
     let c = client(&url).await;
     let table = create_table(&c).await;
     let store = Arc::new(authserver_aws::DynamoDbRegulation::new(c, table));
@@ -118,7 +101,7 @@ async fn call(state: &Arc<AppState>, from: &str, auth: &str) -> StatusCode {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ban_made_on_one_instance_holds_on_another() {
-    let Some(url) = moto() else { return };
+    let url = or_skip!(moto::url("a_ban_made_on_one_instance_holds_on_another"));
     let table = create_table(&client(&url).await).await;
     let f = fixture();
     let (a, b) = (instance(&f.users, &url, &table), instance(&f.users, &url, &table));
@@ -147,7 +130,7 @@ async fn a_ban_made_on_one_instance_holds_on_another() {
 /// regulates from its own memory (max_source_failures = 3 here) and counts every failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_table_falls_back_to_memory_and_is_counted() {
-    let Some(url) = moto() else { return };
+    let url = or_skip!(moto::url("a_missing_table_falls_back_to_memory_and_is_counted"));
     let f = fixture();
     let state = instance(&f.users, &url, "no-such-table");
     for _ in 0..3 {

@@ -12,18 +12,17 @@
 //! of the new `AWSCURRENT` (version check every second).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-#[path = "../../authserver-aws/tests/moto/mod.rs"]
-mod moto;
-
 use authserver::config::{Settings, StoreKind};
 use authserver::http::app;
 use authserver::lambda::rotation::Rotation;
 use authserver_core::AlternateKind;
+use authserver_testkit::hash::{FAST, hash};
+use authserver_testkit::moto::{self, Account, Aws};
+use authserver_testkit::users::basic;
+use authserver_testkit::wait::eventually;
 use axum::body::Body;
 use axum::http::{Request, header};
 use lambda_http::lambda_runtime::{Context, LambdaEvent};
-use moto::{Account, Aws};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,7 +42,7 @@ struct Tally {
 
 async fn validate(router: &axum::Router, user: &str, password: &str) -> u16 {
     let request = Request::post("/auth/validate")
-        .header(header::AUTHORIZATION, common::basic(user, password))
+        .header(header::AUTHORIZATION, basic(user, password))
         .body(Body::empty())
         .unwrap();
     router.clone().oneshot(request).await.unwrap().status().as_u16()
@@ -69,7 +68,7 @@ async fn no_client_fails_during_a_rotation() {
     let delivery = format!("zf/{u}/delivery/svc");
     aws.secret(&delivery, OLD, None).await;
     let doc = json!({
-        "svc": {"passwordHash": authserver_core::hash_password(&authserver_core::Secret::from(OLD), common::FAST).unwrap(),
+        "svc": {"passwordHash": hash(OLD, FAST),
                 "deliverySecretId": delivery, "roles": ["m2m"]},
     });
     let arn = aws
@@ -137,7 +136,7 @@ async fn no_client_fails_during_a_rotation() {
         let store = store.clone();
         let staged = Instant::now();
         tokio::spawn(async move {
-            moto::eventually("pending version accepted", Duration::from_secs(5), || {
+            eventually("pending version accepted", Duration::from_secs(5), || {
                 store
                     .current()
                     .is_ok_and(|s| s.alternates().is_some_and(|a| a.kind() == AlternateKind::Pending))
@@ -166,7 +165,7 @@ async fn no_client_fails_during_a_rotation() {
     assert_eq!(step("finishSecret").await["outcome"], "done");
     phase.store(2, Ordering::Relaxed);
     let finished = Instant::now();
-    moto::eventually("new AWSCURRENT in service", Duration::from_secs(5), || {
+    eventually("new AWSCURRENT in service", Duration::from_secs(5), || {
         store.status().version.as_deref() == Some(token.as_str())
     })
     .await;

@@ -3,33 +3,20 @@
 //! detached `AWSPREVIOUS`, audit events, and output that never carries a hash.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-#[path = "../../authserver-aws/tests/moto/mod.rs"]
-mod moto;
-
 use authserver_core::{Cost, Secret, hash_password, parse_document};
-use moto::Aws;
+use authserver_testkit::cli::outcome;
+use authserver_testkit::hash::FAST;
+use authserver_testkit::moto::{self, Aws};
+use authserver_testkit::users::{ALICE_PW, BOB_PW, CAROL_PW, fixture};
 use std::path::Path;
-use std::process::Command;
 
+/// `authserver users ARGS` in `aws`'s account, audit on stdout.
 fn cli(aws: &Aws, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authserver"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AUTHSERVER_") || k == "CREDENTIAL_SECRET_ARN" {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
-        .arg("users")
-        .args(args)
-        .envs(aws.env())
-        .env("AUTHSERVER_AUDIT_STDOUT", "true")
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    outcome(
+        aws.cli()
+            .arg("users")
+            .args(args)
+            .env("AUTHSERVER_AUDIT_STDOUT", "true"),
     )
 }
 
@@ -38,7 +25,7 @@ fn no_secret(output: &str, hashes: &[String]) {
     for h in hashes {
         assert!(!output.contains(h.as_str()), "a hash in the output: {output}");
     }
-    for pw in [common::ALICE_PW, common::BOB_PW, common::CAROL_PW] {
+    for pw in [ALICE_PW, BOB_PW, CAROL_PW] {
         assert!(!output.contains(pw), "a password in the output: {output}");
     }
 }
@@ -55,7 +42,7 @@ async fn push_then_pull_round_trips_and_validates() {
     let aws = Aws::fresh(&url).await;
     let name = format!("push/{}/credentials", moto::unique());
     aws.secret(&name, "{}", None).await;
-    let f = common::fixture();
+    let f = fixture();
     let file = f.users.to_str().unwrap();
 
     let (code, out, err) = cli(&aws, &["push", "--secret-id", &name, file]);
@@ -99,7 +86,7 @@ async fn invalid_files_and_pushes_during_a_rotation_are_refused() {
     let aws = Aws::fresh(&url).await;
     let name = format!("push/{}/credentials", moto::unique());
     aws.secret(&name, "{}", None).await;
-    let f = common::fixture();
+    let f = fixture();
     let before = aws.stages(&name).await.len();
 
     // A hash below the policy floor: refused, the user named, the hash never shown.
@@ -190,8 +177,8 @@ async fn oversized_files_are_refused_before_any_aws_call_and_nearly_full_ones_wa
     let aws = Aws::fresh(&url).await;
     let name = format!("push/{}/credentials", moto::unique());
     aws.secret(&name, "{}", None).await;
-    let f = common::fixture();
-    let hash = hash_password(&Secret::from(common::ALICE_PW), common::FAST).unwrap();
+    let f = fixture();
+    let hash = hash_password(&Secret::from(ALICE_PW), FAST).unwrap();
     let entry = many_users(&f.dir.path().join("one.json"), 100, &hash) / 100;
     eprintln!(
         "FIGURE users push: {entry} bytes per user (Argon2id hash, one role, passwordChangedAt, \

@@ -1,10 +1,8 @@
 //! The real binary on a real socket: log hygiene, hot reload, limits, graceful shutdown.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::process::Server;
-use common::*;
+use authserver_testkit::process::Server;
+use authserver_testkit::users::*;
 use std::time::{Duration, Instant};
 
 async fn post(client: &reqwest::Client, url: &str, auth: Option<&str>) -> u16 {

@@ -15,12 +15,11 @@
 //! Run `cargo test -p authserver --test timing -- --nocapture` to see the figures.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use authserver::http::{AppState, app};
+use authserver_testkit::hash::FAST;
+use authserver_testkit::users::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::*;
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,10 +2,8 @@
 //! and the refusal to serve plain HTTP on a public address.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::process::Server;
-use common::*;
+use authserver_testkit::process::Server;
+use authserver_testkit::users::*;
 use std::time::{Duration, Instant};
 
 /// A self-signed certificate for 127.0.0.1 / localhost: (cert PEM, key PEM).
@@ -120,7 +118,7 @@ async fn https_with_http2_and_certificate_reload() {
 #[test]
 fn plain_http_on_a_public_address_is_refused() {
     let f = fixture();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authserver"))
+    let out = std::process::Command::new(authserver_testkit::cli::binary())
         .args([
             "serve",
             "--listen",

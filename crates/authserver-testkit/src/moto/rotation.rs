@@ -1,39 +1,40 @@
 //! The rotation tests' rig on moto: a credential secret with service accounts and their
 //! delivery secrets, a rotator over it, and what a client sees (its delivered password, and
 //! whether a server accepts it).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use super::moto::{self, Aws};
-use super::{CHEAP, Tap, Wire, policy};
+use super::store;
+use super::wire::{Tap, Wire};
+use super::{self as moto, Aws};
+use crate::fakes::Recorder;
+use crate::hash::{CHEAP, hash, policy};
 use authserver_aws::{RetryPolicy, RotationConfig, RotationEvent, Rotator, SecretsManagerStore};
 use authserver_core::{
-    AuditEvent, AuditSink, Authenticator, Credentials, Outcome, Secret, SnapshotSource, StoredHash,
-    SystemClock, UserHasher, VerifiedCache, hash_password,
+    Authenticator, Credentials, Outcome, Secret, SnapshotSource, StoredHash, SystemClock, UserHasher,
+    VerifiedCache,
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+/// The alphabet of generated passwords.
 pub const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/// Keeps every audit event.
-#[derive(Debug, Default)]
-pub struct Recorder(pub Mutex<Vec<AuditEvent>>);
-
-impl AuditSink for Recorder {
-    fn emit(&self, event: AuditEvent) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
+/// The rotation rig of one fresh account (see [`rig`]).
 pub struct Rig {
+    /// The account's clients.
     pub aws: Aws,
+    /// The credential secret's ARN.
     pub arn: String,
+    /// `svc-a`'s delivery secret (a JSON object with `password`).
     pub json_delivery: String,
+    /// `svc-b`'s delivery secret (the bare password).
     pub plain_delivery: String,
+    /// The disabled `off` account's delivery secret.
     pub off_delivery: String,
+    /// The rotation function's ARN (stored in moto, never run).
     pub function: String,
+    /// The rotators' audit events.
     pub audit: Arc<Recorder>,
 }
 
@@ -77,9 +78,10 @@ pub async fn rig(url: &str) -> Rig {
 
 /// A hash at the tests' cheap cost.
 pub fn h(pw: &str) -> String {
-    hash_password(&Secret::from(pw), CHEAP).unwrap()
+    hash(pw, CHEAP)
 }
 
+/// The rotation settings of the tests: [`ALPHABET`], the cheap policy, fast retries, no settle.
 pub fn config(secret: Option<&str>) -> RotationConfig {
     RotationConfig {
         secret_id: secret.map(str::to_owned),
@@ -96,6 +98,7 @@ pub fn config(secret: Option<&str>) -> RotationConfig {
 }
 
 impl Rig {
+    /// A rotator over the credential secret, finishing without a settle wait.
     pub fn rotator(&self) -> Rotator {
         self.settling_rotator(Duration::ZERO)
     }
@@ -124,7 +127,7 @@ impl Rig {
     /// A server's store over the credential secret: pending passwords accepted, previous ones
     /// for `grace` after a rotation.
     pub fn store(&self, grace: Duration) -> SecretsManagerStore {
-        let mut config = super::config(&self.arn);
+        let mut config = store::config(&self.arn);
         config.accept_pending = true;
         config.previous_grace = grace;
         SecretsManagerStore::new(
@@ -242,6 +245,7 @@ pub fn accepted(store: &SecretsManagerStore, user: &str, pw: &str) -> bool {
     )
 }
 
+/// The event Secrets Manager sends for `step`.
 pub fn event(step: &str, secret: &str, token: &str) -> RotationEvent {
     RotationEvent {
         step: step.into(),
@@ -250,6 +254,7 @@ pub fn event(step: &str, secret: &str, token: &str) -> RotationEvent {
     }
 }
 
+/// The outcome a step reports (it must succeed).
 pub async fn outcome(r: &Rotator, step: &str, secret: &str, token: &str) -> &'static str {
     r.run(&event(step, secret, token)).await.unwrap().outcome
 }
@@ -262,6 +267,7 @@ pub async fn failure(r: &Rotator, step: &str, secret: &str, token: &str) -> Stri
     }
 }
 
+/// Whether `phc` verifies `password` under the cheap policy.
 pub fn verifies(phc: &str, password: &str) -> bool {
     StoredHash::parse(phc, &policy())
         .unwrap()

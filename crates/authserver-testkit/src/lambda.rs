@@ -1,6 +1,6 @@
-//! Lambda handlers in process: the fixtures in `tests/fixtures/lambda`, a state over their users
-//! file, and one invocation of the proxy or the authorizer as the runtime would make it.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Lambda handlers in process: the fixtures in `crates/authserver/tests/fixtures/lambda`, a
+//! state over their users file, and one invocation of the proxy or the authorizer as the
+//! runtime would make it.
 
 use authserver::config::Settings;
 use authserver::http::AppState;
@@ -9,36 +9,64 @@ use authserver::lambda::authorizer::Authorizer;
 use authserver::lambda::proxy::Proxy;
 use lambda_http::lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The password of `fixture-user` in the fixtures' users file.
+pub const PASSWORD: &str = "fixture-Password-1";
 /// `Basic base64("fixture-user:fixture-Password-1")`, the credential every fixture carries.
 pub const GOOD: &str = "Basic Zml4dHVyZS11c2VyOmZpeHR1cmUtUGFzc3dvcmQtMQ==";
 
+/// `Basic base64("fixture-user:nope")`: the fixture user with a wrong password.
+pub const WRONG: &str = "Basic Zml4dHVyZS11c2VyOm5vcGU=";
+
+/// The directory of the Lambda event fixtures.
+pub fn fixtures() -> PathBuf {
+    crate::authserver_dir().join("tests/fixtures/lambda")
+}
+
+/// The event fixture `name`.
 pub fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap()
+}
+
+/// The fixtures' users file (`fixture-user` with [`PASSWORD`]).
+pub fn users_file() -> String {
+    fixtures().join("users.json").display().to_string()
 }
 
 /// Settings over the fixtures' users file.
 pub fn settings() -> Settings {
     let mut s = Settings::default();
-    s.store.file = format!("{}/tests/fixtures/lambda/users.json", env!("CARGO_MANIFEST_DIR")).into();
+    s.store.file = fixtures().join("users.json");
     s.log.user_hash_key = "fixture-key".into();
     s.audit.stdout = false;
     s
 }
 
+/// The state [`settings`] build.
 pub fn state() -> Arc<AppState> {
     state_with(settings())
 }
 
+/// The state `settings` build.
 pub fn state_with(settings: Settings) -> Arc<AppState> {
     authserver::wiring::build(settings).unwrap().state
 }
 
+/// A cold-start marker that started now.
 pub fn cold() -> Arc<ColdStart> {
     Arc::new(ColdStart::new(Instant::now(), Instant::now()))
+}
+
+/// A REST API REQUEST-authorizer event carrying `auth`, from source address `ip`.
+pub fn rest_request(auth: &str, ip: &str) -> Value {
+    let mut e = fixture("authorizer_rest_request.json");
+    e["headers"]["Authorization"] = json!(auth);
+    e["multiValueHeaders"]["Authorization"] = json!([auth]);
+    e["requestContext"]["identity"]["sourceIp"] = json!(ip);
+    e
 }
 
 /// Sets every `Authorization` spelling the event carries (or removes it when `None`).

@@ -1,42 +1,32 @@
-//! The emulator harness of `lambda_emulator.rs`: cargo-lambda's Runtime API emulator and the
-//! function process (both killed on drop), fixtures, and the cold/warm measurement.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! The cargo-lambda emulator harness: the Runtime API emulator and the function process (both
+//! killed on drop), and the cold/warm measurement that prints `FIGURE` lines. The tests find
+//! `cargo-lambda` through `CARGO_LAMBDA` (see [`crate::skip::env`]).
 
+use crate::lambda::{GOOD, PASSWORD, fixture};
+use crate::process::collect_lines;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const PASSWORD: &str = "fixture-Password-1";
-pub const GOOD: &str = "Basic Zml4dHVyZS11c2VyOmZpeHR1cmUtUGFzc3dvcmQtMQ==";
-
-pub fn required(var: &str, test: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("AUTHSERVER_REQUIRE_AWS_TESTS").as_deref() != Ok("1"),
-                "{test}: AUTHSERVER_REQUIRE_AWS_TESTS=1 but {var} is not set (source scripts/aws-env.sh)"
-            );
-            eprintln!(
-                "\n*** SKIPPED: {test}: {var} is not set (source scripts/aws-env.sh && start_aws_env) ***\n"
-            );
-            None
-        }
-    }
+/// `authserver` started the way Lambda starts `bootstrap` (no arguments) against the Runtime
+/// API at `runtime` (`http://host:port`), none of the caller's settings in its environment.
+/// `LAMBDA_TEST_BINARY` runs another build instead (e.g. `target/release/authserver` to
+/// measure it, or the previous release to see a test fail on it).
+pub fn bootstrap(runtime: &str) -> Command {
+    let binary = std::env::var_os("LAMBDA_TEST_BINARY").map_or_else(crate::cli::binary, PathBuf::from);
+    let mut cmd = Command::new(binary);
+    crate::cli::isolate(&mut cmd);
+    cmd.env("AWS_LAMBDA_RUNTIME_API", format!("{runtime}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128");
+    cmd
 }
 
-pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lambda")
-}
-
-pub fn fixture(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap()
-}
-
+/// A free loopback port (free when asked; tests bind it soon after).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -63,12 +53,13 @@ pub struct Emulator {
 }
 
 impl Emulator {
+    /// Starts `cargo_lambda lambda watch --only-lambda-apis` and waits until it listens.
     pub fn start(cargo_lambda: &str) -> Self {
         let port = free_port();
         let child = Command::new(cargo_lambda)
             .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P"])
             .arg(port.to_string())
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(crate::authserver_dir())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -93,7 +84,7 @@ impl Emulator {
             .arg(self.port.to_string())
             .arg("--data-file")
             .arg(path)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(crate::authserver_dir())
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -120,48 +111,23 @@ impl Emulator {
 /// The function: this test build's binary, no arguments, Lambda's environment.
 pub struct Function {
     proc: Proc,
+    /// When the process was spawned (the cold start counts from here).
     pub started: Instant,
-    logs: Arc<Mutex<String>>,
+    logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl Function {
+    /// Starts the function against `emulator` with Lambda's environment plus `env` (none of
+    /// the caller's `AUTHSERVER_*` settings).
     pub fn start(emulator: &Emulator, env: &[(&str, &str)]) -> Self {
-        // LAMBDA_TEST_BINARY: measure another build (e.g. target/release/authserver).
-        let binary = std::env::var("LAMBDA_TEST_BINARY")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_authserver").to_owned());
-        let mut cmd = Command::new(binary);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AUTHSERVER_") || k == "CREDENTIAL_SECRET_ARN" || k == "CACHE_TTL_MINUTES" {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env(
-            "AWS_LAMBDA_RUNTIME_API",
-            format!("http://127.0.0.1:{}/.rt", emulator.port),
-        )
-        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AUTHSERVER_LOG_USER_HASH_KEY", "emulator-key")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        let mut cmd = bootstrap(&format!("http://127.0.0.1:{}", emulator.port));
+        cmd.env("AUTHSERVER_LOG_USER_HASH_KEY", "emulator-key")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap();
-        let logs = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut l = logs.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
+        let logs = collect_lines(&mut child);
         Self {
             proc: Proc(child),
             started,
@@ -169,10 +135,13 @@ impl Function {
         }
     }
 
+    /// Everything the function printed so far, a newline after each line.
     pub fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
+        let lines = self.logs.lock().unwrap();
+        lines.iter().flat_map(|l| [l.as_str(), "\n"]).collect()
     }
 
+    /// The function's resident memory.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.proc.0.id())).unwrap();
         status
@@ -192,6 +161,7 @@ impl Function {
     }
 }
 
+/// The `p` quantile of `sorted`, in milliseconds.
 pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -224,6 +194,7 @@ pub async fn measure(
     }
     times.sort();
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss = function.rss_kib();
     eprintln!(
         "FIGURE {label}: process start -> first answered invocation {:.1} ms; first verification \
          (cache miss) {:.1} ms; warm cache hit over {warm} emulator invocations P50 {:.2} ms P99 {:.2} ms; \
@@ -232,8 +203,14 @@ pub async fn measure(
         miss.as_secs_f64() * 1000.0,
         percentile(&times, 0.5),
         percentile(&times, 0.99),
-        function.rss_kib()
+        rss
     );
+    report_logs(function, label);
+}
+
+/// The figures the function's own logs give: its `init_ms`, and how long it handled each
+/// cache hit (the emulator's overhead excluded).
+fn report_logs(function: &Function, label: &str) {
     let init = function
         .logs()
         .lines()
@@ -271,25 +248,4 @@ pub fn health(name: &str) -> Value {
     event["rawPath"] = json!(path);
     event["requestContext"]["http"]["method"] = json!("GET");
     event
-}
-
-pub fn users_file() -> String {
-    fixtures().join("users.json").display().to_string()
-}
-
-/// Creates a secret through moto's HTTP API (moto does not check signatures).
-pub async fn create_secret(moto: &str, name: &str, value: &str) {
-    let response = reqwest::Client::new()
-        .post(moto)
-        .header("x-amz-target", "secretsmanager.CreateSecret")
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(json!({"Name": name, "SecretString": value}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{:?}", response.text().await);
 }

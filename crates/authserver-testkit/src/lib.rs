@@ -1,0 +1,44 @@
+//! Test support for the integration tests of every authserver crate: one place for the moto
+//! and emulator harnesses, the real-binary runners, fakes and fixtures that the tests of
+//! `authserver-aws` and `authserver` share, instead of files included by `#[path]` or copied
+//! from one test to the next. `publish = false`: nothing here ships.
+//!
+//! Helpers fail by panicking (`unwrap`, `expect`, `assert!`): in a test a broken fixture is a
+//! failed test, with the panic message as its report, which is why the crate allows them.
+//!
+//! # Layout
+//! - [`skip`]: the one "skip or require" rule: a test whose tool or service is absent prints
+//!   why and passes, unless `TESTS_REQUIRE_AWS=1` / `TESTS_REQUIRE_BROWSER=1` make it fail.
+//! - [`moto`]: the moto harness: accounts, SDK clients against `MOTO_URL`, resources, the
+//!   wire tap that counts and injects faults, the store and rotation rigs.
+//! - [`emulator`]: cargo-lambda's Runtime API emulator and the function process.
+//! - [`lambda`]: the Lambda handlers in process over the fixtures in
+//!   `crates/authserver/tests/fixtures/lambda`.
+//! - [`process`]: the real `authserver serve` process with its output (`url`, `admin_url`).
+//! - [`cli`]: the real `authserver` command line (`cli()`, `run_cli`).
+//! - [`logs`]: capturing the `tracing` output of a test.
+//! - [`wait`]: bounded polls (`eventually`), never timed assertions.
+//! - [`fakes`]: the recording audit sink, stores that are down, regulation backends that fail
+//!   or never answer, and swapping a state's regulation backend.
+//! - [`hash`]: cheap hash costs and policies, so tests hash in microseconds.
+//! - [`users`]: users documents and files with distinctive plaintexts, settings over them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod cli;
+pub mod emulator;
+pub mod fakes;
+pub mod hash;
+pub mod lambda;
+pub mod logs;
+pub mod moto;
+pub mod process;
+pub mod skip;
+pub mod users;
+pub mod wait;
+
+use std::path::PathBuf;
+
+/// The `authserver` crate's directory (its fixtures live under `tests/fixtures`).
+pub fn authserver_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../authserver")
+}
