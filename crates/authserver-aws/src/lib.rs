@@ -33,5 +33,5 @@ pub mod users;
 pub use client::{dynamodb_client, sdk_config, secrets_client};
 pub use regulation::DynamoDbRegulation;
 pub use retry::{CallError, RetryPolicy};
-pub use rotation::{RotationConfig, RotationError, RotationEvent, Rotator, StepReport};
+pub use rotation::{PasswordRuleError, RotationConfig, RotationError, RotationEvent, Rotator, StepReport};
 pub use secrets::{RefreshError, Refreshed, SecretsManagerStore, SecretsStoreConfig, current_value};

@@ -131,7 +131,7 @@ pub fn build_with(
         pacer: Default::default(),
     };
     let telemetry = crate::telemetry::Telemetry::new(&settings, emf);
-    let proxies = crate::http::client::TrustedProxies::new(&settings.server.trusted_proxies);
+    let proxies = settings.server.trusted_proxies.clone();
     Ok(Built {
         state: Arc::new(AppState {
             settings: Arc::new(settings),

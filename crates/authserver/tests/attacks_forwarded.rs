@@ -15,7 +15,7 @@ fn state(users: &std::path::Path) -> Arc<AppState> {
     s.regulation.policy.max_source_failures = 5;
     s.regulation.policy.max_user_failures = 100;
     s.regulation.policy.max_source_usernames = 100;
-    s.server.trusted_proxies = vec!["10.0.0.0/8".into()];
+    s.server.trusted_proxies = "10.0.0.0/8".parse().expect("network");
     authserver::wiring::build(s).unwrap().state
 }
 

@@ -140,7 +140,7 @@ async fn forwarded_hops_with_ports_are_attributed_to_the_client_not_the_proxy() 
     let f = fixture();
     let state = state(&f.users, |s| {
         s.regulation.policy.max_user_failures = 100;
-        s.server.trusted_proxies = vec!["10.0.0.0/8".into()];
+        s.server.trusted_proxies = "10.0.0.0/8".parse().expect("network");
     });
     let proxy = ip("10.0.0.1");
     for hop in ["198.51.100.7:4711", "[2001:db8::7]:443", "[2001:db8::7]"] {
@@ -184,7 +184,7 @@ async fn an_unreadable_forwarded_hop_never_bans_the_proxy() {
     let f = fixture();
     let state = state(&f.users, |s| {
         s.regulation.policy.max_user_failures = 100;
-        s.server.trusted_proxies = vec!["10.0.0.0/8".into()];
+        s.server.trusted_proxies = "10.0.0.0/8".parse().expect("network");
     });
     let proxy = ip("10.0.0.1");
     for i in 0..12 {

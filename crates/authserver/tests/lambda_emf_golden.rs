@@ -47,7 +47,7 @@ type Captured = Arc<Mutex<Vec<String>>>;
 fn capturing(mut s: authserver::config::Settings) -> (Arc<AppState>, Captured) {
     s.telemetry.service = "authserver".into();
     s.telemetry.stage = "golden".into();
-    s.telemetry.country_header = "CloudFront-Viewer-Country".into();
+    s.telemetry.country_header = "CloudFront-Viewer-Country".parse().expect("header name");
     s.regulation.policy.max_source_failures = 3;
     s.regulation.policy.max_user_failures = 3;
     let captured: Captured = Arc::default();

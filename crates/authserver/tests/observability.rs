@@ -44,7 +44,7 @@ async fn auth(state: &Arc<AppState>, value: Option<&str>, country: Option<&str>)
 
 fn state_with_emf(users: &std::path::Path) -> (Arc<AppState>, Arc<Mutex<Vec<String>>>) {
     let mut s = settings(users);
-    s.telemetry.country_header = "CloudFront-Viewer-Country".into();
+    s.telemetry.country_header = "CloudFront-Viewer-Country".parse().expect("header name");
     s.telemetry.stage = "test".into();
     let state = Arc::into_inner(authserver::wiring::build(s).unwrap().state).unwrap();
     let blobs = Arc::new(Mutex::new(Vec::new()));

@@ -141,7 +141,9 @@ async fn attacked_user_stays_usable_for_the_legitimate_client() {
 #[tokio::test]
 async fn forwarded_for_is_believed_only_from_trusted_proxies() {
     let f = fixture();
-    let state = state(&f.users, |s| s.server.trusted_proxies = vec!["10.0.0.0/8".into()]);
+    let state = state(&f.users, |s| {
+        s.server.trusted_proxies = "10.0.0.0/8".parse().expect("network")
+    });
     for i in 0..5 {
         let user = if i % 2 == 0 { "y1" } else { "y2" };
         call(&state, "10.0.0.2", &basic(user, "bad"), Some("198.51.100.77")).await;

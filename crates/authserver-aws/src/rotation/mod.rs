@@ -65,28 +65,48 @@ pub struct RotationConfig {
 impl RotationConfig {
     /// Checks that generated passwords are usable over Basic auth and strong: printable
     /// ASCII, at most 1024 characters, at least 128 bits of entropy.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), PasswordRuleError> {
         let mut distinct = self.alphabet.clone();
         distinct.sort_unstable();
         distinct.dedup();
         if distinct.len() != self.alphabet.len() {
-            return Err("the password alphabet repeats characters (it must be uniform)".into());
+            return Err(PasswordRuleError::AlphabetRepeats);
         }
         if self.alphabet.iter().any(|c| !c.is_ascii_graphic()) {
-            return Err("the password alphabet must be printable ASCII without spaces".into());
+            return Err(PasswordRuleError::AlphabetNotPrintable);
         }
         if self.password_length > 1024 {
-            return Err("passwords longer than 1024 characters do not fit Basic auth here".into());
+            return Err(PasswordRuleError::TooLong);
         }
         let bits = self.password_length as f64 * (distinct.len().max(1) as f64).log2();
         if bits < 128.0 {
-            return Err(format!(
-                "generated passwords would have {bits:.0} bits of entropy; at least 128 are required \
-                 (raise the length or widen the alphabet)"
-            ));
+            return Err(PasswordRuleError::TooWeak { bits });
         }
         Ok(())
     }
+}
+
+/// Why [`RotationConfig::validate`] refuses the generated passwords' length or alphabet.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PasswordRuleError {
+    /// A character appears twice in the alphabet, so draws would not be uniform.
+    #[error("the password alphabet repeats characters (it must be uniform)")]
+    AlphabetRepeats,
+    /// The alphabet holds a space, a control or a non-ASCII character.
+    #[error("the password alphabet must be printable ASCII without spaces")]
+    AlphabetNotPrintable,
+    /// The length is over 1024 characters.
+    #[error("passwords longer than 1024 characters do not fit Basic auth here")]
+    TooLong,
+    /// Length and alphabet together give less than 128 bits of entropy.
+    #[error(
+        "generated passwords would have {bits:.0} bits of entropy; at least 128 are required \
+         (raise the length or widen the alphabet)"
+    )]
+    TooWeak {
+        /// The entropy they would have.
+        bits: f64,
+    },
 }
 
 /// One invocation from Secrets Manager.

@@ -1,18 +1,13 @@
 //! Who the client is: the socket peer, unless the peer is a trusted proxy, in which case
 //! `X-Forwarded-For` is read right to left past trusted hops. Never the left-most entry, which
 //! any client can write.
+//!
+//! The trusted networks are a setting ([`crate::config::TrustedProxies`], parsed on load); how a
+//! request's client is read past them lives here, with the rest of the HTTP edge.
 
+pub use crate::config::TrustedProxies;
 use axum::http::HeaderMap;
-use ipnet::IpNet;
 use std::net::IpAddr;
-
-/// Parses `"10.0.0.0/8"` or `"10.1.2.3"` (a single address is a /32 or /128).
-pub fn parse_net(text: &str) -> Option<IpNet> {
-    let text = text.trim();
-    text.parse::<IpNet>()
-        .ok()
-        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
-}
 
 /// Parses one `X-Forwarded-For` hop (or a Lambda event's `sourceIp`) as proxies write it:
 /// `198.51.100.7`, `198.51.100.7:4711`, `2001:db8::1`, `[2001:db8::1]`, `[2001:db8::1]:443`,
@@ -27,21 +22,7 @@ pub fn parse_hop(hop: &str) -> Option<IpAddr> {
     Some(ip.to_canonical())
 }
 
-/// Trusted proxy networks, parsed once.
-#[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
-
 impl TrustedProxies {
-    /// From settings (entries were validated at start-up; invalid ones are skipped).
-    pub fn new(entries: &[String]) -> Self {
-        Self(entries.iter().filter_map(|e| parse_net(e)).collect())
-    }
-
-    /// Whether `ip` is a trusted proxy.
-    pub fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|n| n.contains(&ip))
-    }
-
     /// The client address for a request from `peer` with `headers`; `None` when a trusted proxy
     /// forwarded a hop that cannot be read (then the client is unknown: never the proxy, which
     /// would make one attacker's failures ban everyone behind it).
@@ -85,13 +66,17 @@ mod tests {
         h
     }
 
+    fn proxies(list: &str) -> TrustedProxies {
+        list.parse().expect("valid networks")
+    }
+
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
     }
 
     #[test]
     fn reads_right_to_left_past_trusted_hops_only() {
-        let t = TrustedProxies::new(&["10.0.0.0/8".into(), "192.168.1.1".into()]);
+        let t = proxies("10.0.0.0/8, 192.168.1.1");
         let client = |peer: &str, xff: &[&str]| t.client(ip(peer), &headers(xff));
         assert_eq!(
             client("203.0.113.9", &["1.2.3.4"]),
@@ -112,12 +97,11 @@ mod tests {
             Some(ip("10.1.1.1")),
             "all trusted: left-most seen"
         );
-        assert!(parse_net("nope").is_none() && parse_net("::1").is_some());
     }
 
     #[test]
     fn an_unreadable_hop_is_never_attributed_to_the_proxy() {
-        let t = TrustedProxies::new(&["10.0.0.0/8".into()]);
+        let t = proxies("10.0.0.0/8");
         assert_eq!(t.client(ip("10.0.0.5"), &headers(&["6.6.6.6, junk"])), None);
         assert_eq!(t.client(ip("10.0.0.5"), &headers(&["unknown"])), None);
         assert_eq!(
@@ -139,7 +123,7 @@ mod tests {
 
     #[test]
     fn hops_with_ports_and_brackets_parse() {
-        let t = TrustedProxies::new(&["10.0.0.0/8".into()]);
+        let t = proxies("10.0.0.0/8");
         for (hop, want) in [
             ("198.51.100.7:4711", "198.51.100.7"),
             ("[2001:db8::1]", "2001:db8::1"),
@@ -166,7 +150,7 @@ mod tests {
 
     #[test]
     fn mapped_ipv4_peers_match_ipv4_trusted_proxies() {
-        let t = TrustedProxies::new(&["10.0.0.0/8".into()]);
+        let t = proxies("10.0.0.0/8");
         assert_eq!(
             t.client(ip("::ffff:10.0.0.5"), &headers(&["198.51.100.7"])),
             Some(ip("198.51.100.7"))

@@ -35,48 +35,13 @@ pub mod source;
 
 use crate::config::Settings;
 use crate::telemetry::EmfSink;
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// What the function does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// HTTP events through the router.
-    Proxy,
-    /// API Gateway authorizer events.
-    Authorizer,
-    /// Secrets Manager rotation events.
-    Rotation,
-    /// The scheduled compliance check.
-    Compliance,
-}
-
-impl Mode {
-    /// The mode named by `lambda.mode`; modes this build lacks are an error.
-    pub fn from_setting(mode: &str) -> anyhow::Result<Self> {
-        match mode {
-            "proxy" => Ok(Mode::Proxy),
-            "authorizer" => Ok(Mode::Authorizer),
-            "rotation" => Ok(Mode::Rotation),
-            "compliance" => Ok(Mode::Compliance),
-            other => bail!(
-                "unknown AUTHSERVER_LAMBDA_MODE {other:?} (use proxy, authorizer, rotation or compliance)"
-            ),
-        }
-    }
-
-    /// The setting's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Proxy => "proxy",
-            Mode::Authorizer => "authorizer",
-            Mode::Rotation => "rotation",
-            Mode::Compliance => "compliance",
-        }
-    }
-}
+/// What the function does: `lambda.mode`, parsed when the settings load.
+pub use crate::config::LambdaMode as Mode;
 
 /// The cold-start flag: the first invocation of the process logs it once, with the init time.
 #[derive(Debug)]
@@ -115,7 +80,7 @@ impl ColdStart {
 pub fn run(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
     crate::telemetry::init(&settings.log);
-    let mode = Mode::from_setting(&settings.lambda.mode)?;
+    let mode = settings.lambda.mode;
     crate::telemetry::install_panic_hook();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if matches!(mode, Mode::Rotation | Mode::Compliance) {

@@ -1,0 +1,190 @@
+//! The environment engine: every key `section.key` has the variable `AUTHSERVER_SECTION_KEY`,
+//! plus the product brief's Lambda names as [`ALIASES`]. Values are typed like the default
+//! value at their key (integers, booleans, comma-separated lists, else strings); an
+//! `AUTHSERVER_*` variable that is no setting is an error, so a typo never falls back to a
+//! default.
+
+use super::{ConfigError, Settings};
+
+/// Environment aliases: (variable, `section.key`).
+pub const ALIASES: &[(&str, &str)] = &[
+    ("CREDENTIAL_SECRET_ARN", "store.secret_id"),
+    ("CACHE_TTL_MINUTES", "store.cache_ttl_minutes"),
+    ("LOG_LEVEL", "log.level"),
+    ("AUTHSERVER_LAMBDA_MODE", "lambda.mode"),
+    ("AUTHSERVER_STAGE", "telemetry.stage"),
+    ("AUTHSERVER_SERVICE", "telemetry.service"),
+    (
+        "AUTHSERVER_USER_HASH_KEY_SECRET_ARN",
+        "log.user_hash_key_secret_id",
+    ),
+    ("AUTHSERVER_REGULATION_TABLE", "regulation.dynamodb_table"),
+    // The stage's log retention, which the template passes to the compliance function.
+    (
+        "AUTHSERVER_COMPLIANCE_LOG_RETENTION_DAYS",
+        "compliance.min_log_retention_days",
+    ),
+];
+
+/// Variables with the `AUTHSERVER_` prefix that are not settings.
+const NOT_SETTINGS: &[&str] = &["AUTHSERVER_CONFIG"];
+
+/// Writes every recognised variable into `table` at its key, typed like the default value there.
+pub(super) fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let defaults = toml::Table::try_from(Settings::default())
+        .map_err(|e| ConfigError::Parse(format!("defaults do not serialise: {e}")))?;
+    let mut vars: Vec<(String, String)> = env.into_iter().collect();
+    // Aliases first, so the canonical AUTHSERVER_* name wins when both are set.
+    vars.sort_by_key(|(k, _)| !ALIASES.iter().any(|(a, _)| a == k));
+    for (var, value) in vars {
+        let Some(key) = key_of(&defaults, &var)? else {
+            continue;
+        };
+        let (section, name) = key.split_once('.').unwrap_or(("", &key));
+        let template = defaults.get(section).and_then(|s| s.get(name));
+        let typed = typed(template, &var, value)?;
+        let section_table = table
+            .entry(section.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match section_table {
+            toml::Value::Table(t) => {
+                t.insert(name.to_owned(), typed);
+            }
+            _ => return Err(ConfigError::Parse(format!("[{section}] must be a table"))),
+        }
+    }
+    Ok(())
+}
+
+/// The key `var` sets; `None` for variables that are none of ours.
+fn key_of(defaults: &toml::Table, var: &str) -> Result<Option<String>, ConfigError> {
+    if let Some((_, key)) = ALIASES.iter().find(|(a, _)| *a == var) {
+        return Ok(Some((*key).to_owned()));
+    }
+    let Some(rest) = var.strip_prefix("AUTHSERVER_") else {
+        return Ok(None);
+    };
+    if NOT_SETTINGS.contains(&var) {
+        return Ok(None);
+    }
+    match find_key(defaults, &rest.to_ascii_lowercase()) {
+        Some(key) => Ok(Some(key)),
+        None => Err(ConfigError::UnknownEnv(var.to_owned())),
+    }
+}
+
+/// `value` as the TOML type of `template` (the default at the key).
+fn typed(template: Option<&toml::Value>, var: &str, value: String) -> Result<toml::Value, ConfigError> {
+    let bad = |why: &str| ConfigError::EnvValue {
+        var: var.to_owned(),
+        why: why.into(),
+    };
+    Ok(match template {
+        Some(toml::Value::Integer(_)) => value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| bad("expected an integer"))?,
+        Some(toml::Value::Boolean(_)) => value
+            .parse::<bool>()
+            .map(toml::Value::Boolean)
+            .map_err(|_| bad("expected true or false"))?,
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| toml::Value::String(v.to_owned()))
+                .collect(),
+        ),
+        _ => toml::Value::String(value),
+    })
+}
+
+/// Maps `section_key` (lower case) to `section.key` when such a key exists.
+fn find_key(defaults: &toml::Table, flat: &str) -> Option<String> {
+    defaults.iter().find_map(|(section, value)| {
+        let name = flat.strip_prefix(section.as_str())?.strip_prefix('_')?;
+        value
+            .as_table()?
+            .contains_key(name)
+            .then(|| format!("{section}.{name}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::StoreKind;
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn env_overrides_with_aliases_and_types() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("AUTHSERVER_SERVER_LISTEN", "0.0.0.0:9000"),
+                ("AUTHSERVER_SERVER_ALLOW_PLAINTEXT", "true"),
+                ("AUTHSERVER_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1"),
+                ("CACHE_TTL_MINUTES", "7"),
+                ("AUTHSERVER_STORE_KIND", "secrets_manager"),
+                (
+                    "CREDENTIAL_SECRET_ARN",
+                    "arn:aws:secretsmanager:eu-west-1:1:secret:x",
+                ),
+                ("AUTHSERVER_HASH_MIN_M_KIB", "32768"),
+                ("LOG_LEVEL", "debug"),
+                ("AUTHSERVER_LOG_LEVEL", "warn"),
+                ("AUTHSERVER_CONFIG", "ignored"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(s.server.listen.port(), 9000);
+        assert_eq!(
+            Vec::<String>::from(s.server.trusted_proxies),
+            ["10.0.0.0/8", "192.168.1.1/32"],
+            "lists split at commas"
+        );
+        assert_eq!(s.store.cache_ttl_minutes, 7);
+        assert_eq!(s.store.kind, StoreKind::SecretsManager);
+        assert_eq!(s.hash.policy.min_m_kib, 32768);
+        assert_eq!(s.log.level, "warn", "canonical name beats alias");
+    }
+
+    /// The test suite's switches left the namespace (`TESTS_REQUIRE_*`): an old
+    /// `AUTHSERVER_REQUIRE_*` is a typo like any other.
+    #[test]
+    fn only_the_config_file_variable_is_exempt() {
+        let err = Settings::load_with_env(None, env(&[("AUTHSERVER_REQUIRE_BROWSER", "1")]))
+            .expect_err("not a setting");
+        assert!(matches!(err, ConfigError::UnknownEnv(ref v) if v == "AUTHSERVER_REQUIRE_BROWSER"));
+        Settings::load_with_env(None, env(&[("TESTS_REQUIRE_BROWSER", "1")])).expect("not ours");
+    }
+
+    /// The template gives the compliance function its stage's log retention: dev and staging
+    /// keep logs 30 and 90 days, and must not fail a fixed 365-day control.
+    #[test]
+    fn the_stage_log_retention_sets_the_compliance_minimum() {
+        assert_eq!(Settings::default().compliance.min_log_retention_days, 365);
+        let s = Settings::load_with_env(None, env(&[("AUTHSERVER_COMPLIANCE_LOG_RETENTION_DAYS", "30")]))
+            .expect("valid");
+        assert_eq!(s.compliance.min_log_retention_days, 30);
+    }
+
+    #[test]
+    fn unknown_variables_and_bad_values_are_errors() {
+        let err = Settings::load_with_env(None, env(&[("AUTHSERVER_SERVER_LISTN", "x")])).expect_err("typo");
+        assert!(matches!(err, ConfigError::UnknownEnv(ref v) if v == "AUTHSERVER_SERVER_LISTN"));
+        let err = Settings::load_with_env(None, env(&[("CACHE_TTL_MINUTES", "five")])).expect_err("type");
+        assert!(err.to_string().contains("CACHE_TTL_MINUTES"));
+    }
+}
