@@ -14,7 +14,8 @@
 //! - `mod.rs`: [`Settings`], the load order (defaults → file → environment → types →
 //!   validation) and the cross-section checks.
 //! - `env`: the `AUTHSERVER_*` environment engine and its [`ALIASES`].
-//! - `error`: [`ConfigError`], and which typed key a failed load tripped on.
+//! - `error`: [`ConfigError`], the shape every section's `validate` returns.
+//! - `typed`: which typed key a failed load tripped on (serde's error does not name it).
 //! - `net`: the network types that parse on load: [`TrustedProxies`], [`HeaderSetting`],
 //!   [`OptionalHeader`], [`AdminListen`].
 //! - `server`: `[server]` and `[tls]`.
@@ -29,6 +30,7 @@ mod net;
 mod observability;
 mod server;
 mod store;
+mod typed;
 
 pub use aws::{
     ComplianceSettings, LambdaMode, LambdaSettings, MAX_SETTLE_SECONDS, RegulationSettings, RotationSettings,
@@ -105,7 +107,7 @@ impl Settings {
         };
         env::apply_env(&mut table, env)?;
         let settings = Settings::deserialize(table.clone()).map_err(|e| {
-            error::typed_key_error(&table).unwrap_or_else(|| ConfigError::Parse(e.message().to_owned()))
+            typed::typed_key_error(&table).unwrap_or_else(|| ConfigError::Parse(e.message().to_owned()))
         })?;
         settings.validate()?;
         Ok(settings)
