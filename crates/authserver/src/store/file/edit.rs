@@ -1,5 +1,6 @@
 //! Serialised, atomic edits of a users file: what `users add|disable|enable|remove|pull` write
-//! through.
+//! through. The server only reads the file ([`super::FileStore`]); this is the write side of the
+//! same file, kept beside it so the CLI and tests call one owner.
 //!
 //! Each step and why:
 //! - **Resolve the path first.** A symlinked users file is canonicalised, so the link stays a
@@ -18,6 +19,9 @@
 //!   hashes are never readable by others, not even briefly. The existing file's mode (and owner,
 //!   when we may set it) is applied before the rename; new files stay 0600.
 //! - **Durability.** fsync the temp file, rename it over the target, fsync the directory.
+//!
+//! Edits are made by an operator's command, not by the server: the warnings (a loose mode, a
+//! wait for another editor, an owner that cannot be kept) go to stderr, where that operator is.
 
 use anyhow::{Context, bail};
 use authserver_core::{StoreDocument, parse_document};
@@ -55,7 +59,7 @@ struct Target {
 pub fn read(file: &Path) -> anyhow::Result<StoreDocument> {
     // Regular files only, opened non-blocking: a FIFO or device at the path must not hang or
     // pin the command (the server's cap applies too).
-    let max = crate::config::StoreSettings::default().max_file_bytes;
+    let max = super::FileLimits::default().max_bytes;
     let (bytes, _) =
         crate::files::read_regular(file, max).with_context(|| format!("cannot read {}", file.display()))?;
     parse_document(&bytes).with_context(|| format!("{} is not a valid users file", file.display()))

@@ -11,6 +11,12 @@
 //!
 //! Staleness (`age_seconds`) counts from the last poll that found the content in service on
 //! disk, so an unedited, healthy file never looks stale.
+//!
+//! # Layout
+//! - this module: [`FileStore`], the read side the server polls.
+//! - [`edit`]: the write side: one editor at a time, atomic replacement, modes kept.
+
+pub mod edit;
 
 use super::{SnapshotSource, StoreStatus, Unavailable};
 use crate::files::{FileError, Seen, poll, read_regular, stat_key};
