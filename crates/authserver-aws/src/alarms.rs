@@ -7,16 +7,12 @@
 //! one period; the test sets `OK` itself after `dwell` all the same, and reads every state
 //! back (`DescribeAlarms`) to confirm what it set.
 
+use crate::cloudwatch::{describe_alarms, rule_names};
 use crate::retry::{CallError, RetryPolicy, classify, with_retries};
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use serde::Serialize;
 use std::time::Duration;
-
-/// A CloudWatch client for `sdk` (see [`crate::sdk_config`]).
-pub fn client(sdk: &aws_config::SdkConfig) -> Client {
-    Client::new(sdk)
-}
 
 /// Which alarms a test drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -191,7 +187,7 @@ async fn read_state(client: &Client, retry: &RetryPolicy, name: &str) -> Result<
 
 /// Every alarm whose name starts with `prefix`, metric alarms first, each sorted by name.
 async fn list(client: &Client, retry: &RetryPolicy, prefix: &str) -> Result<Vec<Listed>, CallError> {
-    let (metric, composite) = crate::compliance::describe_alarms(client, retry, prefix).await?;
+    let (metric, composite) = describe_alarms(client, retry, prefix).await?;
     let mut listed: Vec<Listed> = metric
         .iter()
         .map(|a| Listed {
@@ -211,49 +207,4 @@ async fn list(client: &Client, retry: &RetryPolicy, prefix: &str) -> Result<Vec<
     }));
     listed.sort_by(|a, b| (a.kind != "metric", &a.name).cmp(&(b.kind != "metric", &b.name)));
     Ok(listed)
-}
-
-/// The alarm names (or ARNs, reduced to names) a composite rule refers to:
-/// `ALARM("name")`, `OK(name)`, `INSUFFICIENT_DATA("arn:...:alarm:name")`.
-pub fn rule_names(rule: &str) -> Vec<&str> {
-    let mut names = Vec::new();
-    for function in ["ALARM(", "OK(", "INSUFFICIENT_DATA("] {
-        let mut rest = rule;
-        while let Some(at) = rest.find(function) {
-            // `OK(` also matches the end of `...LOOK(`: require a word boundary.
-            let boundary = rest[..at]
-                .chars()
-                .last()
-                .is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_');
-            rest = &rest[at + function.len()..];
-            let Some(end) = rest.find(')') else { break };
-            if boundary {
-                let arg = rest[..end].trim().trim_matches('"').trim();
-                names.push(arg.rsplit_once(":alarm:").map_or(arg, |(_, name)| name));
-            }
-            rest = &rest[end..];
-        }
-    }
-    names
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rule_names;
-
-    #[test]
-    fn rules_name_alarms_by_name_or_arn() {
-        let rule = r#"ALARM("svc-dev-errors-high") OR ALARM(svc-dev-throttles) OR
-            (OK("arn:aws:cloudwatch:eu-west-1:1:alarm:svc-dev-store-stale") AND NOT INSUFFICIENT_DATA("x"))"#;
-        assert_eq!(
-            rule_names(rule),
-            vec![
-                "svc-dev-errors-high",
-                "svc-dev-throttles",
-                "svc-dev-store-stale",
-                "x"
-            ]
-        );
-        assert!(rule_names("TRUE").is_empty());
-    }
 }

@@ -6,6 +6,8 @@
 //! # Layout
 //! - [`alarms`]: `ops alarms test`, each alarm driven to `ALARM` and back with `SetAlarmState`.
 //! - [`client`]: the shared SDK configuration (standard chain, endpoint override, timeouts).
+//! - [`cloudwatch`]: the CloudWatch alarm calls `alarms` and `compliance` share (listing a
+//!   deployment's alarms, the names a composite rule refers to).
 //! - [`compliance`]: the compliance check of a deployment (controls, evidence, CIS references)
 //!   and the `ComplianceViolations` metric.
 //! - [`regulation`]: [`DynamoDbRegulation`], brute-force regulation state shared by a fleet.
@@ -21,6 +23,7 @@
 
 pub mod alarms;
 pub mod client;
+pub mod cloudwatch;
 pub mod compliance;
 pub mod regulation;
 pub mod retry;

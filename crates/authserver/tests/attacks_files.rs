@@ -156,7 +156,7 @@ fn a_replaced_users_file_is_owner_only() {
     let f = fixture();
     std::fs::set_permissions(&f.users, std::fs::Permissions::from_mode(0o644)).unwrap();
     let d = authserver::cli::users::read(&f.users).unwrap();
-    authserver::cli::usersfile::replace(&f.users, &d).unwrap();
+    authserver::store::file::edit::replace(&f.users, &d).unwrap();
     assert_eq!(mode(&f.users), 0o600);
 }
 

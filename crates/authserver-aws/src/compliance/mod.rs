@@ -17,9 +17,7 @@ mod policy;
 use crate::retry::{CallError, RetryPolicy, classify, with_retries};
 use authserver_core::HashPolicy;
 use aws_config::SdkConfig;
-use aws_sdk_cloudwatch::types::{
-    AlarmType, CompositeAlarm, Dimension, MetricAlarm, MetricDatum, StandardUnit,
-};
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use serde::Serialize;
 
 /// What to inspect, and the limits to hold it to.
@@ -188,36 +186,4 @@ pub async fn publish(
             .map_err(|e| classify(OP, &e))
     })
     .await
-}
-
-/// Every metric and composite alarm whose name starts with `prefix` (all pages).
-pub async fn describe_alarms(
-    client: &aws_sdk_cloudwatch::Client,
-    retry: &RetryPolicy,
-    prefix: &str,
-) -> Result<(Vec<MetricAlarm>, Vec<CompositeAlarm>), CallError> {
-    const OP: &str = "DescribeAlarms";
-    let (mut metric, mut composite) = (Vec::new(), Vec::new());
-    let mut next: Option<String> = None;
-    loop {
-        let token = next.clone();
-        let out = with_retries(retry, || async {
-            client
-                .describe_alarms()
-                .alarm_name_prefix(prefix)
-                .alarm_types(AlarmType::MetricAlarm)
-                .alarm_types(AlarmType::CompositeAlarm)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| classify(OP, &e))
-        })
-        .await?;
-        metric.extend(out.metric_alarms().iter().cloned());
-        composite.extend(out.composite_alarms().iter().cloned());
-        next = out.next_token().map(str::to_owned);
-        if next.is_none() {
-            return Ok((metric, composite));
-        }
-    }
 }

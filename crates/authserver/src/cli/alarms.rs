@@ -6,7 +6,6 @@
 use crate::config::Settings;
 use anyhow::bail;
 use authserver_aws::alarms::{AlarmResult, AlarmTest, Only};
-use authserver_core::{AuditEvent, AuditSink};
 use clap::{Subcommand, ValueEnum};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -73,34 +72,45 @@ pub async fn run(cmd: AlarmsCommand) -> anyhow::Result<()> {
     let settings = Settings::load(config.as_deref())?;
     let prefix =
         prefix.unwrap_or_else(|| format!("{}-{}-", settings.telemetry.service, settings.telemetry.stage));
+    let test = alarm_test(prefix, only, Duration::from_secs(dwell_seconds), dry_run);
+    let sdk = authserver_aws::sdk_config(Some(&settings.store.endpoint_url)).await;
+    let client = authserver_aws::cloudwatch::client(&sdk);
+    let results = authserver_aws::alarms::test(&client, &test).await?;
+    if !dry_run {
+        // Dropped rather than closed (the drop still flushes), as before: the alarms have been
+        // driven either way, and the report below is what the operator needs next.
+        let audit = super::admin::AdminAudit::open(&settings)?;
+        audit.emit(
+            "alarms.test",
+            None,
+            format!("{} alarms named {}*", results.len(), test.prefix),
+        );
+    }
+    report(&results, &test.prefix, dry_run, format)
+}
+
+/// The test the flags ask for; every state it sets names the OS user running it.
+fn alarm_test(prefix: String, only: Kind, dwell: Duration, dry_run: bool) -> AlarmTest {
     let actor = crate::audit::actor();
-    let test = AlarmTest {
-        prefix: prefix.clone(),
+    AlarmTest {
+        prefix,
         only: match only {
             Kind::All => Only::All,
             Kind::Metric => Only::Metric,
             Kind::Composite => Only::Composite,
         },
-        dwell: Duration::from_secs(dwell_seconds),
+        dwell,
         dry_run,
         reason: format!("authserver ops alarms test by {actor}: alert delivery test, not a real incident"),
         retry: authserver_aws::RetryPolicy::default(),
-    };
-    let sdk = authserver_aws::sdk_config(Some(&settings.store.endpoint_url)).await;
-    let client = authserver_aws::alarms::client(&sdk);
-    let results = authserver_aws::alarms::test(&client, &test).await?;
-    if !dry_run {
-        let audit = crate::audit::Audit::from_settings(&settings.audit, crate::audit::Stream::Stderr)?;
-        audit.emit(AuditEvent::AdminAction {
-            action: "alarms.test".into(),
-            target_user_hash: None,
-            resource: format!("{} alarms named {prefix}*", results.len()),
-            actor,
-        });
     }
+}
+
+/// Prints the results; fails when no alarm matched or any could not be driven.
+fn report(results: &[AlarmResult], prefix: &str, dry_run: bool, format: Format) -> anyhow::Result<()> {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
-        Format::Table => print!("{}", table(&results, &prefix, dry_run)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(results)?),
+        Format::Table => print!("{}", table(results, prefix, dry_run)),
     }
     if results.is_empty() {
         bail!("no alarm named {prefix}*");
@@ -123,34 +133,39 @@ pub fn table(results: &[AlarmResult], prefix: &str, dry_run: bool) -> String {
         "ALARM", "KIND", "BEFORE", "ALARM", "OK"
     );
     for r in results {
-        let mark = |done: bool| {
-            if dry_run {
-                "-"
-            } else if done {
-                "yes"
-            } else {
-                "NO"
-            }
-        };
-        let through = if r.actions > 0 {
-            format!("{} own action(s)", r.actions)
-        } else if r.watched_by.is_empty() {
-            "nothing".to_owned()
-        } else {
-            r.watched_by.join(", ")
-        };
-        let _ = writeln!(
-            out,
-            "{:<48} {:<9} {:<17} {:<7} {:<7} {through}",
-            r.name,
-            r.kind,
-            r.before,
-            mark(r.alarm),
-            mark(r.ok)
-        );
-        if let Some(e) = &r.error {
-            let _ = writeln!(out, "    error: {e}");
-        }
+        row(&mut out, r, dry_run);
     }
     out
+}
+
+/// One alarm's line, and its error's when it has one.
+fn row(out: &mut String, r: &AlarmResult, dry_run: bool) {
+    let mark = |done: bool| {
+        if dry_run {
+            "-"
+        } else if done {
+            "yes"
+        } else {
+            "NO"
+        }
+    };
+    let through = if r.actions > 0 {
+        format!("{} own action(s)", r.actions)
+    } else if r.watched_by.is_empty() {
+        "nothing".to_owned()
+    } else {
+        r.watched_by.join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "{:<48} {:<9} {:<17} {:<7} {:<7} {through}",
+        r.name,
+        r.kind,
+        r.before,
+        mark(r.alarm),
+        mark(r.ok)
+    );
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "    error: {e}");
+    }
 }

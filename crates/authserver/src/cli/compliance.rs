@@ -38,10 +38,7 @@ pub fn run(cmd: ComplianceCommand) -> anyhow::Result<()> {
     let settings = Settings::load(config.as_deref())?;
     let target = crate::compliance::target(&settings);
     let hasher = crate::wiring::user_hasher(&settings);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let report = runtime.block_on(async {
+    let report = super::admin::block_on(async {
         let sdk = authserver_aws::sdk_config(Some(&settings.store.endpoint_url)).await;
         let clients = Clients::new(&sdk);
         let name = move |u: &str| {
@@ -52,7 +49,7 @@ pub fn run(cmd: ComplianceCommand) -> anyhow::Result<()> {
             }
         };
         authserver_aws::compliance::check(&clients, &target, &name).await
-    });
+    })?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => print!("{}", crate::compliance::table(&report)),

@@ -5,28 +5,29 @@
 //! Anywhere else, no arguments print the usage as before.
 //!
 //! # Layout
+//! - [`admin`]: what the administrative subcommands share: `block_on`, the `AdminAction` audit.
 //! - [`ops`]: `ops cache-status`, `ops cache-purge` against a running server.
 //! - [`alarms`]: `ops alarms test`, alert delivery proven through CloudWatch.
 //! - [`compliance`]: `compliance check`, the deployment's controls.
 //! - [`password`]: reading a password from stdin or a no-echo prompt.
-//! - [`users`]: `users add|disable|enable|remove|list` on a users file.
-//! - [`usersfile`]: how those edits are written: one editor at a time, atomic, modes kept.
+//! - [`users`]: `users add|disable|enable|remove|list` on a users file, written through
+//!   [`crate::store::file::edit`] (one editor at a time, atomic, modes kept).
 //! - [`secret`]: `users push|pull`, the users file to and from the credential secret.
 
+pub mod admin;
 pub mod alarms;
 pub mod compliance;
 pub mod ops;
 pub mod password;
 pub mod secret;
 pub mod users;
-pub mod usersfile;
 
 use crate::config::Settings;
 use anyhow::Context;
 use authserver_core::{Cost, hash_password};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// HTTP Basic-auth authorization server.
@@ -168,16 +169,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::HashPassword(args) => {
-            let pw = password::read(true)?;
-            let cost = Cost {
-                m_kib: args.m_cost,
-                t: args.t_cost,
-                p: args.p_cost,
-            };
-            println!("{}", hash_password(&pw, cost)?);
-            Ok(())
-        }
+        Command::HashPassword(args) => hash(&args),
         Command::Users(cmd) => users::run(cmd),
         Command::Ops(cmd) => ops::run(cmd),
         Command::Compliance(cmd) => compliance::run(cmd),
@@ -186,48 +178,63 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::telemetry::listing::render(format));
             Ok(())
         }
-        Command::Audit(AuditCommand::Verify { file, anchor }) => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            match crate::audit::chain::verify_anchored(&bytes, anchor.as_ref()) {
-                Ok(v) => {
-                    println!(
-                        "OK: {} records, chain intact; last hash {} (anchor {}:{})",
-                        v.records, v.last_hash, v.records, v.last_hash
-                    );
-                    for line in &v.recovered {
-                        println!(
-                            "recovered: line {line} was a torn write, recorded by the `recovered` record after it"
-                        );
-                    }
-                    if let Some(a) = &anchor {
-                        println!("anchor {}:{} matches", a.seq, a.hash);
-                    }
-                    Ok(())
-                }
-                Err(broken) => anyhow::bail!("{}: tampering detected at {broken}", file.display()),
-            }
-        }
+        Command::Audit(AuditCommand::Verify { file, anchor }) => verify_audit(&file, anchor.as_ref()),
         Command::Config(ConfigCommand::Default) => {
             print!("{}", crate::config::DEFAULT_TOML);
             Ok(())
         }
-        Command::Config(ConfigCommand::Check { config }) => {
-            let settings = Settings::load(config.as_deref())?;
-            if settings.store.kind == crate::config::StoreKind::File {
-                let store = crate::store::file::FileStore::open(
-                    &settings.store.file,
-                    settings.hash.policy.clone(),
-                    authserver_core::UserHasher::random(),
-                    crate::wiring::file_limits(&settings),
-                )?;
-                if let Ok(snapshot) = crate::store::SnapshotSource::current(&store) {
-                    warn_mixed_costs(&snapshot);
-                }
-            }
-            println!("configuration OK");
-            Ok(())
+        Command::Config(ConfigCommand::Check { config }) => check_config(config.as_deref()),
+    }
+}
+
+/// `hash-password`.
+fn hash(args: &HashArgs) -> anyhow::Result<()> {
+    let pw = password::read(true)?;
+    let cost = Cost {
+        m_kib: args.m_cost,
+        t: args.t_cost,
+        p: args.p_cost,
+    };
+    println!("{}", hash_password(&pw, cost)?);
+    Ok(())
+}
+
+/// `audit verify`.
+fn verify_audit(file: &Path, anchor: Option<&crate::audit::chain::Anchor>) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let v = match crate::audit::chain::verify_anchored(&bytes, anchor) {
+        Ok(v) => v,
+        Err(broken) => anyhow::bail!("{}: tampering detected at {broken}", file.display()),
+    };
+    println!(
+        "OK: {} records, chain intact; last hash {} (anchor {}:{})",
+        v.records, v.last_hash, v.records, v.last_hash
+    );
+    for line in &v.recovered {
+        println!("recovered: line {line} was a torn write, recorded by the `recovered` record after it");
+    }
+    if let Some(a) = anchor {
+        println!("anchor {}:{} matches", a.seq, a.hash);
+    }
+    Ok(())
+}
+
+/// `config check`: the settings validate, and a file store's users file loads.
+fn check_config(config: Option<&Path>) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    if settings.store.kind == crate::config::StoreKind::File {
+        let store = crate::store::file::FileStore::open(
+            &settings.store.file,
+            settings.hash.policy.clone(),
+            authserver_core::UserHasher::random(),
+            crate::wiring::file_limits(&settings),
+        )?;
+        if let Ok(snapshot) = crate::store::SnapshotSource::current(&store) {
+            warn_mixed_costs(&snapshot);
         }
     }
+    println!("configuration OK");
+    Ok(())
 }
 
 /// Users whose hashes have different costs are all answered at the slowest cost's pace (denials

@@ -31,10 +31,7 @@ pub enum OpsCommand {
 
 /// Runs one `ops` subcommand.
 pub fn run(cmd: OpsCommand) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    super::admin::block_on(async move {
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
@@ -56,7 +53,7 @@ pub fn run(cmd: OpsCommand) -> anyhow::Result<()> {
                 Ok(())
             }
         }
-    })
+    })?
 }
 
 async fn fetch(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {

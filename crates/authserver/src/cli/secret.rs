@@ -2,9 +2,10 @@
 //! secret ([`authserver_aws::users`]). Both validate against the hash policy (`[hash]`), print
 //! counts and version ids, never a hash, and emit a `secret.push` / `secret.pull` audit event.
 
+use super::admin::{audit, block_on};
 use crate::config::Settings;
+use crate::store::file::edit;
 use anyhow::Context;
-use authserver_core::{AuditEvent, AuditSink};
 use std::path::Path;
 
 /// `users push`.
@@ -28,8 +29,16 @@ pub fn push(secret_id: &str, file: &Path, force: bool, config: Option<&Path>) ->
     audit(
         &settings,
         "secret.push",
+        None,
         format!("{secret_id} version {} ({} users)", pushed.version, pushed.users),
     )?;
+    print_pushed(&pushed, file, secret_id);
+    size_warning(&pushed.size);
+    Ok(())
+}
+
+/// What a push did, and the rotation it abandoned, if any.
+fn print_pushed(pushed: &authserver_aws::users::Pushed, file: &Path, secret_id: &str) {
     println!(
         "pushed {} users from {} to {secret_id}: version {} is AWSCURRENT{}",
         pushed.users,
@@ -45,8 +54,6 @@ pub fn push(secret_id: &str, file: &Path, force: bool, config: Option<&Path>) ->
              its remaining steps fail; rotate again once the push is in service"
         );
     }
-    size_warning(&pushed.size);
-    Ok(())
 }
 
 /// `config check` cannot see the document of a `secrets_manager` store (it makes no AWS
@@ -75,10 +82,11 @@ pub fn pull(secret_id: &str, file: &Path, config: Option<&Path>) -> anyhow::Resu
     .with_context(|| format!("cannot pull {secret_id}"))?;
     // Written 0600 from the first byte (never world-readable, not even briefly), under the
     // users-file edit lock.
-    super::usersfile::replace(file, &pulled.doc)?;
+    edit::replace(file, &pulled.doc)?;
     audit(
         &settings,
         "secret.pull",
+        None,
         format!("{secret_id} version {} ({} users)", pulled.version, pulled.users),
     )?;
     println!(
@@ -93,24 +101,4 @@ pub fn pull(secret_id: &str, file: &Path, config: Option<&Path>) -> anyhow::Resu
     }
     size_warning(&pulled.size);
     Ok(())
-}
-
-/// Runs AWS calls from the synchronous CLI.
-fn block_on<F: std::future::Future>(work: F) -> anyhow::Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    Ok(runtime.block_on(work))
-}
-
-/// One `AdminAction` audit event (stderr and/or the audit file, per `[audit]`).
-fn audit(settings: &Settings, action: &str, resource: String) -> anyhow::Result<()> {
-    let audit = crate::audit::Audit::from_settings(&settings.audit, crate::audit::Stream::Stderr)?;
-    audit.emit(AuditEvent::AdminAction {
-        action: action.into(),
-        target_user_hash: None,
-        resource,
-        actor: crate::audit::actor(),
-    });
-    audit.close()
 }

@@ -1,18 +1,19 @@
-//! `authserver users`: edits a users file through [`super::usersfile`] (one editor at a time,
+//! `authserver users`: edits a users file through [`crate::store::file::edit`] (one editor at a time,
 //! atomic writes, so no edit is lost and a running server never reads half a file). Hashes are
 //! never printed. Every command reads `--config` / `AUTHSERVER_CONFIG`, so its audit event
 //! reaches the configured audit file and `users hash` uses the configured key.
 
+use super::admin::AdminAudit;
 use super::password;
-use super::usersfile::{self, Missing};
+use crate::config::Settings;
+use crate::store::file::edit::{self, Missing};
 use anyhow::bail;
-use authserver_core::AuditSink;
-use authserver_core::{Cost, UserRecord, hash_password};
+use authserver_core::{Cost, HashPolicy, Status, UserRecord, hash_password};
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub use usersfile::{read, write};
+pub use edit::{read, replace, write};
 
 /// `users` options and subcommand.
 #[derive(Debug, Args)]
@@ -105,28 +106,33 @@ pub enum UsersCommand {
 pub fn run(args: UsersArgs) -> anyhow::Result<()> {
     let UsersArgs { config, command: cmd } = args;
     let config = config.as_deref();
-    let (action, file, user) = match &cmd {
-        UsersCommand::Add { file, username, .. } => ("users.add", file.clone(), username.clone()),
-        UsersCommand::Disable { file, username } => ("users.disable", file.clone(), username.clone()),
-        UsersCommand::Enable { file, username } => ("users.enable", file.clone(), username.clone()),
-        UsersCommand::Remove { file, username } => ("users.remove", file.clone(), username.clone()),
-        // Push and pull audit themselves (`secret.push`, `secret.pull`).
+    let Some((action, file, user)) = audited_edit(&cmd) else {
+        return execute(cmd, config);
+    };
+    let settings = Settings::load(config)?;
+    // Opened before the edit: an audit file that cannot be written stops the change.
+    let audit = AdminAudit::open(&settings)?;
+    execute(cmd, config)?;
+    let user_hash = crate::wiring::user_hasher(&settings).hash(&user);
+    audit.emit(action, Some(user_hash), file.display().to_string());
+    audit.close()
+}
+
+/// The audit event's action, file and user of a users-file edit; None for commands that change
+/// nothing (`list`, `hash`) and for push and pull, which audit themselves (`secret.push`,
+/// `secret.pull`).
+fn audited_edit(cmd: &UsersCommand) -> Option<(&'static str, PathBuf, String)> {
+    let (action, file, user) = match cmd {
+        UsersCommand::Add { file, username, .. } => ("users.add", file, username),
+        UsersCommand::Disable { file, username } => ("users.disable", file, username),
+        UsersCommand::Enable { file, username } => ("users.enable", file, username),
+        UsersCommand::Remove { file, username } => ("users.remove", file, username),
         UsersCommand::List { .. }
         | UsersCommand::Hash { .. }
         | UsersCommand::Push { .. }
-        | UsersCommand::Pull { .. } => return execute(cmd, config),
+        | UsersCommand::Pull { .. } => return None,
     };
-    let settings = crate::config::Settings::load(config)?;
-    // Opened before the edit: an audit file that cannot be written stops the change.
-    let audit = crate::audit::Audit::from_settings(&settings.audit, crate::audit::Stream::Stderr)?;
-    execute(cmd, config)?;
-    audit.emit(authserver_core::AuditEvent::AdminAction {
-        action: action.into(),
-        target_user_hash: Some(crate::wiring::user_hasher(&settings).hash(&user)),
-        resource: file.display().to_string(),
-        actor: crate::audit::actor(),
-    });
-    audit.close()
+    Some((action, file.clone(), user.clone()))
 }
 
 fn execute(cmd: UsersCommand, config: Option<&Path>) -> anyhow::Result<()> {
@@ -137,124 +143,170 @@ fn execute(cmd: UsersCommand, config: Option<&Path>) -> anyhow::Result<()> {
             force,
         } => super::secret::push(&secret_id, &file, force, config),
         UsersCommand::Pull { secret_id, file } => super::secret::pull(&secret_id, &file, config),
-        UsersCommand::Hash { username } => {
-            let settings = crate::config::Settings::load(config)?;
-            if settings.log.user_hash_key.is_empty() {
-                bail!(
-                    "log.user_hash_key is not set (AUTHSERVER_LOG_USER_HASH_KEY): this deployment's user_hash \
-                     values are random per process and cannot be recomputed"
-                );
-            }
-            println!("{}", crate::wiring::user_hasher(&settings).hash(&username));
-            Ok(())
-        }
+        UsersCommand::Hash { username } => print_user_hash(&username, config),
         UsersCommand::Add {
             file,
             username,
             roles,
             disabled,
             cost,
-        } => {
-            authserver_core::names::check_names(&username, &roles)
-                .map_err(|p| anyhow::anyhow!("invalid username or role: {p}"))?;
-            // Fail before the prompt when the user exists; checked again under the edit lock.
-            // (Regular files only: the edit itself refuses anything else, and reading a FIFO would hang.)
-            if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) && read(&file)?.contains_key(&username) {
-                bail!("user {username:?} already exists in {}", file.display());
-            }
-            let policy = crate::config::Settings::load(config)?.hash.policy;
-            let pw = password::read(true)?;
-            let cost = Cost {
-                m_kib: cost.m_cost,
-                t: cost.t_cost,
-                p: cost.p_cost,
-            };
-            let password_hash = hash_password(&pw, cost)?;
-            if authserver_core::StoredHash::parse(&password_hash, &policy).is_err() {
-                bail!(
-                    "Argon2id cost {cost} is outside the configured [hash] policy: the server would deny this user"
-                );
-            }
-            let record = UserRecord {
-                password_hash,
-                status: if disabled {
-                    authserver_core::Status::Disabled
-                } else {
-                    authserver_core::Status::Active
-                },
-                roles,
-                password_changed_at: Some(
-                    time::OffsetDateTime::now_utc()
-                        .replace_nanosecond(0)
-                        .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
-                ),
-                delivery_secret_id: None,
-            };
-            usersfile::edit(&file, Missing::Create, |doc| {
-                if doc.contains_key(&username) {
-                    bail!("user {username:?} already exists in {}", file.display());
-                }
-                doc.insert(username.clone(), record);
-                Ok(())
-            })?;
-            eprintln!("added user {username:?}");
-            Ok(())
-        }
-        UsersCommand::Disable { file, username } => {
-            set_status(&file, &username, authserver_core::Status::Disabled)
-        }
-        UsersCommand::Enable { file, username } => {
-            set_status(&file, &username, authserver_core::Status::Active)
-        }
-        UsersCommand::Remove { file, username } => {
-            usersfile::edit(&file, Missing::Fail, |doc| {
-                if doc.remove(&username).is_none() {
-                    bail!("no user {username:?} in {}", file.display());
-                }
-                Ok(())
-            })?;
-            eprintln!("removed user {username:?}");
-            Ok(())
-        }
-        UsersCommand::List { file } => {
-            let doc = read(&file)?;
-            let policy = authserver_core::HashPolicy {
-                min_m_kib: 8,
-                min_t: 1,
-                max_m_kib: u32::MAX,
-                max_t: u32::MAX,
-                max_p: u32::MAX,
-            };
-            let mut out = std::io::stdout().lock();
-            writeln!(
-                out,
-                "{:<24} {:<9} {:<24} {:<26} PASSWORD_CHANGED_AT",
-                "USERNAME", "STATUS", "ROLES", "HASH"
-            )?;
-            for (name, rec) in &doc {
-                // A hand-edited file may hold escapes the server refuses: show, never interpret.
-                let name = authserver_core::names::escape_for_display(name);
-                let cost = authserver_core::StoredHash::parse(&rec.password_hash, &policy).map_or_else(
-                    |e| format!("invalid: {}", short(&e)),
-                    |h| format!("argon2id {}", h.cost()),
-                );
-                let changed = rec
-                    .password_changed_at
-                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-                    .unwrap_or_else(|| "-".into());
-                let status = match rec.status {
-                    authserver_core::Status::Active => "ACTIVE",
-                    authserver_core::Status::Disabled => "DISABLED",
-                };
-                writeln!(
-                    out,
-                    "{name:<24} {status:<9} {:<24} {cost:<26} {changed}",
-                    authserver_core::names::escape_for_display(&rec.roles.join(","))
-                )?;
-            }
-            Ok(())
-        }
+        } => add(&file, &username, roles, disabled, &cost, config),
+        UsersCommand::Disable { file, username } => set_status(&file, &username, Status::Disabled),
+        UsersCommand::Enable { file, username } => set_status(&file, &username, Status::Active),
+        UsersCommand::Remove { file, username } => remove(&file, &username),
+        UsersCommand::List { file } => list(&file),
     }
+}
+
+/// `users hash`: the `user_hash` of USERNAME under the configured key.
+fn print_user_hash(username: &str, config: Option<&Path>) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    if settings.log.user_hash_key.is_empty() {
+        bail!(
+            "log.user_hash_key is not set (AUTHSERVER_LOG_USER_HASH_KEY): this deployment's user_hash \
+             values are random per process and cannot be recomputed"
+        );
+    }
+    println!("{}", crate::wiring::user_hasher(&settings).hash(username));
+    Ok(())
+}
+
+/// `users add`.
+fn add(
+    file: &Path,
+    username: &str,
+    roles: Vec<String>,
+    disabled: bool,
+    cost: &super::HashArgs,
+    config: Option<&Path>,
+) -> anyhow::Result<()> {
+    authserver_core::names::check_names(username, &roles)
+        .map_err(|p| anyhow::anyhow!("invalid username or role: {p}"))?;
+    // Fail before the prompt when the user exists; checked again under the edit lock.
+    // (Regular files only: the edit itself refuses anything else, and reading a FIFO would hang.)
+    if std::fs::metadata(file).is_ok_and(|m| m.is_file()) && read(file)?.contains_key(username) {
+        bail!("user {username:?} already exists in {}", file.display());
+    }
+    let policy = Settings::load(config)?.hash.policy;
+    let record = new_record(roles, disabled, cost, &policy)?;
+    edit::edit(file, Missing::Create, |doc| {
+        if doc.contains_key(username) {
+            bail!("user {username:?} already exists in {}", file.display());
+        }
+        doc.insert(username.to_owned(), record);
+        Ok(())
+    })?;
+    eprintln!("added user {username:?}");
+    Ok(())
+}
+
+/// A new user's record: the password read and hashed at `cost`, refused when the server's
+/// `policy` would deny the hash.
+fn new_record(
+    roles: Vec<String>,
+    disabled: bool,
+    cost: &super::HashArgs,
+    policy: &HashPolicy,
+) -> anyhow::Result<UserRecord> {
+    let pw = password::read(true)?;
+    let cost = Cost {
+        m_kib: cost.m_cost,
+        t: cost.t_cost,
+        p: cost.p_cost,
+    };
+    let password_hash = hash_password(&pw, cost)?;
+    if authserver_core::StoredHash::parse(&password_hash, policy).is_err() {
+        bail!(
+            "Argon2id cost {cost} is outside the configured [hash] policy: the server would deny this user"
+        );
+    }
+    let now = time::OffsetDateTime::now_utc();
+    Ok(UserRecord {
+        password_hash,
+        status: if disabled {
+            Status::Disabled
+        } else {
+            Status::Active
+        },
+        roles,
+        password_changed_at: Some(now.replace_nanosecond(0).unwrap_or(now)),
+        delivery_secret_id: None,
+    })
+}
+
+/// `users remove`.
+fn remove(file: &Path, username: &str) -> anyhow::Result<()> {
+    edit::edit(file, Missing::Fail, |doc| {
+        if doc.remove(username).is_none() {
+            bail!("no user {username:?} in {}", file.display());
+        }
+        Ok(())
+    })?;
+    eprintln!("removed user {username:?}");
+    Ok(())
+}
+
+/// `users disable` / `users enable`.
+fn set_status(file: &Path, username: &str, status: Status) -> anyhow::Result<()> {
+    edit::edit(file, Missing::Fail, |doc| {
+        let Some(rec) = doc.get_mut(username) else {
+            bail!("no user {username:?} in {}", file.display());
+        };
+        rec.status = status;
+        Ok(())
+    })?;
+    eprintln!("user {username:?} is now {}", status_name(status));
+    Ok(())
+}
+
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Active => "ACTIVE",
+        Status::Disabled => "DISABLED",
+    }
+}
+
+/// What `users list` accepts as a hash to show its parameters: any Argon2id string, however
+/// cheap or costly (the configured policy is the server's business; the list shows the cost).
+const LIST_POLICY: HashPolicy = HashPolicy {
+    min_m_kib: 8,
+    min_t: 1,
+    max_m_kib: u32::MAX,
+    max_t: u32::MAX,
+    max_p: u32::MAX,
+};
+
+/// `users list`: one row per user, never a hash.
+fn list(file: &Path) -> anyhow::Result<()> {
+    let doc = read(file)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<24} {:<9} {:<24} {:<26} PASSWORD_CHANGED_AT",
+        "USERNAME", "STATUS", "ROLES", "HASH"
+    )?;
+    for (name, rec) in &doc {
+        writeln!(out, "{}", list_row(name, rec))?;
+    }
+    Ok(())
+}
+
+fn list_row(name: &str, rec: &UserRecord) -> String {
+    // A hand-edited file may hold escapes the server refuses: show, never interpret.
+    let name = authserver_core::names::escape_for_display(name);
+    let cost = authserver_core::StoredHash::parse(&rec.password_hash, &LIST_POLICY).map_or_else(
+        |e| format!("invalid: {}", short(&e)),
+        |h| format!("argon2id {}", h.cost()),
+    );
+    let changed = rec
+        .password_changed_at
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "-".into());
+    format!(
+        "{name:<24} {:<9} {:<24} {cost:<26} {changed}",
+        status_name(rec.status),
+        authserver_core::names::escape_for_display(&rec.roles.join(","))
+    )
 }
 
 fn short(e: &authserver_core::HashError) -> &'static str {
@@ -262,23 +314,4 @@ fn short(e: &authserver_core::HashError) -> &'static str {
         authserver_core::HashError::Algorithm(_) => "not argon2id",
         _ => "not a PHC string",
     }
-}
-
-fn set_status(file: &Path, username: &str, status: authserver_core::Status) -> anyhow::Result<()> {
-    usersfile::edit(file, Missing::Fail, |doc| {
-        let Some(rec) = doc.get_mut(username) else {
-            bail!("no user {username:?} in {}", file.display());
-        };
-        rec.status = status;
-        Ok(())
-    })?;
-    eprintln!(
-        "user {username:?} is now {}",
-        if status == authserver_core::Status::Active {
-            "ACTIVE"
-        } else {
-            "DISABLED"
-        }
-    );
-    Ok(())
 }

@@ -1,7 +1,8 @@
 //! Credential store adapters behind the core's `SnapshotSource` port.
 //!
 //! # Layout
-//! - [`file`]: the JSON file store (the embedded default), polled for changes.
+//! - [`file`]: the JSON file store (the embedded default), polled for changes, and the locked,
+//!   atomic edits of that file the `users` commands make.
 
 pub mod file;
 

@@ -11,6 +11,12 @@
 //!
 //! Staleness (`age_seconds`) counts from the last poll that found the content in service on
 //! disk, so an unedited, healthy file never looks stale.
+//!
+//! # Layout
+//! - this module: [`FileStore`], the read side the server polls.
+//! - [`edit`]: the write side: one editor at a time, atomic replacement, modes kept.
+
+pub mod edit;
 
 use super::{SnapshotSource, StoreStatus, Unavailable};
 use crate::files::{FileError, Seen, poll, read_regular, stat_key};
@@ -146,6 +152,18 @@ impl FileStore {
     /// snapshot went into service. Blocking I/O and possibly one hashing: call off the executor.
     pub fn check(&self) -> bool {
         let _span = tracing::info_span!("store_fetch", store = "file").entered();
+        if !self.may_have_changed() {
+            return false;
+        }
+        let Some((bytes, digest)) = self.read_new_content() else {
+            return false;
+        };
+        self.load(&bytes, digest)
+    }
+
+    /// Stats the file: false when that fails (noted) or the metadata says it is unchanged since
+    /// the last read (which confirms the content in service).
+    fn may_have_changed(&self) -> bool {
         let key = match stat_key(&self.path) {
             Ok(k) => k,
             Err(e) => {
@@ -153,64 +171,55 @@ impl FileStore {
                 return false;
             }
         };
-        {
-            let mut st = self.lock();
-            if !Seen::must_read(st.seen.as_ref(), &key) {
-                if st.tried == st.loaded {
-                    // Unchanged and still the content in service: confirmed, and any error
-                    // left (a stall, a passing stat failure) is over.
-                    st.confirmed_at = Instant::now();
-                    st.last_error = None;
-                }
-                return false;
-            }
+        let mut st = self.lock();
+        if Seen::must_read(st.seen.as_ref(), &key) {
+            return true;
         }
+        if st.tried == st.loaded {
+            // Unchanged and still the content in service: confirmed, and any error left (a
+            // stall, a passing stat failure) is over.
+            st.confirmed_at = Instant::now();
+            st.last_error = None;
+        }
+        false
+    }
+
+    /// Reads the file: its bytes and digest when they are new, None when it cannot be read
+    /// (noted), holds the content in service, or holds content already reported broken.
+    fn read_new_content(&self) -> Option<(Vec<u8>, [u8; 32])> {
         let (bytes, key) = match read_regular(&self.path, self.limits.max_bytes) {
             Ok(read) => read,
             Err(e) => {
                 self.lock().seen = None; // retried at every poll until it reads
                 self.note_error(format!("cannot read users file: {e}"));
-                return false;
+                return None;
             }
         };
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        {
-            let mut st = self.lock();
-            st.seen = Some(Seen::now(key));
-            if st.loaded == digest {
-                // Touched, rewritten identical, or back after a broken edit or a deletion.
-                st.tried = digest;
-                st.confirmed_at = Instant::now();
-                if st.last_error.take().is_some() {
-                    tracing::info!("users file holds the content in service again");
-                }
-                return false;
-            }
-            if st.tried == digest {
-                return false; // the broken content already reported
-            }
+        let mut st = self.lock();
+        st.seen = Some(Seen::now(key));
+        if st.loaded == digest {
+            // Touched, rewritten identical, or back after a broken edit or a deletion.
             st.tried = digest;
+            st.confirmed_at = Instant::now();
+            if st.last_error.take().is_some() {
+                tracing::info!("users file holds the content in service again");
+            }
+            return None;
         }
-        match Snapshot::from_json(&bytes, &self.policy, version_of(&digest)) {
+        if st.tried == digest {
+            return None; // the broken content already reported
+        }
+        st.tried = digest;
+        Some((bytes, digest))
+    }
+
+    /// Parses new content and puts it in service; a broken one is noted and the last good
+    /// snapshot stays.
+    fn load(&self, bytes: &[u8], digest: [u8; 32]) -> bool {
+        match Snapshot::from_json(bytes, &self.policy, version_of(&digest)) {
             Ok(snapshot) => {
-                tracing::info!(
-                    version = snapshot.version(),
-                    users = snapshot.len(),
-                    "users file reloaded"
-                );
-                let event = AuditEvent::StoreVersionChanged {
-                    store: "file",
-                    previous: Some(self.current.load().version().to_owned()),
-                    version: snapshot.version().to_owned(),
-                    users: snapshot.len(),
-                };
-                self.current.store(Arc::new(snapshot));
-                self.refreshes.fetch_add(1, Relaxed);
-                self.audit.emit(event);
-                let mut st = self.lock();
-                st.loaded = digest;
-                st.confirmed_at = Instant::now();
-                st.last_error = None;
+                self.swap(snapshot, digest);
                 true
             }
             Err(e) => {
@@ -219,6 +228,28 @@ impl FileStore {
                 false
             }
         }
+    }
+
+    /// Puts `snapshot` in service and audits the version change.
+    fn swap(&self, snapshot: Snapshot, digest: [u8; 32]) {
+        tracing::info!(
+            version = snapshot.version(),
+            users = snapshot.len(),
+            "users file reloaded"
+        );
+        let event = AuditEvent::StoreVersionChanged {
+            store: "file",
+            previous: Some(self.current.load().version().to_owned()),
+            version: snapshot.version().to_owned(),
+            users: snapshot.len(),
+        };
+        self.current.store(Arc::new(snapshot));
+        self.refreshes.fetch_add(1, Relaxed);
+        self.audit.emit(event);
+        let mut st = self.lock();
+        st.loaded = digest;
+        st.confirmed_at = Instant::now();
+        st.last_error = None;
     }
 
     /// Polls every `interval` until the returned task is aborted; a poll still running after

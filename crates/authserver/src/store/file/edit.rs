@@ -1,5 +1,6 @@
 //! Serialised, atomic edits of a users file: what `users add|disable|enable|remove|pull` write
-//! through.
+//! through. The server only reads the file ([`super::FileStore`]); this is the write side of the
+//! same file, kept beside it so the CLI and tests call one owner.
 //!
 //! Each step and why:
 //! - **Resolve the path first.** A symlinked users file is canonicalised, so the link stays a
@@ -18,12 +19,18 @@
 //!   hashes are never readable by others, not even briefly. The existing file's mode (and owner,
 //!   when we may set it) is applied before the rename; new files stay 0600.
 //! - **Durability.** fsync the temp file, rename it over the target, fsync the directory.
+//!
+//! Edits are made by an operator's command, not by the server: the warnings (a loose mode, a
+//! wait for another editor, an owner that cannot be kept) go to stderr, where that operator is.
 
-use anyhow::{Context, bail};
+mod error;
+
+pub use error::{EditError, WriteError};
+
 use authserver_core::{StoreDocument, parse_document};
 use std::ffi::OsString;
 use std::fs::{File, Metadata, OpenOptions, Permissions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -52,22 +59,27 @@ struct Target {
 
 /// Reads a users file (shape only: `users` commands must work on files whose hashes a stricter
 /// policy would refuse, so an operator can fix them).
-pub fn read(file: &Path) -> anyhow::Result<StoreDocument> {
+pub fn read(file: &Path) -> Result<StoreDocument, EditError> {
     // Regular files only, opened non-blocking: a FIFO or device at the path must not hang or
     // pin the command (the server's cap applies too).
-    let max = crate::config::StoreSettings::default().max_file_bytes;
-    let (bytes, _) =
-        crate::files::read_regular(file, max).with_context(|| format!("cannot read {}", file.display()))?;
-    parse_document(&bytes).with_context(|| format!("{} is not a valid users file", file.display()))
+    let max = super::FileLimits::default().max_bytes;
+    let (bytes, _) = crate::files::read_regular(file, max).map_err(|source| EditError::Content {
+        path: file.to_owned(),
+        source,
+    })?;
+    parse_document(&bytes).map_err(|source| EditError::Invalid {
+        path: file.to_owned(),
+        source,
+    })
 }
 
 /// Applies `change` to the users file under the edit lock and writes the result atomically.
-/// Nothing is written when `change` fails.
-pub fn edit<T>(
+/// Nothing is written when `change` fails; its error is the caller's own type.
+pub fn edit<T, E: From<EditError>>(
     file: &Path,
     missing: Missing,
-    change: impl FnOnce(&mut StoreDocument) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
+    change: impl FnOnce(&mut StoreDocument) -> Result<T, E>,
+) -> Result<T, E> {
     let target = resolve(file)?;
     let _lock = lock(&target)?;
     remove_stale_temps(&target);
@@ -76,84 +88,109 @@ pub fn edit<T>(
         (Some(_), _) => read(&target.path)?,
         (None, Missing::Create) => StoreDocument::new(),
         (None, Missing::Fail) => {
-            return Err(std::io::Error::from(std::io::ErrorKind::NotFound))
-                .with_context(|| format!("cannot read {}", file.display()));
+            return Err(read_error(file, io::ErrorKind::NotFound.into()).into());
         }
     };
     let out = change(&mut doc)?;
     let (mode, owner) = existing.as_ref().map_or((NEW_FILE_MODE, None), |m| {
         (m.mode() & 0o777, Some((m.uid(), m.gid())))
     });
-    write_locked(&target, &doc, mode, owner).with_context(|| format!("cannot write {}", file.display()))?;
+    write_locked(&target, &doc, mode, owner).map_err(|source| EditError::Write {
+        path: file.to_owned(),
+        source,
+    })?;
     Ok(out)
 }
 
 /// Replaces the users file's content with `doc` under the edit lock, keeping its mode.
-pub fn write(file: &Path, doc: &StoreDocument) -> anyhow::Result<()> {
+pub fn write(file: &Path, doc: &StoreDocument) -> Result<(), EditError> {
     edit(file, Missing::Create, |current| {
         current.clone_from(doc);
-        Ok(())
+        Ok::<_, EditError>(())
     })
 }
 
 /// Replaces the users file with `doc`, mode 0600 whatever it was (`users pull`).
-pub fn replace(file: &Path, doc: &StoreDocument) -> anyhow::Result<()> {
+pub fn replace(file: &Path, doc: &StoreDocument) -> Result<(), EditError> {
     let target = resolve(file)?;
     let _lock = lock(&target)?;
     remove_stale_temps(&target);
     let owner = existing(&target)?.map(|m| (m.uid(), m.gid()));
-    write_locked(&target, doc, NEW_FILE_MODE, owner)
-        .with_context(|| format!("cannot write {}", file.display()))
+    write_locked(&target, doc, NEW_FILE_MODE, owner).map_err(|source| EditError::Write {
+        path: file.to_owned(),
+        source,
+    })
+}
+
+/// `cannot read FILE: why`.
+fn read_error(file: &Path, source: io::Error) -> EditError {
+    EditError::Read {
+        path: file.to_owned(),
+        source,
+    }
 }
 
 /// Canonicalises the file (or, when it does not exist yet, its directory) and checks the
 /// directory's permissions.
-fn resolve(file: &Path) -> anyhow::Result<Target> {
+fn resolve(file: &Path) -> Result<Target, EditError> {
     let path = match std::fs::symlink_metadata(file) {
-        Ok(_) => std::fs::canonicalize(file)
-            .with_context(|| format!("cannot resolve {} (a symlink to a missing file?)", file.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Ok(_) => std::fs::canonicalize(file).map_err(|source| EditError::Resolve {
+            path: file.to_owned(),
+            source,
+        })?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let dir = file
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            let dir =
-                std::fs::canonicalize(dir).with_context(|| format!("cannot read {}", file.display()))?;
-            let Some(name) = file.file_name() else {
-                bail!("{} does not name a file", file.display());
-            };
+            let dir = std::fs::canonicalize(dir).map_err(|e| read_error(file, e))?;
+            let name = file.file_name().ok_or_else(|| no_file_name(file))?;
             dir.join(name)
         }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+        Err(e) => return Err(read_error(file, e)),
     };
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        bail!("{} does not name a file", file.display());
+        return Err(no_file_name(file));
     };
     let target = Target {
         dir: dir.to_owned(),
         name: name.to_owned(),
         path: path.clone(),
     };
-    let meta = std::fs::metadata(&target.dir)
-        .with_context(|| format!("cannot read directory {}", target.dir.display()))?;
+    check_directory(&target)?;
+    Ok(target)
+}
+
+fn no_file_name(file: &Path) -> EditError {
+    EditError::NoFileName {
+        path: file.to_owned(),
+    }
+}
+
+/// Refuses a directory writable by group or others.
+fn check_directory(target: &Target) -> Result<(), EditError> {
+    let meta = std::fs::metadata(&target.dir).map_err(|source| EditError::Directory {
+        dir: target.dir.clone(),
+        source,
+    })?;
     let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
-        bail!(
-            "refusing to edit {}: its directory {} is writable by group or others (mode {mode:o}), so anyone \
-             who can write there could replace the users file or plant files we open; run `chmod go-w {}`",
-            target.path.display(),
-            target.dir.display(),
-            target.dir.display()
-        );
+        return Err(EditError::OpenDirectory {
+            path: target.path.clone(),
+            dir: target.dir.clone(),
+            mode,
+        });
     }
-    Ok(target)
+    Ok(())
 }
 
 /// The users file's metadata, or None when it does not exist; warns when it is group/other
 /// writable; refuses anything but a regular file.
-fn existing(target: &Target) -> anyhow::Result<Option<Metadata>> {
+fn existing(target: &Target) -> Result<Option<Metadata>, EditError> {
     match std::fs::metadata(&target.path) {
-        Ok(m) if !m.is_file() => bail!("{} is not a regular file", target.path.display()),
+        Ok(m) if !m.is_file() => Err(EditError::NotRegular {
+            path: target.path.clone(),
+        }),
         Ok(m) => {
             if m.mode() & 0o022 != 0 {
                 eprintln!(
@@ -165,31 +202,18 @@ fn existing(target: &Target) -> anyhow::Result<Option<Metadata>> {
             }
             Ok(Some(m))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", target.path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(read_error(&target.path, e)),
     }
 }
 
 /// Takes the exclusive edit lock (waits for other editors). Released when the file drops.
-fn lock(target: &Target) -> anyhow::Result<File> {
+fn lock(target: &Target) -> Result<File, EditError> {
     let mut name = OsString::from(".");
     name.push(&target.name);
     name.push(".lock");
     let path = target.dir.join(name);
-    // Created with O_EXCL so a name planted meanwhile is never followed; an existing lock file
-    // is opened read-only (flock needs no write access), so even a planted symlink only gets
-    // locked, never created or written.
-    let file = match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-    {
-        Ok(f) => Ok(f),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => File::open(&path),
-        Err(e) => Err(e),
-    }
-    .with_context(|| format!("cannot open the edit lock {}", path.display()))?;
+    let file = open_lock(&path)?;
     match file.try_lock() {
         Ok(()) => return Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -202,12 +226,36 @@ fn lock(target: &Target) -> anyhow::Result<File> {
             );
         }
         Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            return Err(EditError::Lock {
+                lock: path,
+                source: e,
+            });
         }
     }
     file.lock()
-        .with_context(|| format!("cannot lock {}", path.display()))?;
+        .map_err(|source| EditError::Lock { lock: path, source })?;
     Ok(file)
+}
+
+/// Opens (creating it when absent) the lock file at `path`.
+fn open_lock(path: &Path) -> Result<File, EditError> {
+    // Created with O_EXCL so a name planted meanwhile is never followed; an existing lock file
+    // is opened read-only (flock needs no write access), so even a planted symlink only gets
+    // locked, never created or written.
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => File::open(path),
+        Err(e) => Err(e),
+    }
+    .map_err(|source| EditError::LockFile {
+        lock: path.to_owned(),
+        source,
+    })
 }
 
 /// Writes `doc` to a fresh temp file and renames it over the target. The caller holds the lock.
@@ -216,11 +264,11 @@ fn write_locked(
     doc: &StoreDocument,
     mode: u32,
     owner: Option<(u32, u32)>,
-) -> anyhow::Result<()> {
+) -> Result<(), WriteError> {
     let mut json = serde_json::to_vec_pretty(doc)?;
     json.push(b'\n');
     let (tmp, mut f) = create_temp(target)?;
-    let result = (|| -> std::io::Result<()> {
+    let result = (|| -> io::Result<()> {
         f.write_all(&json)?;
         if let Some((uid, gid)) = owner {
             keep_owner(&f, target, uid, gid);
@@ -238,7 +286,7 @@ fn write_locked(
 }
 
 /// Creates `.NAME.<random>.tmp` beside the target: `O_CREAT|O_EXCL`, mode 0600.
-fn create_temp(target: &Target) -> anyhow::Result<(PathBuf, File)> {
+fn create_temp(target: &Target) -> Result<(PathBuf, File), WriteError> {
     for _ in 0..16 {
         let mut name = OsString::from(".");
         name.push(&target.name);
@@ -251,17 +299,18 @@ fn create_temp(target: &Target) -> anyhow::Result<(PathBuf, File)> {
             .open(&tmp)
         {
             Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("cannot create a temp file in {}", target.dir.display()));
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(source) => {
+                return Err(WriteError::Temp {
+                    dir: target.dir.clone(),
+                    source,
+                });
             }
         }
     }
-    bail!(
-        "cannot create a temp file in {}: every name tried exists",
-        target.dir.display()
-    )
+    Err(WriteError::TempNames {
+        dir: target.dir.clone(),
+    })
 }
 
 /// Removes temp files an editor killed mid-write left behind. Under the lock no other editor is
