@@ -4,9 +4,11 @@
 //! # Layout
 //! Each module has a rank and uses only modules of lower rank (or, without a cycle, its own);
 //! `tests/layering.rs` holds the same table and fails on an edge upward or any cycle.
-//! - [`config`] (0): settings (TOML file + `AUTHSERVER_*` environment), validation.
+//! - [`config`] (0): settings (TOML file + `AUTHSERVER_*` environment), typed on load, each
+//!   section validating its own keys.
 //! - [`files`] (0): reading reloaded files (regular only, size-capped) and seeing every change.
-//! - [`store`] (0): credential store adapters behind the `SnapshotSource` port.
+//! - [`store`] (0): credential store adapters behind the `SnapshotSource` port, and the locked,
+//!   atomic users-file edits the CLI makes.
 //! - [`tls`] (0): rustls for the standalone server, certificates reloaded on change.
 //! - [`limiter`] (0): the memory-aware Argon2id limiter on the blocking pool.
 //! - [`conn`] (0): per-connection deadlines (first request, idle) and the per-address cap.
