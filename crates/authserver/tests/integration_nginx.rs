@@ -221,3 +221,33 @@ fn nginx_cache_without_user_in_key_leaks() {
         "without the user in the key, carol gets alice's page"
     );
 }
+
+/// Why the doc keys by the verified user rather than the common `$http_authorization`: both
+/// separate users, but the latter writes every user's Basic credentials into the cache files.
+#[test]
+fn nginx_cache_keyed_by_authorization_stores_credentials() {
+    let bin = or_skip!(nginx::binary(
+        "nginx_cache_keyed_by_authorization_stores_credentials"
+    ));
+    let (_f, server) = authserver();
+    let edit = [(" $authserver_user\";", " $http_authorization\";")];
+    let proxy = nginx_with(&bin, "nginx-cache", &server, &edit);
+    let [first, carol, _] = three_fetches(&proxy);
+    assert!(
+        carol.body.starts_with(&format!("user={CAROL} ")),
+        "separated: {}",
+        carol.body
+    );
+    assert!(
+        first.body.starts_with(&format!("user={ALICE} ")),
+        "{}",
+        first.body
+    );
+    let token = basic(ALICE, ALICE_PW);
+    let files = cache_files(&proxy.dir.path().join("cache")).concat();
+    let token = token.as_bytes();
+    assert!(
+        files.windows(token.len()).any(|w| w == token),
+        "alice's credentials on disk"
+    );
+}
