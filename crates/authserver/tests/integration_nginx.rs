@@ -251,3 +251,30 @@ fn nginx_cache_keyed_by_authorization_stores_credentials() {
         "alice's credentials on disk"
     );
 }
+
+/// `auth_request` knows only 2xx, 401 and 403: a 429 from regulation (here: carol's username
+/// locked after 2 failures) reaches the client as 500, as the doc warns.
+#[test]
+fn nginx_turns_regulation_refusals_into_500() {
+    let bin = or_skip!(nginx::binary("nginx_turns_regulation_refusals_into_500"));
+    let f = fixture();
+    let env = [
+        ("AUTHSERVER_SERVER_TRUSTED_PROXIES", "127.0.0.1"),
+        ("AUTHSERVER_REGULATION_MAX_USER_FAILURES", "2"),
+    ];
+    let server = Server::start(&f.users, &[], &env);
+    let proxy = nginx_with(&bin, "nginx", &server, &[]);
+    let url = proxy.url("/");
+    let wrong = basic(CAROL, "Wrong-Pass-5521");
+    for _ in 0..2 {
+        assert_denied(&get(&url, &[("authorization", &wrong)]), "wrong password");
+    }
+    let direct = Client::new()
+        .get(server.url("/auth/forward"))
+        .header("authorization", basic(CAROL, CAROL_PW))
+        .send()
+        .unwrap();
+    assert_eq!(direct.status().as_u16(), 429, "authserver itself says 429");
+    let through = get(&url, &[("authorization", &basic(CAROL, CAROL_PW))]);
+    assert_eq!(through.status, 500, "nginx says 500: {}", through.body);
+}
