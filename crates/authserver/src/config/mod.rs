@@ -15,7 +15,6 @@
 //!   validation) and the cross-section checks.
 //! - `env`: the `AUTHSERVER_*` environment engine and its [`ALIASES`].
 //! - `error`: [`ConfigError`], the shape every section's `validate` returns.
-//! - `typed`: which typed key a failed load tripped on (serde's error does not name it).
 //! - `net`: the network types that parse on load: [`TrustedProxies`], [`HeaderSetting`],
 //!   [`OptionalHeader`], [`AdminListen`].
 //! - `server`: `[server]` and `[tls]`.
@@ -30,7 +29,6 @@ mod net;
 mod observability;
 mod server;
 mod store;
-mod typed;
 
 pub use aws::{
     ComplianceSettings, LambdaMode, LambdaSettings, MAX_SETTLE_SECONDS, RegulationSettings, RotationSettings,
@@ -106,9 +104,8 @@ impl Settings {
             None => toml::Table::new(),
         };
         env::apply_env(&mut table, env)?;
-        let settings = Settings::deserialize(table.clone()).map_err(|e| {
-            typed::typed_key_error(&table).unwrap_or_else(|| ConfigError::Parse(e.message().to_owned()))
-        })?;
+        let settings: Settings =
+            serde_path_to_error::deserialize(table).map_err(|e| ConfigError::from_serde(&e))?;
         settings.validate()?;
         Ok(settings)
     }
