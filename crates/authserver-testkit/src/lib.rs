@@ -20,6 +20,7 @@
 //! - [`wait`]: bounded polls (`eventually`), never timed assertions.
 //! - [`fakes`]: the recording audit sink, stores that are down, regulation backends that fail
 //!   or never answer, and swapping a state's regulation backend.
+//! - [`kubelet`]: a Secret volume as the kubelet lays it out and swaps it (`..data`).
 //! - [`hash`]: cheap hash costs and policies, so tests hash in microseconds.
 //! - [`users`]: users documents and files with distinctive plaintexts, settings over them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod emulator;
 pub mod fakes;
 pub mod hash;
+pub mod kubelet;
 pub mod lambda;
 pub mod logs;
 pub mod moto;

@@ -1,0 +1,127 @@
+//! What a pod relies on (deploy/kubernetes): the users file in a Secret volume reloads through
+//! the kubelet's atomic `..data` swap, and `authserver healthcheck` tells ready from not.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use authserver_testkit::cli::{isolated, outcome};
+use authserver_testkit::hash::FAST;
+use authserver_testkit::kubelet::SecretVolume;
+use authserver_testkit::process::Server;
+use authserver_testkit::users::{basic, document};
+use authserver_testkit::wait::poll_blocking;
+use std::time::{Duration, Instant};
+
+const DAVE: &str = "dave-plaintext-user";
+const DAVE_PW: &str = "Secret-Volume-Pass-5521";
+const ERIN: &str = "erin-plaintext-user";
+const ERIN_PW: &str = "Swapped-In-Pass-8830";
+
+fn status(client: &reqwest::blocking::Client, server: &Server, user: &str, pw: &str) -> u16 {
+    client
+        .get(server.url("/auth/forward"))
+        .header("authorization", basic(user, pw))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The kubelet swaps `..data` to a new directory and deletes the old one: within a few poll
+/// intervals (50 ms here) the new user authenticates and the removed one is refused; a swap to
+/// content that does not parse keeps the last good snapshot and is reported.
+#[test]
+fn secret_volume_swap_reloads_and_a_broken_swap_keeps_the_last_snapshot() {
+    let mut volume = SecretVolume::new(&[("users.json", &document(&[(DAVE, DAVE_PW)], FAST))]);
+    let server = Server::start(&volume.path("users.json"), &[], &[]);
+    let client = reqwest::blocking::Client::new();
+    assert_eq!(status(&client, &server, DAVE, DAVE_PW), 200);
+    assert_eq!(status(&client, &server, ERIN, ERIN_PW), 401);
+
+    let first = volume.data_target();
+    volume.update(&[("users.json", &document(&[(ERIN, ERIN_PW)], FAST))]);
+    assert_ne!(volume.data_target(), first, "..data points at a new directory");
+    assert!(!volume.dir.path().join(&first).exists(), "old version removed");
+    let swapped = Instant::now();
+    let reloaded = poll_blocking(Duration::from_secs(10), Duration::from_millis(25), || {
+        status(&client, &server, ERIN, ERIN_PW) == 200
+    });
+    assert!(
+        reloaded,
+        "the swapped-in user authenticates: {:?}",
+        server.lines()
+    );
+    // Each poll costs one Argon2id verification (~tens of ms in a debug build) besides the
+    // 50 ms poll interval: 2 s is far above both and still catches a reload that waits for a
+    // restart or a periodic full re-read.
+    assert!(
+        swapped.elapsed() < Duration::from_secs(2),
+        "reload took {:?}",
+        swapped.elapsed()
+    );
+    assert_eq!(
+        status(&client, &server, DAVE, DAVE_PW),
+        401,
+        "removed user refused"
+    );
+
+    volume.update(&[("users.json", "{\"truncated\": ")]);
+    let reported = poll_blocking(Duration::from_secs(10), Duration::from_millis(25), || {
+        server
+            .lines()
+            .iter()
+            .any(|l| l.contains("users file not reloaded"))
+    });
+    assert!(reported, "the broken swap is reported: {:?}", server.lines());
+    assert_eq!(
+        status(&client, &server, ERIN, ERIN_PW),
+        200,
+        "last good snapshot kept"
+    );
+    let (clean, lines) = server.terminate();
+    assert!(clean);
+    let all = lines.join("\n");
+    for secret in [DAVE_PW, ERIN_PW, DAVE, ERIN] {
+        assert!(!all.contains(secret), "{secret} leaked into the output");
+    }
+}
+
+fn healthcheck(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut cmd = isolated();
+    cmd.arg("healthcheck").args(args).envs(env.iter().copied());
+    outcome(&mut cmd)
+}
+
+/// Ready server: exit 0, with the URL derived from `server.listen` (0.0.0.0 → 127.0.0.1).
+/// A 200 without `ready: true` (here `/health`) and a closed port: exit 1, one stderr line,
+/// within the 2 s timeout.
+#[test]
+fn healthcheck_exits_0_when_ready_and_1_otherwise() {
+    let volume = SecretVolume::new(&[("users.json", &document(&[(DAVE, DAVE_PW)], FAST))]);
+    let server = Server::start(&volume.path("users.json"), &[], &[]);
+    let port = server.addr.rsplit_once(':').unwrap().1.to_owned();
+    let any = format!("0.0.0.0:{port}");
+    let env = [
+        ("AUTHSERVER_SERVER_LISTEN", any.as_str()),
+        ("AUTHSERVER_SERVER_ALLOW_PLAINTEXT", "true"),
+    ];
+    let (code, out, err) = healthcheck(&[], &env);
+    assert_eq!(code, Some(0), "stdout {out} stderr {err}");
+    assert!(out.contains(&format!("http://127.0.0.1:{port}/ready")), "{out}");
+
+    let (code, _, err) = healthcheck(&["--url", &server.url("/health")], &[]);
+    assert_eq!(code, Some(1), "a 200 without ready=true is not healthy: {err}");
+    assert!(err.contains("ready=None"), "{err}");
+
+    drop(server);
+    let started = Instant::now();
+    let (code, _, err) = healthcheck(&[], &env);
+    assert_eq!(code, Some(1), "closed port: {err}");
+    assert!(
+        err.starts_with("error: unhealthy:") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
