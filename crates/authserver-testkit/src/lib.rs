@@ -21,6 +21,7 @@
 //! - [`fakes`]: the recording audit sink, stores that are down, regulation backends that fail
 //!   or never answer, and swapping a state's regulation backend.
 //! - [`kubelet`]: a Secret volume as the kubelet lays it out and swaps it (`..data`).
+//! - [`tls`]: self-signed certificates.
 //! - [`hash`]: cheap hash costs and policies, so tests hash in microseconds.
 //! - [`users`]: users documents and files with distinctive plaintexts, settings over them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -35,6 +36,7 @@ pub mod logs;
 pub mod moto;
 pub mod process;
 pub mod skip;
+pub mod tls;
 pub mod users;
 pub mod wait;
 

@@ -125,3 +125,48 @@ fn healthcheck_exits_0_when_ready_and_1_otherwise() {
         started.elapsed()
     );
 }
+
+/// With `[tls]`: https to `--tls-name` (default localhost) connected to loopback, the configured
+/// certificate the only root. A certificate naming another host needs `--tls-name`; a server
+/// presenting a certificate other than the configured one is unhealthy.
+#[test]
+fn healthcheck_over_tls_trusts_only_the_configured_certificate() {
+    let volume = SecretVolume::new(&[("users.json", &document(&[(DAVE, DAVE_PW)], FAST))]);
+    let (cert, key) = authserver_testkit::tls::self_signed(&["authserver.internal"]);
+    let (other, _) = authserver_testkit::tls::self_signed(&["authserver.internal"]);
+    let files = |name: &str, pem: &str| {
+        let path = volume.dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (cert_path, key_path, other_path) = (
+        files("tls.crt", &cert),
+        files("tls.key", &key),
+        files("other.crt", &other),
+    );
+    let tls = [
+        ("AUTHSERVER_TLS_CERT_FILE", cert_path.as_str()),
+        ("AUTHSERVER_TLS_KEY_FILE", key_path.as_str()),
+    ];
+    let server = Server::start(&volume.path("users.json"), &[], &tls);
+    let env = |cert: &str| {
+        let listen = ("AUTHSERVER_SERVER_LISTEN", server.addr.clone());
+        [
+            listen,
+            ("AUTHSERVER_TLS_CERT_FILE", cert.to_owned()),
+            ("AUTHSERVER_TLS_KEY_FILE", key_path.clone()),
+        ]
+    };
+    let run = |args: &[&str], cert: &str| {
+        let mut cmd = isolated();
+        cmd.arg("healthcheck").args(args).envs(env(cert));
+        outcome(&mut cmd)
+    };
+    let (code, out, err) = run(&["--tls-name", "authserver.internal"], &cert_path);
+    assert_eq!(code, Some(0), "stdout {out} stderr {err}");
+    assert!(out.contains("https://authserver.internal:"), "{out}");
+    let (code, _, err) = run(&[], &cert_path);
+    assert_eq!(code, Some(1), "the certificate does not name localhost: {err}");
+    let (code, _, err) = run(&["--tls-name", "authserver.internal"], &other_path);
+    assert_eq!(code, Some(1), "not the configured certificate: {err}");
+}
