@@ -8,12 +8,16 @@
 //!
 //! # Layout
 //! - [`skip`]: the one "skip or require" rule: a test whose tool or service is absent prints
-//!   why and passes, unless `TESTS_REQUIRE_AWS=1` / `TESTS_REQUIRE_BROWSER=1` make it fail.
+//!   why and passes, unless its `TESTS_REQUIRE_*=1` switch makes it fail.
 //! - [`moto`]: the moto harness: accounts, SDK clients against `MOTO_URL`, resources, the
 //!   wire tap that counts and injects faults, the store and rotation rigs.
 //! - [`emulator`]: cargo-lambda's Runtime API emulator and the function process.
 //! - [`lambda`]: the Lambda handlers in process over the fixtures in
 //!   `crates/authserver/tests/fixtures/lambda`.
+//! - [`integrations`]: the proxy configurations of `docs/integrations.md`, taken from the doc by
+//!   marker, with the test's addresses, run as a foreground child on a free port.
+//! - [`nginx`]: nginx (unprivileged, temp prefix) around a doc block, with an echoing upstream.
+//! - [`caddy`]: Caddy (no admin API, no automatic HTTPS) around a doc block.
 //! - [`process`]: the real `authserver serve` process with its output (`url`, `admin_url`).
 //! - [`cli`]: the real `authserver` command line (`cli()`, `run_cli`).
 //! - [`logs`]: capturing the `tracing` output of a test.
@@ -26,14 +30,17 @@
 //! - [`users`]: users documents and files with distinctive plaintexts, settings over them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod caddy;
 pub mod cli;
 pub mod emulator;
 pub mod fakes;
 pub mod hash;
+pub mod integrations;
 pub mod kubelet;
 pub mod lambda;
 pub mod logs;
 pub mod moto;
+pub mod nginx;
 pub mod process;
 pub mod skip;
 pub mod tls;

@@ -1,7 +1,8 @@
 //! Skip or require: a test that needs a tool or service the machine lacks (moto, the Lambda
-//! emulator, Chromium) prints `SKIPPED` with the reason and passes, so `cargo test` works on a
-//! bare checkout; the documented test command sets `TESTS_REQUIRE_AWS=1` /
-//! `TESTS_REQUIRE_BROWSER=1` and then the same absence fails the test instead of hiding it.
+//! emulator, Chromium, nginx, Caddy) prints `SKIPPED` with the reason and passes, so `cargo test`
+//! works on a bare checkout; the documented test command sets `TESTS_REQUIRE_AWS=1`,
+//! `TESTS_REQUIRE_BROWSER=1`, `TESTS_REQUIRE_NGINX=1` and `TESTS_REQUIRE_CADDY=1`, and then the
+//! same absence fails the test instead of hiding it.
 //!
 //! ```ignore
 //! let url = or_skip!(moto::url("my_test"));
@@ -14,6 +15,10 @@ pub enum Needs {
     Aws,
     /// A headless browser (`TESTS_REQUIRE_BROWSER`).
     Browser,
+    /// nginx, for the `auth_request` integration (`TESTS_REQUIRE_NGINX`).
+    Nginx,
+    /// Caddy, for the `forward_auth` integration (`TESTS_REQUIRE_CADDY`).
+    Caddy,
 }
 
 impl Needs {
@@ -22,6 +27,8 @@ impl Needs {
         match self {
             Self::Aws => "TESTS_REQUIRE_AWS",
             Self::Browser => "TESTS_REQUIRE_BROWSER",
+            Self::Nginx => "TESTS_REQUIRE_NGINX",
+            Self::Caddy => "TESTS_REQUIRE_CADDY",
         }
     }
 

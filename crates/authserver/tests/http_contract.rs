@@ -174,6 +174,18 @@ async fn forward_puts_user_and_roles_in_headers() {
     let a = call(&state, Method::GET, "/auth/forward", Some(&basic(ALICE, "nope"))).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert!(!a.headers.contains_key("remote-user"));
+    // Envoy's HTTP ext_authz appends the original path to the prefix: same decision, any depth.
+    for path in ["/auth/forward/", "/auth/forward/app/page", "/auth/forward/a/%2e%2e/admin"] {
+        let a = call(&state, Method::POST, path, Some(&basic(ALICE, ALICE_PW))).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        assert_eq!(a.headers["remote-user"], ALICE);
+        let a = call(&state, Method::GET, path, Some(&basic(ALICE, "nope"))).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(a.headers[header::WWW_AUTHENTICATE], CHALLENGE);
+    }
+    // Not a prefix match on the text: a sibling path is still unknown.
+    let a = call(&state, Method::GET, "/auth/forwardx", Some(&basic(ALICE, ALICE_PW))).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -59,6 +59,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/auth/validate", post(handlers::validate))
         .route("/auth", post(handlers::validate))
         .route("/auth/forward", any(handlers::forward))
+        // Envoy's HTTP ext_authz (and Envoy Gateway's extAuth.http) append the original path to
+        // their path prefix; the decision never depends on it, and the route template (not the
+        // raw path) labels metrics, so the label set stays bounded. The wildcard does not match an
+        // empty rest, hence the bare `/auth/forward/` (a request for `/`).
+        .route("/auth/forward/", any(handlers::forward))
+        .route("/auth/forward/{*path}", any(handlers::forward))
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready));
     layered(router, state)
