@@ -15,7 +15,8 @@ their controllers need, and the pod keeps the contract docs/deployment.md ("Kube
 - The contract: non-root 65532, read-only root, no privilege escalation, capabilities dropped,
   seccomp RuntimeDefault, no service links, no token; /health liveness, /ready readiness, a
   startup probe; the users Secret mounted as a directory (never subPath: the kubelet's `..data`
-  swap never reaches a subPath); selectors match the pod; DNS-only egress; the Argon2id budget fits
+  swap never reaches a subPath); selectors match the pod; DNS-only egress; an example app routed to
+  admits only the proxy's namespace; the Argon2id budget fits
   the memory limit; the ports of config.toml are the container's; `authserver config check`
   accepts config.toml when --binary is given.
 Last line: "INFO: ..."; exit status 1 on any finding.
@@ -221,6 +222,8 @@ def check_config(pod, c, config, say):
 
 def check_selectors(docs, labels, say):
     for d in docs:
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] != "authserver":
+            continue  # the example app's (check_app_policy)
         sel = {"Service": dig(d, "spec", "selector"),
                "PodDisruptionBudget": dig(d, "spec", "selector", "matchLabels"),
                "NetworkPolicy": dig(d, "spec", "podSelector", "matchLabels"),
@@ -233,6 +236,28 @@ def check_selectors(docs, labels, say):
                 peers = [dig(p, "podSelector", "matchLabels") for p in rule.get("to") or []]
                 if ports != {53} or peers != [{"k8s-app": "kube-dns"}]:
                     say(f"NetworkPolicy egress beyond kube-dns:53: {rule}")
+
+
+def proxy_namespace(policy):
+    """The namespace a NetworkPolicy's first ingress rule admits."""
+    peers = dig(policy, "spec", "ingress") or [{}]
+    return dig((peers[0].get("from") or [{}])[0], "namespaceSelector", "matchLabels",
+               "kubernetes.io/metadata.name")
+
+
+def check_app_policy(docs, objs, say):
+    """An overlay that routes to the example app also keeps everyone but the proxy off it."""
+    backends = [b.get("name") for d in docs if d["kind"] == "HTTPRoute"
+                for r in d["spec"].get("rules") or [] for b in r.get("backendRefs") or []]
+    backends += [dig(p, "backend", "service", "name") for d in docs if d["kind"] == "Ingress"
+                 for r in d["spec"].get("rules") or [] for p in dig(r, "http", "paths") or []]
+    if "app" not in backends:
+        return
+    proxy = proxy_namespace(objs.get(("NetworkPolicy", "authserver")))
+    app = [d for d in docs if d["kind"] == "NetworkPolicy"
+           and dig(d, "spec", "podSelector", "matchLabels") == {"app.kubernetes.io/name": "app"}]
+    if len(app) != 1 or proxy_namespace(app[0]) != proxy:
+        say(f"the example app needs a NetworkPolicy admitting only the proxy's namespace {proxy!r}")
 
 
 def check_target(args, target: pathlib.Path):
@@ -261,6 +286,7 @@ def check_target(args, target: pathlib.Path):
     config_text = maps[0]["data"]["config.toml"]
     check_config(pod, c, tomllib.loads(config_text), say)
     check_selectors(docs, deps[0]["spec"]["template"]["metadata"]["labels"], say)
+    check_app_policy(docs, objs, say)
     if args.binary:
         config_check(args.binary, config_text, say)
     return problems, len(docs), core
@@ -303,6 +329,8 @@ NEGATIVES = {
                          "        - Remote-User\n        - Remote-Groups\n", ""),
     "envoy-wrong-backend": ("overlays/envoy-gateway/securitypolicy.yaml", "port: 8080", "port: 9090"),
     "gateway-route-missing": ("overlays/gateway-api/securitypolicy.yaml", "      name: app", "      name: ap"),
+    "app-open-to-all": ("overlays/traefik/kustomization.yaml", "  - app-networkpolicy.yaml\n", ""),
+    "app-policy-wrong-proxy": ("overlays/gateway-api/app-networkpolicy.yaml", "envoy-gateway-system", "traefik"),
     "unchecked-crd": ("overlays/traefik/middleware.yaml", "kind: Middleware", "kind: MiddlewareTCP"),
 }
 
