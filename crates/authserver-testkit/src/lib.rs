@@ -24,6 +24,8 @@
 //! - [`wait`]: bounded polls (`eventually`), never timed assertions.
 //! - [`fakes`]: the recording audit sink, stores that are down, regulation backends that fail
 //!   or never answer, and swapping a state's regulation backend.
+//! - [`kubelet`]: a Secret volume as the kubelet lays it out and swaps it (`..data`).
+//! - [`tls`]: self-signed certificates.
 //! - [`hash`]: cheap hash costs and policies, so tests hash in microseconds.
 //! - [`users`]: users documents and files with distinctive plaintexts, settings over them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -34,12 +36,14 @@ pub mod emulator;
 pub mod fakes;
 pub mod hash;
 pub mod integrations;
+pub mod kubelet;
 pub mod lambda;
 pub mod logs;
 pub mod moto;
 pub mod nginx;
 pub mod process;
 pub mod skip;
+pub mod tls;
 pub mod users;
 pub mod wait;
 

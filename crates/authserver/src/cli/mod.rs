@@ -13,10 +13,13 @@
 //! - [`users`]: `users add|disable|enable|remove|list` on a users file, written through
 //!   [`crate::store::file::edit`] (one editor at a time, atomic, modes kept).
 //! - [`secret`]: `users push|pull`, the users file to and from the credential secret.
+//! - [`healthcheck`]: `healthcheck`, exit 0/1 from the local listener's `/ready` (container
+//!   `HEALTHCHECK`, ECS, compose).
 
 pub mod admin;
 pub mod alarms;
 pub mod compliance;
+pub mod healthcheck;
 pub mod ops;
 pub mod password;
 pub mod secret;
@@ -60,6 +63,9 @@ pub enum Command {
     /// Check the AWS deployment's security controls.
     #[command(subcommand)]
     Compliance(compliance::ComplianceCommand),
+    /// Exit 0 when the local server's `GET /ready` answers 200 ready=true, else 1 (container
+    /// health checks).
+    Healthcheck(healthcheck::HealthcheckArgs),
     /// Run as an AWS Lambda function (what `bootstrap` does with no arguments under Lambda).
     Lambda(LambdaArgs),
     /// Print the metric table this binary emits (for `scripts/check-metric-names.py`).
@@ -173,6 +179,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(cmd) => users::run(cmd),
         Command::Ops(cmd) => ops::run(cmd),
         Command::Compliance(cmd) => compliance::run(cmd),
+        Command::Healthcheck(args) => healthcheck::run(args),
         Command::Lambda(args) => crate::lambda::run(Settings::load(args.config.as_deref())?),
         Command::MetricsNames { format } => {
             print!("{}", crate::telemetry::listing::render(format));
