@@ -143,12 +143,42 @@ fn users_commands_fail_clearly_on_bad_input() {
             Some("bad\u{7}pw\n"),
             "control characters",
         ),
+        // Refused before hashing (an attack: 4 GiB+ aborted the process on the allocation).
+        (
+            vec![
+                "users",
+                "add",
+                missing.to_str().unwrap(),
+                "ok",
+                "--m-cost",
+                "1000000",
+            ],
+            Some("pw\n"),
+            "above the configured [hash] ceilings",
+        ),
     ];
     for (args, stdin, want) in cases {
         let o = authserver(&args, stdin);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
         assert!(text(&o.stderr).contains(want), "{args:?}: {}", text(&o.stderr));
     }
+    let o = authserver(
+        &[
+            "users",
+            "add",
+            missing.to_str().unwrap(),
+            "ok",
+            "--m-cost",
+            "4294967295",
+        ],
+        Some("pw\n"),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a usage error, not an abort: {}",
+        text(&o.stderr)
+    );
     let f = fixture();
     let o = authserver(&["users", "remove", f.users.to_str().unwrap(), "nobody"], None);
     assert!(text(&o.stderr).contains("no user \"nobody\""));

@@ -118,8 +118,10 @@ pub struct ServeArgs {
 /// `hash-password` options.
 #[derive(Debug, Args)]
 pub struct HashArgs {
-    /// Argon2id memory in KiB.
-    #[arg(long, default_value_t = Cost::DEFAULT.m_kib)]
+    /// Argon2id memory in KiB (at most 4 GiB: the hash allocates it, and a larger request
+    /// aborted the process on the failed allocation).
+    #[arg(long, default_value_t = Cost::DEFAULT.m_kib,
+          value_parser = clap::value_parser!(u32).range(1..=4 * 1024 * 1024))]
     pub m_cost: u32,
     /// Argon2id iterations.
     #[arg(long, default_value_t = Cost::DEFAULT.t)]

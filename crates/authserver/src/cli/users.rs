@@ -208,12 +208,19 @@ fn new_record(
     cost: &super::HashArgs,
     policy: &HashPolicy,
 ) -> anyhow::Result<UserRecord> {
-    let pw = password::read(true)?;
     let cost = Cost {
         m_kib: cost.m_cost,
         t: cost.t_cost,
         p: cost.p_cost,
     };
+    // The policy's ceilings before hashing: hashing first would allocate (and spend) whatever
+    // was asked, only to refuse it afterwards.
+    if cost.m_kib > policy.max_m_kib || cost.t > policy.max_t || cost.p > policy.max_p {
+        bail!(
+            "Argon2id cost {cost} is above the configured [hash] ceilings: the server would deny this user"
+        );
+    }
+    let pw = password::read(true)?;
     let password_hash = hash_password(&pw, cost)?;
     if authserver_core::StoredHash::parse(&password_hash, policy).is_err() {
         bail!(
