@@ -153,8 +153,12 @@ impl Default for RegulationSettings {
 }
 
 impl RegulationSettings {
-    /// Checks the prefix lengths.
+    /// Checks the prefix lengths and the window (a zero window counts nothing and bans for no
+    /// time, which is regulation switched off by accident: `regulation.enabled` says that).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.policy.window_seconds == 0 {
+            return ConfigError::invalid("regulation.window_seconds", "must be positive");
+        }
         if !(8..=32).contains(&self.ipv4_prefix) {
             return ConfigError::invalid("regulation.ipv4_prefix", "must be 8 to 32");
         }

@@ -126,8 +126,13 @@ impl TlsSettings {
         !self.cert_file.is_empty()
     }
 
-    /// Checks that the certificate and its key come together; the error names the one missing.
+    /// Checks that the certificate and its key come together (the error names the one missing)
+    /// and that the reload poll has a period (a zero period panicked the watcher task, leaving
+    /// certificates unreloaded).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.reload_interval_ms == 0 {
+            return ConfigError::invalid("tls.reload_interval_ms", "must be positive");
+        }
         let missing = match (self.cert_file.is_empty(), self.key_file.is_empty()) {
             (true, false) => "tls.cert_file",
             (false, true) => "tls.key_file",

@@ -53,6 +53,12 @@ fn validation_catches_impossible_combinations() {
         ),
         ("AUTHSERVER_STORE_KIND", "secrets_manager", "store.secret_id"),
         ("AUTHSERVER_LAMBDA_MODE", "other", "lambda.mode"),
+        ("AUTHSERVER_TLS_RELOAD_INTERVAL_MS", "0", "tls.reload_interval_ms"),
+        (
+            "AUTHSERVER_REGULATION_WINDOW_SECONDS",
+            "0",
+            "regulation.window_seconds",
+        ),
         ("LOG_LEVEL", "lots=of=noise", "log.level"),
         (
             "AUTHSERVER_ROTATION_PASSWORD_LENGTH",
