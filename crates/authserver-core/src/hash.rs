@@ -73,13 +73,7 @@ impl Default for HashPolicy {
 /// and says they "provide an equal level of defense, and the only difference is a trade off
 /// between CPU and RAM usage". The last row holds for every t above 5 (the sheet stops there).
 /// <https://cheatsheetseries.owasp.org/cheatsheets/Password_Storage_Cheat_Sheet.html>
-pub const OWASP_ARGON2ID: [(u32, u32); 5] = [
-    (1, 47104),
-    (2, 19456),
-    (3, 12288),
-    (4, 9216),
-    (5, 7168),
-];
+pub const OWASP_ARGON2ID: [(u32, u32); 5] = [(1, 47104), (2, 19456), (3, 12288), (4, 9216), (5, 7168)];
 
 /// The table's memory at `t` iterations (t = 0 reads as 1, t > 5 as 5).
 fn owasp_m_kib(t: u32) -> u64 {

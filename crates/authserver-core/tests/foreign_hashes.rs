@@ -3,8 +3,11 @@
 //! binding; `fixtures/foreign-hashes.py` made them), one per row of OWASP's equivalence table
 //! plus Caddy's argon2id parameters. They go through the store's own path (document → snapshot
 //! under the default policy → authenticator), as a users file holding them would.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use authserver_core::{Authenticator, Credentials, HashPolicy, Outcome, Reason, Snapshot, SystemClock, VerifiedCache};
+use authserver_core::{
+    Authenticator, Credentials, HashPolicy, Outcome, Reason, Snapshot, SystemClock, VerifiedCache,
+};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,10 +37,19 @@ fn fixtures() -> Vec<Fixture> {
 fn every_owasp_row_and_caddys_default_verify() {
     let all = fixtures();
     let names: Vec<&str> = all.iter().map(|f| f.name.as_str()).collect();
-    for want in ["owasp-m47104-t1", "owasp-m19456-t2", "owasp-m12288-t3", "owasp-m9216-t4", "owasp-m7168-t5"] {
+    for want in [
+        "owasp-m47104-t1",
+        "owasp-m19456-t2",
+        "owasp-m12288-t3",
+        "owasp-m9216-t4",
+        "owasp-m7168-t5",
+    ] {
         assert!(names.contains(&want), "{want} missing from the fixtures");
     }
-    assert!(all.iter().any(|f| f.phc.starts_with("$argon2id$v=19$m=47104,t=1,p=1$") && f.name.starts_with("caddy")));
+    assert!(
+        all.iter()
+            .any(|f| f.phc.starts_with("$argon2id$v=19$m=47104,t=1,p=1$") && f.name.starts_with("caddy"))
+    );
     let users: serde_json::Map<String, Value> = all
         .iter()
         .map(|f| (f.name.clone(), serde_json::json!({ "passwordHash": f.phc })))
@@ -46,10 +58,18 @@ fn every_owasp_row_and_caddys_default_verify() {
     let snapshot = Arc::new(Snapshot::from_json(&json, &HashPolicy::default(), "foreign").expect("loads"));
     assert!(snapshot.refused().is_empty(), "refused: {:?}", snapshot.refused());
     assert_eq!(snapshot.len(), all.len());
-    let auth = Authenticator::new(VerifiedCache::new(16, Duration::from_secs(60), Arc::new(SystemClock)));
+    let auth = Authenticator::new(VerifiedCache::new(
+        16,
+        Duration::from_secs(60),
+        Arc::new(SystemClock),
+    ));
     for f in &all {
         let right = auth.authenticate(&snapshot, Credentials::new(&f.name, &f.password).expect("creds"));
-        assert!(matches!(right.outcome, Outcome::Allowed { .. }), "{}: {right:?}", f.name);
+        assert!(
+            matches!(right.outcome, Outcome::Allowed { .. }),
+            "{}: {right:?}",
+            f.name
+        );
         let wrong = auth.authenticate(&snapshot, Credentials::new(&f.name, "not-it").expect("creds"));
         assert_eq!(wrong.reason(), Some(Reason::WrongPassword), "{}", f.name);
     }
