@@ -55,21 +55,33 @@ pub(super) fn apply_env(
                 continue;
             }
         };
-        let (section, name) = key.split_once('.').unwrap_or(("", &key));
-        let template = defaults.get(section).and_then(|s| s.get(name));
-        let typed = typed(template, &var, value)?;
-        let section_table = table
-            .entry(section.to_owned())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        match section_table {
-            toml::Value::Table(t) => {
-                t.insert(name.to_owned(), typed);
-            }
-            _ => return Err(ConfigError::Parse(format!("[{section}] must be a table"))),
-        }
+        set(table, &defaults, &key, &var, value)?;
     }
     warnings.sort_by(|a, b| a.var.cmp(&b.var));
     Ok(warnings)
+}
+
+/// Writes `value` (of `var`) at `key` in `table`, typed like the default there.
+fn set(
+    table: &mut toml::Table,
+    defaults: &toml::Table,
+    key: &str,
+    var: &str,
+    value: String,
+) -> Result<(), ConfigError> {
+    let (section, name) = key.split_once('.').unwrap_or(("", key));
+    let template = defaults.get(section).and_then(|s| s.get(name));
+    let typed = typed(template, var, value)?;
+    let section_table = table
+        .entry(section.to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match section_table {
+        toml::Value::Table(t) => {
+            t.insert(name.to_owned(), typed);
+            Ok(())
+        }
+        _ => Err(ConfigError::Parse(format!("[{section}] must be a table"))),
+    }
 }
 
 /// What a variable is to us.
