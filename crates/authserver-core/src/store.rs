@@ -402,6 +402,44 @@ mod tests {
         assert!(!msg.contains(&weak) && !msg.contains("secretish"), "{msg}");
     }
 
+    /// The refused user walks the unknown user's path: the dummy verification at the store's
+    /// top cost (so pacing and timing match) and the same denial, right password or not.
+    #[test]
+    fn a_refused_user_is_verified_and_denied_like_an_unknown_one() {
+        use crate::authenticator::{Authenticator, Reason, Step};
+        use crate::{cache::VerifiedCache, clock::SystemClock, credentials::Credentials};
+        let weak = hash_password(
+            &Secret::from("pw"),
+            Cost {
+                m_kib: 4096,
+                t: 1,
+                p: 1,
+            },
+        )
+        .expect("hash");
+        let json = format!(
+            r#"{{"alice":{{"passwordHash":"{}"}},"eve":{{"passwordHash":"{weak}"}}}}"#,
+            phc()
+        );
+        let s = Arc::new(Snapshot::from_json(json.as_bytes(), &HashPolicy::default(), "v").expect("serves"));
+        let auth = Authenticator::new(VerifiedCache::new(
+            4,
+            std::time::Duration::from_secs(60),
+            Arc::new(SystemClock),
+        ));
+        for (user, pw) in [("eve", "pw"), ("eve", "other"), ("nobody", "pw")] {
+            let Step::Verify(task) = auth.begin(&s, Credentials::new(user, pw).expect("creds")) else {
+                panic!("a verification runs for {user}");
+            };
+            assert_eq!(task.cost(), s.dummy().cost(), "{user}: the dummy's cost");
+            assert_eq!(
+                auth.finish(task.run()).reason(),
+                Some(Reason::UnknownUser),
+                "{user}"
+            );
+        }
+    }
+
     #[test]
     fn invalid_json_gives_position_only() {
         let err = Snapshot::from_json(
