@@ -67,6 +67,29 @@ fn service_links_and_an_unknown_variable_do_not_stop_the_server() {
     let f = fixture();
     let mut env = SERVICE_LINKS.to_vec();
     env.push(("AUTHSERVER_SERVER_LISTN", "Stray-Value-8812"));
+    // config check lists the stray variable as a warning and still passes.
+    let mut check = isolated();
+    check
+        .args(["config", "check"])
+        .env("AUTHSERVER_STORE_FILE", &f.users)
+        .envs(env.iter().copied());
+    let (code, stdout, stderr) = outcome(&mut check);
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
+    assert!(stdout.contains("configuration OK"), "{stdout}");
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: unknown environment variable"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(
+        warned[0].contains("AUTHSERVER_SERVER_LISTN")
+            && warned[0].contains("did you mean AUTHSERVER_SERVER_LISTEN")
+    );
+    assert!(
+        !stderr.contains("Stray-Value-8812") && !stderr.contains("AUTHSERVER_PORT"),
+        "{stderr}"
+    );
+
     let server = Server::start(&f.users, &[], &env);
     let (code, ..) = status(&basic(ALICE, ALICE_PW), &server.url("/auth/validate"));
     assert_eq!(code, 200, "serves");
