@@ -151,8 +151,9 @@ pub async fn push(
     force: bool,
 ) -> Result<Pushed, UsersError> {
     let doc = parse_document(text).map_err(|e| UsersError::Invalid(e.to_string()))?;
-    let snapshot =
-        Snapshot::build(doc.clone(), policy, "push").map_err(|e| UsersError::Invalid(e.to_string()))?;
+    let snapshot = Snapshot::build(doc.clone(), policy, "push")
+        .and_then(Snapshot::strict)
+        .map_err(|e| UsersError::Invalid(e.to_string()))?;
     let accounts = doc
         .iter()
         .filter_map(|(user, rec)| Some((user.as_str(), rec.delivery_secret_id.as_deref()?)));
@@ -220,6 +221,7 @@ pub async fn pull(
         users,
     };
     let policy = Snapshot::build(doc.clone(), policy, value.version.clone())
+        .and_then(Snapshot::strict)
         .map(|_| ())
         .map_err(|e| e.to_string());
     Ok(Pulled {

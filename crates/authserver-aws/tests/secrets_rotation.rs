@@ -292,7 +292,9 @@ async fn an_invalid_pending_version_is_ignored_and_not_fetched_again() {
         .put_secret_value()
         .secret_id(&rig.name)
         .client_request_token(&token)
-        .secret_string(r#"{"svc": {"passwordHash": "not-a-phc"}}"#)
+        // Invalid as a document (a hash that merely fails the policy would load, refusing
+        // that entry only, and give no alternate).
+        .secret_string(r#"{"svc": {"passwordHash": 42}}"#)
         .version_stages("AWSPENDING")
         .send()
         .await

@@ -35,12 +35,17 @@ impl fmt::Display for Cost {
 }
 
 /// Which hashes a store may hold. Enforced when a store loads.
+///
+/// The floor is a cost, not two separate floors: `min_m_kib` at `min_t` names one row of
+/// OWASP's equivalence table ([`OWASP_ARGON2ID`]) and scales the whole table (see
+/// [`HashPolicy::floor_m_kib`]), so fewer iterations with more memory (or the reverse) pass
+/// when OWASP counts them as equally strong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HashPolicy {
-    /// Floor on memory (KiB). Default 19456 (the OWASP Argon2id minimum, 19 MiB).
+    /// Memory floor (KiB) at `min_t` iterations. Default 19456 (OWASP's m=19 MiB, t=2 row).
     pub min_m_kib: u32,
-    /// Floor on iterations. Default 2.
+    /// The iteration count `min_m_kib` applies at. Default 2.
     pub min_t: u32,
     /// Ceiling on memory (KiB): one request must not be able to make us allocate more. Default 262144 (256 MiB).
     pub max_m_kib: u32,
@@ -62,6 +67,42 @@ impl Default for HashPolicy {
     }
 }
 
+/// OWASP's Argon2id settings of equal strength, as (t, m KiB), p = 1. The Password Storage
+/// Cheat Sheet lists "m=47104 (46 MiB), t=1, p=1", "m=19456 (19 MiB), t=2, p=1",
+/// "m=12288 (12 MiB), t=3, p=1", "m=9216 (9 MiB), t=4, p=1" and "m=7168 (7 MiB), t=5, p=1",
+/// and says they "provide an equal level of defense, and the only difference is a trade off
+/// between CPU and RAM usage". The last row holds for every t above 5 (the sheet stops there).
+/// <https://cheatsheetseries.owasp.org/cheatsheets/Password_Storage_Cheat_Sheet.html>
+pub const OWASP_ARGON2ID: [(u32, u32); 5] = [(1, 47104), (2, 19456), (3, 12288), (4, 9216), (5, 7168)];
+
+/// The table's memory at `t` iterations (t = 0 reads as 1, t > 5 as 5).
+fn owasp_m_kib(t: u32) -> u64 {
+    let row = usize::try_from(t.clamp(1, 5) - 1).unwrap_or(0);
+    u64::from(OWASP_ARGON2ID[row].1)
+}
+
+impl HashPolicy {
+    /// The least memory (KiB) a hash with `t` iterations must use: OWASP's row for `t`
+    /// scaled by how far the configured `min_m_kib` at `min_t` sits from OWASP's own row there,
+    /// `ceil(table(t) * min_m_kib / table(min_t))`. The defaults (19456 at t=2) give exactly
+    /// OWASP's table; every hash with `m >= min_m_kib` and `t >= min_t` still passes (the table
+    /// only falls as t rises); raising either setting raises every row.
+    pub fn floor_m_kib(&self, t: u32) -> u64 {
+        let scaled = owasp_m_kib(t) * u64::from(self.min_m_kib);
+        scaled.div_ceil(owasp_m_kib(self.min_t))
+    }
+
+    /// Whether `cost` is strong enough (at least [`HashPolicy::floor_m_kib`] for its t) and
+    /// cheap enough (memory, iterations and parallelism under their ceilings) for this policy.
+    pub fn accepts(&self, cost: Cost) -> bool {
+        u64::from(cost.m_kib) >= self.floor_m_kib(cost.t)
+            && cost.t >= 1
+            && cost.m_kib <= self.max_m_kib
+            && cost.t <= self.max_t
+            && cost.p <= self.max_p
+    }
+}
+
 /// Why a stored hash is not acceptable. Never contains the hash itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HashError {
@@ -71,19 +112,18 @@ pub enum HashError {
     /// A PHC string for another algorithm (only Argon2id is accepted).
     #[error("password hash algorithm {0} is not allowed (Argon2id required)")]
     Algorithm(String),
-    /// Parameters outside the policy.
+    /// Parameters outside the policy: below the cost floor or above a ceiling.
     #[error(
-        "Argon2id parameters {cost} outside policy (m {min_m}..={max_m} KiB, t {min_t}..={max_t}, p <= {max_p})"
+        "Argon2id parameters {cost} outside policy (at t={t} m >= {floor_m} KiB; m <= {max_m} KiB, t <= {max_t}, p <= {max_p})",
+        t = .cost.t
     )]
     Policy {
         /// Parameters found.
         cost: Cost,
-        /// Policy bounds, repeated for the message.
-        min_m: u32,
+        /// The memory floor at the hash's own t ([`HashPolicy::floor_m_kib`]).
+        floor_m: u64,
         /// Upper memory bound.
         max_m: u32,
-        /// Lower iteration bound.
-        min_t: u32,
         /// Upper iteration bound.
         max_t: u32,
         /// Upper parallelism bound.
@@ -123,15 +163,11 @@ impl StoredHash {
             t: params.t_cost(),
             p: params.p_cost(),
         };
-        let ok = (policy.min_m_kib..=policy.max_m_kib).contains(&cost.m_kib)
-            && (policy.min_t..=policy.max_t).contains(&cost.t)
-            && cost.p <= policy.max_p;
-        if !ok {
+        if !policy.accepts(cost) {
             return Err(HashError::Policy {
                 cost,
-                min_m: policy.min_m_kib,
+                floor_m: policy.floor_m_kib(cost.t),
                 max_m: policy.max_m_kib,
-                min_t: policy.min_t,
                 max_t: policy.max_t,
                 max_p: policy.max_p,
             });
@@ -273,6 +309,67 @@ pub(crate) mod tests {
             StoredHash::parse(&ok, &tight),
             Err(HashError::Policy { .. })
         ));
+    }
+
+    /// A well-formed PHC string at `m`, `t` (salt and tag are placeholders: parsing checks
+    /// the policy, not the password).
+    fn phc_at(m: u32, t: u32) -> String {
+        format!("$argon2id$v=19$m={m},t={t},p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")
+    }
+
+    fn accepted(policy: &HashPolicy, m: u32, t: u32) -> bool {
+        StoredHash::parse(&phc_at(m, t), policy).is_ok()
+    }
+
+    #[test]
+    fn the_default_floor_is_owasps_table() {
+        let p = HashPolicy::default();
+        for (t, m) in OWASP_ARGON2ID {
+            assert!(accepted(&p, m, t), "OWASP row m={m},t={t}");
+            assert!(!accepted(&p, m - 1, t), "just below m={m},t={t}");
+        }
+        // Past the table, t > 5 keeps the t = 5 row.
+        assert!(accepted(&p, 7168, 8) && !accepted(&p, 7167, 8));
+        let err = StoredHash::parse(&phc_at(47103, 1), &p).expect_err("below");
+        assert!(err.to_string().contains("at t=1 m >= 47104 KiB"), "{err}");
+    }
+
+    /// The settings name one row and scale the table: what passed under the old separate
+    /// floors (m >= min_m_kib and t >= min_t) still passes, and raising a setting raises
+    /// every row.
+    #[test]
+    fn the_settings_scale_every_row() {
+        let doubled = HashPolicy {
+            min_m_kib: 38912,
+            ..HashPolicy::default()
+        };
+        for (t, m) in OWASP_ARGON2ID {
+            assert_eq!(doubled.floor_m_kib(t), 2 * u64::from(m), "t={t}");
+        }
+        assert!(!accepted(&doubled, 47104, 1) && accepted(&doubled, 94208, 1));
+        // Named at another row: 64 MiB at t=3 is OWASP's t=3 row times 16/3.
+        let t3 = HashPolicy {
+            min_m_kib: 65536,
+            min_t: 3,
+            ..HashPolicy::default()
+        };
+        assert_eq!(t3.floor_m_kib(3), 65536);
+        assert_eq!(t3.floor_m_kib(1), 251_222, "ceil(47104 * 65536 / 12288)");
+        assert_eq!(t3.floor_m_kib(5), 38230, "ceil(7168 * 65536 / 12288)");
+        for p in [HashPolicy::default(), doubled, t3] {
+            for t in p.min_t..=p.max_t {
+                assert!(accepted(&p, p.min_m_kib, t), "old floor m={},t={t}", p.min_m_kib);
+            }
+        }
+    }
+
+    #[test]
+    fn ceilings_still_hold() {
+        let p = HashPolicy::default();
+        assert!(!accepted(&p, p.max_m_kib + 1, 2));
+        assert!(!accepted(&p, 65536, p.max_t + 1));
+        let wide = "$argon2id$v=19$m=65536,t=3,p=5$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        assert!(StoredHash::parse(wide, &p).is_err());
     }
 
     #[test]

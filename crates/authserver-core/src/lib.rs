@@ -40,10 +40,11 @@ pub use authenticator::{Authenticator, CacheUse, Decision, Outcome, Reason, Step
 pub use cache::VerifiedCache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credentials::{Credentials, Malformed, ParseError};
-pub use hash::{Cost, HashError, HashPolicy, StoredHash, hash_password};
+pub use hash::{Cost, HashError, HashPolicy, OWASP_ARGON2ID, StoredHash, hash_password};
 pub use keyed::UserHasher;
 pub use secret::Secret;
 pub use source::{SnapshotSource, StoreCounters, StoreStatus, Unavailable};
 pub use store::{
-    AlternateKind, Alternates, Snapshot, Status, StoreDocument, StoreError, UserRecord, parse_document,
+    AlternateKind, Alternates, RefusedEntry, Snapshot, Status, StoreDocument, StoreError, UserRecord,
+    parse_document,
 };

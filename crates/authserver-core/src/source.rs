@@ -48,6 +48,9 @@ pub struct StoreStatus {
     pub version: Option<String>,
     /// Users in the snapshot in service.
     pub users: usize,
+    /// Entries of the snapshot in service whose hash failed the policy (those users are
+    /// denied; see [`crate::store::RefusedEntry`]).
+    pub refused: usize,
     /// Seconds since the snapshot in service was last confirmed current.
     pub age_seconds: u64,
     /// Whether the snapshot in service may be used.

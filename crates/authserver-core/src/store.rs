@@ -1,7 +1,7 @@
 //! The immutable [`Snapshot`] the rest of the program reads, built from a parsed store
 //! document (the stored format itself is [`crate::record`]; its parser [`crate::document`]).
 
-use crate::hash::{Cost, HashPolicy, StoredHash, dummy_hash};
+use crate::hash::{Cost, HashError, HashPolicy, StoredHash, dummy_hash};
 use crate::names::check_names;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,12 +27,26 @@ pub struct User {
     pub delivery_secret_id: Option<String>,
 }
 
+/// An entry kept out of service because its hash fails the policy (too weak, too costly, not
+/// Argon2id, not a PHC string). Its user is denied exactly like an unknown user (a verification
+/// against the dummy hash, the same answer), so neither the answer nor its timing tells a
+/// refused entry from an unknown user or a wrong password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedEntry {
+    /// The username (PII: server logs name it by its keyed user hash).
+    pub user: String,
+    /// Why the hash was refused (never contains the hash).
+    pub problem: HashError,
+}
+
 /// An immutable, validated view of the store. Replaced whole on every change.
 #[derive(Debug)]
 pub struct Snapshot {
     version: String,
     generation: u64,
     users: HashMap<String, User>,
+    /// Sorted by username (the document's order).
+    refused: Arc<[RefusedEntry]>,
     dummy: StoredHash,
     alternates: Option<Alternates>,
 }
@@ -97,8 +111,11 @@ impl Alternates {
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 impl Snapshot {
-    /// Validates a parsed document against `policy`. Any bad entry refuses the whole document,
-    /// so a half-applied store never serves.
+    /// Validates a parsed document against `policy`. An entry whose hash fails the policy
+    /// denies that user only: it is kept aside as a [`RefusedEntry`] (a hash from another tool
+    /// or an old policy must not take every other user down). A refused name or role refuses
+    /// the whole document, so a half-applied store never serves: dropping such an entry could
+    /// silently change who `Remote-User` names.
     ///
     /// Generates (once per cost per process) the dummy hash for unknown users at the most
     /// expensive cost any user has: that may take one Argon2id hashing time.
@@ -108,10 +125,9 @@ impl Snapshot {
         version: impl Into<String>,
     ) -> Result<Self, StoreError> {
         let mut users = HashMap::with_capacity(doc.len());
+        let mut refused = Vec::new();
         let mut costs: std::collections::HashSet<Cost> = std::collections::HashSet::new();
         for (name, rec) in doc {
-            // A refused name or role refuses the whole document (the last good snapshot stays):
-            // dropping only that entry could silently change who may log in.
             if let Err(problem) = check_names(&name, &rec.roles) {
                 return Err(StoreError::Entry {
                     user: name,
@@ -120,11 +136,9 @@ impl Snapshot {
             }
             let hash = match StoredHash::parse(&rec.password_hash, policy) {
                 Ok(h) => h,
-                Err(e) => {
-                    return Err(StoreError::Entry {
-                        user: name,
-                        problem: e.into(),
-                    });
+                Err(problem) => {
+                    refused.push(RefusedEntry { user: name, problem });
+                    continue;
                 }
             };
             costs.insert(hash.cost());
@@ -149,6 +163,7 @@ impl Snapshot {
             version: version.into(),
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             users,
+            refused: refused.into(),
             dummy: dummy_hash(cost),
             alternates: None,
         })
@@ -201,8 +216,22 @@ impl Snapshot {
             version: self.version.clone(),
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             users: self.users.clone(),
+            refused: self.refused.clone(),
             dummy: self.dummy.clone(),
             alternates,
+        }
+    }
+
+    /// This snapshot, or the first refused entry as an error: for the paths that write a store
+    /// (`users push`), where a hash the servers would refuse is the operator's mistake to fix
+    /// before upload rather than a user to deny afterwards.
+    pub fn strict(self) -> Result<Self, StoreError> {
+        match self.refused.first() {
+            Some(r) => Err(StoreError::Entry {
+                user: r.user.clone(),
+                problem: r.problem.clone().into(),
+            }),
+            None => Ok(self),
         }
     }
 
@@ -225,12 +254,17 @@ impl Snapshot {
         self.generation
     }
 
-    /// Looks a user up (usernames are case-sensitive).
+    /// Looks a user up (usernames are case-sensitive). `None` for a refused entry too.
     pub fn user(&self, name: &str) -> Option<&User> {
         self.users.get(name)
     }
 
-    /// Number of users.
+    /// Entries whose hash failed the policy, by username: their users are denied.
+    pub fn refused(&self) -> &[RefusedEntry] {
+        &self.refused
+    }
+
+    /// Number of users in service (refused entries not counted).
     pub fn len(&self) -> usize {
         self.users.len()
     }
@@ -310,14 +344,6 @@ mod tests {
                 format!(r#"{{"eve":{{"passwordHash":"{h}","satus":"DISABLED"}}}}"#),
                 "unknown field",
             ),
-            (
-                format!(r#"{{"eve":{{"passwordHash":"{weak}"}}}}"#),
-                "outside policy",
-            ),
-            (
-                r#"{"eve":{"passwordHash":"$argon2id$v=19$m=65536,t=3,p=1$secretish"}}"#.to_owned(),
-                "PHC",
-            ),
             (r#"{"eve":{"passwordHash":42}}"#.to_owned(), "passwordHash"),
             (r#"{"eve":"nope"}"#.to_owned(), "entry must be an object"),
             (format!(r#"{{"e:ve":{{"passwordHash":"{h}"}}}}"#), "username"),
@@ -332,6 +358,85 @@ mod tests {
             }
             let safe = err.log_safe(|_| "H".into());
             assert!(!safe.contains("eve") && safe.contains("user_hash H"), "{safe}");
+        }
+    }
+
+    /// A hash that fails the policy denies its user only; the rest of the store serves, and
+    /// `strict` (the upload path) still refuses the document naming the user, never the hash.
+    #[test]
+    fn a_refused_hash_denies_only_its_user() {
+        let h = phc();
+        let weak = hash_password(
+            &Secret::from("pw"),
+            Cost {
+                m_kib: 4096,
+                t: 1,
+                p: 1,
+            },
+        )
+        .expect("hash");
+        let json = format!(
+            r#"{{"alice":{{"passwordHash":"{h}"}},"eve":{{"passwordHash":"{weak}"}},
+                "mal":{{"passwordHash":"$argon2id$v=19$m=65536,t=3,p=1$secretish"}},
+                "old":{{"passwordHash":"$2y$10$abcdefghijklmnopqrstuu5Ro3IyBd/4eZ3ZCOS0QP6jG6Yw6U7xa"}}}}"#
+        );
+        let s = Snapshot::from_json(json.as_bytes(), &HashPolicy::default(), "v").expect("serves");
+        assert!(s.user("alice").is_some());
+        assert_eq!((s.len(), s.users().count()), (1, 1));
+        let refused: Vec<_> = s.refused().iter().map(|r| r.user.as_str()).collect();
+        assert_eq!(refused, ["eve", "mal", "old"]);
+        assert!(
+            refused.iter().all(|u| s.user(u).is_none()),
+            "denied like unknown users"
+        );
+        assert!(matches!(s.refused()[0].problem, HashError::Policy { .. }));
+        assert_eq!(s.refused()[1].problem, HashError::NotPhc);
+        assert!(matches!(
+            s.refused()[2].problem,
+            HashError::NotPhc | HashError::Algorithm(_)
+        ));
+        assert_eq!(s.dummy().cost(), FAST, "refused costs do not set the dummy's");
+        let err = s.strict().expect_err("upload refuses");
+        let msg = err.to_string();
+        assert!(msg.contains("eve") && msg.contains("outside policy"), "{msg}");
+        assert!(!msg.contains(&weak) && !msg.contains("secretish"), "{msg}");
+    }
+
+    /// The refused user walks the unknown user's path: the dummy verification at the store's
+    /// top cost (so pacing and timing match) and the same denial, right password or not.
+    #[test]
+    fn a_refused_user_is_verified_and_denied_like_an_unknown_one() {
+        use crate::authenticator::{Authenticator, Reason, Step};
+        use crate::{cache::VerifiedCache, clock::SystemClock, credentials::Credentials};
+        let weak = hash_password(
+            &Secret::from("pw"),
+            Cost {
+                m_kib: 4096,
+                t: 1,
+                p: 1,
+            },
+        )
+        .expect("hash");
+        let json = format!(
+            r#"{{"alice":{{"passwordHash":"{}"}},"eve":{{"passwordHash":"{weak}"}}}}"#,
+            phc()
+        );
+        let s = Arc::new(Snapshot::from_json(json.as_bytes(), &HashPolicy::default(), "v").expect("serves"));
+        let auth = Authenticator::new(VerifiedCache::new(
+            4,
+            std::time::Duration::from_secs(60),
+            Arc::new(SystemClock),
+        ));
+        for (user, pw) in [("eve", "pw"), ("eve", "other"), ("nobody", "pw")] {
+            let Step::Verify(task) = auth.begin(&s, Credentials::new(user, pw).expect("creds")) else {
+                panic!("a verification runs for {user}");
+            };
+            assert_eq!(task.cost(), s.dummy().cost(), "{user}: the dummy's cost");
+            assert_eq!(
+                auth.finish(task.run()).reason(),
+                Some(Reason::UnknownUser),
+                "{user}"
+            );
         }
     }
 

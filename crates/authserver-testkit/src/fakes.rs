@@ -47,6 +47,7 @@ impl SnapshotSource for DownStore {
             kind: "test",
             version: None,
             users: 0,
+            refused: 0,
             age_seconds: 0,
             ready: false,
             last_error: Some(self.error.into()),

@@ -315,7 +315,9 @@ async fn a_compliant_account_passes_every_control() {
             expect(
                 "stored-hash-policy",
                 "pass",
-                &["3 users, every hash Argon2id with m 19456..=262144 KiB, t 2..=10, p <= 4"]
+                &[
+                    "3 users, every hash Argon2id at or above OWASP's cost table scaled to m 19456 KiB at t 2, m <= 262144 KiB, t <= 10, p <= 4"
+                ]
             ),
             expect(
                 "password-age",
@@ -347,7 +349,7 @@ async fn a_non_compliant_account_fails_every_control_with_the_reason() {
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     assert!(stderr.contains("10 of 10 compliance controls failed"), "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
-    let policy = "(m 19456..=262144 KiB, t 2..=10, p <= 4)";
+    let policy = "(at t=1 m >= 47104 KiB; m <= 262144 KiB, t <= 10, p <= 4)";
     assert_eq!(
         findings(&report),
         vec![

@@ -105,7 +105,9 @@ async fn hot_reload_applies_good_edits_and_survives_broken_ones() {
 
     for broken in [
         "{ not json",
-        "{\"x\": {\"passwordHash\": \"$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\"}}",
+        // A refused name refuses the document (an entry whose hash merely fails the policy
+        // would not: it denies that user only, tests/first_contact.rs).
+        "{\"x:y\": {\"passwordHash\": \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\"}}",
     ] {
         // Atomic replace, as editors and the CLI do: one new content per edit.
         let tmp = f.dir.path().join("users.json.tmp");

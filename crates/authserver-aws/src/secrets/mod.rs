@@ -290,6 +290,19 @@ impl Inner {
         }
     }
 
+    /// One ERROR per entry whose hash failed the policy (by `user_hash`: usernames are PII),
+    /// once per version loaded, not per request: the entry stays refused until the secret
+    /// changes. Logged on the caller's task, where its span is.
+    fn log_refused(&self, snapshot: &Snapshot) {
+        for r in snapshot.refused() {
+            tracing::error!(
+                user_hash = %self.hasher.hash(&r.user),
+                reason = %r.problem,
+                "store entry refused by the hash policy; that user is denied"
+            );
+        }
+    }
+
     /// Parses and validates off the async executor: building a snapshot may hash once (the
     /// dummy hash for unknown users, ~0.1 s at production cost).
     async fn parse(
@@ -314,7 +327,10 @@ impl Inner {
         })
         .await;
         match parsed {
-            Ok(Ok(snapshot)) => Ok(snapshot),
+            Ok(Ok(snapshot)) => {
+                self.log_refused(&snapshot);
+                Ok(snapshot)
+            }
             Ok(Err(reason)) => Err(RefreshError::Invalid { version, reason }),
             Err(_) => Err(RefreshError::Invalid {
                 version,
@@ -353,6 +369,7 @@ impl SnapshotSource for SecretsManagerStore {
             kind: "secrets_manager",
             version: st.snapshot.as_ref().map(|s| s.version().to_owned()),
             users: st.snapshot.as_ref().map_or(0, |s| s.len()),
+            refused: st.snapshot.as_ref().map_or(0, |s| s.refused().len()),
             age_seconds: st
                 .confirmed_at
                 .map_or(0, |at| now.saturating_duration_since(at).as_secs()),

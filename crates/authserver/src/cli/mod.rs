@@ -228,9 +228,15 @@ fn verify_audit(file: &Path, anchor: Option<&crate::audit::chain::Anchor>) -> an
     Ok(())
 }
 
-/// `config check`: the settings validate, and a file store's users file loads.
+/// `config check`: the settings validate, and a file store's users file loads with every entry
+/// in service. Ignored `AUTHSERVER_*` variables are printed as warnings and do not fail it
+/// (the server starts with them); an entry whose hash fails the policy does (the server starts,
+/// but denies that user).
 fn check_config(config: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
+    for w in &settings.env_warnings {
+        eprintln!("warning: {w}");
+    }
     if settings.store.kind == crate::config::StoreKind::File {
         let store = crate::store::file::FileStore::open(
             &settings.store.file,
@@ -240,10 +246,30 @@ fn check_config(config: Option<&Path>) -> anyhow::Result<()> {
         )?;
         if let Ok(snapshot) = crate::store::SnapshotSource::current(&store) {
             warn_mixed_costs(&snapshot);
+            refuse_refused(&snapshot, &settings.store.file)?;
         }
     }
     println!("configuration OK");
     Ok(())
+}
+
+/// Fails naming each entry whose hash the policy refuses (the operator's own file, so the
+/// username is shown, as `users list` does; the hash never is).
+fn refuse_refused(snapshot: &authserver_core::Snapshot, file: &Path) -> anyhow::Result<()> {
+    if snapshot.refused().is_empty() {
+        return Ok(());
+    }
+    for r in snapshot.refused() {
+        eprintln!(
+            "error: users file entry {:?} is refused (that user is denied): {}",
+            r.user, r.problem
+        );
+    }
+    anyhow::bail!(
+        "{} of the entries in {} fail the hash policy (docs/security.md, \"Refused entries\")",
+        snapshot.refused().len(),
+        file.display()
+    )
 }
 
 /// Users whose hashes have different costs are all answered at the slowest cost's pace (denials
@@ -277,6 +303,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     settings.validate()?;
     let _flush_on_exit = crate::telemetry::init_buffered(&settings)?;
+    settings.log_env_warnings();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(crate::server::start(settings, crate::server::shutdown_signal()))
 }

@@ -1,9 +1,10 @@
 //! The environment engine: every key `section.key` has the variable `AUTHSERVER_SECTION_KEY`,
 //! plus the product brief's Lambda names as [`ALIASES`]. Values are typed like the default
-//! value at their key (integers, booleans, comma-separated lists, else strings); an
-//! `AUTHSERVER_*` variable that is no setting is an error, so a typo never falls back to a
-//! default.
+//! value at their key (integers, booleans, comma-separated lists, else strings); a malformed
+//! value is an error. An `AUTHSERVER_*` variable that is no setting is ignored: silently when
+//! it is a Kubernetes service link, otherwise with an [`EnvWarning`] (see [`super::unknown`]).
 
+use super::unknown::{EnvWarning, is_service_link};
 use super::{ConfigError, Settings};
 
 /// Environment aliases: (variable, `section.key`).
@@ -29,51 +30,96 @@ pub const ALIASES: &[(&str, &str)] = &[
 /// Variables with the `AUTHSERVER_` prefix that are not settings.
 const NOT_SETTINGS: &[&str] = &["AUTHSERVER_CONFIG"];
 
-/// Writes every recognised variable into `table` at its key, typed like the default value there.
+/// Writes every recognised variable into `table` at its key, typed like the default value
+/// there; returns the `AUTHSERVER_*` variables it ignored (service links excepted).
 pub(super) fn apply_env(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<EnvWarning>, ConfigError> {
     let defaults = toml::Table::try_from(Settings::default())
         .map_err(|e| ConfigError::Parse(format!("defaults do not serialise: {e}")))?;
     let mut vars: Vec<(String, String)> = env.into_iter().collect();
     // Aliases first, so the canonical AUTHSERVER_* name wins when both are set.
     vars.sort_by_key(|(k, _)| !ALIASES.iter().any(|(a, _)| a == k));
+    let mut warnings = Vec::new();
     for (var, value) in vars {
-        let Some(key) = key_of(&defaults, &var)? else {
-            continue;
-        };
-        let (section, name) = key.split_once('.').unwrap_or(("", &key));
-        let template = defaults.get(section).and_then(|s| s.get(name));
-        let typed = typed(template, &var, value)?;
-        let section_table = table
-            .entry(section.to_owned())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        match section_table {
-            toml::Value::Table(t) => {
-                t.insert(name.to_owned(), typed);
+        let key = match key_of(&defaults, &var) {
+            Found::Key(key) => key,
+            Found::NotOurs => continue,
+            Found::Unknown if is_service_link(&var, &value) => continue,
+            Found::Unknown => {
+                warnings.push(EnvWarning::new(
+                    &var,
+                    known_vars(&defaults).iter().map(String::as_str),
+                ));
+                continue;
             }
-            _ => return Err(ConfigError::Parse(format!("[{section}] must be a table"))),
-        }
+        };
+        set(table, &defaults, &key, &var, value)?;
     }
-    Ok(())
+    warnings.sort_by(|a, b| a.var.cmp(&b.var));
+    Ok(warnings)
 }
 
-/// The key `var` sets; `None` for variables that are none of ours.
-fn key_of(defaults: &toml::Table, var: &str) -> Result<Option<String>, ConfigError> {
+/// Writes `value` (of `var`) at `key` in `table`, typed like the default there.
+fn set(
+    table: &mut toml::Table,
+    defaults: &toml::Table,
+    key: &str,
+    var: &str,
+    value: String,
+) -> Result<(), ConfigError> {
+    let (section, name) = key.split_once('.').unwrap_or(("", key));
+    let template = defaults.get(section).and_then(|s| s.get(name));
+    let typed = typed(template, var, value)?;
+    let section_table = table
+        .entry(section.to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match section_table {
+        toml::Value::Table(t) => {
+            t.insert(name.to_owned(), typed);
+            Ok(())
+        }
+        _ => Err(ConfigError::Parse(format!("[{section}] must be a table"))),
+    }
+}
+
+/// What a variable is to us.
+enum Found {
+    /// It sets `section.key`.
+    Key(String),
+    /// Not in our namespace, or exempt (`AUTHSERVER_CONFIG`).
+    NotOurs,
+    /// `AUTHSERVER_*` but no setting.
+    Unknown,
+}
+
+fn key_of(defaults: &toml::Table, var: &str) -> Found {
     if let Some((_, key)) = ALIASES.iter().find(|(a, _)| *a == var) {
-        return Ok(Some((*key).to_owned()));
+        return Found::Key((*key).to_owned());
     }
     let Some(rest) = var.strip_prefix("AUTHSERVER_") else {
-        return Ok(None);
+        return Found::NotOurs;
     };
     if NOT_SETTINGS.contains(&var) {
-        return Ok(None);
+        return Found::NotOurs;
     }
-    match find_key(defaults, &rest.to_ascii_lowercase()) {
-        Some(key) => Ok(Some(key)),
-        None => Err(ConfigError::UnknownEnv(var.to_owned())),
-    }
+    find_key(defaults, &rest.to_ascii_lowercase()).map_or(Found::Unknown, Found::Key)
+}
+
+/// Every variable that sets a key: `AUTHSERVER_SECTION_KEY` for each key, and the aliases.
+fn known_vars(defaults: &toml::Table) -> Vec<String> {
+    let canonical = defaults.iter().flat_map(|(section, value)| {
+        let keys = value
+            .as_table()
+            .map(|t| t.keys().collect::<Vec<_>>())
+            .unwrap_or_default();
+        keys.into_iter()
+            .map(move |k| format!("AUTHSERVER_{section}_{k}").to_ascii_uppercase())
+    });
+    canonical
+        .chain(ALIASES.iter().map(|(a, _)| (*a).to_owned()))
+        .collect()
 }
 
 /// `value` as the TOML type of `template` (the default at the key).
@@ -161,13 +207,18 @@ mod tests {
     }
 
     /// The test suite's switches left the namespace (`TESTS_REQUIRE_*`): an old
-    /// `AUTHSERVER_REQUIRE_*` is a typo like any other.
+    /// `AUTHSERVER_REQUIRE_*` is an unknown variable like any other.
     #[test]
     fn only_the_config_file_variable_is_exempt() {
-        let err = Settings::load_with_env(None, env(&[("AUTHSERVER_REQUIRE_BROWSER", "1")]))
-            .expect_err("not a setting");
-        assert!(matches!(err, ConfigError::UnknownEnv(ref v) if v == "AUTHSERVER_REQUIRE_BROWSER"));
-        Settings::load_with_env(None, env(&[("TESTS_REQUIRE_BROWSER", "1")])).expect("not ours");
+        let s = Settings::load_with_env(None, env(&[("AUTHSERVER_REQUIRE_BROWSER", "1")])).expect("warns");
+        let vars: Vec<_> = s.env_warnings.iter().map(|w| w.var.as_str()).collect();
+        assert_eq!(vars, ["AUTHSERVER_REQUIRE_BROWSER"]);
+        let s = Settings::load_with_env(
+            None,
+            env(&[("TESTS_REQUIRE_BROWSER", "1"), ("AUTHSERVER_CONFIG", "x")]),
+        )
+        .expect("not ours");
+        assert!(s.env_warnings.is_empty(), "{:?}", s.env_warnings);
     }
 
     /// The template gives the compliance function its stage's log retention: dev and staging
@@ -180,11 +231,63 @@ mod tests {
         assert_eq!(s.compliance.min_log_retention_days, 30);
     }
 
+    /// Unknown variables warn (a typo names the key it probably meant, never the value);
+    /// a bad value of a known variable still refuses the settings.
     #[test]
-    fn unknown_variables_and_bad_values_are_errors() {
-        let err = Settings::load_with_env(None, env(&[("AUTHSERVER_SERVER_LISTN", "x")])).expect_err("typo");
-        assert!(matches!(err, ConfigError::UnknownEnv(ref v) if v == "AUTHSERVER_SERVER_LISTN"));
+    fn unknown_variables_warn_and_bad_values_are_errors() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("AUTHSERVER_SERVER_LISTN", "secret-ish-value"),
+                ("AUTHSERVER_ZZZ", "1"),
+            ]),
+        )
+        .expect("typos warn");
+        assert_eq!(
+            s.server.listen,
+            Settings::default().server.listen,
+            "the typo set nothing"
+        );
+        let shown: Vec<String> = s.env_warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(
+            shown[0].contains("AUTHSERVER_SERVER_LISTN")
+                && shown[0].contains("did you mean AUTHSERVER_SERVER_LISTEN?")
+        );
+        assert!(shown[1].contains("AUTHSERVER_ZZZ") && !shown[1].contains("did you mean"));
+        assert!(shown.iter().all(|w| !w.contains("secret-ish-value")));
         let err = Settings::load_with_env(None, env(&[("CACHE_TTL_MINUTES", "five")])).expect_err("type");
         assert!(err.to_string().contains("CACHE_TTL_MINUTES"));
+        Settings::load_with_env(
+            None,
+            env(&[
+                ("AUTHSERVER_SERVICE_PORT_X", "1"),
+                ("AUTHSERVER_SERVER_LISTEN", "nope"),
+            ]),
+        )
+        .expect_err("a bad value still refuses, service links or not");
+    }
+
+    /// Kubernetes service links for a Service named `authserver` load without a warning, and
+    /// `AUTHSERVER_SERVICE` (exact) still sets `telemetry.service`.
+    #[test]
+    fn service_links_are_ignored_silently() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("AUTHSERVER_SERVICE_HOST", "10.0.0.1"),
+                ("AUTHSERVER_SERVICE_PORT", "8080"),
+                ("AUTHSERVER_SERVICE_PORT_HTTP", "8080"),
+                ("AUTHSERVER_PORT", "tcp://10.0.0.1:8080"),
+                ("AUTHSERVER_PORT_8080_TCP", "tcp://10.0.0.1:8080"),
+                ("AUTHSERVER_PORT_8080_TCP_ADDR", "10.0.0.1"),
+                ("AUTHSERVER_PORT_8080_TCP_PORT", "8080"),
+                ("AUTHSERVER_PORT_8080_TCP_PROTO", "tcp"),
+                ("AUTHSERVER_SERVICE", "edge-auth"),
+            ]),
+        )
+        .expect("loads");
+        assert!(s.env_warnings.is_empty(), "{:?}", s.env_warnings);
+        assert_eq!(s.telemetry.service, "edge-auth");
     }
 }

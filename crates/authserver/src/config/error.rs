@@ -1,4 +1,5 @@
-//! What goes wrong with settings, and which typed key a failed load tripped on.
+//! What goes wrong with settings: the error every section returns, and how a value that does
+//! not deserialise is reported (by its path, never quoting it).
 
 use std::path::PathBuf;
 
@@ -16,9 +17,6 @@ pub enum ConfigError {
     /// The file or the merged settings do not fit the schema (unknown key, wrong type).
     #[error("invalid configuration: {0}")]
     Parse(String),
-    /// An environment variable that is not a setting.
-    #[error("unknown environment variable {0} (see docs/configuration.md)")]
-    UnknownEnv(String),
     /// An environment variable whose value does not fit the key's type.
     #[error("environment variable {var}: {why}")]
     EnvValue {

@@ -2,8 +2,10 @@
 //! overridden by environment variables.
 //!
 //! Every key `section.key` has the variable `AUTHSERVER_SECTION_KEY`; the product brief's Lambda
-//! names are aliases ([`ALIASES`]). Unknown keys, in the file or as `AUTHSERVER_*` variables, are
-//! errors. `config/default.toml` is the documented default file (`authserver config default`).
+//! names are aliases ([`ALIASES`]). Unknown keys in the file are errors; unknown `AUTHSERVER_*`
+//! variables are warnings ([`EnvWarning`], Kubernetes service links not even that: the namespace
+//! is shared with the kubelet). `config/default.toml` is the documented default file
+//! (`authserver config default`).
 //!
 //! Values that have a type parse on load (addresses, networks, header names, the Lambda mode),
 //! so the rest of the server never re-checks a string. Each section then validates its own keys
@@ -14,6 +16,7 @@
 //! - `mod.rs`: [`Settings`], the load order (defaults → file → environment → types →
 //!   validation) and the cross-section checks.
 //! - `env`: the `AUTHSERVER_*` environment engine and its [`ALIASES`].
+//! - `unknown`: variables that are no setting: service links, warnings, "did you mean".
 //! - `error`: [`ConfigError`], the shape every section's `validate` returns.
 //! - `net`: the network types that parse on load: [`TrustedProxies`], [`HeaderSetting`],
 //!   [`OptionalHeader`], [`AdminListen`].
@@ -29,6 +32,7 @@ mod net;
 mod observability;
 mod server;
 mod store;
+mod unknown;
 
 pub use aws::{
     ComplianceSettings, LambdaMode, LambdaSettings, MAX_SETTLE_SECONDS, RegulationSettings, RotationSettings,
@@ -41,6 +45,7 @@ pub use observability::{
 };
 pub use server::{ServerSettings, TlsSettings};
 pub use store::{CacheSettings, HashSettings, StoreKind, StoreSettings};
+pub use unknown::EnvWarning;
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -79,6 +84,10 @@ pub struct Settings {
     pub rotation: RotationSettings,
     /// Limits the compliance check holds the deployment to.
     pub compliance: ComplianceSettings,
+    /// `AUTHSERVER_*` variables that were ignored: not a setting (and not a Kubernetes
+    /// service link). Not a key: filled by the environment engine on load.
+    #[serde(skip)]
+    pub env_warnings: Vec<EnvWarning>,
 }
 
 impl Settings {
@@ -103,11 +112,20 @@ impl Settings {
             }
             None => toml::Table::new(),
         };
-        env::apply_env(&mut table, env)?;
-        let settings: Settings =
+        let env_warnings = env::apply_env(&mut table, env)?;
+        let mut settings: Settings =
             serde_path_to_error::deserialize(table).map_err(|e| ConfigError::from_serde(&e))?;
         settings.validate()?;
+        settings.env_warnings = env_warnings;
         Ok(settings)
+    }
+
+    /// Logs each ignored variable once (WARN, its name only: values may be secrets). Called
+    /// by `serve` and `lambda` once logging is set up; `config check` prints them instead.
+    pub fn log_env_warnings(&self) {
+        for w in &self.env_warnings {
+            tracing::warn!(variable = %w.var, did_you_mean = w.did_you_mean.as_deref(), "{w}");
+        }
     }
 
     /// Checks values that parse but cannot work: each section's own keys, then the checks

@@ -80,6 +80,7 @@ impl ColdStart {
 pub fn run(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
     crate::telemetry::init(&settings.log);
+    settings.log_env_warnings();
     let mode = settings.lambda.mode;
     crate::telemetry::install_panic_hook();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -35,6 +35,8 @@ pub struct Invocation<'a> {
     pub cold_start: bool,
     /// Snapshot age in seconds.
     pub staleness_s: u64,
+    /// Entries of the snapshot in service refused by the hash policy.
+    pub store_refused: usize,
     /// Store loads since the previous blob.
     pub store_refreshes: u64,
     /// Store failures since the previous blob.
@@ -69,6 +71,7 @@ pub fn blob(inv: &Invocation<'_>) -> Value {
     put(MetricId::Requests, json!(1), &mut root);
     put(MetricId::ColdStart, json!(u8::from(inv.cold_start)), &mut root);
     put(MetricId::StoreStaleness, json!(inv.staleness_s), &mut root);
+    put(MetricId::StoreRefusedEntries, json!(inv.store_refused), &mut root);
     put(MetricId::StoreRefresh, json!(inv.store_refreshes), &mut root);
     put(
         MetricId::StoreFetchError,

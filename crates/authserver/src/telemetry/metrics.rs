@@ -143,6 +143,7 @@ impl Registry {
             MetricId::StoreRefresh => one(r.counters.refreshes),
             MetricId::StoreFetchError => one(r.counters.fetch_errors),
             MetricId::StoreStaleness => one(r.store.age_seconds),
+            MetricId::StoreRefusedEntries => one(u64::try_from(r.store.refused).unwrap_or(u64::MAX)),
             MetricId::StoreReloadStalled => one(r.counters.reload_stalls),
             MetricId::TlsReloadFailure => one(crate::tls::figures().reload_failures),
             // 0 without TLS (every series is always exposed); alerts select `> 0`.
@@ -252,6 +253,7 @@ mod tests {
             kind: "file",
             version: None,
             users: 1,
+            refused: 0,
             age_seconds: 42,
             ready: true,
             last_error: None,

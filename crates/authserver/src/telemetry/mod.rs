@@ -352,6 +352,7 @@ impl Telemetry {
         let audit_dropped = self.registry.audit_dropped.load(Relaxed);
         let audit_dropped =
             audit_dropped.saturating_sub(self.emitted_audit_dropped.swap(audit_dropped, Relaxed));
+        let status = store.status();
         emf::blob(&emf::Invocation {
             service: &self.service,
             stage: &self.stage,
@@ -370,7 +371,8 @@ impl Telemetry {
                 .and_then(|a| a.verify_time)
                 .map(|d| d.as_secs_f64() * 1000.0),
             cold_start: self.cold.swap(false, Relaxed),
-            staleness_s: store.status().age_seconds,
+            staleness_s: status.age_seconds,
+            store_refused: status.refused,
             store_refreshes: refreshes,
             store_fetch_errors: errors,
             bans,

@@ -117,6 +117,8 @@ metrics! {
         "Credential store fetch, parse or policy failures (last good snapshot kept).");
     StoreStaleness = ("StoreStalenessSeconds", "authserver_store_staleness_seconds", Gauge, "Seconds", None, Emf,
         "Age of the snapshot in service since it was last confirmed current.");
+    StoreRefusedEntries = ("StoreRefusedEntries", "authserver_store_refused_entries", Gauge, "Count", None, Emf,
+        "Entries of the store in service whose password hash fails the hash policy (those users are denied; the log names them by user_hash).");
     StoreReloadStalled = ("StoreReloadStalled", "authserver_store_reload_stalled_total", Counter, "Count", None,
         StandaloneOnly,
         "Users-file reloads still running after store.reload_deadline_ms (the last good snapshot serves).");

@@ -27,11 +27,11 @@ pub(super) fn hash_policy(
                 bad.push((
                     true,
                     format!(
-                        "{} users, every hash Argon2id with m {}..={} KiB, t {}..={}, p <= {}",
+                        "{} users, every hash Argon2id at or above OWASP's cost table scaled to m {} KiB at t {}, m <= {} KiB, t <= {}, p <= {}",
                         doc.len(),
                         p.min_m_kib,
-                        p.max_m_kib,
                         p.min_t,
+                        p.max_m_kib,
                         p.max_t,
                         p.max_p
                     ),

@@ -6,8 +6,10 @@
 //! also same-length edits that keep the mtime) and reads regular files only, up to
 //! `store.max_file_bytes`. Each poll runs on a thread of its own with a deadline
 //! (`store.reload_deadline_ms`): a stuck read is reported as "reload stalled" instead of
-//! blocking polling or shutdown. A broken edit keeps the last good snapshot and logs one error
-//! per distinct broken content.
+//! blocking polling or shutdown. A broken edit (not JSON, duplicate keys, wrong shape, an
+//! unusable name) keeps the last good snapshot and logs one error per distinct broken content.
+//! An entry whose hash fails the policy is not a broken file: that user alone is denied, with
+//! one ERROR (by `user_hash`) per load and the `refused` count in [`StoreStatus`].
 //!
 //! Staleness (`age_seconds`) counts from the last poll that found the content in service on
 //! disk, so an unedited, healthy file never looks stale.
@@ -99,7 +101,8 @@ struct State {
 
 impl FileStore {
     /// Loads `path`; fails when it cannot be read or is invalid (a server must not start with
-    /// no users by accident).
+    /// no users by accident). Entries whose hash fails the policy do not fail it: they are
+    /// logged and their users denied.
     pub fn open(
         path: &Path,
         policy: HashPolicy,
@@ -122,6 +125,7 @@ impl FileStore {
             users = snapshot.len(),
             "users file loaded"
         );
+        log_refused(&snapshot, &hasher);
         Ok(Self {
             path: path.to_owned(),
             policy,
@@ -237,6 +241,7 @@ impl FileStore {
             users = snapshot.len(),
             "users file reloaded"
         );
+        log_refused(&snapshot, &self.hasher);
         let event = AuditEvent::StoreVersionChanged {
             store: "file",
             previous: Some(self.current.load().version().to_owned()),
@@ -307,6 +312,7 @@ impl SnapshotSource for FileStore {
             kind: "file",
             version: Some(snap.version().to_owned()),
             users: snap.len(),
+            refused: snap.refused().len(),
             age_seconds: st.confirmed_at.elapsed().as_secs(),
             ready: true,
             last_error: st.last_error.clone(),
@@ -319,6 +325,18 @@ impl SnapshotSource for FileStore {
             fetch_errors: self.fetch_errors.load(Relaxed),
             reload_stalls: self.stalls.load(Relaxed),
         }
+    }
+}
+
+/// One ERROR per entry whose hash failed the policy, naming the user by its keyed hash (the
+/// username is PII, the hash a secret), at each load: the entry stays refused until edited.
+fn log_refused(snapshot: &Snapshot, hasher: &UserHasher) {
+    for r in snapshot.refused() {
+        tracing::error!(
+            user_hash = %hasher.hash(&r.user),
+            reason = %r.problem,
+            "users file entry refused by the hash policy; that user is denied"
+        );
     }
 }
 
