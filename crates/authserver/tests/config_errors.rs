@@ -71,3 +71,33 @@ fn a_mistyped_value_is_named_by_its_key_and_never_echoed() {
         }
     }
 }
+
+/// A variable that is not UTF-8: someone else's is ignored, one of ours is an error naming it
+/// (never its bytes). Before, `std::env::vars` panicked: exit 101 with nothing printed.
+#[test]
+fn a_non_utf8_variable_is_ignored_or_named() {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = std::ffi::OsStr::from_bytes(b"\xffs3cret-bytes");
+    let o = check("", &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.json");
+    write_users(&users);
+    let run = |var: &str| {
+        let mut cmd = isolated();
+        cmd.args(["config", "check"])
+            .env("AUTHSERVER_STORE_FILE", &users)
+            .env(var, bytes);
+        run_cli(&mut cmd, None)
+    };
+    let o = run("SOMEONE_ELSES");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = run("AUTHSERVER_LOG_USER_HASH_KEY");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("AUTHSERVER_LOG_USER_HASH_KEY: not valid UTF-8"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+}

@@ -7,6 +7,9 @@
 use super::unknown::{EnvWarning, is_service_link};
 use super::{ConfigError, Settings};
 
+/// The namespace of the settings' variables.
+const PREFIX: &str = "AUTHSERVER_";
+
 /// Environment aliases: (variable, `section.key`).
 pub const ALIASES: &[(&str, &str)] = &[
     ("CREDENTIAL_SECRET_ARN", "store.secret_id"),
@@ -29,6 +32,27 @@ pub const ALIASES: &[(&str, &str)] = &[
 
 /// Variables with the `AUTHSERVER_` prefix that are not settings.
 const NOT_SETTINGS: &[&str] = &["AUTHSERVER_CONFIG"];
+
+/// The process environment as text. `std::env::vars` panics on a variable that is not UTF-8
+/// (the binary exited 101 with nothing printed); such a variable is skipped unless it is one of
+/// ours, which is an error naming it (never its value).
+pub(super) fn process_env() -> Result<Vec<(String, String)>, ConfigError> {
+    let mut vars = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Ok(name) = name.into_string() else { continue };
+        match value.into_string() {
+            Ok(value) => vars.push((name, value)),
+            Err(_) if name.starts_with(PREFIX) || ALIASES.iter().any(|(a, _)| *a == name) => {
+                return Err(ConfigError::EnvValue {
+                    var: name,
+                    why: "not valid UTF-8".to_owned(),
+                });
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(vars)
+}
 
 /// Writes every recognised variable into `table` at its key, typed like the default value
 /// there; returns the `AUTHSERVER_*` variables it ignored (service links excepted).
@@ -98,7 +122,7 @@ fn key_of(defaults: &toml::Table, var: &str) -> Found {
     if let Some((_, key)) = ALIASES.iter().find(|(a, _)| *a == var) {
         return Found::Key((*key).to_owned());
     }
-    let Some(rest) = var.strip_prefix("AUTHSERVER_") else {
+    let Some(rest) = var.strip_prefix(PREFIX) else {
         return Found::NotOurs;
     };
     if NOT_SETTINGS.contains(&var) {

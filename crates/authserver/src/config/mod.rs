@@ -93,7 +93,7 @@ pub struct Settings {
 impl Settings {
     /// Reads `file` (if any) and applies the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_with_env(file, std::env::vars())
+        Self::load_with_env(file, env::process_env()?)
     }
 
     /// Like [`Settings::load`] with an explicit environment (tests).
