@@ -57,7 +57,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         AuthorizationServer::new(Check { state: state.clone() }).max_decoding_message_size(MAX_MESSAGE_BYTES);
     Router::new()
         .fallback_service(service)
-        .layer(axum::middleware::map_response(oversized_is_resource_exhausted))
+        .layer(axum::middleware::from_fn(edge))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_payload| {
             grpc_error(Code::Internal)
         }))
@@ -67,10 +67,25 @@ pub fn app(state: Arc<AppState>) -> Router {
         ))
 }
 
+/// The path of the one method served.
+const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+/// Around tonic: refusals that never reached [`Check`] are labelled and logged here.
+///
 /// tonic refuses an over-limit message with OUT_OF_RANGE; gRPC's own convention (and grpc-go's
-/// servers, which Envoy users meet) is RESOURCE_EXHAUSTED. The refusal comes before our handler
-/// runs, so this is also where it is logged.
-async fn oversized_is_resource_exhausted(mut response: axum::response::Response) -> axum::response::Response {
+/// servers, which Envoy users meet) is RESOURCE_EXHAUSTED, so the code is rewritten. A request
+/// [`Check`] refused or never saw still gets a bounded route label (and the peer as its source).
+async fn edge(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let route = if req.uri().path() == CHECK_PATH {
+        ROUTE
+    } else {
+        "grpc:other"
+    };
+    let peer = req
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|c| c.0.ip().to_canonical());
+    let mut response = next.run(req).await;
     let code = response
         .headers()
         .get("grpc-status")
@@ -81,11 +96,14 @@ async fn oversized_is_resource_exhausted(mut response: axum::response::Response)
             "ext_authz request refused: message too large"
         );
         let headers = response.headers_mut();
-        headers.insert("grpc-status", HttpValue::from_static("8"));
+        headers.insert("grpc-status", HttpValue::from(Code::ResourceExhausted as i32));
         headers.insert(
             "grpc-message",
             HttpValue::from_static("CheckRequest%20too%20large"),
         );
+    }
+    if response.extensions().get::<Surface>().is_none() {
+        response.extensions_mut().insert(Surface { route, source: peer });
     }
     response
 }
