@@ -158,3 +158,26 @@ pub async fn client_at(addr: SocketAddr) -> AuthorizationClient<Channel> {
         .await
         .unwrap()
 }
+
+/// A client of the gRPC listener at `addr` over TLS, trusting only `ca_pem` (for `localhost`).
+pub async fn tls_client_at(addr: SocketAddr, ca_pem: &str) -> AuthorizationClient<Channel> {
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://localhost:{}", addr.port()))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    AuthorizationClient::new(channel)
+}
+
+/// Whether a plaintext (h2c) `Check` gets any answer from `addr` (it must not from a TLS port).
+pub async fn plaintext_answers(addr: SocketAddr) -> bool {
+    let Ok(mut client) = AuthorizationClient::connect(format!("http://{addr}")).await else {
+        return false;
+    };
+    client.check(check_request(&[], None)).await.is_ok()
+}

@@ -4,7 +4,9 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use authserver::http::AppState;
-use authserver_testkit::grpc::{Answer, Code, Listener, answer, check_request, client_at, process_addr};
+use authserver_testkit::grpc::{
+    Answer, Code, Listener, answer, check_request, client_at, plaintext_answers, process_addr, tls_client_at,
+};
 use authserver_testkit::users::*;
 use envoy_types::ext_authz::v3::pb::{CheckRequest, HeaderAppendAction};
 use std::sync::Arc;
@@ -199,4 +201,52 @@ async fn no_secret_reaches_the_logs_and_shutdown_is_clean() {
     for hash in &f.hashes {
         assert!(!text.contains(hash.as_str()), "a hash in logs");
     }
+}
+
+/// Past `server.request_timeout_ms` the answer is the HTTP surface's 503, as a denial Envoy
+/// passes on (not a transport error it would turn into its own 403). A regulation backend that
+/// never answers holds the attempt past a 50 ms deadline (its calls give up only later).
+#[tokio::test]
+async fn past_the_request_timeout_the_answer_is_503_unavailable() {
+    use authserver_testkit::fakes::{SilentBackend, with_regulation_backend};
+    let f = fixture();
+    let mut s = settings(&f.users);
+    s.server.request_timeout_ms = 50;
+    let state = with_regulation_backend(
+        authserver::wiring::build(s).unwrap().state,
+        Arc::new(SilentBackend),
+    );
+    let listener = Listener::start(state).await;
+    let a = with_auth(&listener, &basic(ALICE, ALICE_PW), None).await;
+    assert_eq!((a.code, a.http_status), (Code::Unavailable, 503));
+    let body: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(body["allowed"], false);
+    listener.stop().await;
+}
+
+/// With `[tls]` the gRPC listener serves the same certificates (ALPN h2) and no plaintext.
+#[tokio::test]
+async fn tls_serves_the_same_certificates_and_no_plaintext() {
+    let f = fixture();
+    let (cert, key) = authserver_testkit::tls::self_signed(&["localhost"]);
+    let (cert_path, key_path) = (f.dir.path().join("cert.pem"), f.dir.path().join("key.pem"));
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    let env = [
+        ("AUTHSERVER_SERVER_GRPC_LISTEN", "127.0.0.1:0"),
+        ("AUTHSERVER_TLS_CERT_FILE", cert_path.to_str().unwrap()),
+        ("AUTHSERVER_TLS_KEY_FILE", key_path.to_str().unwrap()),
+    ];
+    let server = authserver_testkit::process::Server::start(&f.users, &[], &env);
+    let addr = process_addr(&server);
+    let mut client = tls_client_at(addr, &cert).await;
+    let request = check_request(&[("authorization", &basic(ALICE, ALICE_PW))], None);
+    let a = answer(client.check(request).await.unwrap().into_inner());
+    assert_eq!((a.code, a.header("remote-user")), (Code::Ok, Some(ALICE)));
+    assert!(
+        !plaintext_answers(addr).await,
+        "no plaintext gRPC on the TLS port"
+    );
+    let (clean, lines) = server.terminate();
+    assert!(clean, "{lines:?}");
 }
