@@ -250,3 +250,48 @@ async fn tls_serves_the_same_certificates_and_no_plaintext() {
     let (clean, lines) = server.terminate();
     assert!(clean, "{lines:?}");
 }
+
+/// One audit event per Check, as for `/auth/forward`, with the client Envoy named (trusted peer)
+/// as its source and the user as a keyed hash only.
+#[tokio::test]
+async fn each_check_is_audited_with_the_regulated_source() {
+    use authserver_core::AuditEvent;
+    let f = fixture();
+    let recorder = Arc::new(authserver_testkit::fakes::Recorder::default());
+    let state = Arc::into_inner(state(&f.users, "127.0.0.1")).unwrap();
+    let state = Arc::new(AppState {
+        audit: recorder.clone(),
+        ..state
+    });
+    let listener = Listener::start(state).await;
+    with_auth(&listener, &basic(ALICE, ALICE_PW), Some("198.51.100.9")).await;
+    with_auth(&listener, &basic(ALICE, "bad"), Some("[2001:db8::7]:443")).await;
+    listener.stop().await;
+    let attempts: Vec<(String, Option<String>, Option<String>)> = recorder
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            AuditEvent::AuthAttempt {
+                outcome,
+                source,
+                user_hash,
+                ..
+            } => Some((outcome.to_string(), source, user_hash)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(
+        (attempts[0].0.as_str(), attempts[0].1.as_deref()),
+        ("allowed", Some("198.51.100.9"))
+    );
+    assert_eq!(
+        (attempts[1].0.as_str(), attempts[1].1.as_deref()),
+        ("denied", Some("2001:db8::7"))
+    );
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.2.as_deref().is_some_and(|h| !h.contains(ALICE)))
+    );
+}
