@@ -18,6 +18,8 @@
 //!   marker, with the test's addresses, run as a foreground child on a free port.
 //! - [`nginx`]: nginx (unprivileged, temp prefix) around a doc block, with an echoing upstream.
 //! - [`caddy`]: Caddy (no admin API, no automatic HTTPS) around a doc block.
+//! - `grpc` (feature `ext-authz-grpc`): the ext_authz gRPC listener, a client from the same
+//!   protos and `CheckRequest`s as Envoy sends them.
 //! - [`process`]: the real `authserver serve` process with its output (`url`, `admin_url`).
 //! - [`cli`]: the real `authserver` command line (`cli()`, `run_cli`).
 //! - [`logs`]: capturing the `tracing` output of a test.
@@ -34,6 +36,8 @@ pub mod caddy;
 pub mod cli;
 pub mod emulator;
 pub mod fakes;
+#[cfg(feature = "ext-authz-grpc")]
+pub mod grpc;
 pub mod hash;
 pub mod integrations;
 pub mod kubelet;

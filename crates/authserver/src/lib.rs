@@ -17,9 +17,11 @@
 //! - [`audit`] (1): the audit trail sinks (stdout, hash-chained file) and its verifier.
 //! - [`regulation`] (2): the regulator around each attempt (bans, spray detection, trusted sources).
 //! - [`decide`] (2): one authentication attempt from header values to a decision.
-//! - [`http`] (3): the axum router shared by the standalone server and Lambda.
+//! - [`http`] (3): the axum router shared by the standalone server and Lambda (and, with the
+//!   `ext-authz-grpc` feature, Envoy's ext_authz gRPC router for the standalone server).
 //! - [`wiring`] (4): builds the state from settings (and, for Lambda, its EMF metrics sink).
-//! - [`server`] (4): the standalone accept loop and graceful shutdown.
+//! - [`server`] (4): the standalone accept loop (HTTP, admin and gRPC listeners) and graceful
+//!   shutdown.
 //! - [`lambda`] (4): the Lambda runtime: proxy (the same router), API Gateway authorizer, rotation
 //!   and compliance modes.
 //! - [`compliance`] (4): the compliance check's target (from settings) and its human table.

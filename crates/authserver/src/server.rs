@@ -226,6 +226,7 @@ pub async fn start(
     let listen = settings.server.listen;
     let tls_settings = settings.tls.clone();
     let admin_addr = settings.admin.addr();
+    let grpc_addr = settings.server.grpc_listen.addr();
     let mut built = crate::wiring::build(settings)?;
     let tls = if tls_settings.enabled() {
         let certs = crate::tls::Reloading::open(
@@ -273,16 +274,57 @@ pub async fn start(
     } else {
         None
     };
-    // Logged last: whoever waits for this line finds the admin listener already up.
+    let grpc = match grpc_addr {
+        Some(addr) => Some(serve_grpc(addr, &built.state, tls.clone(), stopped.clone()).await?),
+        None => None,
+    };
+    // Logged last: whoever waits for this line finds the admin (and gRPC) listener already up.
     tracing::info!(address = %listener.local_addr()?, scheme, "listening");
     run(listener, built.state, tls, shutdown).await;
     let _ = stop.send(true);
-    if let Some(task) = admin {
+    for task in [admin, grpc].into_iter().flatten() {
         let _ = task.await;
     }
     built.tasks.iter().for_each(tokio::task::JoinHandle::abort);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds `server.grpc_listen` and serves Envoy's ext_authz there ([`crate::http::grpc`]) with the
+/// HTTP listener's TLS, limits and drain, until `stopped` turns true.
+#[cfg(feature = "ext-authz-grpc")]
+async fn serve_grpc(
+    addr: std::net::SocketAddr,
+    state: &Arc<AppState>,
+    tls: Option<TlsAcceptor>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (server.grpc_listen)"))?;
+    let scheme = if tls.is_some() { "grpcs" } else { "grpc" };
+    tracing::info!(address = %listener.local_addr()?, scheme, "ext_authz gRPC listening");
+    let (router, state) = (crate::http::grpc::app(state.clone()), state.clone());
+    Ok(tokio::spawn(async move {
+        serve(listener, router, state, tls, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await;
+    }))
+}
+
+/// Without the `ext-authz-grpc` feature a configured gRPC listener is refused at start-up
+/// (silently not listening would leave Envoy failing every check).
+#[cfg(not(feature = "ext-authz-grpc"))]
+async fn serve_grpc(
+    _addr: std::net::SocketAddr,
+    _state: &Arc<AppState>,
+    _tls: Option<TlsAcceptor>,
+    _stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    anyhow::bail!(
+        "server.grpc_listen is set but this build has no gRPC listener (cargo feature ext-authz-grpc)"
+    )
 }
 
 /// Resolves on SIGINT or SIGTERM.

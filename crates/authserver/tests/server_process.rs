@@ -190,3 +190,22 @@ async fn limits_on_a_real_socket() {
         200
     );
 }
+
+/// A build without the `ext-authz-grpc` feature refuses to start when `server.grpc_listen` is
+/// set: silently not listening would leave Envoy failing every check.
+#[cfg(not(feature = "ext-authz-grpc"))]
+#[test]
+fn a_grpc_listener_without_the_feature_refuses_to_start() {
+    let f = fixture();
+    let mut cmd = authserver_testkit::cli::isolated();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--users"])
+        .arg(&f.users)
+        .env("AUTHSERVER_ADMIN_LISTEN", "")
+        .env("AUTHSERVER_SERVER_GRPC_LISTEN", "127.0.0.1:0");
+    let (code, stdout, stderr) = authserver_testkit::cli::outcome(&mut cmd);
+    assert_ne!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("cargo feature ext-authz-grpc"),
+        "{stdout}{stderr}"
+    );
+}

@@ -156,6 +156,17 @@ impl Settings {
                 "refusing plain HTTP on a non-loopback address: configure [tls] or set server.allow_plaintext = true",
             );
         }
+        if self
+            .server
+            .grpc_listen
+            .addr()
+            .is_some_and(|a| !a.ip().is_loopback())
+        {
+            return ConfigError::invalid(
+                "server.grpc_listen",
+                "refusing plaintext gRPC on a non-loopback address: configure [tls] or set server.allow_plaintext = true",
+            );
+        }
         if self.admin.addr().is_some_and(|a| !a.ip().is_loopback()) {
             return ConfigError::invalid(
                 "admin.listen",

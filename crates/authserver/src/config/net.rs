@@ -171,14 +171,14 @@ impl std::ops::Deref for OptionalHeader {
     }
 }
 
-/// `admin.listen`: a socket address, or none when the setting is empty.
+/// `admin.listen` and `server.grpc_listen`: a socket address, or none when the setting is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct AdminListen(Option<SocketAddr>);
 
 impl AdminListen {
     /// Why an address was refused.
-    pub const INVALID: &'static str = "not a socket address (empty: no admin listener)";
+    pub const INVALID: &'static str = "not a socket address (empty: no listener)";
 
     /// Listens on `addr`.
     pub fn at(addr: SocketAddr) -> Self {

@@ -1,7 +1,7 @@
 //! The standalone server's sections: `[server]` (listener, limits, forwarding) and `[tls]`.
 
 use super::ConfigError;
-use super::net::{HeaderSetting, TrustedProxies};
+use super::net::{AdminListen, HeaderSetting, TrustedProxies};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -39,6 +39,10 @@ pub struct ServerSettings {
     /// Serve plain HTTP on a non-loopback address without TLS (behind a TLS-terminating proxy on
     /// a private network). Off: such a server refuses to start.
     pub allow_plaintext: bool,
+    /// Envoy ext_authz over gRPC (`envoy.service.auth.v3.Authorization/Check`): its listener,
+    /// or empty for none. Same TLS, limits and plaintext rule as `listen`; needs a build with
+    /// the `ext-authz-grpc` feature.
+    pub grpc_listen: AdminListen,
 }
 
 /// A header name known to be valid.
@@ -62,6 +66,7 @@ impl Default for ServerSettings {
             forward_roles_header: header("remote-groups"),
             trusted_proxies: TrustedProxies::default(),
             allow_plaintext: false,
+            grpc_listen: AdminListen::none(),
         }
     }
 }

@@ -82,6 +82,11 @@ fn validation_catches_impossible_combinations() {
         ),
         ("AUTHSERVER_ADMIN_LISTEN", "0.0.0.0:9090", "admin.listen"),
         (
+            "AUTHSERVER_SERVER_GRPC_LISTEN",
+            "0.0.0.0:9191",
+            "server.grpc_listen",
+        ),
+        (
             "AUTHSERVER_SERVER_LISTEN",
             "0.0.0.0:8080",
             "server.allow_plaintext",

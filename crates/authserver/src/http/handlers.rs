@@ -25,13 +25,18 @@ async fn run(state: &AppState, headers: &HeaderMap, peer: Option<ClientAddr>) ->
 }
 
 fn record(mut response: Response, attempt: Attempt) -> Response {
-    response.extensions_mut().insert(AuthRecord {
+    response.extensions_mut().insert(auth_record(attempt));
+    response
+}
+
+/// What telemetry and audit learn of an attempt (the gRPC surface records it too).
+pub(super) fn auth_record(attempt: Attempt) -> AuthRecord {
+    AuthRecord {
         reason: attempt.decision.reason(),
         cache: attempt.decision.cache,
         user_hash: attempt.user_hash,
         verify_time: attempt.decision.verify_time,
-    });
-    response
+    }
 }
 
 /// `POST /auth/validate` (and `POST /auth`): the JSON contract.
@@ -85,7 +90,7 @@ pub async fn forward(
 
 /// The configured user and roles headers, or `None` when either cannot be represented (then
 /// the answer must not be 200: a proxy would pass the request on without that identity).
-fn identity_headers(
+pub(super) fn identity_headers(
     server: &crate::config::ServerSettings,
     user: &str,
     roles: &[String],

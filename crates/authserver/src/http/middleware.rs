@@ -100,9 +100,13 @@ fn xray_trace_id(req: &Request) -> Option<String> {
 
 /// See the module docs. Each step below does one of its jobs, in this order.
 pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    let incoming = Incoming::read(&state, &req);
+    let mut incoming = Incoming::read(&state, &req);
     req.extensions_mut().insert(RequestId(incoming.id.clone()));
     let response = incoming.handle(req, next).await;
+    if let Some(surface) = response.extensions().get::<super::Surface>() {
+        incoming.route = surface.route.to_owned();
+        incoming.source = surface.source;
+    }
     let mut response = json_for_framework_errors(response);
     stamp_headers(&mut response, &incoming.id);
     let record = response.extensions().get::<AuthRecord>().cloned();

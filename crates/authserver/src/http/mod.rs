@@ -8,9 +8,13 @@
 //! - [`reply`]: decisions → status, headers and JSON body (the contract table).
 //! - [`middleware`]: request id, trace ids, JSON error bodies, `Cache-Control`, telemetry and the
 //!   per-request log line.
+//! - `grpc` (feature `ext-authz-grpc`): Envoy's ext_authz `Authorization/Check` over gRPC, the
+//!   same decision as `/auth/forward` on its own listener.
 
 pub mod admin;
 pub mod client;
+#[cfg(feature = "ext-authz-grpc")]
+pub mod grpc;
 pub mod handlers;
 pub mod middleware;
 pub mod reply;
@@ -51,6 +55,17 @@ pub struct ClientAddr(pub SocketAddr);
 /// in-process request): wire-level rules such as RFC 9112's `Host` rule apply to it.
 #[derive(Debug, Clone, Copy)]
 pub struct FromSocket;
+
+/// What a surface that carries the client in its message (gRPC `CheckRequest`), not in the
+/// HTTP request, tells the middleware (a response extension): the route label and the client
+/// the attempt was regulated as, for the log line, metrics and audit event.
+#[derive(Debug, Clone, Copy)]
+pub struct Surface {
+    /// The route label (a fixed string: bounded).
+    pub route: &'static str,
+    /// The client address the attempt used.
+    pub source: Option<std::net::IpAddr>,
+}
 
 /// The public router (standalone server and Lambda proxy): the auth routes, `/health` and a
 /// `/ready` that says ready or not and nothing more. Operational routes are never here.
