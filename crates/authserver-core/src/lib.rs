@@ -7,6 +7,7 @@
 //! - [`secret`]: `Secret`, the redacting, zeroizing holder for passwords.
 //! - [`credentials`]: `Authorization: Basic` parsing into our own `Credentials`.
 //! - [`hash`]: Argon2id PHC hashes, the parameter policy, hashing and the dummy hash.
+//! - [`legacy`]: bcrypt and SHA-crypt hashes imported from htpasswd files (`hash.legacy`).
 //! - [`names`]: which usernames and roles are accepted; escaping for display.
 //! - [`record`]: the stored format (`UserRecord`, `StoreDocument`) and why an entry is refused.
 //! - [`document`]: the strict store-document parser (duplicate keys refused, BOM skipped).
@@ -28,6 +29,7 @@ pub mod credentials;
 pub mod document;
 pub mod hash;
 pub mod keyed;
+pub mod legacy;
 pub mod names;
 pub mod record;
 pub mod regulation;
