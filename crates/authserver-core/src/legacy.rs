@@ -113,6 +113,24 @@ impl StoredHash {
     }
 }
 
+/// A successful login against a legacy hash: what a store needs to replace that hash with an
+/// Argon2id one of the same password. `Debug` shows neither password nor hash.
+#[derive(Clone)]
+pub struct LegacyLogin {
+    /// The user.
+    pub username: String,
+    /// The password that just matched (zeroized on drop).
+    pub password: Secret,
+    /// The legacy hash it matched: replace only if the store still holds exactly this one.
+    pub legacy: StoredHash,
+}
+
+impl std::fmt::Debug for LegacyLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LegacyLogin({} hash, REDACTED)", self.legacy.algorithm())
+    }
+}
+
 /// Recognises the foreign and legacy formats. `None`: not one of them (try PHC).
 pub(crate) fn parse(s: &str, policy: &HashPolicy) -> Option<Result<StoredHash, HashError>> {
     let found = classify(s)?;
