@@ -52,6 +52,8 @@ pub struct Gate {
     pub regulator: Regulator,
     /// Pads denials to the slowest cost class (timing must not tell hash costs apart).
     pub pacer: crate::pacing::Pacer,
+    /// Logins with a legacy hash the store did not re-hash (metric `LegacyLoginNotRehashed`).
+    pub legacy_not_rehashed: std::sync::atomic::AtomicU64,
 }
 
 impl Gate {
@@ -187,6 +189,8 @@ impl Gate {
     fn upgrade_legacy(&self, login: authserver_core::legacy::LegacyLogin) {
         let algorithm = login.legacy.algorithm();
         if !self.store.upgrade_legacy(login) {
+            self.legacy_not_rehashed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(
                 algorithm,
                 "login with a legacy hash; this store is not re-hashed by the server: set a new \

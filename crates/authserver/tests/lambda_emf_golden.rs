@@ -94,6 +94,7 @@ fn exposed_series(state: &AppState) -> String {
         store.counters(),
         regulation,
         state.gate.limiter.abandoned(),
+        authserver::telemetry::metrics::LegacyCounts::read(&state.gate),
     );
     let mut series: Vec<String> = text
         .lines()

@@ -113,9 +113,11 @@ impl Registry {
         counters: StoreCounters,
         regulation: RegulationCounters,
         hash_abandoned: u64,
+        legacy: LegacyCounts,
     ) -> String {
         let readings = Readings {
             store,
+            legacy,
             counters,
             regulation,
             hash_abandoned,
@@ -144,6 +146,8 @@ impl Registry {
             MetricId::StoreFetchError => one(r.counters.fetch_errors),
             MetricId::StoreStaleness => one(r.store.age_seconds),
             MetricId::StoreReloadStalled => one(r.counters.reload_stalls),
+            MetricId::LegacyHashUsers => one(r.legacy.users),
+            MetricId::LegacyLoginNotRehashed => one(r.legacy.not_rehashed),
             MetricId::TlsReloadFailure => one(crate::tls::figures().reload_failures),
             // 0 without TLS (every series is always exposed); alerts select `> 0`.
             MetricId::TlsCertNotAfter => {
@@ -188,9 +192,34 @@ impl Registry {
 /// What `/metrics` shows beside the registry's own series: figures other components keep.
 struct Readings<'a> {
     store: &'a StoreStatus,
+    legacy: LegacyCounts,
     counters: StoreCounters,
     regulation: RegulationCounters,
     hash_abandoned: u64,
+}
+
+/// Legacy-hash figures (htpasswd migration): users still on a legacy hash in the snapshot in
+/// service, and logins with one that the store did not re-hash.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LegacyCounts {
+    /// Users on bcrypt / SHA-crypt.
+    pub users: u64,
+    /// Legacy logins not re-hashed (Secrets Manager).
+    pub not_rehashed: u64,
+}
+
+impl LegacyCounts {
+    /// Reads both from the gate (counting the snapshot's legacy users: one pass per scrape).
+    pub fn read(gate: &crate::decide::Gate) -> Self {
+        let users = gate
+            .store
+            .current()
+            .map_or(0, |s| s.users().filter(|(_, u)| u.hash.is_legacy()).count());
+        Self {
+            users: u64::try_from(users).unwrap_or(u64::MAX),
+            not_rehashed: gate.legacy_not_rehashed.load(Relaxed),
+        }
+    }
 }
 
 /// Regulation totals (kept by the regulator).
@@ -279,8 +308,14 @@ mod tests {
                 backend_errors: 0,
             },
             5,
+            LegacyCounts {
+                users: 3,
+                not_rehashed: 1,
+            },
         );
         assert!(text.contains("authserver_bans_total 2\n"));
+        assert!(text.contains("authserver_legacy_hash_users 3\n"));
+        assert!(text.contains("authserver_legacy_login_not_rehashed_total 1\n"));
         assert!(text.contains("authserver_hash_queue_abandoned_total 5\n"));
         for m in names::ALL {
             assert!(
@@ -318,6 +353,7 @@ mod tests {
             StoreCounters::default(),
             RegulationCounters::default(),
             0,
+            LegacyCounts::default(),
         );
         let series: Vec<&str> = text
             .lines()
