@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
+pub mod legacy;
+
 /// Argon2id cost parameters as they appear in a PHC string (`m` in KiB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Cost {
@@ -49,7 +51,7 @@ pub struct HashPolicy {
     /// Ceiling on parallelism. Default 4.
     pub max_p: u32,
     /// Accept bcrypt and SHA-crypt hashes (imported from htpasswd files) until their users'
-    /// next login re-hashes them. Default false: those users are refused. See [`crate::legacy`].
+    /// next login re-hashes them. Default false: those users are refused. See [`legacy`].
     pub legacy: bool,
 }
 
@@ -93,9 +95,9 @@ pub enum HashError {
         /// Upper parallelism bound.
         max_p: u32,
     },
-    /// A legacy or foreign scheme that is refused (see [`crate::legacy`]).
+    /// A legacy or foreign scheme that is refused (see [`legacy`]).
     #[error(transparent)]
-    Legacy(#[from] crate::legacy::LegacyProblem),
+    Legacy(#[from] legacy::LegacyProblem),
     /// Hashing failed (invalid parameters for new hashes).
     #[error("could not hash: invalid Argon2id parameters {0}")]
     Params(Cost),
@@ -104,7 +106,7 @@ pub enum HashError {
 /// A validated Argon2id PHC string. `Debug` is redacted: hashes never reach logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredHash {
-    /// A PHC string, or a legacy crypt string ([`crate::legacy`]).
+    /// A PHC string, or a legacy crypt string ([`legacy`]).
     phc: Arc<str>,
     cost: Cost,
 }
@@ -119,7 +121,7 @@ impl StoredHash {
     /// Parses a PHC string (or, with `policy.legacy`, a bcrypt / SHA-crypt string) and checks it
     /// against `policy`.
     pub fn parse(phc: &str, policy: &HashPolicy) -> Result<Self, HashError> {
-        if let Some(legacy) = crate::legacy::parse(phc, policy) {
+        if let Some(legacy) = legacy::parse(phc, policy) {
             return legacy;
         }
         let parsed = PasswordHash::new(phc).map_err(|_| HashError::NotPhc)?;
@@ -154,7 +156,7 @@ impl StoredHash {
         })
     }
 
-    /// A hash already validated by [`crate::legacy`].
+    /// A hash already validated by [`legacy`].
     pub(crate) fn from_parts(phc: &str, cost: Cost) -> Self {
         Self {
             phc: phc.into(),
@@ -175,7 +177,7 @@ impl StoredHash {
     /// Runs one Argon2id verification. CPU- and memory-heavy: call off the async executor.
     pub fn verify(&self, password: &Secret) -> bool {
         if self.cost.is_legacy() {
-            return crate::legacy::verify(&self.phc, self.cost, password);
+            return legacy::verify(&self.phc, self.cost, password);
         }
         // The string was parsed at construction, so parsing again cannot fail; a failure
         // would still only deny.

@@ -184,6 +184,21 @@ impl Gate {
         verify.await.unwrap_or(Err(Overloaded::TaskFailed))
     }
 
+    /// Legacy-hash figures for `/metrics`: users of the snapshot in service still on a legacy
+    /// hash (one pass over the users per scrape) and legacy logins the store did not re-hash.
+    pub fn legacy_counts(&self) -> crate::telemetry::metrics::LegacyCounts {
+        let users = self
+            .store
+            .current()
+            .map_or(0, |s| s.users().filter(|(_, u)| u.hash.is_legacy()).count());
+        crate::telemetry::metrics::LegacyCounts {
+            users: u64::try_from(users).unwrap_or(u64::MAX),
+            not_rehashed: self
+                .legacy_not_rehashed
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
     /// A user logged in against a bcrypt / SHA-crypt hash: the store re-hashes it off the
     /// request path (file store) or it is reported (Secrets Manager is never written from here).
     fn upgrade_legacy(&self, login: authserver_core::legacy::LegacyLogin) {

@@ -7,12 +7,14 @@
 //! per refused user naming the user and the reason, never the hash. Argon2id entries are checked
 //! against the `[hash]` policy like any other.
 
+use super::admin::AdminAudit;
+use crate::config::Settings;
 use crate::store::file::edit::{self, Missing};
 use anyhow::bail;
 use authserver_core::{HashError, HashPolicy, Status, StoredHash, UserRecord};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How the source file is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -203,6 +205,41 @@ fn merge(doc: &mut authserver_core::StoreDocument, e: Entry) {
             );
         }
     }
+}
+
+/// `users import`: one audit event (`users.import`) for the whole edit.
+pub fn run(
+    source: &Path,
+    format: Format,
+    users: Option<PathBuf>,
+    replace: bool,
+    config: Option<&Path>,
+) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let users = users.unwrap_or_else(|| settings.store.file.clone());
+    let max = crate::store::file::FileLimits::default().max_bytes;
+    let (bytes, _) = crate::files::read_regular(source, max)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", source.display()))?;
+    let Ok(text) = String::from_utf8(bytes) else {
+        bail!("{} is not UTF-8 text", source.display());
+    };
+    let entries = parse(&text, format)?;
+    let audit = AdminAudit::open(&settings)?;
+    let summary = apply(&users, entries, &settings.hash.policy, replace)?;
+    let algorithms: Vec<String> = summary
+        .algorithms
+        .iter()
+        .map(|(a, n)| format!("{a}: {n}"))
+        .collect();
+    eprintln!(
+        "imported into {}: {} added, {} replaced ({})",
+        users.display(),
+        summary.added,
+        summary.replaced,
+        algorithms.join(", ")
+    );
+    audit.emit("users.import", None, users.display().to_string());
+    audit.close()
 }
 
 #[cfg(test)]

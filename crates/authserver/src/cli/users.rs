@@ -138,7 +138,7 @@ pub fn run(args: UsersArgs) -> anyhow::Result<()> {
         let Some(source) = source.or(htpasswd) else {
             bail!("users import: give the file to import (--htpasswd FILE)");
         };
-        return import(&source, format, users, replace, config);
+        return super::import::run(&source, format, users, replace, config);
     }
     let Some((action, file, user)) = audited_edit(&cmd) else {
         return execute(cmd, config);
@@ -192,41 +192,6 @@ fn execute(cmd: UsersCommand, config: Option<&Path>) -> anyhow::Result<()> {
         UsersCommand::List { file } => list(&file),
         UsersCommand::Import { .. } => bail!("users import runs from `run`"),
     }
-}
-
-/// `users import`: one audit event (`users.import`) for the whole edit.
-fn import(
-    source: &Path,
-    format: super::import::Format,
-    users: Option<PathBuf>,
-    replace: bool,
-    config: Option<&Path>,
-) -> anyhow::Result<()> {
-    let settings = Settings::load(config)?;
-    let users = users.unwrap_or_else(|| settings.store.file.clone());
-    let max = crate::store::file::FileLimits::default().max_bytes;
-    let (bytes, _) = crate::files::read_regular(source, max)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", source.display()))?;
-    let Ok(text) = String::from_utf8(bytes) else {
-        bail!("{} is not UTF-8 text", source.display());
-    };
-    let entries = super::import::parse(&text, format)?;
-    let audit = AdminAudit::open(&settings)?;
-    let summary = super::import::apply(&users, entries, &settings.hash.policy, replace)?;
-    let algorithms: Vec<String> = summary
-        .algorithms
-        .iter()
-        .map(|(a, n)| format!("{a}: {n}"))
-        .collect();
-    eprintln!(
-        "imported into {}: {} added, {} replaced ({})",
-        users.display(),
-        summary.added,
-        summary.replaced,
-        algorithms.join(", ")
-    );
-    audit.emit("users.import", None, users.display().to_string());
-    audit.close()
 }
 
 /// `users hash`: the `user_hash` of USERNAME under the configured key.

@@ -208,20 +208,6 @@ pub struct LegacyCounts {
     pub not_rehashed: u64,
 }
 
-impl LegacyCounts {
-    /// Reads both from the gate (counting the snapshot's legacy users: one pass per scrape).
-    pub fn read(gate: &crate::decide::Gate) -> Self {
-        let users = gate
-            .store
-            .current()
-            .map_or(0, |s| s.users().filter(|(_, u)| u.hash.is_legacy()).count());
-        Self {
-            users: u64::try_from(users).unwrap_or(u64::MAX),
-            not_rehashed: gate.legacy_not_rehashed.load(Relaxed),
-        }
-    }
-}
-
 /// Regulation totals (kept by the regulator).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RegulationCounters {

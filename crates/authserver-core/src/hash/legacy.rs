@@ -271,7 +271,7 @@ mod tests {
 
     /// Made by `htpasswd -B` and `mkpasswd`: the commands and passwords are in
     /// crates/authserver/tests/fixtures/htpasswd/README.md.
-    const FIXTURE: &str = include_str!("../../authserver/tests/fixtures/htpasswd/legacy.htpasswd");
+    const FIXTURE: &str = include_str!("../../../authserver/tests/fixtures/htpasswd/legacy.htpasswd");
     const BCRYPT: &str = "$2y$05$4jH9N/BYOMxYYi7SFKLjP.0aGG5VsABVdQU.DBy07WDHnkusT8Tem";
 
     #[test]
