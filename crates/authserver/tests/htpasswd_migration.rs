@@ -169,3 +169,28 @@ fn legacy_entries_are_refused_when_the_setting_is_off() {
     assert!(all.contains("hash.legacy = true"), "{all}");
     assert_clean(&all);
 }
+
+/// A store never written from the request path (the Secrets Manager store keeps the port's
+/// default): a legacy login is allowed, counted for `/metrics` and logged, the store untouched.
+#[tokio::test]
+async fn a_read_only_store_reports_legacy_logins() {
+    use authserver_testkit::fakes::ReadOnlyStore;
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.json");
+    assert!(import("legacy.htpasswd", &users, true, &[]).0);
+    let mut s = authserver_testkit::users::settings(&users);
+    s.hash.policy.legacy = true;
+    let state = std::sync::Arc::into_inner(authserver::wiring::build(s).unwrap().state).unwrap();
+    let inner = std::sync::Arc::into_inner(state.gate).unwrap();
+    let store = std::sync::Arc::new(ReadOnlyStore(inner.store.clone()));
+    let gate = std::sync::Arc::new(authserver::decide::Gate { store, ..inner });
+    let before = hash_of(&users, "bella");
+    assert_eq!(gate.legacy_counts().users, 5);
+    let header = basic("bella", "bcrypt-pass-1");
+    let attempt = gate.attempt(std::iter::once(header.as_bytes())).await;
+    assert_eq!(attempt.decision.reason(), None, "allowed");
+    assert_eq!(gate.legacy_counts().not_rehashed, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hash_of(&users, "bella"), before, "never written");
+    assert_eq!(gate.legacy_counts().users, 5);
+}
