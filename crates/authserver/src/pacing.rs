@@ -13,7 +13,8 @@
 //! caller before the first denial is padded (`Gate::calibrate_legacy`), so a bcrypt user
 //! slower than Argon2id is not told apart by the first probe either.
 //!
-//! The target is learnt: a moving average of measured verification times per cost class (the
+//! The target is learnt: a moving average of measured verification times per cost class, plus
+//! two moving mean deviations (see [`Average::target`]) (the
 //! unknown-user dummy runs at the most expensive class, so that class is sampled as soon as
 //! anyone fails), and before any sample of it, the nearest measured class scaled by m·t.
 
@@ -175,5 +176,36 @@ mod tests {
         assert_eq!(p.padding(DEAR, Duration::from_millis(130), 1), Duration::ZERO);
         let two_runs = p.padding(DEAR, Duration::from_millis(54), 2);
         assert!((180..=190).contains(&two_runs.as_millis()), "{two_runs:?}");
+    }
+
+    #[test]
+    fn legacy_classes_are_measured_never_scaled_and_can_set_the_pace() {
+        let bcrypt = "$2y$05$4jH9N/BYOMxYYi7SFKLjP.0aGG5VsABVdQU.DBy07WDHnkusT8Tem";
+        let policy = authserver_core::HashPolicy {
+            legacy: true,
+            ..Default::default()
+        };
+        let doc = format!(r#"{{"bella":{{"passwordHash":"{bcrypt}"}}}}"#);
+        let snap = Snapshot::from_json(doc.as_bytes(), &policy, "v").expect("legacy store");
+        let p = Pacer::default();
+        let class = p.unmeasured_legacy(&snap);
+        assert_eq!(class.len(), 1, "bcrypt cost 5 is one class");
+        let legacy = class[0].cost();
+        // Only Argon2id known: a legacy class is not guessed from it.
+        p.observe(snap.dummy().cost(), Duration::from_millis(100), 1);
+        assert_eq!(p.expected(legacy, 1), None);
+        let pad = p.padding_in(&snap, Duration::from_millis(2), 1);
+        assert_eq!(pad.as_millis(), 98, "padded to the Argon2id dummy: {pad:?}");
+        // A measured legacy class slower than the dummy sets the pace.
+        p.observe(legacy, Duration::from_millis(300), 1);
+        assert!(p.unmeasured_legacy(&snap).is_empty());
+        assert_eq!(
+            p.padding_in(&snap, Duration::from_millis(100), 1).as_millis(),
+            200
+        );
+        // Spread raises the target above the mean.
+        p.observe(legacy, Duration::from_millis(200), 1);
+        let after = p.padding_in(&snap, Duration::ZERO, 1).as_millis();
+        assert!(after > 290, "mean 287.5 ms + 2 × 12.5 ms deviation: {after}");
     }
 }
