@@ -306,4 +306,32 @@ mod tests {
         let dup = parse("a:h\na:h\n", Format::Htpasswd).expect("parse");
         assert!(check(&dup, &policy(true)).is_err());
     }
+
+    #[test]
+    fn argon2id_lines_import_as_they_are_within_the_policy() {
+        let pw = authserver_core::Secret::from("pw");
+        let fast = authserver_core::Cost {
+            m_kib: 19456,
+            t: 2,
+            p: 1,
+        };
+        let weak = authserver_core::Cost {
+            m_kib: 1024,
+            t: 1,
+            p: 1,
+        };
+        let good = authserver_core::hash_password(&pw, fast).expect("hash");
+        let low = authserver_core::hash_password(&pw, weak).expect("hash");
+        let text = format!("ann:{good}\n# comment\n\nbea:{low}\n");
+        let entries = parse(&text, Format::Htpasswd).expect("parse");
+        let err = check(&entries, &policy(false))
+            .expect_err("below floor")
+            .to_string();
+        assert!(
+            err.contains("\"bea\"") && !err.contains("\"ann\"") && !err.contains(&low),
+            "{err}"
+        );
+        let counts = check(&entries[..1], &policy(false)).expect("argon2id passes");
+        assert_eq!(counts.get("argon2id"), Some(&1));
+    }
 }
