@@ -171,6 +171,8 @@ pub struct Verified {
     elapsed: Duration,
     /// Argon2id runs it took (1, or 2 while the snapshot holds alternates).
     runs: u8,
+    /// Set when the password matched the user's legacy hash: the store may re-hash it.
+    legacy_login: Option<crate::hash::legacy::LegacyLogin>,
 }
 
 impl VerifyTask {
@@ -220,7 +222,9 @@ impl VerifyTask {
                 }
             }
         }
+        let legacy_login = self.legacy_login(first && self.known.is_some());
         Verified {
+            legacy_login,
             elapsed: start.elapsed(),
             username: self.creds.username().to_owned(),
             snapshot: self.snapshot,
@@ -231,7 +235,26 @@ impl VerifyTask {
     }
 }
 
+impl VerifyTask {
+    /// What a store needs to re-hash the user, when `matched_current` says the password matched
+    /// the user's own (not an alternate) hash and that hash is a legacy one.
+    fn legacy_login(&self, matched_current: bool) -> Option<crate::hash::legacy::LegacyLogin> {
+        let hash = self.hash();
+        (matched_current && hash.is_legacy()).then(|| crate::hash::legacy::LegacyLogin {
+            username: self.creds.username().to_owned(),
+            password: self.creds.password().clone(),
+            legacy: hash.clone(),
+        })
+    }
+}
+
 impl Verified {
+    /// The legacy-hash login to hand to the store, taken once (see
+    /// [`crate::SnapshotSource::upgrade_legacy`]). Only set when the password matched.
+    pub fn take_legacy_login(&mut self) -> Option<crate::hash::legacy::LegacyLogin> {
+        self.legacy_login.take()
+    }
+
     /// Argon2id runs the verification took: 1, or 2 while the snapshot holds alternates (see
     /// [`VerifyTask::run`]).
     pub fn runs(&self) -> u8 {

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
+pub mod legacy;
+
 /// Argon2id cost parameters as they appear in a PHC string (`m` in KiB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Cost {
@@ -53,6 +55,9 @@ pub struct HashPolicy {
     pub max_t: u32,
     /// Ceiling on parallelism. Default 4.
     pub max_p: u32,
+    /// Accept bcrypt and SHA-crypt hashes (imported from htpasswd files) until their users'
+    /// next login re-hashes them. Default false: those users are refused. See [`legacy`].
+    pub legacy: bool,
 }
 
 impl Default for HashPolicy {
@@ -63,6 +68,7 @@ impl Default for HashPolicy {
             max_m_kib: 262_144,
             max_t: 10,
             max_p: 4,
+            legacy: false,
         }
     }
 }
@@ -129,6 +135,9 @@ pub enum HashError {
         /// Upper parallelism bound.
         max_p: u32,
     },
+    /// A legacy or foreign scheme that is refused (see [`legacy`]).
+    #[error(transparent)]
+    Legacy(#[from] legacy::LegacyProblem),
     /// Hashing failed (invalid parameters for new hashes).
     #[error("could not hash: invalid Argon2id parameters {0}")]
     Params(Cost),
@@ -137,19 +146,24 @@ pub enum HashError {
 /// A validated Argon2id PHC string. `Debug` is redacted: hashes never reach logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredHash {
+    /// A PHC string, or a legacy crypt string ([`legacy`]).
     phc: Arc<str>,
     cost: Cost,
 }
 
 impl fmt::Debug for StoredHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StoredHash(argon2id {}, REDACTED)", self.cost)
+        write!(f, "StoredHash({} {}, REDACTED)", self.algorithm(), self.cost)
     }
 }
 
 impl StoredHash {
-    /// Parses a PHC string and checks it against `policy`.
+    /// Parses a PHC string (or, with `policy.legacy`, a bcrypt / SHA-crypt string) and checks it
+    /// against `policy`.
     pub fn parse(phc: &str, policy: &HashPolicy) -> Result<Self, HashError> {
+        if let Some(legacy) = legacy::parse(phc, policy) {
+            return legacy;
+        }
         let parsed = PasswordHash::new(phc).map_err(|_| HashError::NotPhc)?;
         if parsed.algorithm != argon2::ARGON2ID_IDENT {
             return Err(HashError::Algorithm(parsed.algorithm.as_str().to_owned()));
@@ -178,6 +192,14 @@ impl StoredHash {
         })
     }
 
+    /// A hash already validated by [`legacy`].
+    pub(crate) fn from_parts(phc: &str, cost: Cost) -> Self {
+        Self {
+            phc: phc.into(),
+            cost,
+        }
+    }
+
     /// The cost parameters read from the string.
     pub fn cost(&self) -> Cost {
         self.cost
@@ -190,6 +212,9 @@ impl StoredHash {
 
     /// Runs one Argon2id verification. CPU- and memory-heavy: call off the async executor.
     pub fn verify(&self, password: &Secret) -> bool {
+        if self.cost.is_legacy() {
+            return legacy::verify(&self.phc, self.cost, password);
+        }
         // The string was parsed at construction, so parsing again cannot fail; a failure
         // would still only deny.
         PasswordHash::new(&self.phc)
@@ -236,6 +261,7 @@ pub fn dummy_hash(cost: Cost) -> StoredHash {
             max_m_kib: u32::MAX,
             max_t: u32::MAX,
             max_p: u32::MAX,
+            legacy: false,
         };
         let table = PRECOMPUTED
             .iter()

@@ -7,6 +7,7 @@
 //! - [`secret`]: `Secret`, the redacting, zeroizing holder for passwords.
 //! - [`credentials`]: `Authorization: Basic` parsing into our own `Credentials`.
 //! - [`hash`]: Argon2id PHC hashes, the parameter policy, hashing and the dummy hash.
+//! - [`legacy`] (in `hash`): bcrypt and SHA-crypt hashes imported from htpasswd files (`hash.legacy`).
 //! - [`names`]: which usernames and roles are accepted; escaping for display.
 //! - [`record`]: the stored format (`UserRecord`, `StoreDocument`) and why an entry is refused.
 //! - [`document`]: the strict store-document parser (duplicate keys refused, BOM skipped).
@@ -40,6 +41,7 @@ pub use authenticator::{Authenticator, CacheUse, Decision, Outcome, Reason, Step
 pub use cache::VerifiedCache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credentials::{Credentials, Malformed, ParseError};
+pub use hash::legacy;
 pub use hash::{Cost, HashError, HashPolicy, OWASP_ARGON2ID, StoredHash, hash_password};
 pub use keyed::UserHasher;
 pub use secret::Secret;

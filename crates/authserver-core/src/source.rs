@@ -18,6 +18,15 @@ pub trait SnapshotSource: Send + Sync + std::fmt::Debug {
     fn counters(&self) -> StoreCounters {
         StoreCounters::default()
     }
+
+    /// A user just logged in with the right password against a legacy (bcrypt, SHA-crypt) hash.
+    /// A store that can should replace it with an Argon2id hash, off the request path, only if
+    /// the user still has that legacy hash. Returns false when this store is never written from
+    /// the request path (Secrets Manager: the caller reports the login instead).
+    fn upgrade_legacy(&self, login: crate::hash::legacy::LegacyLogin) -> bool {
+        drop(login);
+        false
+    }
 }
 
 /// Running totals a store adapter keeps.

@@ -155,8 +155,11 @@ impl Snapshot {
         }
         // The dummy runs at the most expensive class present, so an unknown user's denial is
         // never faster than any real user's (the server pads cheaper denials up to it).
+        // Legacy classes (bcrypt, SHA-crypt) are not Argon2id costs: the server pads to their
+        // measured time instead (see the server's pacing).
         let cost = costs
             .into_iter()
+            .filter(|c| !c.is_legacy())
             .max_by_key(|c| (u64::from(c.m_kib) * u64::from(c.t), c.m_kib, c.t))
             .unwrap_or(Cost::DEFAULT);
         Ok(Self {

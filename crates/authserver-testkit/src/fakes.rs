@@ -104,3 +104,18 @@ pub fn with_regulation_backend(state: Arc<AppState>, backend: Arc<dyn Regulation
         ..built
     })
 }
+
+/// Serves another store's snapshots but is never written from the request path, like the
+/// Secrets Manager store: `upgrade_legacy` keeps the port's default (report, do not write).
+#[derive(Debug)]
+pub struct ReadOnlyStore(pub Arc<dyn SnapshotSource>);
+
+impl SnapshotSource for ReadOnlyStore {
+    fn current(&self) -> Result<Arc<Snapshot>, Unavailable> {
+        self.0.current()
+    }
+
+    fn status(&self) -> StoreStatus {
+        self.0.status()
+    }
+}

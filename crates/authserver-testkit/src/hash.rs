@@ -32,6 +32,7 @@ pub fn policy() -> HashPolicy {
         max_m_kib: 65536,
         max_t: 4,
         max_p: 2,
+        legacy: false,
     }
 }
 

@@ -89,3 +89,22 @@ pub fn document(users: &[(&str, &str)], cost: Cost) -> String {
         .collect();
     serde_json::Value::Object(map).to_string()
 }
+
+/// A fixture of `crates/authserver/tests/fixtures/htpasswd/` (made with `htpasswd -B` and
+/// `mkpasswd`; the commands are in its README).
+pub fn htpasswd_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../authserver/tests/fixtures/htpasswd")
+        .join(name)
+}
+
+/// The users of `legacy.htpasswd`: (username, password, algorithm).
+pub const LEGACY_USERS: [(&str, &str, &str); 5] = [
+    ("bella", "bcrypt-pass-1", "bcrypt"),
+    ("bruno", "bcrypt-pass-2", "bcrypt"),
+    ("sasha", "sha512-pass-1", "sha-crypt"),
+    ("samir", "sha256-pass-1", "sha-crypt"),
+    ("sven", "sha512-pass-2", "sha-crypt"),
+];
+/// The user of `slow.htpasswd` (bcrypt cost 10) and its password.
+pub const SLOW_BCRYPT: (&str, &str) = ("bertha", "bcrypt-pass-10");

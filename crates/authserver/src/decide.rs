@@ -52,6 +52,8 @@ pub struct Gate {
     pub regulator: Regulator,
     /// Pads denials to the slowest cost class (timing must not tell hash costs apart).
     pub pacer: crate::pacing::Pacer,
+    /// Logins with a legacy hash the store did not re-hash (metric `LegacyLoginNotRehashed`).
+    pub legacy_not_rehashed: std::sync::atomic::AtomicU64,
 }
 
 impl Gate {
@@ -135,8 +137,8 @@ impl Gate {
                         Err(e) => return overloaded(e),
                     };
                 if decision.reason().is_some_and(Reason::is_credential_failure) {
-                    let slowest = snapshot.dummy().cost();
-                    tokio::time::sleep(self.pacer.padding(slowest, took, runs)).await;
+                    self.calibrate_legacy(&snapshot).await;
+                    tokio::time::sleep(self.pacer.padding_in(&snapshot, took, runs)).await;
                 }
                 return with_user(decision, None);
             }
@@ -161,9 +163,13 @@ impl Gate {
         let (gate, user_hash, cost) = (Arc::clone(self), user_hash.to_owned(), task.cost());
         let verify = tokio::spawn(tracing::Instrument::instrument(
             crate::telemetry::context::carried(async move {
-                let (verified, permit) = gate.limiter.run(task, permit).await?;
+                let (mut verified, permit) = gate.limiter.run(task, permit).await?;
                 let runs = verified.runs();
+                let legacy_login = verified.take_legacy_login();
                 let decision = gate.auth.finish(verified);
+                if let Some(login) = legacy_login.filter(|_| decision.reason().is_none()) {
+                    gate.upgrade_legacy(login);
+                }
                 let took = decision.verify_time.unwrap_or_default();
                 gate.pacer.observe(cost, took, runs);
                 // The slot is released only once the outcome is recorded, so a verification in
@@ -176,6 +182,58 @@ impl Gate {
             tracing::Span::current(),
         ));
         verify.await.unwrap_or(Err(Overloaded::TaskFailed))
+    }
+
+    /// Legacy-hash figures for `/metrics`: users of the snapshot in service still on a legacy
+    /// hash (one pass over the users per scrape) and legacy logins the store did not re-hash.
+    pub fn legacy_counts(&self) -> crate::telemetry::metrics::LegacyCounts {
+        let users = self
+            .store
+            .current()
+            .map_or(0, |s| s.users().filter(|(_, u)| u.hash.is_legacy()).count());
+        crate::telemetry::metrics::LegacyCounts {
+            users: u64::try_from(users).unwrap_or(u64::MAX),
+            not_rehashed: self
+                .legacy_not_rehashed
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// A user logged in against a bcrypt / SHA-crypt hash: the store re-hashes it off the
+    /// request path (file store) or it is reported (Secrets Manager is never written from here).
+    fn upgrade_legacy(&self, login: authserver_core::legacy::LegacyLogin) {
+        let algorithm = login.legacy.algorithm();
+        if !self.store.upgrade_legacy(login) {
+            self.legacy_not_rehashed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                algorithm,
+                "login with a legacy hash; this store is not re-hashed by the server: set a new \
+                 password (users add) and push the users file"
+            );
+        }
+    }
+
+    /// Measures, once per process, each legacy cost class the snapshot holds that no
+    /// verification measured yet, so the first denial already pads to the slowest class (a
+    /// bcrypt cost 12 user takes ~250 ms, more than an Argon2id default). Runs a wrong password
+    /// against that class's first user under the limiter, on the blocking pool.
+    async fn calibrate_legacy(&self, snapshot: &authserver_core::Snapshot) {
+        for hash in self.pacer.unmeasured_legacy(snapshot) {
+            let Ok(permit) = self.limiter.acquire(hash.cost()).await else {
+                return;
+            };
+            let cost = hash.cost();
+            let start = std::time::Instant::now();
+            let probe = tokio::task::spawn_blocking(move || {
+                let wrong = authserver_core::Secret::new(format!("{:032x}", rand::random::<u128>()));
+                let _ = hash.verify(&wrong);
+                drop(permit);
+            });
+            if probe.await.is_ok() {
+                self.pacer.observe(cost, start.elapsed(), 1);
+            }
+        }
     }
 
     /// Regulation bookkeeping for a decision: successes trust the source, credential failures

@@ -94,6 +94,7 @@ fn exposed_series(state: &AppState) -> String {
         store.counters(),
         regulation,
         state.gate.limiter.abandoned(),
+        state.gate.legacy_counts(),
     );
     let mut series: Vec<String> = text
         .lines()

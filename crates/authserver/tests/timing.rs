@@ -189,3 +189,66 @@ async fn denials_take_the_same_time_whatever_the_users_hash_cost() {
     )
     .await;
 }
+
+/// A users file of alice (Argon2id at FAST) plus the lines of an htpasswd fixture, as imported
+/// with `hash.legacy = true`; the settings to serve it.
+fn with_legacy(dir: &std::path::Path, fixture: &str) -> authserver::config::Settings {
+    let users = dir.join("users.json");
+    let mut doc = serde_json::Map::new();
+    doc.insert(
+        ALICE.into(),
+        serde_json::json!({"passwordHash": authserver_testkit::hash::hash(ALICE_PW, FAST)}),
+    );
+    let lines = std::fs::read_to_string(htpasswd_fixture(fixture)).unwrap();
+    for (user, hash) in lines.lines().filter_map(|l| l.split_once(':')) {
+        doc.insert(user.into(), serde_json::json!({ "passwordHash": hash }));
+    }
+    std::fs::write(&users, serde_json::Value::Object(doc).to_string()).unwrap();
+    let mut s = settings(&users);
+    s.regulation.policy.enabled = false;
+    s.hash.policy.legacy = true;
+    s
+}
+
+/// htpasswd migration: a bcrypt user's hash type must not be learnable from a denial's time.
+/// bcrypt at cost 5 verifies in ~2 ms, far under Argon2id: padded to the dummy's class.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheap_legacy_hash_is_not_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = authserver::wiring::build(with_legacy(dir.path(), "legacy.htpasswd"))
+        .unwrap()
+        .state;
+    let headers = vec![
+        basic("nobody-plaintext-user", ALICE_PW),
+        basic(ALICE, "Not-The-Right-Password-1"),
+        basic("bella", "Not-The-Right-Password-1"),
+    ];
+    assert_same_time(
+        &state,
+        &headers,
+        ["unknown user", "wrong pw argon2", "wrong pw bcrypt"],
+    )
+    .await;
+}
+
+/// The other way round: bcrypt at cost 10 is slower than the store's Argon2id class, so every
+/// denial is padded up to the measured bcrypt time (measured before the first denial is
+/// padded, so the first probe does not tell either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dear_legacy_hash_sets_the_pace() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = authserver::wiring::build(with_legacy(dir.path(), "slow.htpasswd"))
+        .unwrap()
+        .state;
+    let headers = vec![
+        basic("nobody-plaintext-user", ALICE_PW),
+        basic(ALICE, "Not-The-Right-Password-1"),
+        basic(SLOW_BCRYPT.0, "Not-The-Right-Password-1"),
+    ];
+    assert_same_time(
+        &state,
+        &headers,
+        ["unknown user", "wrong pw argon2", "wrong pw bcrypt10"],
+    )
+    .await;
+}

@@ -20,6 +20,7 @@ pub mod admin;
 pub mod alarms;
 pub mod compliance;
 pub mod healthcheck;
+pub mod import;
 pub mod ops;
 pub mod password;
 pub mod secret;

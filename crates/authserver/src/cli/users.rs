@@ -67,7 +67,28 @@ pub enum UsersCommand {
         /// Username.
         username: String,
     },
-    /// List users: name, status, roles, hash parameters, password age. Never hashes.
+    /// Import users from an htpasswd file (or JSON with --format json) into the users file, in
+    /// one locked atomic edit. bcrypt and SHA-crypt need `hash.legacy = true`; apr1/MD5,
+    /// {SHA}, crypt(3) DES and plaintext are refused. Nothing is written if any entry is refused.
+    Import {
+        /// The file to import (same as --htpasswd).
+        source: Option<PathBuf>,
+        /// The htpasswd file to import.
+        #[arg(long, conflicts_with = "source")]
+        htpasswd: Option<PathBuf>,
+        /// How the file is written: htpasswd lines, or JSON (`{"user": "hash"}` or
+        /// `[{"username", "hash", "roles"}]`).
+        #[arg(long, value_enum, default_value = "htpasswd")]
+        format: super::import::Format,
+        /// Users file to import into [default: store.file].
+        #[arg(long)]
+        users: Option<PathBuf>,
+        /// Replace the hash of users that already exist (their status stays).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List users: name, status, roles, hash algorithm and parameters, password age. Never
+    /// hashes.
     List {
         /// Users file.
         file: PathBuf,
@@ -106,6 +127,19 @@ pub enum UsersCommand {
 pub fn run(args: UsersArgs) -> anyhow::Result<()> {
     let UsersArgs { config, command: cmd } = args;
     let config = config.as_deref();
+    if let UsersCommand::Import {
+        source,
+        htpasswd,
+        format,
+        users,
+        replace,
+    } = cmd
+    {
+        let Some(source) = source.or(htpasswd) else {
+            bail!("users import: give the file to import (--htpasswd FILE)");
+        };
+        return super::import::run(&source, format, users, replace, config);
+    }
     let Some((action, file, user)) = audited_edit(&cmd) else {
         return execute(cmd, config);
     };
@@ -128,6 +162,7 @@ fn audited_edit(cmd: &UsersCommand) -> Option<(&'static str, PathBuf, String)> {
         UsersCommand::Enable { file, username } => ("users.enable", file, username),
         UsersCommand::Remove { file, username } => ("users.remove", file, username),
         UsersCommand::List { .. }
+        | UsersCommand::Import { .. }
         | UsersCommand::Hash { .. }
         | UsersCommand::Push { .. }
         | UsersCommand::Pull { .. } => return None,
@@ -155,6 +190,7 @@ fn execute(cmd: UsersCommand, config: Option<&Path>) -> anyhow::Result<()> {
         UsersCommand::Enable { file, username } => set_status(&file, &username, Status::Active),
         UsersCommand::Remove { file, username } => remove(&file, &username),
         UsersCommand::List { file } => list(&file),
+        UsersCommand::Import { .. } => bail!("users import runs from `run`"),
     }
 }
 
@@ -281,6 +317,7 @@ const LIST_POLICY: HashPolicy = HashPolicy {
     max_m_kib: u32::MAX,
     max_t: u32::MAX,
     max_p: u32::MAX,
+    legacy: true,
 };
 
 /// `users list`: one row per user, never a hash.
@@ -289,8 +326,8 @@ fn list(file: &Path) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<24} {:<9} {:<24} {:<26} PASSWORD_CHANGED_AT",
-        "USERNAME", "STATUS", "ROLES", "HASH"
+        "{:<24} {:<9} {:<24} {:<9} {:<26} PASSWORD_CHANGED_AT",
+        "USERNAME", "STATUS", "ROLES", "ALGORITHM", "HASH"
     )?;
     for (name, rec) in &doc {
         writeln!(out, "{}", list_row(name, rec))?;
@@ -301,16 +338,16 @@ fn list(file: &Path) -> anyhow::Result<()> {
 fn list_row(name: &str, rec: &UserRecord) -> String {
     // A hand-edited file may hold escapes the server refuses: show, never interpret.
     let name = authserver_core::names::escape_for_display(name);
-    let cost = authserver_core::StoredHash::parse(&rec.password_hash, &LIST_POLICY).map_or_else(
-        |e| format!("invalid: {}", short(&e)),
-        |h| format!("argon2id {}", h.cost()),
+    let (algorithm, cost) = authserver_core::StoredHash::parse(&rec.password_hash, &LIST_POLICY).map_or_else(
+        |e| ("-", format!("invalid: {}", short(&e))),
+        |h| (h.algorithm(), h.describe()),
     );
     let changed = rec
         .password_changed_at
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| "-".into());
     format!(
-        "{name:<24} {:<9} {:<24} {cost:<26} {changed}",
+        "{name:<24} {:<9} {:<24} {algorithm:<9} {cost:<26} {changed}",
         status_name(rec.status),
         authserver_core::names::escape_for_display(&rec.roles.join(","))
     )
@@ -319,6 +356,7 @@ fn list_row(name: &str, rec: &UserRecord) -> String {
 fn short(e: &authserver_core::HashError) -> &'static str {
     match e {
         authserver_core::HashError::Algorithm(_) => "not argon2id",
+        authserver_core::HashError::Legacy(_) => "refused scheme",
         _ => "not a PHC string",
     }
 }

@@ -155,7 +155,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     };
     let registry = &state.telemetry.registry;
     let abandoned = state.gate.limiter.abandoned();
-    let body = registry.render_prometheus(&store.status(), store.counters(), regulation, abandoned);
+    let legacy = state.gate.legacy_counts();
+    let body = registry.render_prometheus(&store.status(), store.counters(), regulation, abandoned, legacy);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,

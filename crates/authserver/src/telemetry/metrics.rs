@@ -113,9 +113,11 @@ impl Registry {
         counters: StoreCounters,
         regulation: RegulationCounters,
         hash_abandoned: u64,
+        legacy: LegacyCounts,
     ) -> String {
         let readings = Readings {
             store,
+            legacy,
             counters,
             regulation,
             hash_abandoned,
@@ -145,6 +147,8 @@ impl Registry {
             MetricId::StoreStaleness => one(r.store.age_seconds),
             MetricId::StoreRefusedEntries => one(u64::try_from(r.store.refused).unwrap_or(u64::MAX)),
             MetricId::StoreReloadStalled => one(r.counters.reload_stalls),
+            MetricId::LegacyHashUsers => one(r.legacy.users),
+            MetricId::LegacyLoginNotRehashed => one(r.legacy.not_rehashed),
             MetricId::TlsReloadFailure => one(crate::tls::figures().reload_failures),
             // 0 without TLS (every series is always exposed); alerts select `> 0`.
             MetricId::TlsCertNotAfter => {
@@ -189,9 +193,20 @@ impl Registry {
 /// What `/metrics` shows beside the registry's own series: figures other components keep.
 struct Readings<'a> {
     store: &'a StoreStatus,
+    legacy: LegacyCounts,
     counters: StoreCounters,
     regulation: RegulationCounters,
     hash_abandoned: u64,
+}
+
+/// Legacy-hash figures (htpasswd migration): users still on a legacy hash in the snapshot in
+/// service, and logins with one that the store did not re-hash.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LegacyCounts {
+    /// Users on bcrypt / SHA-crypt.
+    pub users: u64,
+    /// Legacy logins not re-hashed (Secrets Manager).
+    pub not_rehashed: u64,
 }
 
 /// Regulation totals (kept by the regulator).
@@ -281,8 +296,14 @@ mod tests {
                 backend_errors: 0,
             },
             5,
+            LegacyCounts {
+                users: 3,
+                not_rehashed: 1,
+            },
         );
         assert!(text.contains("authserver_bans_total 2\n"));
+        assert!(text.contains("authserver_legacy_hash_users 3\n"));
+        assert!(text.contains("authserver_legacy_login_not_rehashed_total 1\n"));
         assert!(text.contains("authserver_hash_queue_abandoned_total 5\n"));
         for m in names::ALL {
             assert!(
@@ -320,6 +341,7 @@ mod tests {
             StoreCounters::default(),
             RegulationCounters::default(),
             0,
+            LegacyCounts::default(),
         );
         let series: Vec<&str> = text
             .lines()

@@ -122,6 +122,11 @@ metrics! {
     StoreReloadStalled = ("StoreReloadStalled", "authserver_store_reload_stalled_total", Counter, "Count", None,
         StandaloneOnly,
         "Users-file reloads still running after store.reload_deadline_ms (the last good snapshot serves).");
+    LegacyHashUsers = ("LegacyHashUsers", "authserver_legacy_hash_users", Gauge, "Count", None, StandaloneOnly,
+        "Users of the snapshot in service still on a legacy (bcrypt, SHA-crypt) hash; each is re-hashed to Argon2id at its next login (file store).");
+    LegacyLoginNotRehashed = ("LegacyLoginNotRehashed", "authserver_legacy_login_not_rehashed_total", Counter, "Count",
+        None, StandaloneOnly,
+        "Logins with a legacy hash the store does not re-hash from the request path (Secrets Manager): set new passwords.");
     TlsReloadFailure = ("TlsReloadFailure", "authserver_tls_reload_failure_total", Counter, "Count", None,
         StandaloneOnly,
         "Failed attempts to load a changed TLS certificate and key (retried every reload interval; the last good pair serves).");

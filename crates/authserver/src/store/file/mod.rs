@@ -19,6 +19,7 @@
 //! - [`edit`]: the write side: one editor at a time, atomic replacement, modes kept.
 
 pub mod edit;
+pub mod rehash;
 
 use super::{SnapshotSource, StoreStatus, Unavailable};
 use crate::files::{FileError, Seen, poll, read_regular, stat_key};
@@ -325,6 +326,10 @@ impl SnapshotSource for FileStore {
             fetch_errors: self.fetch_errors.load(Relaxed),
             reload_stalls: self.stalls.load(Relaxed),
         }
+    }
+
+    fn upgrade_legacy(&self, login: authserver_core::legacy::LegacyLogin) -> bool {
+        rehash::spawn(self.path.clone(), login, &self.policy, &self.hasher)
     }
 }
 
