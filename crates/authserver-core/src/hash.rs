@@ -77,13 +77,22 @@ impl Default for HashPolicy {
 /// Cheat Sheet lists "m=47104 (46 MiB), t=1, p=1", "m=19456 (19 MiB), t=2, p=1",
 /// "m=12288 (12 MiB), t=3, p=1", "m=9216 (9 MiB), t=4, p=1" and "m=7168 (7 MiB), t=5, p=1",
 /// and says they "provide an equal level of defense, and the only difference is a trade off
-/// between CPU and RAM usage". The last row holds for every t above 5 (the sheet stops there).
+/// between CPU and RAM usage". Past t = 5 (where the sheet stops) the table continues at the
+/// t = 5 row's cost, m * t = 35840 KiB: a flat last row made `min_t` above 5 no floor at all.
 /// <https://cheatsheetseries.owasp.org/cheatsheets/Password_Storage_Cheat_Sheet.html>
 pub const OWASP_ARGON2ID: [(u32, u32); 5] = [(1, 47104), (2, 19456), (3, 12288), (4, 9216), (5, 7168)];
 
-/// The table's memory at `t` iterations (t = 0 reads as 1, t > 5 as 5).
+/// OWASP's smallest memory row (7 MiB): no scaling takes the floor below it unless `min_m_kib`
+/// itself is set lower. Under it, memory-hardness (the point of Argon2) is mostly gone.
+const OWASP_LEAST_M_KIB: u64 = 7168;
+
+/// The table's memory at `t` iterations (t = 0 reads as 1; t > 5 at the t = 5 row's cost).
 fn owasp_m_kib(t: u32) -> u64 {
-    let row = usize::try_from(t.clamp(1, 5) - 1).unwrap_or(0);
+    let last = OWASP_ARGON2ID[OWASP_ARGON2ID.len() - 1];
+    if t > last.0 {
+        return (u64::from(last.0) * u64::from(last.1)).div_ceil(u64::from(t));
+    }
+    let row = usize::try_from(t.max(1) - 1).unwrap_or(0);
     u64::from(OWASP_ARGON2ID[row].1)
 }
 
@@ -93,9 +102,13 @@ impl HashPolicy {
     /// `ceil(table(t) * min_m_kib / table(min_t))`. The defaults (19456 at t=2) give exactly
     /// OWASP's table; every hash with `m >= min_m_kib` and `t >= min_t` still passes (the table
     /// only falls as t rises); raising either setting raises every row.
+    ///
+    /// Scaling never takes a row below OWASP's least memory (7 MiB) unless `min_m_kib` is set
+    /// below it: `min_t = 1` with 19 MiB would otherwise admit 2.9 MiB at t = 5.
     pub fn floor_m_kib(&self, t: u32) -> u64 {
         let scaled = owasp_m_kib(t) * u64::from(self.min_m_kib);
-        scaled.div_ceil(owasp_m_kib(self.min_t))
+        let least = OWASP_LEAST_M_KIB.min(u64::from(self.min_m_kib));
+        scaled.div_ceil(owasp_m_kib(self.min_t)).max(least)
     }
 
     /// Whether `cost` is strong enough (at least [`HashPolicy::floor_m_kib`] for its t) and
@@ -354,8 +367,9 @@ pub(crate) mod tests {
             assert!(accepted(&p, m, t), "OWASP row m={m},t={t}");
             assert!(!accepted(&p, m - 1, t), "just below m={m},t={t}");
         }
-        // Past the table, t > 5 keeps the t = 5 row.
+        // Past the table the cost continues, but never under OWASP's least memory row.
         assert!(accepted(&p, 7168, 8) && !accepted(&p, 7167, 8));
+        assert_eq!(owasp_m_kib(10), 3584);
         let err = StoredHash::parse(&phc_at(47103, 1), &p).expect_err("below");
         assert!(err.to_string().contains("at t=1 m >= 47104 KiB"), "{err}");
     }
@@ -382,7 +396,21 @@ pub(crate) mod tests {
         assert_eq!(t3.floor_m_kib(3), 65536);
         assert_eq!(t3.floor_m_kib(1), 251_222, "ceil(47104 * 65536 / 12288)");
         assert_eq!(t3.floor_m_kib(5), 38230, "ceil(7168 * 65536 / 12288)");
-        for p in [HashPolicy::default(), doubled, t3] {
+        // A min_t past the table is still a floor on iterations (an attack: with a flat last
+        // row, m=19456,t=5 passed a policy of 19456 KiB at t=10).
+        let t10 = HashPolicy {
+            min_t: 10,
+            ..HashPolicy::default()
+        };
+        assert!(accepted(&t10, 19456, 10) && !accepted(&t10, 19456, 5));
+        assert_eq!(t10.floor_m_kib(5), 38912);
+        // A low min_t scales rows down, but not under 7 MiB.
+        let t1 = HashPolicy {
+            min_t: 1,
+            ..HashPolicy::default()
+        };
+        assert_eq!(t1.floor_m_kib(5), 7168, "not ceil(7168 * 19456 / 47104) = 2961");
+        for p in [HashPolicy::default(), doubled, t3, t10, t1] {
             for t in p.min_t..=p.max_t {
                 assert!(accepted(&p, p.min_m_kib, t), "old floor m={},t={t}", p.min_m_kib);
             }

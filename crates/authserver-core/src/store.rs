@@ -394,10 +394,8 @@ mod tests {
         );
         assert!(matches!(s.refused()[0].problem, HashError::Policy { .. }));
         assert_eq!(s.refused()[1].problem, HashError::NotPhc);
-        assert!(matches!(
-            s.refused()[2].problem,
-            HashError::NotPhc | HashError::Algorithm(_)
-        ));
+        // bcrypt without `hash.legacy`: refused as a legacy hash, that user only.
+        assert!(matches!(s.refused()[2].problem, HashError::Legacy(_)));
         assert_eq!(s.dummy().cost(), FAST, "refused costs do not set the dummy's");
         let err = s.strict().expect_err("upload refuses");
         let msg = err.to_string();
