@@ -272,6 +272,13 @@ impl Snapshot {
         self.users.len()
     }
 
+    /// True when the document holds entries but none is in service (every hash refused): no
+    /// one can sign in, so the store is not ready and a reload does not put it in service over
+    /// one that serves.
+    pub fn serves_nobody(&self) -> bool {
+        self.users.is_empty() && !self.refused.is_empty()
+    }
+
     /// True when the store holds no user.
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()

@@ -317,6 +317,11 @@ impl Inner {
         let parsed = tokio::task::spawn_blocking(move || {
             let snapshot =
                 Snapshot::from_json(&value, &policy, label).map_err(|e| e.log_safe(|u| hasher.hash(u)))?;
+            if snapshot.serves_nobody() {
+                // Refused as a version: the last good one stays in service (none at start: not
+                // ready), instead of denying everyone behind a green readiness check.
+                return Err("every entry failed the hash policy; no user could sign in".into());
+            }
             let accounts = snapshot
                 .users()
                 .filter_map(|(user, u)| Some((user, u.delivery_secret_id.as_deref()?)));

@@ -41,11 +41,19 @@ pub fn run(args: HealthcheckArgs) -> anyhow::Result<()> {
     super::admin::block_on(probe(client, url))?
 }
 
+/// The probe asks this host's own listener: never through `HTTP_PROXY`/`ALL_PROXY` (an egress
+/// proxy in a pod's environment made a dead server read healthy), never following a redirect.
 fn base_client() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
 }
+
+/// `/ready` answers a few dozen bytes; a body past this is not our server (and must not grow
+/// the probe's memory inside a 256 MiB container).
+const MAX_BODY: usize = 4096;
 
 /// The URL and client for the local listener named by the settings.
 fn default_target(args: &HealthcheckArgs) -> anyhow::Result<(String, reqwest::Client)> {
@@ -83,14 +91,25 @@ async fn probe(client: reqwest::Client, url: String) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("unhealthy: {url} unreachable"))?;
     let status = res.status();
-    let ready = res
-        .json::<serde_json::Value>()
+    let ready = read_capped(res)
         .await
-        .ok()
+        .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
         .and_then(|v| v["ready"].as_bool());
     if status != reqwest::StatusCode::OK || ready != Some(true) {
         bail!("unhealthy: {url} answered {status}, ready={ready:?}");
     }
     println!("healthy: {url} ready");
     Ok(())
+}
+
+/// The body, or `None` once it passes [`MAX_BODY`] (or fails to arrive).
+async fn read_capped(mut res: reqwest::Response) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
 }

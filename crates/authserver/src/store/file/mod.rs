@@ -223,6 +223,13 @@ impl FileStore {
     /// snapshot stays.
     fn load(&self, bytes: &[u8], digest: [u8; 32]) -> bool {
         match Snapshot::from_json(bytes, &self.policy, version_of(&digest)) {
+            Ok(snapshot) if snapshot.serves_nobody() && !self.current.load().serves_nobody() => {
+                // A policy change or a file regenerated with refused hashes: keep the users who
+                // can sign in rather than deny everyone behind a green readiness check.
+                log_refused(&snapshot, &self.hasher);
+                self.note_error("every entry failed the hash policy; keeping the users in service".into());
+                false
+            }
             Ok(snapshot) => {
                 self.swap(snapshot, digest);
                 true
@@ -315,7 +322,7 @@ impl SnapshotSource for FileStore {
             users: snap.len(),
             refused: snap.refused().len(),
             age_seconds: st.confirmed_at.elapsed().as_secs(),
-            ready: true,
+            ready: !snap.serves_nobody(),
             last_error: st.last_error.clone(),
         }
     }
