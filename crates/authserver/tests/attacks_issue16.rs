@@ -194,3 +194,47 @@ fn a_store_whose_every_entry_is_refused_is_not_ready() {
          {probe_code:?}: {stdout} {stderr}"
     );
 }
+
+/// The reload side of the same attack: a working users file replaced by one whose every entry
+/// is refused (a regenerated file, a raised policy) keeps the users in service, stays ready,
+/// and says why in the admin `/ready`.
+#[test]
+fn a_reload_whose_every_entry_is_refused_keeps_the_users_in_service() {
+    use authserver_testkit::process::Server;
+    use authserver_testkit::users::*;
+    let f = fixture();
+    let server = Server::start(&f.users, &[], &[]);
+    let url = server.url("/auth/validate");
+    let allowed = |server: &Server| {
+        reqwest::blocking::Client::new()
+            .post(&url)
+            .header("authorization", basic(ALICE, ALICE_PW))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+            == 200
+            && reqwest::blocking::get(server.url("/ready"))
+                .unwrap()
+                .status()
+                .as_u16()
+                == 200
+    };
+    assert!(allowed(&server));
+    let weak = Cost {
+        m_kib: 4096,
+        t: 1,
+        p: 1,
+    };
+    let doc = serde_json::json!({ALICE: {"passwordHash": hash(ALICE_PW, weak)}});
+    std::fs::write(&f.users, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let reported =
+        authserver_testkit::wait::poll_blocking(Duration::from_secs(10), Duration::from_millis(200), || {
+            reqwest::blocking::get(server.admin_url("/ready"))
+                .and_then(|r| r.text())
+                .is_ok_and(|t| t.contains("every entry failed the hash policy"))
+        });
+    assert!(reported, "the refused reload is reported in the admin /ready");
+    assert!(allowed(&server), "the last good users stay in service, ready");
+    let _ = server.terminate();
+}
