@@ -4,8 +4,8 @@
 # inspects it (user, entrypoint, cmd, ports, labels, healthcheck, size) and runs it:
 #   - with podman when it can run containers here: --read-only, all capabilities dropped, ports
 #     published on 127.0.0.1 only; the image's own config (0.0.0.0 inside the container);
-#   - otherwise the exact files of the image (`buildah mount`), chrooted read-only as UID 65532,
-#     listening on 127.0.0.1 (AUTHSERVER_*_LISTEN) since it shares the host's network.
+#   - otherwise the exact files of the image (`buildah mount`), chrooted read-only as UID 65532
+#     with the image's environment and config, in a network namespace of its own.
 # Either way: /health, /ready, /auth/validate with the example users, `authserver healthcheck`
 # inside, no password in the output. Removes every container and image it made.
 #
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
 source scripts/lib/setup.sh
-CHECK="python3 scripts/lib/image_check.py"
+CHECK=scripts/lib/image_check.py
 
 NAME="localhost/authserver-test:$$"
 CNAME="authserver-test-$$"
@@ -57,15 +57,17 @@ inspect_image() {
   local version
   version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
   buildah inspect --type image "$NAME" >"$TMP/inspect.json"
-  $CHECK inspect "$TMP/inspect.json" "$version" | tee "$TMP/inspect.out" || true
+  python3 "$CHECK" inspect "$TMP/inspect.json" "$version" | tee "$TMP/inspect.out" || true
   tally "$TMP/inspect.out"
 }
 
 # Both runners: the HTTP checks against BASE (and ADMIN), then the image's healthcheck command.
+# IN: the command prefix that reaches the server's network (nsenter for the chroot runner).
+IN=()
 probe() {
-  python3 "$SETUP_TOOLS_PY" wait-http "$1/health" --timeout 30 ||
+  "${IN[@]}" python3 "$SETUP_TOOLS_PY" wait-http "$1/health" --timeout 30 ||
     { fail "server answered /health within 30 s"; return 1; }
-  $CHECK probe "$1" "$2" | tee "$TMP/probe.out" || true
+  "${IN[@]}" python3 "$CHECK" probe "$1" "$2" | tee "$TMP/probe.out" || true
   tally "$TMP/probe.out"
 }
 
@@ -102,23 +104,33 @@ run_podman() {
   no_secret_in "$TMP/server.log"
 }
 
-# The image's files, mounted by buildah, bound read-only in a private mount namespace and chrooted
-# into as 65532:65532 with the image's environment: the binary and paths the image runs.
+# The image's files, mounted by buildah, bound read-only in private mount and network namespaces
+# and chrooted into as 65532:65532 with the image's environment only: the binary, paths and config
+# (0.0.0.0:8080, 0.0.0.0:9090) the image runs, unreachable from the host. Client commands join the
+# server's network namespace with nsenter.
 run_chroot() {
-  local port admin mnt
-  port=$(python3 "$SETUP_TOOLS_PY" free-port)
-  admin=$(python3 "$SETUP_TOOLS_PY" free-port)
-  WORK_CTR=$(buildah from "$NAME")
+  local mnt env_args
+  WORK_CTR=$(buildah from --pull=never "$NAME")
   mnt=$(buildah mount "$WORK_CTR")
+  mapfile -t env_args < <(python3 -c 'import json, sys
+print("\n".join(json.load(open(sys.argv[1]))["Docker"]["config"]["Env"]))' "$TMP/inspect.json")
   # shellcheck disable=SC2016 # expanded by that sh: $0 is the mount point
-  local jail='mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec chroot --userspec=65532:65532 "$0" "$@"'
-  env -i AUTHSERVER_CONFIG=/etc/authserver/config.toml \
-    AUTHSERVER_SERVER_LISTEN="127.0.0.1:$port" AUTHSERVER_ADMIN_LISTEN="127.0.0.1:$admin" \
-    unshare --mount sh -c "$jail" "$mnt" /authserver serve >"$TMP/server.log" 2>&1 &
+  local jail='ip link set lo up && mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" &&
+    exec chroot --userspec=65532:65532 "$0" "$@"'
+  env -i "${env_args[@]}" unshare --net --mount sh -c "$jail" "$mnt" /authserver serve \
+    >"$TMP/server.log" 2>&1 &
   SERVER_PID=$!
-  probe "http://127.0.0.1:$port" "http://127.0.0.1:$admin" || true
-  if env -i AUTHSERVER_CONFIG=/etc/authserver/config.toml AUTHSERVER_SERVER_LISTEN="127.0.0.1:$port" \
-    "$(command -v chroot)" --userspec=65532:65532 "$mnt" /authserver healthcheck; then
+  # Until unshare has run, /proc/PID/ns/net is still the host's: never probe the host's 8080.
+  local i
+  for i in $(seq 50); do
+    [ "$(readlink "/proc/$SERVER_PID/ns/net")" = "$(readlink /proc/self/ns/net)" ] || break
+    sleep 0.1
+  done
+  [ "$i" -lt 50 ] || { fail "server in its own network namespace"; return 0; }
+  IN=(nsenter --net="/proc/$SERVER_PID/ns/net")
+  probe "http://127.0.0.1:8080" "http://127.0.0.1:9090" || true
+  if env -i "${env_args[@]}" "${IN[@]}" "$(command -v chroot)" --userspec=65532:65532 "$mnt" \
+    /authserver healthcheck; then
     ok "authserver healthcheck (the image's binary, chrooted): exit 0"
   else fail "authserver healthcheck"; fi
   kill "$SERVER_PID"
@@ -137,7 +149,7 @@ if podman_works; then
 else
   [ "${IMAGE_TEST_RUNNER:-}" != podman ] || { cat "$TMP/podman-try.log"; fail "podman cannot run it"; }
   echo "image: podman cannot run containers here ($(tail -n 1 "$TMP/podman-try.log" 2>/dev/null));"
-  echo "image: running the image's own binary and files instead (buildah mount, chroot, UID 65532)"
+  echo "image: running the image's own files instead (buildah mount, read-only, chroot as 65532, own netns)"
   run_chroot
 fi
 echo "image: $PASSED passed, $FAILED failed"
