@@ -40,6 +40,7 @@ fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
 tally() {
   local line
   line=$(tail -n 1 "$1")
+  [[ $line =~ [0-9]+\ passed,\ [0-9]+\ failed$ ]] || { fail "checker crashed: $line"; return 0; }
   PASSED=$((PASSED + $(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")))
   FAILED=$((FAILED + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")))
 }
