@@ -37,6 +37,9 @@ impl fmt::Debug for Attempt {
     }
 }
 
+/// The bytes of a password bcrypt reads; the rest never reached the hash.
+const BCRYPT_READS: usize = 72;
+
 /// The parts of the server an attempt needs.
 #[derive(Debug)]
 pub struct Gate {
@@ -203,6 +206,18 @@ impl Gate {
     /// request path (file store) or it is reported (Secrets Manager is never written from here).
     fn upgrade_legacy(&self, login: authserver_core::legacy::LegacyLogin) {
         let algorithm = login.legacy.algorithm();
+        if algorithm == "bcrypt" && login.password.expose().len() > BCRYPT_READS {
+            // bcrypt read only the first 72 bytes: this password may differ from the user's
+            // after them, and re-hashing it would lock the real password out (an attack).
+            self.legacy_not_rehashed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                algorithm,
+                "login with a bcrypt hash and a password past bcrypt's 72 bytes: not re-hashed \
+                 (set a new password with users add)"
+            );
+            return;
+        }
         if !self.store.upgrade_legacy(login) {
             self.legacy_not_rehashed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -217,6 +217,32 @@ macro_rules! drive {
 }
 use drive;
 
+/// The shipped example users (`examples/users.json`): their passwords are in the README.
+const EXAMPLE_USERS: &str = include_str!("../../../examples/users.json");
+
+/// Warns when users in service still hold an example user's hash (the image and the README's
+/// run command serve them): anyone who read the README signs in, as an admin (an attack on the
+/// image). Compared by hash string: no verification, no secret in the line.
+fn warn_of_example_users(state: &crate::http::AppState) {
+    let Ok(examples) = serde_json::from_str::<serde_json::Value>(EXAMPLE_USERS) else {
+        return;
+    };
+    let Ok(snapshot) = state.gate.store.current() else {
+        return;
+    };
+    let published = snapshot
+        .users()
+        .filter(|(name, user)| examples[*name]["passwordHash"].as_str() == Some(user.hash.expose()))
+        .count();
+    if published > 0 {
+        tracing::warn!(
+            users = published,
+            "the store holds example users from examples/users.json, whose passwords are published \
+             in the README: replace the users file before exposing this server"
+        );
+    }
+}
+
 /// Builds the server from `settings`, binds the main (and admin) listener, serves until
 /// `shutdown`, then drains and stops background tasks.
 pub async fn start(
@@ -228,6 +254,7 @@ pub async fn start(
     let admin_addr = settings.admin.addr();
     let grpc_addr = settings.server.grpc_listen.addr();
     let mut built = crate::wiring::build(settings)?;
+    warn_of_example_users(&built.state);
     let tls = if tls_settings.enabled() {
         let certs = crate::tls::Reloading::open(
             Path::new(&tls_settings.cert_file),

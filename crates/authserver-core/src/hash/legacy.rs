@@ -178,10 +178,15 @@ fn classify(s: &str) -> Option<Result<(Scheme, u32), LegacyProblem>> {
 
 fn bcrypt_cost(rest: &str) -> Result<(Scheme, u32), LegacyProblem> {
     let bad = LegacyProblem::Malformed("bcrypt");
-    let (cost, body) = rest.split_once('$').ok_or(bad)?;
-    let cost: u32 = cost.parse().map_err(|_| bad)?;
+    let (cost_text, body) = rest.split_once('$').ok_or(bad)?;
+    // Exactly two digits, as every bcrypt writes it: the verifier cannot read `5` or `+5`, and
+    // such a hash loaded as a user that never verifies (an attack).
+    if cost_text.len() != 2 || !cost_text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad);
+    }
+    let cost: u32 = cost_text.parse().map_err(|_| bad)?;
     let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'/';
-    if cost.to_string().len() > 2 || body.len() != 53 || !body.bytes().all(alphabet) || cost < 4 {
+    if body.len() != 53 || !body.bytes().all(alphabet) || cost < 4 {
         return Err(bad);
     }
     if cost > BCRYPT_MAX_COST {

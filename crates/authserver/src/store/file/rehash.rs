@@ -53,6 +53,23 @@ pub fn write_back(file: &Path, login: &LegacyLogin, cost: Cost) -> anyhow::Resul
     Ok(done)
 }
 
+/// How long re-hashes pause after a write-back failed.
+const FAILURE_PAUSE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// When the last write-back failed.
+static LAST_FAILURE: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+
+fn note_failure() {
+    *LAST_FAILURE.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+}
+
+fn recently_failed() -> bool {
+    LAST_FAILURE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some_and(|at| at.elapsed() < FAILURE_PAUSE)
+}
+
 /// Starts the write-back in the background; false when there is no runtime to run it on.
 pub fn spawn(file: PathBuf, login: LegacyLogin, policy: &HashPolicy, hasher: &UserHasher) -> bool {
     static ONE_AT_A_TIME: OnceLock<Arc<Mutex<()>>> = OnceLock::new();
@@ -65,10 +82,18 @@ pub fn spawn(file: PathBuf, login: LegacyLogin, policy: &HashPolicy, hasher: &Us
     runtime.spawn_blocking(move || {
         let _span = span.entered();
         let _one = gate.lock().unwrap_or_else(|e| e.into_inner());
+        if recently_failed() {
+            // A read-only file (a Kubernetes Secret mount) fails every time: not another
+            // 64 MiB Argon2id hash per login for nothing.
+            return;
+        }
         match write_back(&file, &login, cost) {
             Ok(Upgraded::Replaced) => tracing::info!(algorithm = login.legacy.algorithm(), "legacy hash re-hashed to Argon2id"),
             Ok(Upgraded::Changed) => tracing::info!("legacy hash not re-hashed: the user's entry changed since the login"),
-            Err(e) => tracing::warn!(error = %e, "legacy hash re-hash failed; the legacy hash stays until the next login"),
+            Err(e) => {
+                note_failure();
+                tracing::warn!(error = %e, "legacy hash re-hash failed; the legacy hash stays, re-hashes paused for 10 min");
+            }
         }
     });
     true
