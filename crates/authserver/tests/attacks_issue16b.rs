@@ -42,7 +42,10 @@ async fn a_bcrypt_login_past_72_bytes_does_not_rebind_the_password() {
     std::fs::write(&users, serde_json::to_vec(&doc).unwrap()).unwrap();
     let server = Server::start(&users, &[], &[("AUTHSERVER_HASH_LEGACY", "true")]);
     // No pooled connection: the wait below can outlast the server's idle timeout.
-    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let status = |pw: String| {
         let req = client
             .post(server.url("/auth/validate"))
