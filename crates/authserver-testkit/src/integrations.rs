@@ -136,3 +136,32 @@ pub fn open_up(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
 }
+
+/// What a client got through a proxy: status, `WWW-Authenticate`, body.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The challenge, when there is one.
+    pub challenge: Option<String>,
+    /// The body as text.
+    pub body: String,
+}
+
+/// `GET url` with `headers`, as a client of the proxy sends it.
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut req = reqwest::blocking::Client::new().get(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = req.send().unwrap();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    Answer {
+        status: resp.status().as_u16(),
+        challenge,
+        body: resp.text().unwrap(),
+    }
+}

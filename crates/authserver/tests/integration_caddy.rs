@@ -4,23 +4,10 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use authserver_testkit::caddy;
+use authserver_testkit::integrations::get;
 use authserver_testkit::or_skip;
 use authserver_testkit::process::Server;
 use authserver_testkit::users::*;
-use reqwest::blocking::Client;
-
-fn get(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
-    let mut req = Client::new().get(url);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let resp = req.send().unwrap();
-    let challenge = resp
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (resp.status().as_u16(), challenge, resp.text().unwrap())
-}
 
 #[test]
 fn caddy_forward_auth_as_documented() {
@@ -46,28 +33,36 @@ fn caddy_forward_auth_as_documented() {
         ("disabled user", Some(basic(BOB, BOB_PW))),
     ] {
         let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
-        let (status, got, body) = get(&url, &headers);
-        assert_eq!((status, got.as_deref()), (401, Some(challenge)), "{what}: {body}");
-        assert!(!body.contains("user="), "{what}: the application was not reached");
+        let a = get(&url, &headers);
+        assert_eq!(
+            (a.status, a.challenge.as_deref()),
+            (401, Some(challenge)),
+            "{what}: {}",
+            a.body
+        );
+        assert!(
+            !a.body.contains("user="),
+            "{what}: the application was not reached"
+        );
     }
 
     let spoof = [("remote-user", "mallory"), ("remote-groups", "admin")];
     let alice = basic(ALICE, ALICE_PW);
-    let (status, _, body) = get(&url, &[("authorization", &alice), spoof[0], spoof[1]]);
-    assert_eq!(status, 200, "{body}");
+    let a = get(&url, &[("authorization", &alice), spoof[0], spoof[1]]);
+    assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(
-        body,
+        a.body,
         format!("user={ALICE} groups=admin,reader authorization="),
         "identity replaced, no password"
     );
     // Carol has no roles: the client's Remote-Groups must not survive an empty answer.
-    let (status, _, body) = get(
+    let a = get(
         &url,
         &[("authorization", &basic(CAROL, CAROL_PW)), spoof[0], spoof[1]],
     );
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(
-        body,
+        a.body,
         format!("user={CAROL} groups= authorization="),
         "no spoofed groups"
     );

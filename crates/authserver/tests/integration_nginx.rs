@@ -4,7 +4,7 @@
 //! `TESTS_REQUIRE_NGINX=1` (the test command sets it).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use authserver_testkit::integrations::Proxy;
+use authserver_testkit::integrations::{Answer, Proxy, get};
 use authserver_testkit::nginx;
 use authserver_testkit::or_skip;
 use authserver_testkit::process::Server;
@@ -12,30 +12,6 @@ use authserver_testkit::users::*;
 use reqwest::blocking::Client;
 
 const CHALLENGE: &str = "Basic realm=\"authserver\", charset=\"UTF-8\"";
-
-/// What a client got: status, `WWW-Authenticate`, body.
-struct Answer {
-    status: u16,
-    challenge: Option<String>,
-    body: String,
-}
-
-fn get(url: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut req = Client::new().get(url);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let resp = req.send().unwrap();
-    let challenge = resp
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    Answer {
-        status: resp.status().as_u16(),
-        challenge,
-        body: resp.text().unwrap(),
-    }
-}
 
 /// authserver on the test users, trusting nginx (loopback) as the doc says.
 fn authserver() -> (Fixture, Server) {
