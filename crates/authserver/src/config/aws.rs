@@ -280,12 +280,7 @@ impl ComplianceSettings {
 mod tests {
     use super::*;
 
-    fn key(result: Result<(), ConfigError>) -> &'static str {
-        match result {
-            Err(ConfigError::Invalid { key, .. }) => key,
-            other => panic!("expected an invalid setting, got {other:?}"),
-        }
-    }
+    use crate::config::error::invalid_key as key;
 
     #[test]
     fn modes_parse_with_todays_spellings_only() {

@@ -98,6 +98,15 @@ pub(super) fn without_values(message: &str) -> String {
     out
 }
 
+/// The key a section's `validate` refused (tests of the sections).
+#[cfg(test)]
+pub(super) fn invalid_key(result: Result<(), ConfigError>) -> &'static str {
+    match result {
+        Err(ConfigError::Invalid { key, .. }) => key,
+        other => panic!("expected an invalid setting, got {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::without_values;

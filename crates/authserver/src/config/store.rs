@@ -167,12 +167,7 @@ impl Default for CacheSettings {
 mod tests {
     use super::*;
 
-    fn key(result: Result<(), ConfigError>) -> &'static str {
-        match result {
-            Err(ConfigError::Invalid { key, .. }) => key,
-            other => panic!("expected an invalid setting, got {other:?}"),
-        }
-    }
+    use crate::config::error::invalid_key as key;
 
     /// Reported as `hash.min_m_kib` before.
     #[test]
