@@ -94,8 +94,8 @@ pub enum UsersCommand {
     /// List users: name, status, roles, hash algorithm and parameters, password age. Never
     /// hashes.
     List {
-        /// Users file (not with --table).
-        #[arg(required_unless_present = "table")]
+        /// Users file (required unless --table; clap's `required_unless_present` does not see
+        /// the parent's global `--table`, so the check is in `execute`).
         file: Option<PathBuf>,
     },
     /// Print the `user_hash` that logs, metrics and audit events carry for USERNAME (keyed with
