@@ -181,7 +181,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::HashPassword(args) => hash(&args),
-        Command::Users(cmd) => users::run(cmd),
+        Command::Users(mut cmd) => match cmd.table.take() {
+            Some(table) => users_table::run(&table, cmd.command, cmd.config.as_deref()),
+            None => users::run(cmd),
+        },
         Command::Ops(cmd) => ops::run(cmd),
         Command::Compliance(cmd) => compliance::run(cmd),
         Command::Healthcheck(args) => healthcheck::run(args),

@@ -130,15 +130,11 @@ pub enum UsersCommand {
 
 /// Runs one `users` subcommand; every change is an audit event with the acting OS user.
 pub fn run(args: UsersArgs) -> anyhow::Result<()> {
+    // `--table` edits are dispatched to `users_table` by the caller (cli::run).
     let UsersArgs {
-        config,
-        table,
-        command: cmd,
+        config, command: cmd, ..
     } = args;
     let config = config.as_deref();
-    if let Some(table) = table {
-        return super::users_table::run(&table, cmd, config);
-    }
     if let UsersCommand::Import {
         source,
         htpasswd,
