@@ -21,16 +21,29 @@ const IMPORT_WINDOW: usize = 16;
 /// Runs `cmd` against the table `name`. With `--table`, FILE is the username.
 pub fn run(name: &str, cmd: UsersCommand, config: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let resource = format!("dynamodb:{name}");
-    let one = |file: &Path, username: Option<String>| -> anyhow::Result<String> {
-        if username.is_some() {
-            bail!("with --table give the USERNAME only (no users FILE)");
-        }
-        Ok(file.to_string_lossy().into_owned())
+    let Some((action, user, edit)) = planned(&settings, name, cmd)? else {
+        return Ok(()); // list and import ran
     };
-    let (action, user, edit) = match cmd {
+    // Opened before the write: an audit file that cannot be written stops the change.
+    let audit = AdminAudit::open(&settings)?;
+    let table = table(&settings, name)?;
+    let done = block_on(write(&table, &user, edit))??;
+    eprintln!("{done} (table {name})");
+    let user_hash = crate::wiring::user_hasher(&settings).hash(&user);
+    audit.emit(action, Some(user_hash), format!("dynamodb:{name}"));
+    audit.close()
+}
+
+/// The one-user write `cmd` asks for (audit action, username, change), or `None` once a
+/// command that is not one (list, import) has run.
+fn planned(
+    settings: &Settings,
+    name: &str,
+    cmd: UsersCommand,
+) -> anyhow::Result<Option<(&'static str, String, Edit)>> {
+    Ok(Some(match cmd {
         UsersCommand::List { file: Some(_) } => bail!("users list: give --table NAME or FILE, not both"),
-        UsersCommand::List { file: None } => return list(&settings, name),
+        UsersCommand::List { file: None } => return list(settings, name).map(|()| None),
         UsersCommand::Import {
             source,
             htpasswd,
@@ -44,7 +57,7 @@ pub fn run(name: &str, cmd: UsersCommand, config: Option<&Path>) -> anyhow::Resu
             let source = source
                 .or(htpasswd)
                 .context("users import: give the file to import (--htpasswd FILE)")?;
-            return import_into(&settings, name, &source, format, replace);
+            return import_into(settings, name, &source, format, replace).map(|()| None);
         }
         UsersCommand::Add {
             file,
@@ -53,43 +66,57 @@ pub fn run(name: &str, cmd: UsersCommand, config: Option<&Path>) -> anyhow::Resu
             disabled,
             cost,
         } => {
-            let user = one(&file, username)?;
-            authserver_core::names::check_names(&user, &roles)
-                .map_err(|p| anyhow::anyhow!("invalid username or role: {p}"))?;
-            let table = table(&settings, name)?;
-            // Fail before the prompt when the user exists; the write's condition checks again.
-            if block_on(table.get(&user))??.is_some() {
-                bail!("user {user:?} already exists in the table {name}");
-            }
-            let record = new_record(roles, disabled, &cost, &settings.hash.policy)?;
-            ("users.add", user, Edit::Add(record))
+            let user = username_only(&file, username)?;
+            (
+                "users.add",
+                user.clone(),
+                Edit::Add(new_user(settings, name, &user, roles, disabled, &cost)?),
+            )
         }
         UsersCommand::Disable { file, username } => (
             "users.disable",
-            one(&file, username)?,
+            username_only(&file, username)?,
             Edit::Status(Status::Disabled),
         ),
         UsersCommand::Enable { file, username } => (
             "users.enable",
-            one(&file, username)?,
+            username_only(&file, username)?,
             Edit::Status(Status::Active),
         ),
-        UsersCommand::Remove { file, username } => ("users.remove", one(&file, username)?, Edit::Remove),
+        UsersCommand::Remove { file, username } => {
+            ("users.remove", username_only(&file, username)?, Edit::Remove)
+        }
         UsersCommand::Hash { .. } | UsersCommand::Push { .. } | UsersCommand::Pull { .. } => {
             bail!("--table applies to add, disable, enable, remove, list and import")
         }
-    };
-    // Opened before the write: an audit file that cannot be written stops the change.
-    let audit = AdminAudit::open(&settings)?;
-    let table = table(&settings, name)?;
-    let done = block_on(write(&table, &user, edit))??;
-    eprintln!("{done} (table {name})");
-    audit.emit(
-        action,
-        Some(crate::wiring::user_hasher(&settings).hash(&user)),
-        resource,
-    );
-    audit.close()
+    }))
+}
+
+/// With `--table` the one positional argument (clap's FILE) is the username.
+fn username_only(file: &Path, username: Option<String>) -> anyhow::Result<String> {
+    if username.is_some() {
+        bail!("with --table give the USERNAME only (no users FILE)");
+    }
+    Ok(file.to_string_lossy().into_owned())
+}
+
+/// `users add --table`: names checked, refused before the password prompt when the user exists
+/// (the write's condition checks again), the password read and hashed.
+fn new_user(
+    settings: &Settings,
+    name: &str,
+    user: &str,
+    roles: Vec<String>,
+    disabled: bool,
+    cost: &super::HashArgs,
+) -> anyhow::Result<UserRecord> {
+    authserver_core::names::check_names(user, &roles)
+        .map_err(|p| anyhow::anyhow!("invalid username or role: {p}"))?;
+    let table = table(settings, name)?;
+    if block_on(table.get(user))??.is_some() {
+        bail!("user {user:?} already exists in the table {name}");
+    }
+    new_record(roles, disabled, cost, &settings.hash.policy)
 }
 
 /// One user's change.
