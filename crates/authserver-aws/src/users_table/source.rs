@@ -107,7 +107,7 @@ impl UsersTableStore {
             if let Some(view) = state.fresh(user, now, self.shared.config.entry_ttl) {
                 return Ok(view);
             }
-            if state.backing_off(now) || state.version.is_none() {
+            if state.backing_off(now) {
                 return state.last_good(user).ok_or(Unavailable {
                     retry_after: super::state::PROBE_EVERY,
                 });

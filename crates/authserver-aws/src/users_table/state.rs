@@ -105,3 +105,73 @@ impl State {
         new
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use authserver_core::{HashPolicy, StoreDocument};
+
+    fn view() -> Arc<Snapshot> {
+        Arc::new(Snapshot::build(StoreDocument::new(), &HashPolicy::default(), "v").expect("empty"))
+    }
+
+    #[test]
+    fn health_goes_failing_then_unavailable_after_max_stale_and_back() {
+        let (t0, stale) = (Instant::now(), Duration::from_secs(60));
+        let mut s = State::new(4);
+        assert!(s.unavailable(t0, stale).is_none(), "nothing failed yet");
+        assert!(s.failed(t0, "GetItem failed".into()), "logged once");
+        assert!(
+            s.unavailable(t0, stale).is_some(),
+            "never confirmed and failing: 503"
+        );
+        assert!(s.confirmed(t0), "the first success ends the failure");
+        assert!(
+            s.failed(t0, "GetItem failed: x".into()),
+            "a new failure is logged"
+        );
+        assert!(
+            !s.failed(t0 + Duration::from_millis(1), "GetItem failed: x".into()),
+            "same error: not logged again"
+        );
+        let last = t0 + Duration::from_millis(1);
+        assert!(
+            s.backing_off(last + Duration::from_millis(500)),
+            "one probe a second"
+        );
+        assert!(!s.backing_off(last + PROBE_EVERY));
+        assert!(
+            s.unavailable(t0 + Duration::from_secs(59), stale).is_none(),
+            "within max_stale"
+        );
+        assert!(s.unavailable(t0 + stale, stale).is_some(), "past it");
+        assert!(s.confirmed(t0 + stale), "recovery ends the failure");
+        assert!(s.unavailable(t0 + stale, stale).is_none());
+    }
+
+    #[test]
+    fn an_entry_is_fresh_under_its_version_and_within_its_ttl_only() {
+        let (t0, ttl) = (Instant::now(), Duration::from_secs(300));
+        let mut s = State::new(4);
+        let cached = |version| Cached {
+            view: view(),
+            read_at: t0,
+            version,
+        };
+        s.entries.put("alice".into(), cached(3));
+        assert!(s.fresh("alice", t0, ttl).is_none(), "version unknown");
+        s.version = Some(3);
+        assert!(s.fresh("alice", t0 + Duration::from_secs(299), ttl).is_some());
+        assert!(s.fresh("alice", t0 + ttl, ttl).is_none(), "past the entry TTL");
+        s.version = Some(4);
+        assert!(
+            s.fresh("alice", t0, ttl).is_none(),
+            "a CLI write bumped the version"
+        );
+        assert!(
+            s.last_good("alice").is_some(),
+            "still the last good entry for an outage"
+        );
+        assert!(s.fresh("bob", t0, ttl).is_none() && s.last_good("bob").is_none());
+    }
+}
