@@ -216,7 +216,7 @@ async fn a_write_is_picked_up_within_one_poll() {
     );
 }
 
-/// Refused entries, unknown users and an outage log no hash, password or username (the
+/// Refused entries (weak, bcrypt, a typo), unknown users and an outage log no hash, password or username (the
 /// SDK's own debug lines included).
 #[tokio::test(flavor = "current_thread")]
 async fn logs_carry_no_hash_password_or_username() {
@@ -246,7 +246,17 @@ async fn logs_carry_no_hash_password_or_username() {
         .send()
         .await
         .unwrap();
-    let store = UsersTableStore::new(table, config(), UserHasher::random(), Arc::new(SystemClock));
+    // A bcrypt entry is refused even with `hash.legacy` on (a table is Argon2id only).
+    let bcrypt = "$2y$05$4jH9N/BYOMxYYi7SFKLjP.0aGG5VsABVdQU.DBy07WDHnkusT8Tem";
+    table.add("bella-private", &record(bcrypt)).await.unwrap();
+    let legacy_on = UsersTableConfig {
+        policy: authserver_core::HashPolicy {
+            legacy: true,
+            ..policy()
+        },
+        ..config()
+    };
+    let store = UsersTableStore::new(table, legacy_on, UserHasher::random(), Arc::new(SystemClock));
     let auth = Authenticator::new(VerifiedCache::new(
         10,
         Duration::from_secs(60),
@@ -256,6 +266,7 @@ async fn logs_carry_no_hash_password_or_username() {
         ("carol-private", "s3cret-good"),
         ("wendy-private", "s3cret-weak"),
         ("tina-private", "s3cret-good"),
+        ("bella-private", "s3cret-bcrypt"),
         ("nobody-private", "s3cret-none"),
     ] {
         let v = view(&store, user).await;
@@ -273,7 +284,7 @@ async fn logs_carry_no_hash_password_or_username() {
         text.contains("users table entry refused") && text.contains("users table read failed"),
         "{text}"
     );
-    for secret in [&good, &weak, "s3cret", "-private", "argon2id"] {
+    for secret in [&good, &weak, bcrypt, "s3cret", "-private", "argon2id"] {
         assert!(!text.contains(secret), "{secret} in the logs:\n{text}");
     }
 }

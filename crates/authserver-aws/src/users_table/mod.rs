@@ -25,6 +25,8 @@
 //!   `max_stale`, or when the table never answered, everything is 503, as with the secret.
 //! - **Refused entries** (hash outside the policy, unknown attribute, bad name) deny their user
 //!   like an unknown one and are logged with the keyed `user_hash`, never the hash.
+//! - **Argon2id only.** Legacy hashes (bcrypt, SHA-crypt) are refused whatever `hash.legacy`
+//!   says: their pacing would need the whole store's cost classes, which no view has.
 //! - **Writes** ([`UsersTable`]) are conditional (`attribute_not_exists` / `attribute_exists`;
 //!   status changes update one attribute), then bump the version. `BatchWriteItem` is only for
 //!   the bulk load of new users.
@@ -56,7 +58,7 @@ pub struct UsersTableConfig {
     pub version_poll: Duration,
     /// How long cached entries keep answering after the table stopped answering.
     pub max_stale: Duration,
-    /// The hash policy every entry must meet.
+    /// The hash policy every entry must meet (`legacy` is always off for a table).
     pub policy: HashPolicy,
 }
 

@@ -40,10 +40,15 @@ impl UsersTableStore {
     /// request.
     pub fn new(
         table: UsersTable,
-        config: UsersTableConfig,
+        mut config: UsersTableConfig,
         hasher: UserHasher,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        // Argon2id only: denial pacing learns a store's legacy (bcrypt, SHA-crypt) cost classes
+        // from the snapshot's generation, which every view shares, so a legacy class would be
+        // known only if the first view seen held it, and a slower bcrypt user could then be told
+        // apart by timing. A table is never re-hashed from the request path either.
+        config.policy.legacy = false;
         let state = Mutex::new(State::new(config.entry_capacity));
         Self {
             shared: Arc::new(Shared {
