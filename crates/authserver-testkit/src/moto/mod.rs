@@ -1,7 +1,7 @@
 //! The moto harness: separate AWS accounts, SDK clients for one, the few calls moto only takes
 //! raw, resources in an account ([`resources`]), the wire tap that counts calls and injects
-//! faults ([`wire`]), the Secrets Manager store rig ([`store`]) and the rotation rig
-//! ([`rotation`]).
+//! faults ([`wire`]), the Secrets Manager store rig ([`store`]), the rotation rig
+//! ([`rotation`]) and the DynamoDB users table ([`users_table`]).
 //!
 //! Accounts: moto keeps one set of resources per account id. An account here is an IAM user
 //! with an access key created in that account (raw IAM call with moto's `x-moto-account-id`
@@ -10,6 +10,7 @@
 pub mod resources;
 pub mod rotation;
 pub mod store;
+pub mod users_table;
 pub mod wire;
 
 use aws_sdk_secretsmanager::config::{Credentials, Region, SharedCredentialsProvider};

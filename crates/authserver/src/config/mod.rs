@@ -23,6 +23,7 @@
 //! - `server`: `[server]` and `[tls]`.
 //! - `store`: `[store]`, `[hash]` and `[cache]`.
 //! - `observability`: `[log]`, `[telemetry]`, `[audit]` and `[admin]`.
+//! - `users_table`: `[users_table]`, the DynamoDB users store.
 //! - `aws`: `[lambda]` with [`LambdaMode`], `[regulation]`, `[rotation]` and `[compliance]`.
 
 mod aws;
@@ -33,6 +34,7 @@ mod observability;
 mod server;
 mod store;
 mod unknown;
+mod users_table;
 
 pub use aws::{
     ComplianceSettings, LambdaMode, LambdaSettings, MAX_SETTLE_SECONDS, RegulationSettings, RotationSettings,
@@ -46,6 +48,7 @@ pub use observability::{
 pub use server::{ServerSettings, TlsSettings};
 pub use store::{CacheSettings, HashSettings, StoreKind, StoreSettings};
 pub use unknown::EnvWarning;
+pub use users_table::UsersTableSettings;
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -62,6 +65,8 @@ pub struct Settings {
     pub server: ServerSettings,
     /// Credential store.
     pub store: StoreSettings,
+    /// The DynamoDB users store (`store.kind = "dynamodb"`).
+    pub users_table: UsersTableSettings,
     /// Argon2id policy and the verification limiter.
     pub hash: HashSettings,
     /// Verified-credential cache.
@@ -137,6 +142,8 @@ impl Settings {
         self.tls.validate()?;
         self.check_plaintext()?;
         self.store.validate()?;
+        self.users_table
+            .validate(self.store.kind == StoreKind::Dynamodb)?;
         self.lambda.validate()?;
         self.log.validate()?;
         self.rotation.validate()?;
