@@ -1,14 +1,16 @@
 //! The outermost layer: request id in and out, the request context (the id and the X-Ray and
 //! W3C trace ids) of every line logged meanwhile, `Cache-Control: no-store` and a JSON body on
-//! every response, and exactly one log line per request. The line carries `user_hash`, never the
-//! username, password, header or hash.
+//! every response, and at most one log line per request, which for an auth request is also its
+//! audit event ([`crate::audit::access`]). The line carries `user_hash`, never the username,
+//! password, header or hash.
 
 use super::{AppState, ClientAddr};
+use crate::audit::access::Access;
 use crate::telemetry::context::RequestContext;
 use crate::telemetry::metrics::RegulationCounters;
 use crate::telemetry::{AuthRecord, RequestRecord};
+use authserver_core::Reason;
 use authserver_core::clock::now_ms;
-use authserver_core::{AuditEvent, Reason};
 use axum::extract::State;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, header};
@@ -20,37 +22,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// Log target of the per-request line (filter it like any target, e.g. `authserver::access=warn`).
-pub const ACCESS_TARGET: &str = "authserver::access";
-
-/// The one line per request. Serialised directly rather than through the tracing formatter:
-/// it is the hot path's largest cost, and a fixed struct is several times cheaper. Same shape
-/// as the other JSON log lines.
-#[derive(serde::Serialize)]
-struct AccessLine<'a> {
-    timestamp: &'a str,
-    level: &'static str,
-    message: &'static str,
-    target: &'static str,
-    request_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    xray_trace_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    traceparent: Option<&'a str>,
-    method: &'a str,
-    route: &'a str,
-    status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    outcome: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_hash: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cache: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    verify_ms: Option<f64>,
-    latency_ms: f64,
-}
+pub use crate::audit::access::ACCESS_TARGET;
 
 /// The request id header (read when valid, always written).
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -104,16 +76,15 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
     req.extensions_mut().insert(RequestId(incoming.id.clone()));
     let response = incoming.handle(req, next).await;
     if let Some(surface) = response.extensions().get::<super::Surface>() {
-        incoming.route = surface.route.to_owned();
+        incoming.route = Route::Surface(surface.route);
         incoming.source = surface.source;
     }
     let mut response = json_for_framework_errors(response);
     stamp_headers(&mut response, &incoming.id);
-    let record = response.extensions().get::<AuthRecord>().cloned();
     let latency = incoming.start.elapsed();
-    incoming.measure(&state, record.as_ref(), latency);
-    incoming.audit(&state, record.as_ref());
-    incoming.access_line(response.status().as_u16(), record.as_ref(), latency);
+    let record = response.extensions().get::<AuthRecord>();
+    incoming.measure(&state, record, latency);
+    incoming.account(&state, response.status().as_u16(), record, latency);
     response
 }
 
@@ -127,7 +98,24 @@ struct Incoming {
     source: Option<IpAddr>,
     country: Option<String>,
     method: Method,
-    route: String,
+    route: Route,
+}
+
+/// The route label: the matched template (an `Arc` inside, so no copy) or the handler's own.
+enum Route {
+    Matched(MatchedPath),
+    Surface(&'static str),
+    Unmatched,
+}
+
+impl Route {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Matched(p) => p.as_str(),
+            Self::Surface(s) => s,
+            Self::Unmatched => "unmatched",
+        }
+    }
 }
 
 impl Incoming {
@@ -149,8 +137,7 @@ impl Incoming {
             route: req
                 .extensions()
                 .get::<MatchedPath>()
-                .map_or("unmatched", |p| p.as_str())
-                .to_owned(),
+                .map_or(Route::Unmatched, |p| Route::Matched(p.clone())),
         }
     }
 
@@ -195,52 +182,28 @@ impl Incoming {
         );
     }
 
-    /// One audit event per authentication attempt (other routes have no record).
-    fn audit(&self, state: &AppState, record: Option<&AuthRecord>) {
-        let Some(r) = record else {
-            return;
-        };
-        state.audit.emit(AuditEvent::AuthAttempt {
-            outcome: outcome(r),
-            reason: r.reason.map(Reason::as_str),
-            user_hash: r.user_hash.clone(),
-            source: self.source.map(|s| s.to_string()),
-            request_id: self.id.clone(),
-            trace_id: self.xray.clone().or_else(|| self.traceparent.clone()),
-        });
-    }
-
-    /// The one access line, when its target is enabled.
-    fn access_line(&self, status: u16, record: Option<&AuthRecord>, latency: Duration) {
-        if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
-            return;
-        }
-        let now = crate::audit::now();
-        let line = AccessLine {
-            timestamp: &now,
-            level: "INFO",
-            message: if record.is_some() {
-                "auth request"
-            } else {
-                "request"
-            },
-            target: ACCESS_TARGET,
+    /// The one record: access line and audit event (see [`crate::audit::access`]).
+    fn account(&self, state: &AppState, status: u16, record: Option<&AuthRecord>, latency: Duration) {
+        let access = Access {
             request_id: &self.id,
             xray_trace_id: self.xray.as_deref(),
             traceparent: self.traceparent.as_deref(),
-            method: self.method.as_str(),
-            route: &self.route,
-            status,
+            method: Some(self.method.as_str()),
+            route: self.route.as_str(),
+            status: Some(status),
             outcome: record.map(outcome),
             reason: record.and_then(|r| r.reason).map(Reason::as_str),
             user_hash: record.and_then(|r| r.user_hash.as_deref()),
+            source: record.and(self.source),
             cache: record.map(|r| r.cache.as_str()),
             verify_ms: record
                 .and_then(|r| r.verify_time)
                 .map(|d| d.as_secs_f64() * 1000.0),
             latency_ms: latency.as_secs_f64() * 1000.0,
+            ..Access::default()
         };
-        crate::telemetry::write_line(&line);
+        let enabled = tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO);
+        crate::audit::access::write(state.audit.as_ref(), &access, state.settings.log.access, enabled);
     }
 }
 
