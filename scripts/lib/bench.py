@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Python parts of the benchmarks (standard library only).
 
-    bench.py http-peers WORKDIR AUTH_LINES                        scripts/bench-http's table
+    bench.py http-peers WORKDIR AUTH_LINES BASE_LINES|-           scripts/bench-http's table
     bench.py spray-legit PORT DURATION RATE XFF|-                 scripts/bench-spray's client
     bench.py spray-report RESULTS BUDGET_MIB DURATION RATE SOURCES USERS   its table
 """
@@ -27,7 +27,7 @@ def wrk_result(path):
 
 def http_peers(argv):
     """The side-by-side table of scripts/bench-http, from the wrk outputs in its work directory."""
-    d, lines = argv[1], int(argv[2])
+    d, lines, base_lines = argv[1], int(argv[2]), argv[3]
     r = lambda name: wrk_result(f"{d}/{name}.txt")
     static = r("nginx-static")
     on = [r("auth-valid-1"), r("auth-valid-2")]
@@ -38,6 +38,10 @@ def http_peers(argv):
                                             "p99": mean(on, "p99"), "status": on[0]["status"]}),
             ("valid", "authserver, all off", {"rps": mean(off, "rps"), "p50": mean(off, "p50"),
                                              "p99": mean(off, "p99"), "status": off[0]["status"]})]
+    if base_lines != "-":
+        for label, name in (("baseline binary, all on", "base-valid"), ("baseline binary, all off", "base-quiet-valid")):
+            runs = [r(f"{name}-1"), r(f"{name}-2")]
+            rows.append(("valid", label, {k: mean(runs, k) for k in ("rps", "p50", "p99")} | {"status": runs[0]["status"]}))
     for workload in ("valid", "wrong", "spray"):
         for peer, label in (("nginx-auth", "nginx auth_basic"), ("caddy", "Caddy basicauth")):
             rows.append((workload, label, r(f"{peer}-{workload}")))
@@ -60,6 +64,11 @@ def http_peers(argv):
     # +1: the request that filled the cache.
     print(f"log lines of the all-on server: {lines} for {answered + 1} auth requests "
           "(target: 1 per auth request)")
+    if base_lines != "-":
+        base_on, base_off = rows[3][2], rows[4][2]
+        base_answered = sum(int(v) for n in (1, 2) for k, v in r(f"base-valid-{n}")["status"].items() if k != "errors")
+        print(f"baseline binary: {base_on['rps'] / static['rps']:.2f} x nginx, overhead "
+              f"{100 * (1 - base_on['rps'] / base_off['rps']):.1f} %, {base_lines} log lines for {base_answered + 1} requests")
 
 
 def spray_legit(argv):
@@ -125,7 +134,7 @@ def spray_report(argv):
 
 
 COMMANDS = {
-    "http-peers": (http_peers, ["workdir", "auth_lines"]),
+    "http-peers": (http_peers, ["workdir", "auth_lines", "baseline_lines"]),
     "spray-legit": (spray_legit, ["port", "duration", "rate", "xff"]),
     "spray-report": (spray_report, ["results", "budget_mib", "duration", "rate", "sources", "users"]),
 }
