@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Python parts of the benchmarks (standard library only).
 
-    bench.py http-report NGINX_WRK AUTH_WRK NON2XX QUIET_WRK      scripts/bench-http's table
+    bench.py http-peers WORKDIR AUTH_LINES BASE_LINES|-           scripts/bench-http's table
     bench.py spray-legit PORT DURATION RATE XFF|-                 scripts/bench-spray's client
     bench.py spray-report RESULTS BUDGET_MIB DURATION RATE SOURCES USERS   its table
 """
@@ -13,25 +13,70 @@ import sys
 import time
 
 
-def http_report(argv):
-    """Throughput and latency of nginx, authserver and authserver with telemetry off, from wrk."""
-    def parse(path):
-        text = open(path).read()
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-        def ms(label):
-            m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", text)
-            v, u = float(m.group(1)), m.group(2)
-            return v / 1000 if u == "us" else v * 1000 if u == "s" else v
-        return rps, ms("50"), ms("99")
-    n, a, q = parse(argv[1]), parse(argv[2]), parse(argv[4])
-    print(f"\n{'':26}{'req/s':>12}{'P50 ms':>10}{'P99 ms':>10}")
-    print(f"{'nginx static (ceiling)':26}{n[0]:>12.0f}{n[1]:>10.3f}{n[2]:>10.3f}")
-    print(f"{'authserver cache hit':26}{a[0]:>12.0f}{a[1]:>10.3f}{a[2]:>10.3f}")
-    print(f"{'  telemetry off':26}{q[0]:>12.0f}{q[1]:>10.3f}{q[2]:>10.3f}")
-    print(f"throughput ratio authserver/nginx: {a[0]/n[0]:.2f} (target >= 0.5)")
-    print(f"P99 ratio authserver/nginx:        {a[2]/n[2]:.2f} (target <= 2.0)")
-    print(f"non-2xx answers from authserver:   {argv[3]}")
-    print(f"telemetry overhead (logs+audit+metrics): {100 * (1 - a[0] / q[0]):.1f} % throughput (target < 5 %)")
+def wrk_result(path):
+    """req/s, P50 and P99 in ms, and the STATUS counts of one wrk run (scripts/bench/basic.lua)."""
+    text = open(path).read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    def ms(label):
+        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", text)
+        v, u = float(m.group(1)), m.group(2)
+        return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+    status = dict(re.findall(r"(\w+)=(\d+)", re.search(r"STATUS (.*)", text).group(1)))
+    cpu = dict(re.findall(r"(\w+)=(\d+)", re.search(r"CPU (.*)", text).group(1)))
+    answered = sum(int(v) for k, v in status.items() if k != "errors")
+    # Server CPU per answered request, in microseconds (0 for the peers: not measured).
+    cpu_us = int(cpu["ticks"]) / int(cpu["hz"]) / max(answered, 1) * 1e6
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "status": status, "cpu_us": cpu_us}
+
+
+def http_peers(argv):
+    """The side-by-side table of scripts/bench-http, from the wrk outputs in its work directory."""
+    d, lines, base_lines = argv[1], int(argv[2]), argv[3]
+    r = lambda name: wrk_result(f"{d}/{name}.txt")
+    static = r("nginx-static")
+    on = [r("auth-valid-1"), r("auth-valid-2")]
+    off = [r("quiet-valid-1"), r("quiet-valid-2")]
+    mean = lambda runs, k: sum(x[k] for x in runs) / len(runs)
+    keys = ("rps", "p50", "p99", "cpu_us")
+    rows = [("valid", "nginx static (ceiling)", static),
+            ("valid", "authserver, all on", {k: mean(on, k) for k in keys} | {"status": on[0]["status"]}),
+            ("valid", "authserver, all off", {k: mean(off, k) for k in keys} | {"status": off[0]["status"]})]
+    if base_lines != "-":
+        for label, name in (("baseline binary, all on", "base-valid"), ("baseline binary, all off", "base-quiet-valid")):
+            runs = [r(f"{name}-1"), r(f"{name}-2")]
+            rows.append(("valid", label, {k: mean(runs, k) for k in keys} | {"status": runs[0]["status"]}))
+    for workload in ("valid", "wrong", "spray"):
+        for peer, label in (("nginx-auth", "nginx auth_basic"), ("caddy", "Caddy basicauth")):
+            rows.append((workload, label, r(f"{peer}-{workload}")))
+        if workload != "valid":
+            rows.append((workload, "authserver, all on", r(f"auth-{workload}")))
+    fmt = "{:<9}{:<26}{:>9}{:>8}{:>9}{:>9}{:>7}{:>9}  {}"
+    print("\n" + fmt.format("workload", "server", "req/s", "x nginx", "P50 ms", "P99 ms", "P99 x", "CPU us", "answers"))
+    for workload, label, x in rows:
+        answers = " ".join(f"{k}={v}" for k, v in x["status"].items() if v != "0")
+        cpu = f"{x['cpu_us']:.1f}" if x["cpu_us"] else "-"
+        print(fmt.format(workload, label, f"{x['rps']:.0f}", f"{x['rps'] / static['rps']:.2f}",
+                         f"{x['p50']:.3f}", f"{x['p99']:.3f}", f"{x['p99'] / static['p99']:.2f}", cpu, answers))
+    hit, quiet = rows[1][2], rows[2][2]
+    overhead = 100 * (1 - hit["rps"] / quiet["rps"])
+    runs = lambda xs: ", ".join(f"{x['rps']:.0f}" for x in xs)
+    answered = sum(int(v) for x in on for k, v in x["status"].items() if k != "errors")
+    print(f"\ncache hit / nginx static throughput: {hit['rps'] / static['rps']:.2f} (target >= 0.8)")
+    print(f"cache hit P99 / nginx static P99:    {hit['p99'] / static['p99']:.2f} (target <= 1)")
+    print(f"telemetry overhead, all on vs all off: {overhead:.1f} % of req/s (req/s on {runs(on)}, "
+          f"off {runs(off)}, alternating); {100 * (hit['cpu_us'] / quiet['cpu_us'] - 1):.1f} % "
+          f"more server CPU per request ({hit['cpu_us']:.1f} vs {quiet['cpu_us']:.1f} us) (target < 5 %)")
+    # +1: the request that filled the cache.
+    print(f"log lines of the all-on server: {lines} for {answered + 1} auth requests "
+          "(target: 1 per auth request)")
+    if base_lines != "-":
+        base_on, base_off = rows[3][2], rows[4][2]
+        base_answered = sum(int(v) for n in (1, 2) for k, v in r(f"base-valid-{n}")["status"].items() if k != "errors")
+        print(f"baseline binary: {base_on['rps'] / static['rps']:.2f} x nginx, overhead "
+              f"{100 * (1 - base_on['rps'] / base_off['rps']):.1f} % of req/s, "
+              f"{100 * (base_on['cpu_us'] / base_off['cpu_us'] - 1):.1f} % more CPU per request "
+              f"({base_on['cpu_us']:.1f} vs {base_off['cpu_us']:.1f} us), "
+              f"{base_lines} log lines for {base_answered + 1} requests")
 
 
 def spray_legit(argv):
@@ -97,7 +142,7 @@ def spray_report(argv):
 
 
 COMMANDS = {
-    "http-report": (http_report, ["nginx_wrk", "auth_wrk", "non2xx", "quiet_wrk"]),
+    "http-peers": (http_peers, ["workdir", "auth_lines", "baseline_lines"]),
     "spray-legit": (spray_legit, ["port", "duration", "rate", "xff"]),
     "spray-report": (spray_report, ["results", "budget_mib", "duration", "rate", "sources", "users"]),
 }

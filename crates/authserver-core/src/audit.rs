@@ -87,6 +87,21 @@ pub enum AuditEvent {
 pub trait AuditSink: Send + Sync + std::fmt::Debug {
     /// Records one event. Must not block the caller for long (file sinks write in the background).
     fn emit(&self, event: AuditEvent);
+
+    /// Whether [`AuditSink::emit`] writes a line to stdout. A server's per-request access line
+    /// is then that line too (one record, two consumers): the caller writes it with
+    /// `"log_type":"audit"` and hands the event over with [`AuditSink::emit_streamed`].
+    fn streams_to_stdout(&self) -> bool {
+        false
+    }
+
+    /// Records an event whose stdout line the caller has written (`written`: whether that
+    /// write succeeded): every sink but stdout. `event` is called only when a sink needs it, so
+    /// a sink with nothing else to do costs no allocation.
+    fn emit_streamed(&self, event: &dyn Fn() -> AuditEvent, written: bool) {
+        let _ = written;
+        self.emit(event());
+    }
 }
 
 /// Discards events (tests, and stores built without an audit trail).

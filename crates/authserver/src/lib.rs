@@ -14,7 +14,8 @@
 //! - [`conn`] (0): per-connection deadlines (first request, idle) and the per-address cap.
 //! - [`pacing`] (0): pads denials to the store's slowest hash cost (timing tells no cost apart).
 //! - [`telemetry`] (1): logs, metrics (the metric table, `/metrics`, `/stats`, Lambda EMF) and spans.
-//! - [`audit`] (1): the audit trail sinks (stdout, hash-chained file) and its verifier.
+//! - [`audit`] (1): the audit trail sinks (stdout, hash-chained file), its verifier, and the one
+//!   record per request that is both the access line and the audit event.
 //! - [`regulation`] (2): the regulator around each attempt (bans, spray detection, trusted sources).
 //! - [`decide`] (2): one authentication attempt from header values to a decision.
 //! - [`http`] (3): the axum router shared by the standalone server and Lambda (and, with the

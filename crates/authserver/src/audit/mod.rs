@@ -6,9 +6,11 @@
 //! [`crate::telemetry::metrics::audit_dropped_counter`]) with one warning per burst.
 //!
 //! # Layout
+//! - [`access`]: the one record per request: the access line that is also the audit event.
 //! - [`chain`]: the file's record format, verification and tamper detection.
 //! - [`file`]: the file writer: one writer at a time, catching up, torn-tail repair.
 
+pub mod access;
 pub mod chain;
 pub mod file;
 
@@ -93,10 +95,17 @@ impl Drop for Audit {
 }
 
 /// Now, RFC 3339 UTC with nanoseconds (the timestamp of audit records and access lines).
-/// Every request writes two of these: the date and time of day are formatted once per second
-/// per thread, and only the fraction each time.
 pub fn now() -> String {
-    use std::fmt::Write as _;
+    let mut out = Vec::with_capacity(30);
+    now_into(&mut out);
+    // Only ASCII digits and separators are written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`now`] appended to `out`. Every request writes one: the date and time of day are
+/// formatted once per second per thread, and only the fraction each time (no allocation).
+pub fn now_into(out: &mut Vec<u8>) {
+    use std::io::Write as _;
     thread_local! {
         static SECOND: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
     }
@@ -109,11 +118,9 @@ pub fn now() -> String {
             let text = whole.format(&Rfc3339).unwrap_or_default();
             *cached = (second, text.trim_end_matches('Z').to_owned());
         }
-        let mut out = String::with_capacity(cached.1.len() + 11);
-        out.push_str(&cached.1);
+        out.extend_from_slice(cached.1.as_bytes());
         let _ = write!(out, ".{:09}Z", now.nanosecond());
-        out
-    })
+    });
 }
 
 impl Audit {
@@ -181,6 +188,21 @@ fn stream_line(time: &str, event: &AuditEvent) -> Option<Vec<u8>> {
     Some(line)
 }
 
+impl Audit {
+    /// Queues `event` for the file writer, if there is one.
+    fn to_file(&self, time: String, event: &AuditEvent) {
+        let Some(tx) = &self.file else { return };
+        let Ok(value) = serde_json::to_value(event) else {
+            return;
+        };
+        match tx.try_send((time, value)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.dropped.add(1, "the audit file writer's queue is full"),
+            Err(TrySendError::Disconnected(_)) => self.dropped.add(1, "the audit file writer stopped"),
+        }
+    }
+}
+
 impl AuditSink for Audit {
     fn emit(&self, event: AuditEvent) {
         let time = now();
@@ -195,15 +217,20 @@ impl AuditSink for Audit {
                 self.dropped.add(1, "the audit stream cannot be written");
             }
         }
-        if let Some(tx) = &self.file {
-            let Ok(value) = serde_json::to_value(&event) else {
-                return;
-            };
-            match tx.try_send((time, value)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => self.dropped.add(1, "the audit file writer's queue is full"),
-                Err(TrySendError::Disconnected(_)) => self.dropped.add(1, "the audit file writer stopped"),
-            }
+        self.to_file(time, &event);
+    }
+
+    fn streams_to_stdout(&self) -> bool {
+        self.stream == Some(Stream::Stdout)
+    }
+
+    /// The access line was this event's stdout line (see [`access`]); the file still gets it.
+    fn emit_streamed(&self, event: &dyn Fn() -> AuditEvent, written: bool) {
+        if !written {
+            self.dropped.add(1, "the audit stream cannot be written");
+        }
+        if self.file.is_some() {
+            self.to_file(now(), &event());
         }
     }
 }

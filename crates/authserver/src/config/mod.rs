@@ -43,7 +43,7 @@ pub use env::ALIASES;
 pub use error::ConfigError;
 pub use net::{AdminListen, HeaderSetting, OptionalHeader, TrustedProxies, parse_net};
 pub use observability::{
-    AdminSettings, AuditSettings, DEFAULT_ADMIN_LISTEN, LogFormat, LogSettings, TelemetrySettings,
+    AccessLog, AdminSettings, AuditSettings, DEFAULT_ADMIN_LISTEN, LogFormat, LogSettings, TelemetrySettings,
 };
 pub use server::{ServerSettings, TlsSettings};
 pub use store::{CacheSettings, HashSettings, StoreKind, StoreSettings};

@@ -16,6 +16,32 @@ pub enum LogFormat {
     Text,
 }
 
+/// `log.access`: which requests get an access line. An auth request's line is also its audit
+/// event when `audit.stdout` is on, and is then written whatever this says (the audit trail
+/// never depends on the log policy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLog {
+    /// Every request (default): the runbooks' latency and error queries read every line.
+    #[default]
+    All,
+    /// Denied auth requests and any answer of 400 or more.
+    Denied,
+    /// None.
+    None,
+}
+
+impl AccessLog {
+    /// Whether a request with this outcome and status gets a line.
+    pub fn wants(self, denied: bool, status: u16) -> bool {
+        match self {
+            Self::All => true,
+            Self::Denied => denied || status >= 400,
+            Self::None => false,
+        }
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -24,6 +50,8 @@ pub struct LogSettings {
     pub level: String,
     /// `json` or `text`.
     pub format: LogFormat,
+    /// Which requests get an access line (see [`AccessLog`]).
+    pub access: AccessLog,
     /// Key for `user_hash` (share it across instances so hashes correlate). Empty: random per
     /// process. Prefer the env variable or a secret over the file.
     pub user_hash_key: String,
@@ -36,6 +64,7 @@ impl Default for LogSettings {
         Self {
             level: "info".into(),
             format: LogFormat::Json,
+            access: AccessLog::All,
             user_hash_key: String::new(),
             user_hash_key_secret_id: String::new(),
         }

@@ -110,7 +110,6 @@ fn layered(router: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
-        .layer(axum::middleware::from_fn(middleware::require_one_host))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::request_context,

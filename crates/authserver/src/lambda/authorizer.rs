@@ -34,7 +34,7 @@ use crate::http::AppState;
 use crate::telemetry::metrics::RegulationCounters;
 use crate::telemetry::{AuthRecord, RequestRecord};
 use authserver_aws::SecretsManagerStore;
-use authserver_core::{AuditEvent, Outcome, Reason};
+use authserver_core::{Outcome, Reason};
 use http::HeaderMap;
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest,
@@ -170,31 +170,26 @@ fn account(state: &AppState, event: &Event, record: &AuthRecord, request_id: &st
         hash_abandoned: state.gate.limiter.abandoned(),
     };
     state.telemetry.record(&request, state.gate.store.as_ref());
-    let outcome = if record.reason.is_none() {
-        "allowed"
-    } else {
-        "denied"
-    };
-    state.audit.emit(AuditEvent::AuthAttempt {
-        outcome,
-        reason: record.reason.map(Reason::as_str),
-        user_hash: record.user_hash.clone(),
-        source: event.source.map(|s| s.to_string()),
-        request_id: request_id.to_owned(),
-        trace_id: None,
-    });
-    tracing::info!(
+    // The one record (line and audit event), as the HTTP middleware writes it.
+    let access = crate::audit::access::Access {
         request_id,
-        route = "authorizer",
-        event = event.kind.as_str(),
-        outcome,
-        reason = record.reason.map(Reason::as_str),
-        user_hash = record.user_hash.as_deref(),
-        cache = record.cache.as_str(),
-        verify_ms = record.verify_time.map(|d| d.as_secs_f64() * 1000.0),
-        latency_ms = latency.as_secs_f64() * 1000.0,
-        "auth request"
-    );
+        route: "authorizer",
+        authorizer: Some(event.kind.as_str()),
+        outcome: Some(if record.reason.is_none() {
+            "allowed"
+        } else {
+            "denied"
+        }),
+        reason: record.reason.map(Reason::as_str),
+        user_hash: record.user_hash.as_deref(),
+        source: event.source,
+        cache: Some(record.cache.as_str()),
+        verify_ms: record.verify_time.map(|d| d.as_secs_f64() * 1000.0),
+        latency_ms: latency.as_secs_f64() * 1000.0,
+        ..Default::default()
+    };
+    let enabled = tracing::enabled!(target: crate::audit::access::ACCESS_TARGET, tracing::Level::INFO);
+    crate::audit::access::write(state.audit.as_ref(), &access, state.settings.log.access, enabled);
 }
 
 fn internal(message: &str) -> Diagnostic {

@@ -18,8 +18,9 @@ use tracing_subscriber::registry::LookupSpan;
 /// The ids of the request being handled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestContext {
-    /// The request id (taken from `X-Request-Id` or generated).
-    pub request_id: String,
+    /// The request id (taken from `X-Request-Id` or generated); shared, not copied, with the
+    /// request's other holders.
+    pub request_id: std::sync::Arc<str>,
     /// The X-Ray trace id, when the request carries one.
     pub xray_trace_id: Option<String>,
     /// The W3C `traceparent`, when the request carries one.
@@ -98,7 +99,7 @@ where
 /// `line` (one formatted line, newline included) with the ids of `request` added.
 fn add_context(line: &str, request: &RequestContext, shape: Shape) -> String {
     let fields = [
-        ("request_id", Some(request.request_id.as_str())),
+        ("request_id", Some(&*request.request_id)),
         ("xray_trace_id", request.xray_trace_id.as_deref()),
         ("traceparent", request.traceparent.as_deref()),
     ];

@@ -7,7 +7,8 @@
 //! - [`listing`]: that table as `authserver metrics-names` prints it (for the deploy checker).
 //! - [`metrics`]: counters and histograms; Prometheus text, one value per `MetricId`.
 //! - [`stats`]: the per-second sliding window and top failing keys.
-//! - [`batch`]: group-commit stdout shared by logs, access lines and audit events.
+//! - [`batch`]: group-commit stdout shared by logs and the per-request records
+//!   (the access record of the `audit` module).
 //! - [`context`]: the request ids every log line of a request carries.
 //! - [`emf`]: CloudWatch Embedded Metric Format blobs.
 //! - [`otlp`]: optional OpenTelemetry span export (cargo feature `otlp`).
