@@ -37,7 +37,9 @@ pub mod source;
 pub mod store;
 
 pub use audit::{AuditEvent, AuditSink, NoAudit};
-pub use authenticator::{Authenticator, CacheUse, Decision, Outcome, Reason, Step, Verified, VerifyTask};
+pub use authenticator::{
+    Authenticator, CacheUse, Decision, FlightKey, Outcome, Reason, Step, Verified, VerifyTask,
+};
 pub use cache::VerifiedCache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credentials::{Credentials, Malformed, ParseError};
