@@ -13,6 +13,8 @@
 //! - [`document`]: the strict store-document parser (duplicate keys refused, BOM skipped).
 //! - [`store`]: the immutable `Snapshot` built from a document (with the alternate hashes a
 //!   rotation's pending or previous version contributes); re-exports the stored format.
+//! - `table` (private): the snapshot's users as a slab and an index, role lists interned, and
+//!   the builder entries stream into.
 //! - [`source`]: the `SnapshotSource` port credential stores implement.
 //! - [`cache`]: the verified-credential cache (HMAC keys, LRU, TTL, generation).
 //! - [`authenticator`]: the two-phase decision with its reason.
@@ -35,6 +37,7 @@ pub mod regulation;
 pub mod secret;
 pub mod source;
 pub mod store;
+mod table;
 
 pub use audit::{AuditEvent, AuditSink, NoAudit};
 pub use authenticator::{
