@@ -1,43 +1,16 @@
 //! The immutable [`Snapshot`] the rest of the program reads, built from a parsed store
 //! document (the stored format itself is [`crate::record`]; its parser [`crate::document`]).
 
-use crate::hash::{HashError, HashPolicy, StoredHash, dummy_hash};
+use crate::hash::{HashPolicy, StoredHash, dummy_hash};
 use crate::table::{Builder, Built, UserTable};
+pub use crate::table::{RefusedEntry, User};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use time::OffsetDateTime;
 
 // Callers have always found the stored format and its parser here.
 pub use crate::document::parse_document;
 pub use crate::record::{EntryProblem, Status, StoreDocument, StoreError, UserRecord};
-
-/// A user ready for authentication.
-#[derive(Debug, Clone)]
-pub struct User {
-    /// Validated hash.
-    pub hash: StoredHash,
-    /// Active or disabled.
-    pub status: Status,
-    /// Roles, shared cheaply with every decision.
-    pub roles: Arc<[String]>,
-    /// When the password last changed.
-    pub password_changed_at: Option<OffsetDateTime>,
-    /// Set for service accounts: the secret their rotated password is delivered to.
-    pub delivery_secret_id: Option<String>,
-}
-
-/// An entry kept out of service because its hash fails the policy (too weak, too costly, not
-/// Argon2id, not a PHC string). Its user is denied exactly like an unknown user (a verification
-/// against the dummy hash, the same answer), so neither the answer nor its timing tells a
-/// refused entry from an unknown user or a wrong password.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefusedEntry {
-    /// The username (PII: server logs name it by its keyed user hash).
-    pub user: String,
-    /// Why the hash was refused (never contains the hash).
-    pub problem: HashError,
-}
 
 /// An immutable, validated view of the store. Replaced whole on every change.
 #[derive(Debug)]
@@ -233,7 +206,10 @@ impl Snapshot {
         previous: Option<&Snapshot>,
     ) -> Result<Self, StoreError> {
         // A reload holds about as many users as the snapshot it replaces.
-        let mut builder = Builder::new(policy, previous, previous.map_or(0, Snapshot::len));
+        let capacity = previous.map_or(0, Snapshot::len);
+        // Hashes are lent only by a snapshot checked against the same policy.
+        let lender = previous.filter(|p| p.policy == *policy).map(|p| &*p.users);
+        let mut builder = Builder::new(policy, lender, capacity);
         crate::document::for_each_entry(bytes, |name, rec| builder.add(name, rec))?;
         Ok(Self::from_built(builder.finish(), policy, version.into()))
     }
@@ -300,7 +276,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::{Cost, hash_password, tests::FAST};
+    use crate::hash::{Cost, HashError, hash_password, tests::FAST};
     use crate::secret::Secret;
 
     fn phc() -> String {

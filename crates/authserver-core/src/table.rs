@@ -7,13 +7,45 @@
 //! ~240 B per user of slots alone, and every user's roles were an allocation of their own. Here
 //! the index's slots hold a boxed name and a `u32` (24 B), the slab is exactly sized, and a role
 //! list is allocated once per distinct list.
+//!
+//! [`User`] and [`RefusedEntry`] live here (re-exported by [`crate::store`]) so that the
+//! snapshot depends on its table and not the other way round.
 
+use crate::hash::HashError;
 use crate::hash::{Cost, HashPolicy, StoredHash};
 use crate::names::check_names;
+use crate::record::Status;
 use crate::record::{EntryProblem, StoreError, UserRecord};
-use crate::store::{RefusedEntry, Snapshot, User};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// A user ready for authentication.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Validated hash.
+    pub hash: StoredHash,
+    /// Active or disabled.
+    pub status: Status,
+    /// Roles, shared cheaply with every decision.
+    pub roles: Arc<[String]>,
+    /// When the password last changed.
+    pub password_changed_at: Option<OffsetDateTime>,
+    /// Set for service accounts: the secret their rotated password is delivered to.
+    pub delivery_secret_id: Option<String>,
+}
+
+/// An entry kept out of service because its hash fails the policy (too weak, too costly, not
+/// Argon2id, not a PHC string). Its user is denied exactly like an unknown user (a verification
+/// against the dummy hash, the same answer), so neither the answer nor its timing tells a
+/// refused entry from an unknown user or a wrong password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedEntry {
+    /// The username (PII: server logs name it by its keyed user hash).
+    pub user: String,
+    /// Why the hash was refused (never contains the hash).
+    pub problem: HashError,
+}
 
 /// Username → user, for lookups and iteration.
 #[derive(Debug, Clone, Default)]
@@ -100,9 +132,10 @@ impl RoleLists {
 #[derive(Debug)]
 pub(crate) struct Builder<'a> {
     policy: &'a HashPolicy,
-    /// The snapshot this one replaces, when built under the same policy: its hashes are reused
-    /// for the users whose hash did not change (no second copy, no second parse).
-    previous: Option<&'a Snapshot>,
+    /// The users of the snapshot this one replaces, when built under the same policy: their
+    /// hashes are reused for the users whose hash did not change (no second copy, no second
+    /// parse).
+    previous: Option<&'a UserTable>,
     users: UserTable,
     refused: Vec<RefusedEntry>,
     refused_names: HashSet<String>,
@@ -122,10 +155,10 @@ pub(crate) struct Built {
 impl<'a> Builder<'a> {
     /// A builder for about `capacity` users (growing past it rehashes the index once per
     /// doubling).
-    pub(crate) fn new(policy: &'a HashPolicy, previous: Option<&'a Snapshot>, capacity: usize) -> Self {
+    pub(crate) fn new(policy: &'a HashPolicy, previous: Option<&'a UserTable>, capacity: usize) -> Self {
         Self {
             policy,
-            previous: previous.filter(|p| p.policy() == policy),
+            previous,
             users: UserTable::with_capacity(capacity),
             refused: Vec::new(),
             refused_names: HashSet::new(),
@@ -135,7 +168,7 @@ impl<'a> Builder<'a> {
     }
 
     /// Adds one entry. A refused name or role, or a username seen before, refuses the whole
-    /// document; a hash outside the policy refuses that entry only (see [`Snapshot::build`]).
+    /// document; a hash outside the policy refuses that entry only (see `Snapshot::build`).
     pub(crate) fn add(&mut self, name: String, rec: UserRecord) -> Result<(), StoreError> {
         if self.users.contains(&name) || self.refused_names.contains(&name) {
             return Err(entry_error(name, EntryProblem::DuplicateUser));
@@ -145,7 +178,7 @@ impl<'a> Builder<'a> {
         }
         let reused = self
             .previous
-            .and_then(|p| p.user(&name))
+            .and_then(|p| p.get(&name))
             .filter(|u| u.hash.expose() == rec.password_hash)
             .map(|u| u.hash.clone());
         let hash = match reused.map_or_else(|| StoredHash::parse(&rec.password_hash, self.policy), Ok) {
