@@ -159,6 +159,19 @@ pub struct VerifyTask {
     creds: Credentials,
     /// `Some` for a known user (the cache key to fill on success).
     known: Option<CacheKey>,
+    /// The cache key of (username, password, the hash verified against: the user's or the
+    /// dummy), for single flight ([`VerifyTask::flight_key`]).
+    flight: CacheKey,
+}
+
+/// What makes two verifications the same one: the snapshot generation and the verified-cache
+/// key of (username, password, hash). Equal keys mean the same guess against the same record,
+/// so one Argon2id run answers them all; anything else (another password, user or snapshot)
+/// differs. It holds no plaintext (an HMAC under the cache's per-process key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlightKey {
+    generation: u64,
+    key: CacheKey,
 }
 
 /// A finished verification, to pass to [`Authenticator::finish`].
@@ -179,6 +192,14 @@ impl VerifyTask {
     /// Argon2id cost of this verification (for a memory-aware limiter).
     pub fn cost(&self) -> Cost {
         self.hash().cost()
+    }
+
+    /// The key under which identical concurrent verifications share one run.
+    pub fn flight_key(&self) -> FlightKey {
+        FlightKey {
+            generation: self.snapshot.generation(),
+            key: self.flight,
+        }
     }
 
     fn hash(&self) -> &crate::hash::StoredHash {
@@ -282,10 +303,18 @@ impl Authenticator {
     /// Phase one: answers from the cache or returns the verification to run.
     pub fn begin(&self, snapshot: &Arc<Snapshot>, creds: Credentials) -> Step {
         let Some(user) = snapshot.user(creds.username()) else {
+            // One HMAC (~1 µs) beside an Argon2id run: unknown users share flights like known
+            // ones, so neither path is cheaper to flood with one repeated guess.
+            let flight = self.cache.key(
+                creds.username(),
+                creds.password().expose(),
+                snapshot.dummy().expose(),
+            );
             return Step::Verify(VerifyTask {
                 snapshot: snapshot.clone(),
                 creds,
                 known: None,
+                flight,
             });
         };
         let key = self
@@ -304,6 +333,7 @@ impl Authenticator {
             snapshot: snapshot.clone(),
             creds,
             known: Some(key),
+            flight: key,
         })
     }
 
@@ -505,6 +535,32 @@ mod tests {
         assert_ne!(s.generation(), current.generation());
         assert_eq!(AlternateKind::Previous.as_str(), "previous");
         assert_eq!(AlternateKind::Pending.as_str(), "pending");
+    }
+
+    /// Single flight may merge two verifications only when they are the same guess against the
+    /// same record: same user, same password, same snapshot.
+    #[test]
+    fn flight_keys_differ_by_user_password_and_snapshot() {
+        let (a, s) = setup();
+        let key = |s: &Arc<Snapshot>, u: &str, p: &str| match a.begin(s, creds(u, p)) {
+            Step::Verify(t) => t.flight_key(),
+            Step::Done(_) => panic!("no verification for {u}"),
+        };
+        assert_eq!(key(&s, "alice", "pw"), key(&s, "alice", "pw"));
+        assert_eq!(key(&s, "nobody", "pw"), key(&s, "nobody", "pw"));
+        assert_ne!(key(&s, "alice", "pw"), key(&s, "alice", "pw2"));
+        assert_ne!(
+            key(&s, "alice", "pw"),
+            key(&s, "bob", "pw"),
+            "same hash, other user"
+        );
+        assert_ne!(key(&s, "nobody", "pw"), key(&s, "nobody2", "pw"));
+        let other = Arc::new(s.without_alternates());
+        assert_ne!(
+            key(&s, "alice", "pw"),
+            key(&other, "alice", "pw"),
+            "other snapshot"
+        );
     }
 
     #[test]

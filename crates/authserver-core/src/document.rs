@@ -3,17 +3,20 @@
 //! serde_json's maps keep the last of two equal keys, so `"status": "DISABLED"` written above
 //! an existing `"status": "ACTIVE"` (or a second entry for one username) would load silently
 //! and could re-enable a user just disabled, or let an invalid first copy skip validation.
-//! The document is therefore read into ordered key/value lists first (a visitor that keeps
-//! every pair), checked for duplicates at both levels, and only then turned into records.
+//! The document is therefore streamed entry by entry (a visitor over the users map): each
+//! entry is read into its ordered key/value list (every pair kept), checked for duplicate
+//! fields and turned into a record; duplicate usernames are refused by whoever collects the
+//! records ([`parse_document`], the snapshot builder). No copy of the whole document is held.
 //!
 //! A leading UTF-8 byte order mark (what some Windows editors write) is accepted and skipped:
 //! it carries no meaning in JSON and refusing it only produced a baffling "syntax" error.
 
-use crate::record::{EntryProblem, StoreDocument, StoreError, UserRecord};
+use crate::record::{EntryProblem, Status, StoreDocument, StoreError, UserRecord};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-use std::collections::HashSet;
 use std::fmt;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// The fields an entry may have, in the order the docs list them.
 const FIELDS: [&str; 5] = [
@@ -32,43 +35,143 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// serde's own messages can quote input values (a hash, say), so field errors are reduced to
 /// the field name.
 pub fn parse_document(bytes: &[u8]) -> Result<StoreDocument, StoreError> {
-    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-    let Pairs(entries): Pairs<RawEntry> = serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
-    let mut seen = HashSet::with_capacity(entries.len());
     let mut doc = StoreDocument::new();
-    for (user, raw) in entries {
-        if !seen.insert(user.clone()) {
+    for_each_entry(bytes, |user, record| {
+        if doc.contains_key(&user) {
             return Err(StoreError::Entry {
                 user,
                 problem: EntryProblem::DuplicateUser,
             });
         }
-        match entry(raw) {
-            Ok(record) => {
-                doc.insert(user, record);
-            }
-            Err(problem) => return Err(StoreError::Entry { user, problem }),
-        }
-    }
+        doc.insert(user, record);
+        Ok(())
+    })?;
     Ok(doc)
 }
 
+/// Streams a store document: `each` receives every entry, in document order, as soon as it is
+/// parsed, so no copy of the whole document (a map, a list of pairs) is ever held. The first
+/// error (a JSON error, a shape error, or one `each` returns) stops the parse. Duplicate
+/// usernames are `each`'s to refuse (it holds what was seen); duplicate fields are refused here.
+///
+/// Why: reading a 1 M users file into `serde_json::Value`s before building the snapshot held
+/// ~1.4 KB per user at its peak (the JSON is ~200 B per user).
+pub fn for_each_entry(
+    bytes: &[u8],
+    each: impl FnMut(String, UserRecord) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    let mut stopped = None;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = de
+        .deserialize_map(EntriesVisitor {
+            each,
+            stopped: &mut stopped,
+        })
+        .and_then(|()| de.end());
+    match (stopped, parsed) {
+        (Some(e), _) => Err(e),
+        (None, Err(e)) => Err(json_error(&e)),
+        (None, Ok(())) => Ok(()),
+    }
+}
+
+/// Visits the top-level object, handing each entry to `each`; an error from it is kept in
+/// `stopped` (a serde error could not carry it) and ends the parse.
+struct EntriesVisitor<'s, F> {
+    each: F,
+    stopped: &'s mut Option<StoreError>,
+}
+
+impl<'de, F: FnMut(String, UserRecord) -> Result<(), StoreError>> Visitor<'de> for EntriesVisitor<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        while let Some(user) = map.next_key::<String>()? {
+            let outcome = match entry(map.next_value::<RawEntry>()?) {
+                Ok(record) => (self.each)(user, record),
+                Err(problem) => Err(StoreError::Entry { user, problem }),
+            };
+            if let Err(e) = outcome {
+                *self.stopped = Some(e);
+                return Err(de::Error::custom("stopped"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One entry's fields into a record: duplicates first (whichever copy is invalid), then each
+/// field's type, without going through serde_json's `from_value` (an allocation per field).
 fn entry(raw: RawEntry) -> Result<UserRecord, EntryProblem> {
     let RawEntry::Object(fields) = raw else {
         return Err(EntryProblem::Shape(
             "entry must be an object with a passwordHash string".into(),
         ));
     };
-    let mut map = serde_json::Map::with_capacity(fields.len());
-    for (name, value) in fields {
-        if map.contains_key(&name) {
+    for (i, (name, _)) in fields.iter().enumerate() {
+        if fields[..i].iter().any(|(earlier, _)| earlier == name) {
             // Only a known field's name is echoed: an unknown key could be anything.
             let field = FIELDS.iter().find(|f| **f == name).copied();
             return Err(EntryProblem::DuplicateField(field.unwrap_or("(unknown)")));
         }
-        map.insert(name, value);
     }
-    serde_json::from_value::<UserRecord>(Value::Object(map)).map_err(|e| EntryProblem::Shape(shape_hint(&e)))
+    let mut record = UserRecord {
+        password_hash: String::new(),
+        status: Status::Active,
+        roles: Vec::new(),
+        password_changed_at: None,
+        delivery_secret_id: None,
+    };
+    let mut has_hash = false;
+    for (name, value) in fields {
+        let Some(i) = FIELDS.iter().position(|f| *f == name) else {
+            return Err(EntryProblem::Shape(format!(
+                "unknown field (allowed: {})",
+                FIELDS.join(", ")
+            )));
+        };
+        has_hash |= i == 0;
+        set_field(&mut record, i, value)?;
+    }
+    if !has_hash {
+        return Err(invalid(0));
+    }
+    Ok(record)
+}
+
+/// Sets `FIELDS[i]` from `value`, or says which field is invalid.
+fn set_field(record: &mut UserRecord, i: usize, value: Value) -> Result<(), EntryProblem> {
+    match (i, value) {
+        (0, Value::String(hash)) => record.password_hash = hash,
+        (1, Value::String(s)) if s == "ACTIVE" => record.status = Status::Active,
+        (1, Value::String(s)) if s == "DISABLED" => record.status = Status::Disabled,
+        (1, _) => return Err(EntryProblem::Shape("status must be ACTIVE or DISABLED".into())),
+        (2, Value::Array(items)) => {
+            record.roles = items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(role) => Ok(role),
+                    _ => Err(invalid(2)),
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        (3, Value::Null) => record.password_changed_at = None,
+        (3, Value::String(s)) => {
+            let at = OffsetDateTime::parse(&s, &Rfc3339).map_err(|_| invalid(3))?;
+            record.password_changed_at = Some(at);
+        }
+        (4, Value::Null) => record.delivery_secret_id = None,
+        (4, Value::String(id)) => record.delivery_secret_id = Some(id),
+        (i, _) => return Err(invalid(i)),
+    }
+    Ok(())
+}
+
+fn invalid(i: usize) -> EntryProblem {
+    EntryProblem::Shape(format!("field `{}` missing or invalid", FIELDS[i]))
 }
 
 fn json_error(e: &serde_json::Error) -> StoreError {
@@ -82,46 +185,6 @@ fn json_error(e: &serde_json::Error) -> StoreError {
         category,
         line: e.line(),
         column: e.column(),
-    }
-}
-
-/// The part of a serde message that names a field or expected values, never an input value.
-fn shape_hint(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    if msg.starts_with("unknown variant") {
-        return "status must be ACTIVE or DISABLED".into();
-    }
-    if msg.starts_with("unknown field") {
-        return format!("unknown field (allowed: {})", FIELDS.join(", "));
-    }
-    for known in FIELDS {
-        if msg.contains(&format!("`{known}`")) {
-            return format!("field `{known}` missing or invalid");
-        }
-    }
-    "entry must be an object with a passwordHash string".into()
-}
-
-/// A JSON object as the list of its pairs, duplicates kept.
-struct Pairs<V>(Vec<(String, V)>);
-
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for Pairs<V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct PairsVisitor<V>(std::marker::PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for PairsVisitor<V> {
-            type Value = Pairs<V>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
-                while let Some(pair) = map.next_entry::<String, V>()? {
-                    pairs.push(pair);
-                }
-                Ok(Pairs(pairs))
-            }
-        }
-        d.deserialize_map(PairsVisitor(std::marker::PhantomData))
     }
 }
 

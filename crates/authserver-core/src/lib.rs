@@ -13,6 +13,8 @@
 //! - [`document`]: the strict store-document parser (duplicate keys refused, BOM skipped).
 //! - [`store`]: the immutable `Snapshot` built from a document (with the alternate hashes a
 //!   rotation's pending or previous version contributes); re-exports the stored format.
+//! - `table` (private): the snapshot's users as a slab and an index, role lists interned, and
+//!   the builder entries stream into.
 //! - [`source`]: the `SnapshotSource` port credential stores implement (with `Lookup`, a
 //!   per-user store's answer that may need one fetch).
 //! - [`cache`]: the verified-credential cache (HMAC keys, LRU, TTL, generation).
@@ -36,9 +38,12 @@ pub mod regulation;
 pub mod secret;
 pub mod source;
 pub mod store;
+mod table;
 
 pub use audit::{AuditEvent, AuditSink, NoAudit};
-pub use authenticator::{Authenticator, CacheUse, Decision, Outcome, Reason, Step, Verified, VerifyTask};
+pub use authenticator::{
+    Authenticator, CacheUse, Decision, FlightKey, Outcome, Reason, Step, Verified, VerifyTask,
+};
 pub use cache::VerifiedCache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credentials::{Credentials, Malformed, ParseError};

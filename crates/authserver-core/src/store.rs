@@ -1,54 +1,29 @@
 //! The immutable [`Snapshot`] the rest of the program reads, built from a parsed store
 //! document (the stored format itself is [`crate::record`]; its parser [`crate::document`]).
 
-use crate::hash::{Cost, HashError, HashPolicy, StoredHash, dummy_hash};
-use crate::names::check_names;
+use crate::hash::{HashPolicy, StoredHash, dummy_hash};
+use crate::table::{Builder, Built, UserTable};
+pub use crate::table::{RefusedEntry, User};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use time::OffsetDateTime;
 
 // Callers have always found the stored format and its parser here.
 pub use crate::document::parse_document;
 pub use crate::record::{EntryProblem, Status, StoreDocument, StoreError, UserRecord};
-
-/// A user ready for authentication.
-#[derive(Debug, Clone)]
-pub struct User {
-    /// Validated hash.
-    pub hash: StoredHash,
-    /// Active or disabled.
-    pub status: Status,
-    /// Roles, shared cheaply with every decision.
-    pub roles: Arc<[String]>,
-    /// When the password last changed.
-    pub password_changed_at: Option<OffsetDateTime>,
-    /// Set for service accounts: the secret their rotated password is delivered to.
-    pub delivery_secret_id: Option<String>,
-}
-
-/// An entry kept out of service because its hash fails the policy (too weak, too costly, not
-/// Argon2id, not a PHC string). Its user is denied exactly like an unknown user (a verification
-/// against the dummy hash, the same answer), so neither the answer nor its timing tells a
-/// refused entry from an unknown user or a wrong password.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefusedEntry {
-    /// The username (PII: server logs name it by its keyed user hash).
-    pub user: String,
-    /// Why the hash was refused (never contains the hash).
-    pub problem: HashError,
-}
 
 /// An immutable, validated view of the store. Replaced whole on every change.
 #[derive(Debug)]
 pub struct Snapshot {
     version: String,
     generation: u64,
-    users: HashMap<String, User>,
-    /// Sorted by username (the document's order).
+    /// Shared by the snapshots derived from this one (rotation alternates).
+    users: Arc<UserTable>,
+    /// Sorted by username.
     refused: Arc<[RefusedEntry]>,
     dummy: StoredHash,
     alternates: Option<Alternates>,
+    policy: HashPolicy,
 }
 
 /// Which other version of the store an [`Alternates`] set comes from.
@@ -124,52 +99,23 @@ impl Snapshot {
         policy: &HashPolicy,
         version: impl Into<String>,
     ) -> Result<Self, StoreError> {
-        let mut users = HashMap::with_capacity(doc.len());
-        let mut refused = Vec::new();
-        let mut costs: std::collections::HashSet<Cost> = std::collections::HashSet::new();
+        let mut builder = Builder::new(policy, None, doc.len());
         for (name, rec) in doc {
-            if let Err(problem) = check_names(&name, &rec.roles) {
-                return Err(StoreError::Entry {
-                    user: name,
-                    problem: problem.into(),
-                });
-            }
-            let hash = match StoredHash::parse(&rec.password_hash, policy) {
-                Ok(h) => h,
-                Err(problem) => {
-                    refused.push(RefusedEntry { user: name, problem });
-                    continue;
-                }
-            };
-            costs.insert(hash.cost());
-            users.insert(
-                name,
-                User {
-                    hash,
-                    status: rec.status,
-                    roles: rec.roles.into(),
-                    password_changed_at: rec.password_changed_at,
-                    delivery_secret_id: rec.delivery_secret_id,
-                },
-            );
+            builder.add(name, rec)?;
         }
-        // The dummy runs at the most expensive class present, so an unknown user's denial is
-        // never faster than any real user's (the server pads cheaper denials up to it).
-        // Legacy classes (bcrypt, SHA-crypt) are not Argon2id costs: the server pads to their
-        // measured time instead (see the server's pacing).
-        let cost = costs
-            .into_iter()
-            .filter(|c| !c.is_legacy())
-            .max_by_key(|c| (u64::from(c.m_kib) * u64::from(c.t), c.m_kib, c.t))
-            .unwrap_or(Cost::DEFAULT);
-        Ok(Self {
-            version: version.into(),
+        Ok(Self::from_built(builder.finish(), policy, version.into()))
+    }
+
+    fn from_built(built: Built, policy: &HashPolicy, version: String) -> Self {
+        Self {
+            version,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
-            users,
-            refused: refused.into(),
-            dummy: dummy_hash(cost),
+            users: Arc::new(built.users),
+            refused: built.refused.into(),
+            dummy: dummy_hash(built.top_cost),
             alternates: None,
-        })
+            policy: policy.clone(),
+        }
     }
 
     /// A process-unique generation that no snapshot has yet, for a store whose snapshots are
@@ -223,7 +169,7 @@ impl Snapshot {
                 };
                 let in_time = kind == AlternateKind::Pending || older;
                 (alt.status == Status::Active && alt.hash.expose() != u.hash.expose() && in_time)
-                    .then(|| (name.clone(), alt.hash.clone()))
+                    .then(|| (name.to_owned(), alt.hash.clone()))
             })
             .collect();
         let alternates = (!hashes.is_empty()).then(|| Alternates {
@@ -244,10 +190,11 @@ impl Snapshot {
         Snapshot {
             version: self.version.clone(),
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
-            users: self.users.clone(),
+            users: Arc::clone(&self.users),
             refused: self.refused.clone(),
             dummy: self.dummy.clone(),
             alternates,
+            policy: self.policy.clone(),
         }
     }
 
@@ -270,7 +217,32 @@ impl Snapshot {
         policy: &HashPolicy,
         version: impl Into<String>,
     ) -> Result<Self, StoreError> {
-        Self::build(parse_document(bytes)?, policy, version)
+        Self::from_json_after(bytes, policy, version, None)
+    }
+
+    /// [`Snapshot::from_json`] for a reload: entries stream from the bytes straight into the
+    /// new snapshot (no intermediate document), and the users whose hash did not change share
+    /// `previous`'s parsed hash (when `previous` was built under the same policy) instead of a
+    /// second copy. Same result as `from_json`; what changes is the memory a reload holds next
+    /// to the snapshot in service.
+    pub fn from_json_after(
+        bytes: &[u8],
+        policy: &HashPolicy,
+        version: impl Into<String>,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, StoreError> {
+        // A reload holds about as many users as the snapshot it replaces.
+        let capacity = previous.map_or(0, Snapshot::len);
+        // Hashes are lent only by a snapshot checked against the same policy.
+        let lender = previous.filter(|p| p.policy == *policy).map(|p| &*p.users);
+        let mut builder = Builder::new(policy, lender, capacity);
+        crate::document::for_each_entry(bytes, |name, rec| builder.add(name, rec))?;
+        Ok(Self::from_built(builder.finish(), policy, version.into()))
+    }
+
+    /// The hash policy this snapshot's entries were checked against.
+    pub fn policy(&self) -> &HashPolicy {
+        &self.policy
     }
 
     /// The store's version label (file digest, Secrets Manager version id).
@@ -302,17 +274,17 @@ impl Snapshot {
     /// one can sign in, so the store is not ready and a reload does not put it in service over
     /// one that serves.
     pub fn serves_nobody(&self) -> bool {
-        self.users.is_empty() && !self.refused.is_empty()
+        self.users.len() == 0 && !self.refused.is_empty()
     }
 
     /// True when the store holds no user.
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.users.len() == 0
     }
 
     /// All users, for compliance checks.
     pub fn users(&self) -> impl Iterator<Item = (&str, &User)> {
-        self.users.iter().map(|(k, v)| (k.as_str(), v))
+        self.users.iter()
     }
 
     /// The hash verified for unknown usernames, at the most expensive cost class of the store
@@ -330,7 +302,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::{hash_password, tests::FAST};
+    use crate::hash::{Cost, HashError, hash_password, tests::FAST};
     use crate::secret::Secret;
 
     fn phc() -> String {

@@ -1,6 +1,7 @@
 //! One authentication attempt from raw `Authorization` header values to a [`Decision`]: the
 //! piece every surface (HTTP routes, Lambda authorizer) shares.
 
+use crate::flight::{Flights, Join, Leader, Shared};
 use crate::limiter::{HashLimiter, Overloaded, Permit};
 use crate::regulation::Regulator;
 use crate::store::SnapshotSource;
@@ -37,6 +38,12 @@ impl fmt::Debug for Attempt {
     }
 }
 
+/// Why a verification did not run: refused by regulation, or no limiter slot.
+enum Stop {
+    Refused(crate::regulation::Refusal),
+    Overloaded(Overloaded),
+}
+
 /// The bytes of a password bcrypt reads; the rest never reached the hash.
 const BCRYPT_READS: usize = 72;
 
@@ -55,6 +62,8 @@ pub struct Gate {
     pub regulator: Regulator,
     /// Pads denials to the slowest cost class (timing must not tell hash costs apart).
     pub pacer: crate::pacing::Pacer,
+    /// Identical verifications in flight, shared (see [`crate::flight`]).
+    pub flights: Flights,
     /// Logins with a legacy hash the store did not re-hash (metric `LegacyLoginNotRehashed`).
     pub legacy_not_rehashed: std::sync::atomic::AtomicU64,
 }
@@ -123,27 +132,13 @@ impl Gate {
         let decision = match self.auth.begin(&snapshot, creds) {
             Step::Done(d) => d,
             Step::Verify(task) => {
-                let refuse = |(reason, left): crate::regulation::Refusal| {
-                    with_user(Decision::denied(reason), Some(Duration::from_secs(left)))
+                let (decision, took, runs) = match self.verify_once(task, source, &user_hash).await {
+                    Ok(done) => done,
+                    Err(Stop::Refused((reason, left))) => {
+                        return with_user(Decision::denied(reason), Some(Duration::from_secs(left)));
+                    }
+                    Err(Stop::Overloaded(e)) => return overloaded(e),
                 };
-                if let Some(refusal) = self.regulator.check(source, &user_hash).await {
-                    return refuse(refusal);
-                }
-                let cost = task.cost();
-                let permit = match self.limiter.acquire(cost).await {
-                    Ok(p) => p,
-                    Err(e) => return overloaded(e),
-                };
-                // Checked again with the slot held: failures recorded while this request queued
-                // count (a burst of guesses would otherwise all pass the first check together).
-                if let Some(refusal) = self.regulator.check(source, &user_hash).await {
-                    return refuse(refusal);
-                }
-                let (decision, took, runs) =
-                    match self.verify_detached(task, permit, source, &user_hash).await {
-                        Ok(done) => done,
-                        Err(e) => return overloaded(e),
-                    };
                 if decision.reason().is_some_and(Reason::is_credential_failure) {
                     self.calibrate_legacy(&snapshot).await;
                     let spent = took + lookup;
@@ -156,18 +151,62 @@ impl Gate {
         with_user(decision, None)
     }
 
+    /// Regulation, a limiter slot and one verification, shared by every concurrent request with
+    /// the same credential against the same snapshot ([`crate::flight`]): a follower takes the
+    /// leader's decision (a failure is recorded once, by the leader). Returns the decision, the
+    /// verification time and its Argon2id runs.
+    async fn verify_once(
+        self: &Arc<Self>,
+        task: VerifyTask,
+        source: Option<IpAddr>,
+        user_hash: &str,
+    ) -> Result<(Decision, Duration, u8), Stop> {
+        if let Some(refusal) = self.regulator.check(source, user_hash).await {
+            return Err(Stop::Refused(refusal));
+        }
+        let leader = loop {
+            match self.flights.join(task.flight_key()) {
+                Join::Lead(leader) => break leader,
+                Join::Follow(follower) => {
+                    if let Some(Shared { decision, took, runs }) = follower.outcome().await {
+                        if decision.reason().is_none() {
+                            self.regulator.success(source, user_hash);
+                        }
+                        return Ok((decision, took, runs));
+                    }
+                }
+            }
+        };
+        let permit = self
+            .limiter
+            .acquire(task.cost())
+            .await
+            .map_err(Stop::Overloaded)?;
+        // Checked again with the slot held: failures recorded while this request queued count
+        // (a burst of guesses would otherwise all pass the first check together).
+        if let Some(refusal) = self.regulator.check(source, user_hash).await {
+            return Err(Stop::Refused(refusal));
+        }
+        self.verify_detached(task, permit, source, user_hash, leader)
+            .await
+            .map_err(Stop::Overloaded)
+    }
+
     /// Runs `task` under `permit` and records its outcome, in a task of its own: from here on the
     /// outcome is recorded even if the request is dropped (client gone, HTTP/2 reset, request
     /// timeout). The verification runs anyway, and a failure nobody waited for must still count,
     /// or abandoning every guess once it is verified would buy unmetered Argon2id with no ban
     /// ever. The task keeps the request's span and ids, so its log lines (a ban issued) carry
-    /// them. Returns the decision, the verification time and its Argon2id runs.
+    /// them, and it publishes the outcome to `leader`'s followers (so they are answered even
+    /// when this request is gone). Returns the decision, the verification time and its
+    /// Argon2id runs.
     async fn verify_detached(
         self: &Arc<Self>,
         task: VerifyTask,
         permit: Permit,
         source: Option<IpAddr>,
         user_hash: &str,
+        leader: Leader,
     ) -> Result<(Decision, Duration, u8), Overloaded> {
         let (gate, user_hash, cost) = (Arc::clone(self), user_hash.to_owned(), task.cost());
         let verify = tokio::spawn(tracing::Instrument::instrument(
@@ -185,6 +224,11 @@ impl Gate {
                 // flight counts against the budget: a burst exceeds a limit by at most the number
                 // of slots.
                 gate.record(&decision, source, &user_hash).await;
+                leader.publish(Shared {
+                    decision: decision.clone(),
+                    took,
+                    runs,
+                });
                 drop(permit);
                 Ok((decision, took, runs))
             }),

@@ -13,6 +13,7 @@
 //! - [`limiter`] (0): the memory-aware Argon2id limiter on the blocking pool.
 //! - [`conn`] (0): per-connection deadlines (first request, idle) and the per-address cap.
 //! - [`pacing`] (0): pads denials to the store's slowest hash cost (timing tells no cost apart).
+//! - [`flight`] (0): single flight, one Argon2id run shared by identical concurrent attempts.
 //! - [`telemetry`] (1): logs, metrics (the metric table, `/metrics`, `/stats`, Lambda EMF) and spans.
 //! - [`audit`] (1): the audit trail sinks (stdout, hash-chained file), its verifier, and the one
 //!   record per request that is both the access line and the audit event.
@@ -37,6 +38,7 @@ pub mod config;
 pub mod conn;
 pub mod decide;
 pub mod files;
+pub mod flight;
 pub mod http;
 pub mod lambda;
 pub mod limiter;

@@ -130,6 +130,7 @@ pub fn build_with(
         limiter,
         user_hasher: hasher,
         pacer: Default::default(),
+        flights: Default::default(),
         legacy_not_rehashed: Default::default(),
     };
     let telemetry = crate::telemetry::Telemetry::new(&settings, emf);

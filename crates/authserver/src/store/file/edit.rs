@@ -37,6 +37,12 @@ use std::path::{Path, PathBuf};
 /// Mode of a users file this module creates (it holds password hashes).
 const NEW_FILE_MODE: u32 = 0o600;
 
+/// Largest users file the edit commands read: 1 GiB, ~5 M users at ~210 B each. Not the
+/// server's `store.max_file_bytes` (8 MiB by default): these commands are the operator's, on a
+/// file the operator owns, and a store of a million users (~210 MB) must stay editable; the cap
+/// only keeps a wrong path (a disk image, say) from being read whole.
+pub const EDIT_MAX_BYTES: u64 = 1 << 30;
+
 /// What an edit does when the users file does not exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Missing {
@@ -61,12 +67,12 @@ struct Target {
 /// policy would refuse, so an operator can fix them).
 pub fn read(file: &Path) -> Result<StoreDocument, EditError> {
     // Regular files only, opened non-blocking: a FIFO or device at the path must not hang or
-    // pin the command (the server's cap applies too).
-    let max = super::FileLimits::default().max_bytes;
-    let (bytes, _) = crate::files::read_regular(file, max).map_err(|source| EditError::Content {
-        path: file.to_owned(),
-        source,
-    })?;
+    // pin the command.
+    let (bytes, _) =
+        crate::files::read_regular(file, EDIT_MAX_BYTES).map_err(|source| EditError::Content {
+            path: file.to_owned(),
+            source,
+        })?;
     parse_document(&bytes).map_err(|source| EditError::Invalid {
         path: file.to_owned(),
         source,
@@ -265,11 +271,15 @@ fn write_locked(
     mode: u32,
     owner: Option<(u32, u32)>,
 ) -> Result<(), WriteError> {
-    let mut json = serde_json::to_vec_pretty(doc)?;
-    json.push(b'\n');
-    let (tmp, mut f) = create_temp(target)?;
+    let (tmp, f) = create_temp(target)?;
     let result = (|| -> io::Result<()> {
-        f.write_all(&json)?;
+        // Streamed through a buffer: the pretty JSON of 1 M users is ~210 MB that need not be
+        // held in memory next to the document.
+        let mut out = io::BufWriter::with_capacity(1 << 16, &f);
+        serde_json::to_writer_pretty(&mut out, doc)?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+        drop(out);
         if let Some((uid, gid)) = owner {
             keep_owner(&f, target, uid, gid);
         }

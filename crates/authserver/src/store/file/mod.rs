@@ -222,7 +222,10 @@ impl FileStore {
     /// Parses new content and puts it in service; a broken one is noted and the last good
     /// snapshot stays.
     fn load(&self, bytes: &[u8], digest: [u8; 32]) -> bool {
-        match Snapshot::from_json(bytes, &self.policy, version_of(&digest)) {
+        // The snapshot in service lends its parsed hashes to the users whose hash is unchanged,
+        // so a reload of 1 M users does not hold a second copy of them.
+        let current = self.current.load_full();
+        match Snapshot::from_json_after(bytes, &self.policy, version_of(&digest), Some(&current)) {
             Ok(snapshot) if snapshot.serves_nobody() && !self.current.load().serves_nobody() => {
                 // A policy change or a file regenerated with refused hashes: keep the users who
                 // can sign in rather than deny everyone behind a green readiness check.
