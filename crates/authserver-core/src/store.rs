@@ -1,7 +1,7 @@
 //! The immutable [`Snapshot`] the rest of the program reads, built from a parsed store
 //! document (the stored format itself is [`crate::record`]; its parser [`crate::document`]).
 
-use crate::hash::{HashPolicy, StoredHash, dummy_hash};
+use crate::hash::{Cost, HashPolicy, StoredHash, dummy_hash};
 use crate::table::{Builder, Built, UserTable};
 pub use crate::table::{RefusedEntry, User};
 use std::collections::HashMap;
@@ -302,7 +302,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::{Cost, HashError, hash_password, tests::FAST};
+    use crate::hash::{HashError, hash_password, tests::FAST};
     use crate::secret::Secret;
 
     fn phc() -> String {
