@@ -1,0 +1,395 @@
+//! Access rules: which identities may reach which host, path and method.
+//!
+//! A [`RuleSet`] is an ordered list compiled once from a [`RulesDocument`]. The first rule
+//! whose request criteria (host, path, method, client network: each empty list means any)
+//! match the [`Request`] decides; when none does, the document's default does. The subject of
+//! an `allow` rule is then checked against the [`Identity`] (it is not a match criterion: a
+//! request is routed to one rule before anyone authenticates, so `bypass` and `deny` never
+//! touch credentials and `rules explain` can name the rule without a password).
+//!
+//! # Layout
+//! - this module: the document format, [`RuleSet`], [`Policy`], [`Subject`], [`Identity`].
+//! - [`path`]: normalisation of the request path, or a refusal.
+//! - `matcher`: host, path, method and network patterns.
+//! - `lint`: what `rules check` reports (shadowed rules, unknown roles).
+
+mod lint;
+mod matcher;
+pub mod path;
+
+pub use lint::Finding;
+pub use matcher::host_key;
+pub use path::{NormalPath, PathError, normalise};
+
+use ipnet::IpNet;
+use matcher::{HostPattern, PathPatterns};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Most rules a document may hold: rule names are metric labels, which must stay bounded.
+pub const MAX_RULES: usize = 256;
+
+/// Why a rules document was refused. Each names the rule (by position and name) it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// Not TOML, or not the document's shape (unknown keys included).
+    #[error("rules document: {0}")]
+    Syntax(String),
+    /// A rule without a usable name (labels are `[a-z0-9_-]`, at most 64 characters).
+    #[error("rule name {0:?}: use 1-64 characters of a-z, 0-9, _ and -")]
+    Name(String),
+    /// Two rules with one name (their metrics would merge).
+    #[error("two rules are named {0:?}")]
+    DuplicateName(String),
+    /// More than [`MAX_RULES`].
+    #[error("more than {MAX_RULES} rules")]
+    TooMany,
+    /// A host pattern that is neither a name nor `*.name`.
+    #[error("host pattern {0:?}: use a name or *.name")]
+    Host(String),
+    /// A path prefix or glob not starting with `/`.
+    #[error("path pattern {0:?} must start with /")]
+    Path(String),
+    /// A regex that does not compile.
+    #[error("regex {0:?}: {1}")]
+    Regex(String, String),
+    /// A method that is not a token of letters.
+    #[error("method {0:?}")]
+    Method(String),
+    /// A network that is not CIDR.
+    #[error("network {0:?}: use CIDR (10.0.0.0/8) or an address")]
+    Network(String),
+    /// `allow` without a subject, or a subject on `bypass`/`deny`.
+    #[error("rule {0:?}: {1}")]
+    Subject(String, &'static str),
+}
+
+/// What a rule does with a request it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKind {
+    /// 200 without credentials.
+    Bypass,
+    /// 403 without credentials.
+    Deny,
+    /// Authenticate, then the subject decides (200 or 403).
+    Allow,
+}
+
+/// Whether a subject needs any or all of its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Require {
+    /// One user, role or scope listed suffices.
+    #[default]
+    Any,
+    /// Every role and scope listed is needed (and the user, if users are listed).
+    All,
+}
+
+/// One rule as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Label for metrics, logs and audit.
+    pub name: String,
+    /// Host patterns.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path prefixes (segment-aware).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Path globs (`*` in a segment, `**` across).
+    #[serde(default)]
+    pub path_globs: Vec<String>,
+    /// Anchored path regexes.
+    #[serde(default)]
+    pub path_regexes: Vec<String>,
+    /// Methods.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Client networks.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// The policy.
+    pub policy: Option<PolicyKind>,
+    /// Subject: usernames.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Subject: roles (groups).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Subject: OAuth scopes (bearer tokens; Basic users have none).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Subject: any or all.
+    #[serde(default)]
+    pub require: Require,
+}
+
+/// What happens when no rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultPolicy {
+    /// 403 without credentials (the default once rules exist).
+    #[default]
+    Deny,
+    /// Any authenticated user (the behaviour without rules).
+    Authenticated,
+}
+
+/// A rules file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesDocument {
+    /// When no rule matches.
+    #[serde(default)]
+    pub default: DefaultPolicy,
+    /// The rules, in order.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleSpec>,
+}
+
+impl RulesDocument {
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, RuleError> {
+        toml::from_str(text).map_err(|e| RuleError::Syntax(e.message().to_owned()))
+    }
+}
+
+/// Who is asking, once authenticated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The username (or OAuth client / subject).
+    pub user: String,
+    /// Roles (groups).
+    pub roles: Arc<[String]>,
+    /// OAuth scopes: empty for Basic users; bearer tokens fill it.
+    pub scopes: Arc<[String]>,
+}
+
+/// The subject of an `allow` rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    users: Vec<String>,
+    roles: Vec<String>,
+    scopes: Vec<String>,
+    require: Require,
+}
+
+impl Subject {
+    /// Any authenticated identity (the default policy `authenticated`).
+    pub fn anyone() -> Self {
+        Self::default()
+    }
+
+    /// Whether `who` satisfies this subject. An empty subject is anyone authenticated.
+    pub fn permits(&self, who: &Identity) -> bool {
+        let user = || self.users.contains(&who.user);
+        let role = |r: &String| who.roles.contains(r);
+        let scope = |s: &String| who.scopes.contains(s);
+        match self.require {
+            _ if self.users.is_empty() && self.roles.is_empty() && self.scopes.is_empty() => true,
+            Require::Any => user() || self.roles.iter().any(role) || self.scopes.iter().any(scope),
+            Require::All => {
+                (self.users.is_empty() || user())
+                    && self.roles.iter().all(role)
+                    && self.scopes.iter().all(scope)
+            }
+        }
+    }
+
+    /// The roles named.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+}
+
+/// A compiled policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Policy {
+    /// No credentials needed.
+    Bypass,
+    /// Refused for everyone.
+    Deny,
+    /// Authenticated identities the subject permits.
+    Allow(Subject),
+}
+
+/// The request as rules see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// Upper-case method.
+    pub method: &'a str,
+    /// Host as [`host_key`] made it; `None` when not known.
+    pub host: Option<&'a str>,
+    /// The normalised path.
+    pub path: &'a NormalPath,
+    /// The client address, when known.
+    pub client: Option<IpAddr>,
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    name: Arc<str>,
+    hosts: Vec<HostPattern>,
+    paths: PathPatterns,
+    methods: Vec<String>,
+    networks: Vec<IpNet>,
+    policy: Policy,
+}
+
+impl Rule {
+    /// The rule's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The rule's policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Whether the request criteria match. Unknown host or client: a rule that names hosts or
+    /// networks does not match (it cannot be proven), so it neither bypasses nor allows.
+    pub fn matches(&self, req: &Request<'_>) -> bool {
+        (self.methods.is_empty() || self.methods.iter().any(|m| m == req.method))
+            && (self.paths.is_empty() || self.paths.matches(req.path.as_str()))
+            && (self.hosts.is_empty() || req.host.is_some_and(|h| self.hosts.iter().any(|p| p.matches(h))))
+            && (self.networks.is_empty()
+                || req
+                    .client
+                    .is_some_and(|c| self.networks.iter().any(|n| n.contains(&c))))
+    }
+
+    /// Whether the rule needs the original request's host, path or client (which only a
+    /// trusted proxy can tell).
+    pub fn needs_request(&self) -> bool {
+        !(self.hosts.is_empty()
+            && self.paths.is_empty()
+            && self.methods.is_empty()
+            && self.networks.is_empty())
+    }
+
+    fn compile(spec: &RuleSpec) -> Result<Self, RuleError> {
+        let valid_name = !spec.name.is_empty()
+            && spec.name.len() <= 64
+            && spec
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid_name {
+            return Err(RuleError::Name(spec.name.clone()));
+        }
+        Ok(Self {
+            name: spec.name.as_str().into(),
+            hosts: spec
+                .hosts
+                .iter()
+                .map(|h| HostPattern::parse(h))
+                .collect::<Result<_, _>>()?,
+            paths: PathPatterns::compile(&spec.paths, &spec.path_globs, &spec.path_regexes)?,
+            methods: matcher::parse_methods(&spec.methods)?,
+            networks: matcher::parse_networks(&spec.networks)?,
+            policy: policy_of(spec)?,
+        })
+    }
+}
+
+fn policy_of(spec: &RuleSpec) -> Result<Policy, RuleError> {
+    let has_subject = !(spec.users.is_empty() && spec.roles.is_empty() && spec.scopes.is_empty());
+    let err = |why| Err(RuleError::Subject(spec.name.clone(), why));
+    match spec.policy {
+        None => err("policy missing: bypass, deny or allow"),
+        Some(PolicyKind::Bypass | PolicyKind::Deny) if has_subject => {
+            err("users, roles and scopes belong to allow rules only")
+        }
+        Some(PolicyKind::Bypass) => Ok(Policy::Bypass),
+        Some(PolicyKind::Deny) => Ok(Policy::Deny),
+        Some(PolicyKind::Allow) => Ok(Policy::Allow(Subject {
+            users: spec.users.clone(),
+            roles: spec.roles.clone(),
+            scopes: spec.scopes.clone(),
+            require: spec.require,
+        })),
+    }
+}
+
+/// Which rule decided, and its policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    /// The rule's position, `None` for the default.
+    pub index: Option<usize>,
+    /// The rule's name, `"default"` for the default.
+    pub name: &'a str,
+    /// What to do.
+    pub policy: &'a Policy,
+}
+
+/// The compiled, ordered rules.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    default: Policy,
+}
+
+/// The rule name metrics and logs use when no rule matched.
+pub const DEFAULT_RULE: &str = "default";
+
+impl RuleSet {
+    /// Compiles a document; every pattern is checked and compiled here, never per request.
+    pub fn compile(doc: &RulesDocument) -> Result<Self, RuleError> {
+        if doc.rules.len() > MAX_RULES {
+            return Err(RuleError::TooMany);
+        }
+        let mut rules: Vec<Rule> = Vec::with_capacity(doc.rules.len());
+        for spec in &doc.rules {
+            let rule = Rule::compile(spec)?;
+            if spec.name == DEFAULT_RULE || rules.iter().any(|r| r.name == rule.name) {
+                return Err(RuleError::DuplicateName(spec.name.clone()));
+            }
+            rules.push(rule);
+        }
+        let default = match doc.default {
+            DefaultPolicy::Deny => Policy::Deny,
+            DefaultPolicy::Authenticated => Policy::Allow(Subject::anyone()),
+        };
+        Ok(Self { rules, default })
+    }
+
+    /// Parses and compiles TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, RuleError> {
+        Self::compile(&RulesDocument::parse(text)?)
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The rule that decides `req`: the first whose criteria match, else the default.
+    pub fn route(&self, req: &Request<'_>) -> Route<'_> {
+        match self.rules.iter().position(|r| r.matches(req)) {
+            Some(i) => Route {
+                index: Some(i),
+                name: &self.rules[i].name,
+                policy: &self.rules[i].policy,
+            },
+            None => Route {
+                index: None,
+                name: DEFAULT_RULE,
+                policy: &self.default,
+            },
+        }
+    }
+
+    /// What `rules check` reports; `known_roles` is `None` when no users are at hand.
+    pub fn lint(&self, known_roles: Option<&[String]>) -> Vec<Finding> {
+        lint::findings(&self.rules, known_roles)
+    }
+}
+
+#[cfg(test)]
+mod tests;
