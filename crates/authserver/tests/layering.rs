@@ -40,6 +40,8 @@ const RANKS: &[(&str, u8)] = &[
     ("conn", 0),
     // Denial padding: durations only.
     ("pacing", 0),
+    // The access rules in service and their reload (uses `files` only).
+    ("access", 0),
     // 1: what every later layer reports to; they report nothing of a surface.
     // Logs and metrics: every surface records into them.
     ("telemetry", 1),

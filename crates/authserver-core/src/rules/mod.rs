@@ -217,16 +217,17 @@ pub enum Policy {
     Allow(Subject),
 }
 
-/// The request as rules see it.
-#[derive(Debug, Clone, Copy)]
+/// The request as rules see it. `None`: not known (a proxy that did not say, or a peer that is
+/// not trusted to say); a rule that needs an unknown part denies (see [`RuleSet::route`]).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Request<'a> {
     /// Upper-case method.
-    pub method: &'a str,
-    /// Host as [`host_key`] made it; `None` when not known.
+    pub method: Option<&'a str>,
+    /// Host as [`host_key`] made it.
     pub host: Option<&'a str>,
     /// The normalised path.
-    pub path: &'a NormalPath,
-    /// The client address, when known.
+    pub path: Option<&'a NormalPath>,
+    /// The client address.
     pub client: Option<IpAddr>,
 }
 
@@ -252,16 +253,27 @@ impl Rule {
         &self.policy
     }
 
-    /// Whether the request criteria match. Unknown host or client: a rule that names hosts or
-    /// networks does not match (it cannot be proven), so it neither bypasses nor allows.
-    pub fn matches(&self, req: &Request<'_>) -> bool {
-        (self.methods.is_empty() || self.methods.iter().any(|m| m == req.method))
-            && (self.paths.is_empty() || self.paths.matches(req.path.as_str()))
-            && (self.hosts.is_empty() || req.host.is_some_and(|h| self.hosts.iter().any(|p| p.matches(h))))
-            && (self.networks.is_empty()
-                || req
-                    .client
-                    .is_some_and(|c| self.networks.iter().any(|n| n.contains(&c))))
+    /// Whether the request criteria match: `None` when that depends on a part of the request
+    /// that is not known.
+    pub fn matches(&self, req: &Request<'_>) -> Option<bool> {
+        let method = crit(self.methods.is_empty(), req.method, |m| {
+            self.methods.iter().any(|x| x == m)
+        });
+        let path = crit(self.paths.is_empty(), req.path, |p| {
+            self.paths.matches(p.as_str())
+        });
+        let host = crit(self.hosts.is_empty(), req.host, |h| {
+            self.hosts.iter().any(|p| p.matches(h))
+        });
+        let client = crit(self.networks.is_empty(), req.client, |c| {
+            self.networks.iter().any(|n| n.contains(&c))
+        });
+        // A criterion that fails settles it, known or not the others.
+        let all = [method, path, host, client];
+        if all.contains(&Some(false)) {
+            return Some(false);
+        }
+        all.iter().all(Option::is_some).then_some(true)
     }
 
     /// Whether the rule needs the original request's host, path or client (which only a
@@ -298,6 +310,14 @@ impl Rule {
     }
 }
 
+/// One criterion: any when `empty`, unknown when the request part is missing.
+fn crit<T: Copy>(empty: bool, part: Option<T>, test: impl Fn(T) -> bool) -> Option<bool> {
+    if empty {
+        return Some(true);
+    }
+    part.map(test)
+}
+
 fn policy_of(spec: &RuleSpec) -> Result<Policy, RuleError> {
     let has_subject = !(spec.users.is_empty() && spec.roles.is_empty() && spec.scopes.is_empty());
     let err = |why| Err(RuleError::Subject(spec.name.clone(), why));
@@ -326,7 +346,13 @@ pub struct Route<'a> {
     pub name: &'a str,
     /// What to do.
     pub policy: &'a Policy,
+    /// The rule needed a part of the request that is not known, so it denies whatever its
+    /// policy (an unknown path must not fall past a `deny` to a later `allow`).
+    pub undetermined: bool,
 }
+
+/// The policy of an undetermined route.
+static DENY: Policy = Policy::Deny;
 
 /// The compiled, ordered rules.
 #[derive(Debug, Clone)]
@@ -338,6 +364,13 @@ pub struct RuleSet {
 /// The rule name metrics and logs use when no rule matched.
 pub const DEFAULT_RULE: &str = "default";
 
+/// The rule name of requests refused before matching (contradictory proxy headers, a path
+/// that cannot be normalised).
+pub const INVALID_REQUEST: &str = "invalid_request";
+
+/// Names no rule may take: the labels above.
+const RESERVED: [&str; 2] = [DEFAULT_RULE, INVALID_REQUEST];
+
 impl RuleSet {
     /// Compiles a document; every pattern is checked and compiled here, never per request.
     pub fn compile(doc: &RulesDocument) -> Result<Self, RuleError> {
@@ -347,7 +380,7 @@ impl RuleSet {
         let mut rules: Vec<Rule> = Vec::with_capacity(doc.rules.len());
         for spec in &doc.rules {
             let rule = Rule::compile(spec)?;
-            if spec.name == DEFAULT_RULE || rules.iter().any(|r| r.name == rule.name) {
+            if RESERVED.contains(&spec.name.as_str()) || rules.iter().any(|r| r.name == rule.name) {
                 return Err(RuleError::DuplicateName(spec.name.clone()));
             }
             rules.push(rule);
@@ -364,24 +397,37 @@ impl RuleSet {
         Self::compile(&RulesDocument::parse(text)?)
     }
 
+    /// The policy when no rule matches.
+    pub fn default_policy(&self) -> &Policy {
+        &self.default
+    }
+
     /// The rules, in order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
 
-    /// The rule that decides `req`: the first whose criteria match, else the default.
+    /// The rule that decides `req`: the first whose criteria match, else the default. A rule
+    /// that cannot tell (it needs an unknown part of the request) decides too, as a denial.
     pub fn route(&self, req: &Request<'_>) -> Route<'_> {
-        match self.rules.iter().position(|r| r.matches(req)) {
-            Some(i) => Route {
+        for (i, rule) in self.rules.iter().enumerate() {
+            let undetermined = match rule.matches(req) {
+                Some(false) => continue,
+                Some(true) => false,
+                None => true,
+            };
+            return Route {
                 index: Some(i),
-                name: &self.rules[i].name,
-                policy: &self.rules[i].policy,
-            },
-            None => Route {
-                index: None,
-                name: DEFAULT_RULE,
-                policy: &self.default,
-            },
+                name: &rule.name,
+                policy: if undetermined { &DENY } else { &rule.policy },
+                undetermined,
+            };
+        }
+        Route {
+            index: None,
+            name: DEFAULT_RULE,
+            policy: &self.default,
+            undetermined: false,
         }
     }
 

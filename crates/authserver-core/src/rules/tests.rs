@@ -47,9 +47,9 @@ fn route<'a>(s: &'a RuleSet, method: &str, host: &str, path: &str, client: &str)
     let path = normalise(path).expect("normal");
     let host = host_key(host);
     let req = Request {
-        method,
+        method: Some(method),
         host: Some(&host),
-        path: &path,
+        path: Some(&path),
         client: client.parse().ok(),
     };
     s.route(&req).name
@@ -84,33 +84,44 @@ fn first_match_wins_then_the_default() {
     );
     assert_eq!(r("GET", "x.api.example.com", "/v1", "203.0.113.1"), "api");
     assert_eq!(r("GET", "api.example.com", "/v1", "203.0.113.1"), "default");
+    let root = normalise("/").expect("ok");
+    let req = Request {
+        method: Some("GET"),
+        host: Some("h"),
+        path: Some(&root),
+        client: "203.0.113.1".parse().ok(),
+    };
     assert_eq!(
-        s.route(&Request {
-            method: "GET",
-            host: None,
-            path: &normalise("/").expect("ok"),
-            client: None
-        })
-        .policy,
-        &Policy::Deny
+        (s.route(&req).name, s.route(&req).policy),
+        ("default", &Policy::Deny)
     );
 }
 
 #[test]
-fn unknown_host_or_client_never_matches_rules_that_name_them() {
+fn a_rule_that_needs_an_unknown_part_denies() {
     let s = set();
-    let path = normalise("/admin").expect("ok");
-    let req = Request {
-        method: "GET",
-        host: None,
-        path: &path,
-        client: None,
+    let admin = normalise("/admin").expect("ok");
+    let health = normalise("/health").expect("ok");
+    let req = |path, host, client: Option<&str>| Request {
+        method: Some("GET"),
+        host,
+        path,
+        client: client.and_then(|c| c.parse().ok()),
     };
+    // Client unknown: "internal" cannot tell, and must not fall through to a later allow.
+    let r = s.route(&req(Some(&admin), Some("app.example.com"), None));
     assert_eq!(
-        s.route(&req).name,
-        "admin-elsewhere",
-        "neither internal nor admin"
+        (r.name, r.policy, r.undetermined),
+        ("internal", &Policy::Deny, true)
     );
+    // A criterion that fails settles it even when another part is unknown.
+    let r = s.route(&req(Some(&health), None, None));
+    assert_eq!(
+        (r.name, r.policy, r.undetermined),
+        ("health", &Policy::Bypass, false)
+    );
+    let r = s.route(&req(None, None, Some("203.0.113.1")));
+    assert_eq!((r.name, r.undetermined), ("health", true), "path unknown");
 }
 
 #[test]
@@ -308,7 +319,7 @@ proptest! {
             .filter_map(|(d, m)| upstream_reading(&raw, d, m))
             .any(|p| p == "/admin" || p.starts_with("/admin/"));
         if let (true, Ok(path)) = (reaches_admin, normalise(&raw)) {
-            let req = Request { method: "GET", host: None, path: &path, client: None };
+            let req = Request { method: Some("GET"), path: Some(&path), ..Request::default() };
             prop_assert_eq!(s.route(&req).name, "admin", "{} normalised to {}", raw, path);
         }
     }

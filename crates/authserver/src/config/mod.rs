@@ -23,6 +23,7 @@
 //! - `server`: `[server]` and `[tls]`.
 //! - `store`: `[store]`, `[hash]` and `[cache]`.
 //! - `observability`: `[log]`, `[telemetry]`, `[audit]` and `[admin]`.
+//! - `rules`: `[rules]`, where the access rules file is.
 //! - `aws`: `[lambda]` with [`LambdaMode`], `[regulation]`, `[rotation]` and `[compliance]`.
 
 mod aws;
@@ -30,6 +31,7 @@ mod env;
 mod error;
 mod net;
 mod observability;
+mod rules;
 mod server;
 mod store;
 mod unknown;
@@ -43,6 +45,7 @@ pub use net::{AdminListen, HeaderSetting, OptionalHeader, TrustedProxies, parse_
 pub use observability::{
     AdminSettings, AuditSettings, DEFAULT_ADMIN_LISTEN, LogFormat, LogSettings, TelemetrySettings,
 };
+pub use rules::RulesSettings;
 pub use server::{ServerSettings, TlsSettings};
 pub use store::{CacheSettings, HashSettings, StoreKind, StoreSettings};
 pub use unknown::EnvWarning;
@@ -84,6 +87,8 @@ pub struct Settings {
     pub rotation: RotationSettings,
     /// Limits the compliance check holds the deployment to.
     pub compliance: ComplianceSettings,
+    /// Access rules.
+    pub rules: RulesSettings,
     /// `AUTHSERVER_*` variables that were ignored: not a setting (and not a Kubernetes
     /// service link). Not a key: filled by the environment engine on load.
     #[serde(skip)]

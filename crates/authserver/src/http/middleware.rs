@@ -49,6 +49,9 @@ struct AccessLine<'a> {
     cache: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verify_ms: Option<f64>,
+    /// The access rule that decided (`/auth/forward` with rules configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
     latency_ms: f64,
 }
 
@@ -110,10 +113,16 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
     let mut response = json_for_framework_errors(response);
     stamp_headers(&mut response, &incoming.id);
     let record = response.extensions().get::<AuthRecord>().cloned();
+    let rule = response.extensions().get::<super::access::RuleRecord>().cloned();
     let latency = incoming.start.elapsed();
     incoming.measure(&state, record.as_ref(), latency);
     incoming.audit(&state, record.as_ref());
-    incoming.access_line(response.status().as_u16(), record.as_ref(), latency);
+    incoming.access_line(
+        response.status().as_u16(),
+        record.as_ref(),
+        rule.as_ref(),
+        latency,
+    );
     response
 }
 
@@ -211,7 +220,13 @@ impl Incoming {
     }
 
     /// The one access line, when its target is enabled.
-    fn access_line(&self, status: u16, record: Option<&AuthRecord>, latency: Duration) {
+    fn access_line(
+        &self,
+        status: u16,
+        record: Option<&AuthRecord>,
+        rule: Option<&super::access::RuleRecord>,
+        latency: Duration,
+    ) {
         if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
             return;
         }
@@ -238,6 +253,7 @@ impl Incoming {
             verify_ms: record
                 .and_then(|r| r.verify_time)
                 .map(|d| d.as_secs_f64() * 1000.0),
+            rule: rule.map(|r| &*r.0),
             latency_ms: latency.as_secs_f64() * 1000.0,
         };
         crate::telemetry::write_line(&line);
