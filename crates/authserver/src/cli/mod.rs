@@ -13,6 +13,7 @@
 //! - [`users`]: `users add|disable|enable|remove|list` on a users file, written through
 //!   [`crate::store::file::edit`] (one editor at a time, atomic, modes kept).
 //! - [`secret`]: `users push|pull`, the users file to and from the credential secret.
+//! - [`rules`]: `rules check|explain`, an access rules file checked, a request explained.
 //! - [`healthcheck`]: `healthcheck`, exit 0/1 from the local listener's `/ready` (container
 //!   `HEALTHCHECK`, ECS, compose).
 
@@ -23,6 +24,7 @@ pub mod healthcheck;
 pub mod import;
 pub mod ops;
 pub mod password;
+pub mod rules;
 pub mod secret;
 pub mod users;
 
@@ -55,6 +57,8 @@ pub enum Command {
     /// Check or print configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check an access rules file, or explain which rule decides a request.
+    Rules(rules::RulesArgs),
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -180,6 +184,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::HashPassword(args) => hash(&args),
         Command::Users(cmd) => users::run(cmd),
+        Command::Rules(cmd) => rules::run(cmd),
         Command::Ops(cmd) => ops::run(cmd),
         Command::Compliance(cmd) => compliance::run(cmd),
         Command::Healthcheck(args) => healthcheck::run(args),
