@@ -48,3 +48,36 @@ pub async fn forward(state: &Arc<AppState>, peer: &str, uri: &str, headers: &[(&
         body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     }
 }
+
+/// Whether an API Gateway authorizer's IAM `policy` lets a caller invoke `arn`, as IAM
+/// evaluates it: an explicit `Deny` wins, then any `Allow`, else the implicit deny. `*` in a
+/// resource matches any run of characters (across `/` too), `?` one character.
+pub fn iam_allows(policy: &serde_json::Value, arn: &str) -> bool {
+    let statements = policy["policyDocument"]["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let matches = |s: &serde_json::Value| {
+        let resources = match &s["Resource"] {
+            serde_json::Value::String(r) => vec![r.clone()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        };
+        s["Action"] == "execute-api:Invoke"
+            && resources.iter().any(|r| wildcard(r.as_bytes(), arn.as_bytes()))
+    };
+    let effect = |e: &str| statements.iter().any(|s| s["Effect"] == e && matches(s));
+    !effect("Deny") && effect("Allow")
+}
+
+fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.first(), text.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            wildcard(&pattern[1..], text) || (!text.is_empty() && wildcard(pattern, &text[1..]))
+        }
+        (Some(b'?'), Some(_)) => wildcard(&pattern[1..], &text[1..]),
+        (Some(p), Some(t)) if p == t => wildcard(&pattern[1..], &text[1..]),
+        _ => false,
+    }
+}

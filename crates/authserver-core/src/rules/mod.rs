@@ -12,14 +12,17 @@
 //! - [`path`]: normalisation of the request path, or a refusal.
 //! - `matcher`: host, path, method and network patterns.
 //! - `lint`: what `rules check` reports (shadowed rules, unknown roles).
+//! - `routes`: the API Gateway routes a REST authorizer policy lists, and their verdicts.
 
 mod lint;
 mod matcher;
 pub mod path;
+mod routes;
 
 pub use lint::Finding;
 pub use matcher::host_key;
 pub use path::{NormalPath, PathError, normalise};
+pub use routes::ApiRoute;
 
 use ipnet::IpNet;
 use matcher::{HostPattern, PathPatterns};
@@ -60,6 +63,9 @@ pub enum RuleError {
     /// A network that is not CIDR.
     #[error("network {0:?}: use CIDR (10.0.0.0/8) or an address")]
     Network(String),
+    /// An `api_routes` entry that is not `METHOD /path`.
+    #[error("API route {0:?}: use METHOD /path (ANY for any method, {{name}} for parameters)")]
+    Route(String),
     /// `allow` without a subject, or a subject on `bypass`/`deny`.
     #[error("rule {0:?}: {1}")]
     Subject(String, &'static str),
@@ -149,6 +155,9 @@ pub struct RulesDocument {
     /// The rules, in order.
     #[serde(default, rename = "rule")]
     pub rules: Vec<RuleSpec>,
+    /// The API Gateway routes a REST authorizer's policy lists (`GET /orders/{id}`).
+    #[serde(default)]
+    pub api_routes: Vec<String>,
 }
 
 impl RulesDocument {
@@ -359,6 +368,7 @@ static DENY: Policy = Policy::Deny;
 pub struct RuleSet {
     rules: Vec<Rule>,
     default: Policy,
+    api_routes: Vec<ApiRoute>,
 }
 
 /// The rule name metrics and logs use when no rule matched.
@@ -389,12 +399,26 @@ impl RuleSet {
             DefaultPolicy::Deny => Policy::Deny,
             DefaultPolicy::Authenticated => Policy::Allow(Subject::anyone()),
         };
-        Ok(Self { rules, default })
+        let api_routes = doc
+            .api_routes
+            .iter()
+            .map(|r| ApiRoute::parse(r))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            rules,
+            default,
+            api_routes,
+        })
     }
 
     /// Parses and compiles TOML text.
     pub fn from_toml(text: &str) -> Result<Self, RuleError> {
         Self::compile(&RulesDocument::parse(text)?)
+    }
+
+    /// The API Gateway routes of `api_routes`.
+    pub fn api_routes(&self) -> &[ApiRoute] {
+        &self.api_routes
     }
 
     /// The policy when no rule matches.
