@@ -76,7 +76,8 @@ async fn each_policy_answers_as_documented() {
     )
     .await;
     assert_eq!(a.status, StatusCode::OK);
-    assert!(!a.headers.contains_key("remote-user"), "no identity on bypass");
+    assert_eq!(a.headers["remote-user"], "", "an empty identity on bypass");
+    assert_eq!(a.headers["remote-groups"], "");
     assert_eq!(a.body["allowed"], true);
     // ... only for the method it names: POST /healthz falls to "app".
     let a = forward(&state, PROXY, "/auth/forward", &traefik("POST", "/healthz")).await;

@@ -5,7 +5,7 @@
 //! | situation | answer |
 //! |---|---|
 //! | no rules configured | as before rules: any authenticated user, 401 otherwise |
-//! | `bypass` | 200, no identity headers |
+//! | `bypass` | 200, identity headers present and empty |
 //! | `deny`, or a rule that needs a part of the request not known | 403 |
 //! | proxy headers that contradict each other, a path that cannot be normalised | 403 (rule `invalid_request`) |
 //! | `allow`, not authenticated | 401 with the challenge (429/503 as always) |
@@ -51,10 +51,22 @@ impl Routed {
         }
     }
 
-    /// The answer without credentials (bypass, deny), if the rule gives one.
-    pub fn early(&self) -> Option<Response> {
+    /// The answer without credentials (bypass, deny), if the rule gives one. A bypass carries
+    /// the identity headers empty: a proxy that copies them from the answer (Caddy's
+    /// `copy_headers`) would otherwise pass its unreplaced placeholder
+    /// (`{http.reverse_proxy.header.Remote-User}`) to the application as the user's name.
+    pub fn early(&self, server: &crate::config::ServerSettings) -> Option<Response> {
         match self.policy() {
-            Policy::Bypass => Some(self.counted(reply::bypassed(), true)),
+            Policy::Bypass => {
+                let mut response = reply::bypassed();
+                for (name, value) in super::handlers::identity_headers(server, "", &[])
+                    .into_iter()
+                    .flatten()
+                {
+                    response.headers_mut().insert(name, value);
+                }
+                Some(self.counted(response, true))
+            }
             Policy::Deny => Some(self.counted(reply::forbidden(), false)),
             Policy::Allow(_) => None,
         }

@@ -67,7 +67,7 @@ pub async fn forward(
 ) -> Response {
     let peer = peer.map(|p| p.0);
     let routed = super::access::route(&state, &headers, &uri, &method, peer);
-    if let Some(answer) = routed.as_ref().and_then(super::access::Routed::early) {
+    if let Some(answer) = routed.as_ref().and_then(|r| r.early(&state.settings.server)) {
         return answer;
     }
     let attempt = run(&state, &headers, peer).await;

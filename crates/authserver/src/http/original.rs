@@ -3,7 +3,7 @@
 //! | proxy | method | host | path |
 //! |---|---|---|---|
 //! | Traefik ForwardAuth, Caddy `forward_auth` | `X-Forwarded-Method` | `X-Forwarded-Host` | `X-Forwarded-Uri` |
-//! | nginx `auth_request` (as docs/integrations.md sets them) | `X-Original-Method` | from `X-Original-URL` | from `X-Original-URL` |
+//! | nginx `auth_request` (as docs/integrations.md sets them) | `X-Original-Method` | from `X-Original-URL` | from `X-Original-URL` (or `X-Original-URI`) |
 //! | Envoy HTTP ext_authz (`path_prefix: /auth/forward`) | the request's | `Host` | after `/auth/forward` |
 //!
 //! Believed only from a peer in `server.trusted_proxies`: anyone else could name any path.
@@ -53,6 +53,10 @@ pub fn original(
         let (host, target) = split_url(&url).ok_or(Conflict)?;
         merge(&mut found.target, target)?;
         merge_opt(&mut found.host, host)?;
+    }
+    // Older nginx configurations send the path alone (`X-Original-URI $request_uri`).
+    merge_opt(&mut found.target, one(headers, "x-original-uri")?)?;
+    if found.target.is_some() {
         merge_opt(&mut found.method, one(headers, "x-original-method")?.map(upper))?;
     }
     if let Some(rest) = envoy_rest(uri) {
@@ -169,6 +173,11 @@ mod tests {
         assert_eq!(
             call(&nginx, "/auth/forward", true),
             Ok(o(Some("GET"), Some("a.example.com:8443"), Some("/admin?q")))
+        );
+        let older = [("x-original-uri", "/admin?q"), ("x-original-method", "get")];
+        assert_eq!(
+            call(&older, "/auth/forward", true),
+            Ok(o(Some("GET"), None, Some("/admin?q")))
         );
         let envoy = [("host", "a.example.com")];
         assert_eq!(
