@@ -108,6 +108,26 @@ impl PathPatterns {
     pub(super) fn has_patterns(&self) -> bool {
         self.regex.is_some()
     }
+
+    /// All of this rule's path patterns as one anchored regex (prefixes included), for the
+    /// rule set's single-pass [`regex::RegexSet`]; `None` without path criteria.
+    pub(super) fn as_one_regex(&self) -> Option<String> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut parts: Vec<String> = self
+            .prefixes
+            .iter()
+            .map(|p| match p.strip_suffix('/') {
+                Some(dir) => format!("{}(?:/.*)?", regex::escape(dir)),
+                None => format!("{}(?:/.*)?", regex::escape(p)),
+            })
+            .collect();
+        if let Some(r) = &self.regex {
+            parts.push(r.as_str().to_owned());
+        }
+        Some(format!("^(?:{})$", parts.join("|")))
+    }
 }
 
 /// Segment-aware prefix: `/admin` matches `/admin`, `/admin/` and `/admin/x`, not

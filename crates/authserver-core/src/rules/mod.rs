@@ -265,12 +265,19 @@ impl Rule {
     /// Whether the request criteria match: `None` when that depends on a part of the request
     /// that is not known.
     pub fn matches(&self, req: &Request<'_>) -> Option<bool> {
+        self.matches_with(req, req.path.map(|p| self.paths.matches(p.as_str())))
+    }
+
+    /// [`Rule::matches`] with the path test already done (`path_hit`, `None`: path unknown).
+    fn matches_with(&self, req: &Request<'_>, path_hit: Option<bool>) -> Option<bool> {
         let method = crit(self.methods.is_empty(), req.method, |m| {
             self.methods.iter().any(|x| x == m)
         });
-        let path = crit(self.paths.is_empty(), req.path, |p| {
-            self.paths.matches(p.as_str())
-        });
+        let path = if self.paths.is_empty() {
+            Some(true)
+        } else {
+            path_hit
+        };
         let host = crit(self.hosts.is_empty(), req.host, |h| {
             self.hosts.iter().any(|p| p.matches(h))
         });
@@ -369,6 +376,11 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     default: Policy,
     api_routes: Vec<ApiRoute>,
+    /// Every rule's path patterns in one set, so a request's path is read once for all rules
+    /// instead of once per rule (100 rules: 6.1 µs → see docs/performance.md).
+    paths: regex::RegexSet,
+    /// Rule index → its pattern in `paths` (`None`: the rule has no path criterion).
+    path_slot: Vec<Option<usize>>,
 }
 
 /// The rule name metrics and logs use when no rule matched.
@@ -404,10 +416,23 @@ impl RuleSet {
             .iter()
             .map(|r| ApiRoute::parse(r))
             .collect::<Result<_, _>>()?;
+        let (mut patterns, mut path_slot) = (Vec::new(), Vec::with_capacity(rules.len()));
+        for rule in &rules {
+            path_slot.push(rule.paths.as_one_regex().map(|p| {
+                patterns.push(p);
+                patterns.len() - 1
+            }));
+        }
+        let paths = regex::RegexSetBuilder::new(&patterns)
+            .dfa_size_limit(8 << 20)
+            .build()
+            .map_err(|e| RuleError::Regex(String::new(), e.to_string()))?;
         Ok(Self {
             rules,
             default,
             api_routes,
+            paths,
+            path_slot,
         })
     }
 
@@ -434,8 +459,14 @@ impl RuleSet {
     /// The rule that decides `req`: the first whose criteria match, else the default. A rule
     /// that cannot tell (it needs an unknown part of the request) decides too, as a denial.
     pub fn route(&self, req: &Request<'_>) -> Route<'_> {
+        let hits = req.path.map(|p| self.paths.matches(p.as_str()));
         for (i, rule) in self.rules.iter().enumerate() {
-            let undetermined = match rule.matches(req) {
+            let path_hit = match (self.path_slot.get(i).copied().flatten(), &hits) {
+                (Some(slot), Some(hits)) => Some(hits.matched(slot)),
+                (Some(_), None) => None,
+                (None, _) => Some(true),
+            };
+            let undetermined = match rule.matches_with(req, path_hit) {
                 Some(false) => continue,
                 Some(true) => false,
                 None => true,

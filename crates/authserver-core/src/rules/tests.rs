@@ -324,6 +324,19 @@ proptest! {
         }
     }
 
+    /// The single-pass route (one RegexSet for every rule's paths) agrees with testing each
+    /// rule in turn.
+    #[test]
+    fn the_set_route_agrees_with_rule_by_rule(raw in spelling(), method in prop_oneof![Just("GET"), Just("POST")]) {
+        let s = set();
+        if let Ok(path) = normalise(&raw) {
+            let host = host_key("app.example.com");
+            let req = Request { method: Some(method), host: Some(&host), path: Some(&path), client: None };
+            let naive = s.rules().iter().position(|r| r.matches(&req) != Some(false));
+            prop_assert_eq!(s.route(&req).index, naive);
+        }
+    }
+
     /// Normalising twice changes nothing: rules see one canonical form.
     #[test]
     fn normalisation_is_idempotent(raw in spelling()) {
