@@ -15,7 +15,7 @@
 //! Every 403 has the same body, whatever the reason. `/auth/validate` applies no rules: it
 //! answers "who is this?" for a caller with no original request to speak of.
 
-use super::original::{Conflict, original};
+use super::original::{Conflict, Original, original};
 use super::{AppState, ClientAddr, reply};
 use crate::access::{Loaded, RuleCounts};
 use crate::decide::Attempt;
@@ -23,6 +23,7 @@ use authserver_core::rules::{self, INVALID_REQUEST, Identity, Policy, Request};
 use authserver_core::{Outcome, Reason};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -130,6 +131,21 @@ pub fn route(
     method: &Method,
     peer: Option<ClientAddr>,
 ) -> Option<Routed> {
+    state.rules.current()?;
+    let peer_ip = peer.map(|p| p.0.ip());
+    let trusted = peer_ip.is_some_and(|ip| state.proxies.trusts(ip.to_canonical()));
+    let told = original(headers, uri, method, trusted);
+    let client = peer_ip.and_then(|ip| state.proxies.client(ip, headers));
+    route_told(state, told, client)
+}
+
+/// Routes a request the caller already read: `told` by a proxy (or a contradiction), from
+/// `client` (the gRPC surface reads both from its `CheckRequest`).
+pub fn route_told(
+    state: &AppState,
+    told: Result<Original, Conflict>,
+    client: Option<IpAddr>,
+) -> Option<Routed> {
     let loaded = state.rules.current()?;
     let invalid = |loaded| Routed {
         loaded,
@@ -138,9 +154,7 @@ pub fn route(
         deny: true,
         counts: crate::access::figures().counts(INVALID_REQUEST),
     };
-    let peer_ip = peer.map(|p| p.0.ip());
-    let trusted = peer_ip.is_some_and(|ip| state.proxies.trusts(ip.to_canonical()));
-    let Ok(told) = original(headers, uri, method, trusted).map_err(|Conflict| ()) else {
+    let Ok(told) = told else {
         return Some(invalid(loaded));
     };
     let path = match told.target.as_deref().map(rules::normalise).transpose() {
@@ -148,7 +162,6 @@ pub fn route(
         Err(_) => return Some(invalid(loaded)),
     };
     let host = told.host.as_deref().map(rules::host_key);
-    let client = peer_ip.and_then(|ip| state.proxies.client(ip, headers));
     let req = Request {
         method: told.method.as_deref(),
         host: host.as_deref(),
