@@ -27,6 +27,20 @@ pub enum AuditEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         trace_id: Option<String>,
     },
+    /// An access rule decided a forward-auth request (`rules.file`): which rule, and whether it
+    /// let the request through. Beside `auth_attempt` when credentials were checked, alone for
+    /// `bypass` and `deny` (which read none).
+    AccessDecision {
+        /// The rule's name (`default`, `invalid_request` for the reserved labels).
+        rule: String,
+        /// `allowed` or `denied`.
+        outcome: &'static str,
+        /// Client address, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        /// Request id.
+        request_id: String,
+    },
     /// Brute-force regulation banned a source address or a username.
     Ban {
         /// `source` or `user`.

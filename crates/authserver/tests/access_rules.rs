@@ -5,6 +5,7 @@
 use authserver_testkit::access::{forward, with_rules};
 use authserver_testkit::users::*;
 use axum::http::StatusCode;
+use std::sync::Arc;
 
 const RULES: &str = r#"
 [[rule]]
@@ -348,4 +349,61 @@ async fn a_broken_edit_keeps_the_last_good_rules() {
     .await;
     assert_eq!(a.status, StatusCode::OK);
     built.tasks.iter().for_each(tokio::task::JoinHandle::abort);
+}
+
+/// Each rules decision is audited with the rule's name, beside the credential check when one ran.
+#[tokio::test]
+async fn decisions_are_audited_with_the_rule() {
+    use authserver_core::AuditEvent;
+    let f = fixture();
+    let recorder = Arc::new(authserver_testkit::fakes::Recorder::default());
+    let state = Arc::into_inner(with_rules(built(&f.users).state, RULES, "10.0.0.0/8")).unwrap();
+    let state = Arc::new(authserver::http::AppState {
+        audit: recorder.clone(),
+        ..state
+    });
+    let carol = leak(basic(CAROL, CAROL_PW));
+    forward(&state, PROXY, "/auth/forward", &traefik("GET", "/healthz")).await;
+    forward(
+        &state,
+        PROXY,
+        "/auth/forward",
+        &with(traefik("GET", "/admin"), carol),
+    )
+    .await;
+    let decisions: Vec<(String, &str, Option<String>)> = recorder
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            AuditEvent::AccessDecision {
+                rule,
+                outcome,
+                source,
+                ..
+            } => Some((rule, outcome, source)),
+            _ => None,
+        })
+        .collect();
+    let client = Some("198.51.100.7".to_owned());
+    assert_eq!(
+        decisions,
+        vec![
+            ("health".into(), "allowed", client.clone()),
+            ("admin".into(), "denied", client)
+        ]
+    );
+    let attempts = recorder
+        .events()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                AuditEvent::AuthAttempt {
+                    outcome: "allowed",
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(attempts, 1, "carol authenticated; the bypass read no credentials");
 }

@@ -27,9 +27,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// Which rule a response was decided by (a response extension, for the log line).
+/// Which rule a response was decided by, and whether it let the request through (a response
+/// extension, for the log line and the audit event).
 #[derive(Debug, Clone)]
-pub struct RuleRecord(pub Arc<str>);
+pub struct RuleRecord(pub Arc<str>, pub bool);
 
 /// A request routed to one rule.
 #[derive(Debug)]
@@ -98,7 +99,7 @@ impl Routed {
                 if reason.is_credential_failure() || matches!(reason, Reason::Missing | Reason::Malformed) {
                     self.counts.denied.fetch_add(1, Relaxed);
                 }
-                tagged(response, &self.name)
+                tagged(response, &self.name, false)
             }
             (Outcome::Allowed { .. }, None) => self.counted(reply::forbidden(), false),
         }
@@ -111,15 +112,17 @@ impl Routed {
             &self.counts.denied
         };
         counter.fetch_add(1, Relaxed);
-        tagged(response, &self.name)
+        tagged(response, &self.name, allowed)
     }
 }
 
 /// The policy of a request that cannot be matched safely.
 static DENY: Policy = Policy::Deny;
 
-fn tagged(mut response: Response, name: &Arc<str>) -> Response {
-    response.extensions_mut().insert(RuleRecord(name.clone()));
+fn tagged(mut response: Response, name: &Arc<str>, allowed: bool) -> Response {
+    response
+        .extensions_mut()
+        .insert(RuleRecord(name.clone(), allowed));
     response
 }
 

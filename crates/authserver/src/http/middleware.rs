@@ -117,6 +117,14 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
     let latency = incoming.start.elapsed();
     incoming.measure(&state, record.as_ref(), latency);
     incoming.audit(&state, record.as_ref());
+    if let Some(r) = &rule {
+        state.audit.emit(AuditEvent::AccessDecision {
+            rule: r.0.to_string(),
+            outcome: if r.1 { "allowed" } else { "denied" },
+            source: incoming.source.map(|s| s.to_string()),
+            request_id: incoming.id.clone(),
+        });
+    }
     incoming.access_line(
         response.status().as_u16(),
         record.as_ref(),
