@@ -8,25 +8,30 @@
 //! touch credentials and `rules explain` can name the rule without a password).
 //!
 //! # Layout
-//! - this module: the document format, [`RuleSet`], [`Policy`], [`Subject`], [`Identity`].
+//! - this module: [`RuleSet`], [`Rule`], [`Policy`], [`Request`] and how a request is routed.
+//! - `document`: the rules file as written ([`RulesDocument`], [`RuleSpec`]).
+//! - `subject`: [`Subject`] and [`Identity`].
 //! - [`path`]: normalisation of the request path, or a refusal.
 //! - `matcher`: host, path, method and network patterns.
 //! - `lint`: what `rules check` reports (shadowed rules, unknown roles).
 //! - `routes`: the API Gateway routes a REST authorizer policy lists, and their verdicts.
 
+mod document;
 mod lint;
 mod matcher;
 pub mod path;
 mod routes;
+mod subject;
 
+pub use document::{DefaultPolicy, PolicyKind, Require, RuleSpec, RulesDocument};
 pub use lint::Finding;
 pub use matcher::host_key;
 pub use path::{NormalPath, PathError, normalise};
 pub use routes::ApiRoute;
+pub use subject::{Identity, Subject};
 
 use ipnet::IpNet;
 use matcher::{HostPattern, PathPatterns};
-use serde::Deserialize;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -69,150 +74,6 @@ pub enum RuleError {
     /// `allow` without a subject, or a subject on `bypass`/`deny`.
     #[error("rule {0:?}: {1}")]
     Subject(String, &'static str),
-}
-
-/// What a rule does with a request it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyKind {
-    /// 200 without credentials.
-    Bypass,
-    /// 403 without credentials.
-    Deny,
-    /// Authenticate, then the subject decides (200 or 403).
-    Allow,
-}
-
-/// Whether a subject needs any or all of its entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Require {
-    /// One user, role or scope listed suffices.
-    #[default]
-    Any,
-    /// Every role and scope listed is needed (and the user, if users are listed).
-    All,
-}
-
-/// One rule as written.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSpec {
-    /// Label for metrics, logs and audit.
-    pub name: String,
-    /// Host patterns.
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    /// Path prefixes (segment-aware).
-    #[serde(default)]
-    pub paths: Vec<String>,
-    /// Path globs (`*` in a segment, `**` across).
-    #[serde(default)]
-    pub path_globs: Vec<String>,
-    /// Anchored path regexes.
-    #[serde(default)]
-    pub path_regexes: Vec<String>,
-    /// Methods.
-    #[serde(default)]
-    pub methods: Vec<String>,
-    /// Client networks.
-    #[serde(default)]
-    pub networks: Vec<String>,
-    /// The policy.
-    pub policy: Option<PolicyKind>,
-    /// Subject: usernames.
-    #[serde(default)]
-    pub users: Vec<String>,
-    /// Subject: roles (groups).
-    #[serde(default)]
-    pub roles: Vec<String>,
-    /// Subject: OAuth scopes (bearer tokens; Basic users have none).
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    /// Subject: any or all.
-    #[serde(default)]
-    pub require: Require,
-}
-
-/// What happens when no rule matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DefaultPolicy {
-    /// 403 without credentials (the default once rules exist).
-    #[default]
-    Deny,
-    /// Any authenticated user (the behaviour without rules).
-    Authenticated,
-}
-
-/// A rules file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RulesDocument {
-    /// When no rule matches.
-    #[serde(default)]
-    pub default: DefaultPolicy,
-    /// The rules, in order.
-    #[serde(default, rename = "rule")]
-    pub rules: Vec<RuleSpec>,
-    /// The API Gateway routes a REST authorizer's policy lists (`GET /orders/{id}`).
-    #[serde(default)]
-    pub api_routes: Vec<String>,
-}
-
-impl RulesDocument {
-    /// Parses TOML text.
-    pub fn parse(text: &str) -> Result<Self, RuleError> {
-        toml::from_str(text).map_err(|e| RuleError::Syntax(e.message().to_owned()))
-    }
-}
-
-/// Who is asking, once authenticated.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Identity {
-    /// The username (or OAuth client / subject).
-    pub user: String,
-    /// Roles (groups).
-    pub roles: Arc<[String]>,
-    /// OAuth scopes: empty for Basic users; bearer tokens fill it.
-    pub scopes: Arc<[String]>,
-}
-
-/// The subject of an `allow` rule.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Subject {
-    users: Vec<String>,
-    roles: Vec<String>,
-    scopes: Vec<String>,
-    require: Require,
-}
-
-impl Subject {
-    /// Any authenticated identity (the default policy `authenticated`).
-    pub fn anyone() -> Self {
-        Self::default()
-    }
-
-    /// Whether `who` satisfies this subject. An empty subject is anyone authenticated.
-    pub fn permits(&self, who: &Identity) -> bool {
-        let user = || self.users.contains(&who.user);
-        let role = |r: &String| who.roles.contains(r);
-        let scope = |s: &String| who.scopes.contains(s);
-        match self.require {
-            _ if self.users.is_empty() && self.roles.is_empty() && self.scopes.is_empty() => true,
-            Require::Any => user() || self.roles.iter().any(role) || self.scopes.iter().any(scope),
-            Require::All => {
-                (self.users.is_empty() || user())
-                    && self.roles.iter().all(role)
-                    && self.scopes.iter().all(scope)
-            }
-        }
-    }
-
-    /// The roles named.
-    pub fn roles(&self) -> &[String] {
-        &self.roles
-    }
 }
 
 /// A compiled policy.

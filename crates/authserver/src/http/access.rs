@@ -61,11 +61,13 @@ impl Routed {
         match self.policy() {
             Policy::Bypass => {
                 let mut response = reply::bypassed();
-                for (name, value) in super::handlers::identity_headers(server, "", &[])
-                    .into_iter()
-                    .flatten()
-                {
-                    response.headers_mut().insert(name, value);
+                for name in [&server.forward_user_header, &server.forward_roles_header] {
+                    let name: &str = name;
+                    if let Ok(name) = axum::http::HeaderName::try_from(name) {
+                        response
+                            .headers_mut()
+                            .insert(name, axum::http::HeaderValue::from_static(""));
+                    }
                 }
                 Some(self.counted(response, true))
             }
