@@ -112,11 +112,14 @@ fn check_rules(proxy: &Proxy, server: &Server) {
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.body.starts_with(&format!("user={CAROL} ")), "{}", a.body);
 
-    let output = [server.lines(), proxy.lines()].concat().join("\n");
-    assert!(
-        output.contains(r#""rule":"admin""#),
-        "the log line names the rule"
+    // The access line is written through a buffered writer: wait for it, do not race it.
+    let named = authserver_testkit::wait::poll_blocking(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(50),
+        || server.lines().iter().any(|l| l.contains(r#""rule":"admin""#)),
     );
+    assert!(named, "the log line names the rule");
+    let output = [server.lines(), proxy.lines()].concat().join("\n");
     for secret in [ALICE_PW, CAROL_PW, alice.as_str(), carol.as_str()] {
         assert!(!output.contains(secret), "no credential in any output");
     }
