@@ -26,6 +26,24 @@ pub enum AuditEvent {
         /// X-Ray or W3C trace id, when present.
         #[serde(skip_serializing_if = "Option::is_none")]
         trace_id: Option<String>,
+        /// The access rule that decided, when rules are configured (`/auth/forward`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+    },
+    /// An access rule decided a forward-auth request (`rules.file`) that read no credentials
+    /// (`bypass`, or `deny` before any): which rule, and whether it let the request through.
+    /// When credentials were checked, the rule is the `rule` field of `auth_attempt` instead
+    /// (one record per auth request).
+    AccessDecision {
+        /// The rule's name (`default`, `invalid_request` for the reserved labels).
+        rule: String,
+        /// `allowed` or `denied`.
+        outcome: &'static str,
+        /// Client address, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        /// Request id.
+        request_id: String,
     },
     /// Brute-force regulation banned a source address or a username.
     Ban {

@@ -23,6 +23,8 @@
 //! - [`clock`]: time as a port, and the wall clock (`now_ms`) every layer stamps with.
 //! - [`regulation`]: brute-force regulation logic and the `RegulationStore` port.
 //! - [`audit`]: the audit event type and the `AuditSink` port.
+//! - [`rules`]: access rules (host, path, method, network → bypass, deny or allow a subject)
+//!   and the path normalisation they match on.
 
 pub mod audit;
 pub mod authenticator;
@@ -35,6 +37,7 @@ pub mod keyed;
 pub mod names;
 pub mod record;
 pub mod regulation;
+pub mod rules;
 pub mod secret;
 pub mod source;
 pub mod store;

@@ -29,9 +29,11 @@
 //! - [`kubelet`]: a Secret volume as the kubelet lays it out and swaps it (`..data`).
 //! - [`tls`]: self-signed certificates.
 //! - [`hash`]: cheap hash costs and policies, so tests hash in microseconds.
+//! - [`access`]: access rules in process: a state with rules, `/auth/forward` from a peer.
 //! - [`users`]: users documents and files with distinctive plaintexts, settings over them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod access;
 pub mod caddy;
 pub mod cli;
 pub mod emulator;

@@ -12,6 +12,7 @@
 //! - [`tls`] (0): rustls for the standalone server, certificates reloaded on change.
 //! - [`limiter`] (0): the memory-aware Argon2id limiter on the blocking pool.
 //! - [`conn`] (0): per-connection deadlines (first request, idle) and the per-address cap.
+//! - [`access`] (0): the access rules in service, reloaded from `rules.file` (last good kept).
 //! - [`pacing`] (0): pads denials to the store's slowest hash cost (timing tells no cost apart).
 //! - [`flight`] (0): single flight, one Argon2id run shared by identical concurrent attempts.
 //! - [`telemetry`] (1): logs, metrics (the metric table, `/metrics`, `/stats`, Lambda EMF) and spans.
@@ -31,6 +32,7 @@
 //!
 //! Wall-clock time comes from `authserver_core::clock`, so no lower rank reaches up for it.
 
+pub mod access;
 pub mod audit;
 pub mod cli;
 pub mod compliance;

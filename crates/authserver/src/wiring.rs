@@ -76,7 +76,7 @@ pub fn build_with(
         crate::audit::Stream::Stdout,
     )?);
     let mut secrets = None;
-    let (store, tasks): (Arc<dyn crate::store::SnapshotSource>, _) = match settings.store.kind {
+    let (store, mut tasks): (Arc<dyn crate::store::SnapshotSource>, Vec<_>) = match settings.store.kind {
         StoreKind::File => {
             let store = Arc::new(
                 FileStore::open(
@@ -134,6 +134,8 @@ pub fn build_with(
         legacy_not_rehashed: Default::default(),
     };
     let telemetry = crate::telemetry::Telemetry::new(&settings, emf);
+    let (rules, watcher) = access_rules(&settings)?;
+    tasks.extend(watcher);
     let proxies = settings.server.trusted_proxies.clone();
     Ok(Built {
         state: Arc::new(AppState {
@@ -142,10 +144,36 @@ pub fn build_with(
             telemetry,
             audit,
             proxies,
+            rules,
         }),
         tasks,
         secrets,
     })
+}
+
+/// The access rules of `rules.file` and their watcher; none when unset. A file that cannot be
+/// used is an error: the server must not start open because of a typo.
+fn access_rules(
+    settings: &Settings,
+) -> anyhow::Result<(
+    Arc<crate::access::AccessRules>,
+    Option<tokio::task::JoinHandle<()>>,
+)> {
+    if settings.rules.file.is_empty() {
+        return Ok((Arc::new(crate::access::AccessRules::none()), None));
+    }
+    let rules = Arc::new(
+        crate::access::AccessRules::open(
+            std::path::Path::new(&settings.rules.file),
+            settings.store.max_file_bytes,
+        )
+        .context("cannot start with this rules file")?,
+    );
+    let watcher = rules.clone().watch(
+        Duration::from_millis(settings.store.poll_interval_ms),
+        Duration::from_millis(settings.store.reload_deadline_ms),
+    );
+    Ok((rules, watcher))
 }
 
 /// Where regulation state lives: DynamoDB when `regulation.dynamodb_table` is set (a fleet shares

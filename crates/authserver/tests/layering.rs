@@ -42,6 +42,8 @@ const RANKS: &[(&str, u8)] = &[
     ("pacing", 0),
     // Single flight of identical verifications: a table of channels, core keys only.
     ("flight", 0),
+    // The access rules in service and their reload (uses `files` only).
+    ("access", 0),
     // 1: what every later layer reports to; they report nothing of a surface.
     // Logs and metrics: every surface records into them.
     ("telemetry", 1),

@@ -65,6 +65,9 @@ pub struct Access<'a> {
     /// Argon2id time, when one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_ms: Option<f64>,
+    /// The access rule that decided (`/auth/forward` with rules configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'a str>,
     /// Total handling time.
     pub latency_ms: f64,
 }
@@ -83,6 +86,7 @@ impl Access<'_> {
             source: self.source.map(|s| s.to_string()),
             request_id: self.request_id.to_owned(),
             trace_id: self.xray_trace_id.or(self.traceparent).map(str::to_owned),
+            rule: self.rule.map(str::to_owned),
         }
     }
 }

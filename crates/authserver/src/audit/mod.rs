@@ -356,6 +356,7 @@ mod tests {
             source: Some("192.0.2.1".into()),
             request_id: "r-1".into(),
             trace_id: None,
+            rule: None,
         };
         let line = super::stream_line("2026-11-28T20:00:00.000000001Z", &event).unwrap();
         assert!(

@@ -14,6 +14,7 @@
 //!   [`crate::store::file::edit`] (one editor at a time, atomic, modes kept).
 //! - [`secret`]: `users push|pull`, the users file to and from the credential secret.
 //! - [`users_table`]: `users ... --table NAME`, the same edits on the DynamoDB users table.
+//! - [`rules`]: `rules check|explain`, an access rules file checked, a request explained.
 //! - [`healthcheck`]: `healthcheck`, exit 0/1 from the local listener's `/ready` (container
 //!   `HEALTHCHECK`, ECS, compose).
 
@@ -24,6 +25,7 @@ pub mod healthcheck;
 pub mod import;
 pub mod ops;
 pub mod password;
+pub mod rules;
 pub mod secret;
 pub mod users;
 pub mod users_table;
@@ -57,6 +59,8 @@ pub enum Command {
     /// Check or print configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check an access rules file, or explain which rule decides a request.
+    Rules(rules::RulesArgs),
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -185,6 +189,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Some(table) => users_table::run(&table, cmd.command, cmd.config.as_deref()),
             None => users::run(cmd),
         },
+        Command::Rules(cmd) => rules::run(cmd),
         Command::Ops(cmd) => ops::run(cmd),
         Command::Compliance(cmd) => compliance::run(cmd),
         Command::Healthcheck(args) => healthcheck::run(args),

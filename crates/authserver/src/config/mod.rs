@@ -24,6 +24,7 @@
 //! - `store`: `[store]`, `[hash]` and `[cache]`.
 //! - `observability`: `[log]`, `[telemetry]`, `[audit]` and `[admin]`.
 //! - `users_table`: `[users_table]`, the DynamoDB users store.
+//! - `rules`: `[rules]`, where the access rules file is.
 //! - `aws`: `[lambda]` with [`LambdaMode`], `[regulation]`, `[rotation]` and `[compliance]`.
 
 mod aws;
@@ -31,6 +32,7 @@ mod env;
 mod error;
 mod net;
 mod observability;
+mod rules;
 mod server;
 mod store;
 mod unknown;
@@ -45,6 +47,7 @@ pub use net::{AdminListen, HeaderSetting, OptionalHeader, TrustedProxies, parse_
 pub use observability::{
     AccessLog, AdminSettings, AuditSettings, DEFAULT_ADMIN_LISTEN, LogFormat, LogSettings, TelemetrySettings,
 };
+pub use rules::RulesSettings;
 pub use server::{ServerSettings, TlsSettings};
 pub use store::{CacheSettings, HashSettings, StoreKind, StoreSettings};
 pub use unknown::EnvWarning;
@@ -89,6 +92,8 @@ pub struct Settings {
     pub rotation: RotationSettings,
     /// Limits the compliance check holds the deployment to.
     pub compliance: ComplianceSettings,
+    /// Access rules.
+    pub rules: RulesSettings,
     /// `AUTHSERVER_*` variables that were ignored: not a setting (and not a Kubernetes
     /// service link). Not a key: filled by the environment engine on load.
     #[serde(skip)]

@@ -100,9 +100,20 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
         "ready": status.ready,
         "store": {"kind": status.kind, "version": status.version, "users": status.users,
                   "ageSeconds": status.age_seconds, "lastError": status.last_error},
+        "rules": rules_detail(&state),
         "timestamp": now_ms(),
     });
     (code, Json(body)).into_response()
+}
+
+/// The access rules in service (`null` without rules): version, count and the last reload
+/// error while a broken edit is on disk (the last good rules serve, so readiness is unchanged).
+fn rules_detail(state: &AppState) -> serde_json::Value {
+    let r = state.rules.status();
+    if !r.configured {
+        return serde_json::Value::Null;
+    }
+    json!({"version": r.version, "rules": r.rules, "lastError": r.last_error})
 }
 
 /// `POST /admin/cache/purge`: drops every verified credential (after a suspected leak, so the

@@ -13,6 +13,9 @@
 //!   client, never the proxy (one attacker would otherwise ban everyone behind it).
 //! - Telemetry and audit come from the same middleware as HTTP (one log line, one audit event),
 //!   told the route label and the client through [`super::Surface`].
+//! - Access rules (`rules.file`) route the request by `attributes.request.http`'s method, host
+//!   and path, believed from a trusted peer only, as `/auth/forward` does ([`super::access`]):
+//!   bypass is OK with empty identity headers, a refusal is the same 403 denial.
 //! - Bad requests get a gRPC status and a log line that quotes nothing of the request:
 //!   INVALID_ARGUMENT (no `attributes.request.http`, a header that cannot be one),
 //!   RESOURCE_EXHAUSTED (a message over [`MAX_MESSAGE_BYTES`], headers over
@@ -135,6 +138,10 @@ impl Authorization for Check {
             |e| tracing::info!(code = ?e.code(), reason = e.message(), "ext_authz request refused"),
         )?;
         let source = source_of(&self.state, peer, &attributes);
+        let routed = super::access::route_told(&self.state, told(&self.state, peer, &attributes), source);
+        if let Some(early) = routed.as_ref().and_then(|r| r.early(&self.state.settings.server)) {
+            return Ok(surface(from_http(early).await, source, None));
+        }
         let timeout = Duration::from_millis(self.state.settings.server.request_timeout_ms);
         let values = headers
             .get_all(header::AUTHORIZATION)
@@ -145,9 +152,75 @@ impl Authorization for Check {
             // As the HTTP surface's timeout: 503, no decision recorded.
             return Ok(surface(timed_out(), source, None));
         };
+        if let Some(routed) = &routed {
+            // 200 here means "as the attempt says"; a 403 is the subject refusing the user.
+            let verdict = routed.finish(axum::response::Response::default(), &attempt);
+            if verdict.status() == StatusCode::FORBIDDEN {
+                return Ok(surface(from_http(verdict).await, source, Some(attempt)));
+            }
+        }
         let response = answer(&self.state, &attempt).await;
         Ok(surface(response, source, Some(attempt)))
     }
+}
+
+/// The original request for access rules: `attributes.request.http`'s method, host and path
+/// (or the `:method`, `:authority`, `:path` pseudo-headers), believed from a trusted peer only.
+fn told(
+    state: &AppState,
+    peer: Option<ClientAddr>,
+    attributes: &AttributeContext,
+) -> Result<super::original::Original, super::original::Conflict> {
+    let trusted = peer.is_some_and(|p| state.proxies.trusts(p.0.ip().to_canonical()));
+    let Some(http) = attributes
+        .request
+        .as_ref()
+        .and_then(|r| r.http.as_ref())
+        .filter(|_| trusted)
+    else {
+        return Ok(super::original::Original::default());
+    };
+    let field = |value: &str, pseudo: &str| {
+        Some(value.to_owned())
+            .filter(|v| !v.is_empty())
+            .or_else(|| http.headers.get(pseudo).cloned())
+    };
+    Ok(super::original::Original {
+        method: field(&http.method, ":method").map(|m| m.to_ascii_uppercase()),
+        host: field(&http.host, ":authority"),
+        target: field(&http.path, ":path"),
+    })
+}
+
+/// An HTTP answer of the rules (bypass 200 with empty identity headers, or 403) as a
+/// `CheckResponse`.
+async fn from_http(http: axum::response::Response) -> CheckResponse {
+    let (parts, body) = http.into_parts();
+    if parts.status == StatusCode::OK {
+        let empty: Vec<(HeaderName, HttpValue)> = parts
+            .headers
+            .iter()
+            .filter(|(n, _)| !matches!(*n, &header::CONTENT_TYPE | &header::CONTENT_LENGTH))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        return match <[(HeaderName, HttpValue); 2]>::try_from(empty) {
+            Ok(identity) => allowed(&identity),
+            // Never an OK without the (empty) identity headers the proxy copies.
+            Err(_) => denied(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &HeaderMap::new(),
+                internal_body(),
+            ),
+        };
+    }
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .unwrap_or_default();
+    denied(
+        parts.status,
+        &parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 /// The `CheckResponse` as a tonic response carrying what the middleware records.

@@ -57,12 +57,20 @@ pub async fn validate(
 
 /// `/auth/forward` (any method): for nginx `auth_request`, Traefik ForwardAuth, Caddy
 /// `forward_auth`, Envoy `ext_authz`. On success the user and roles travel in headers.
+/// With access rules, the request is routed first ([`super::access`]).
 pub async fn forward(
     State(state): State<Arc<AppState>>,
     peer: Option<Extension<ClientAddr>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    let attempt = run(&state, &headers, peer.map(|p| p.0)).await;
+    let peer = peer.map(|p| p.0);
+    let routed = super::access::route(&state, &headers, &uri, &method, peer);
+    if let Some(answer) = routed.as_ref().and_then(|r| r.early(&state.settings.server)) {
+        return answer;
+    }
+    let attempt = run(&state, &headers, peer).await;
     let server = &state.settings.server;
     let mut response = respond(&attempt.decision, attempt.retry_after, &server.realm, true);
     if let (Outcome::Allowed { roles }, Some(user)) = (&attempt.decision.outcome, &attempt.username) {
@@ -84,6 +92,9 @@ pub async fn forward(
             )
                 .into_response();
         }
+    }
+    if let Some(routed) = &routed {
+        response = routed.finish(response, &attempt);
     }
     record(response, attempt)
 }

@@ -85,8 +85,9 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
     stamp_headers(&mut response, &incoming.id);
     let latency = incoming.start.elapsed();
     let record = response.extensions().get::<AuthRecord>();
+    let rule = response.extensions().get::<super::access::RuleRecord>();
     incoming.measure(&state, record, latency);
-    incoming.account(&state, response.status().as_u16(), record, latency);
+    incoming.account(&state, response.status().as_u16(), record, rule, latency);
     response
 }
 
@@ -184,8 +185,27 @@ impl Incoming {
         );
     }
 
-    /// The one record: access line and audit event (see [`crate::audit::access`]).
-    fn account(&self, state: &AppState, status: u16, record: Option<&AuthRecord>, latency: Duration) {
+    /// The one record: access line and audit event (see [`crate::audit::access`]); the rule
+    /// that decided is its `rule` field. A rule's decision gets an `access_decision` audit event
+    /// of its own when there is no auth event to ride on (bypass, a deny before credentials) or
+    /// when it denied an authenticated user (the auth event says `allowed`: the credentials
+    /// were right). A request allowed by its rule stays one record.
+    fn account(
+        &self,
+        state: &AppState,
+        status: u16,
+        record: Option<&AuthRecord>,
+        rule: Option<&super::access::RuleRecord>,
+        latency: Duration,
+    ) {
+        if let Some(r) = rule.filter(|r| record.is_none() || !r.1) {
+            state.audit.emit(authserver_core::AuditEvent::AccessDecision {
+                rule: r.0.to_string(),
+                outcome: if r.1 { "allowed" } else { "denied" },
+                source: self.source.map(|s| s.to_string()),
+                request_id: self.id.to_string(),
+            });
+        }
         let access = Access {
             request_id: &self.id,
             xray_trace_id: self.xray.as_deref(),
@@ -201,6 +221,7 @@ impl Incoming {
             verify_ms: record
                 .and_then(|r| r.verify_time)
                 .map(|d| d.as_secs_f64() * 1000.0),
+            rule: rule.map(|r| &*r.0),
             latency_ms: latency.as_secs_f64() * 1000.0,
             ..Access::default()
         };

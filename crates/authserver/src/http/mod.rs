@@ -4,6 +4,8 @@
 //! - [`handlers`]: the auth and health routes.
 //! - [`admin`]: `/metrics`, `/stats`, `/dashboard`, the detailed `/ready`, the cache purge (on
 //!   the admin listener only).
+//! - [`original`]: the request a proxy asks about (method, host, path), from its headers.
+//! - [`access`]: access rules on `/auth/forward`: bypass, deny, or authenticate and check.
 //! - [`client`]: the client address (socket peer, or `X-Forwarded-For` past trusted proxies).
 //! - [`reply`]: decisions → status, headers and JSON body (the contract table).
 //! - [`middleware`]: request id, trace ids, JSON error bodies, `Cache-Control`, telemetry and the
@@ -11,12 +13,14 @@
 //! - `grpc` (feature `ext-authz-grpc`): Envoy's ext_authz `Authorization/Check` over gRPC, the
 //!   same decision as `/auth/forward` on its own listener.
 
+pub mod access;
 pub mod admin;
 pub mod client;
 #[cfg(feature = "ext-authz-grpc")]
 pub mod grpc;
 pub mod handlers;
 pub mod middleware;
+pub mod original;
 pub mod reply;
 
 use crate::config::Settings;
@@ -45,6 +49,8 @@ pub struct AppState {
     pub audit: Arc<dyn authserver_core::AuditSink>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub proxies: client::TrustedProxies,
+    /// The access rules in service (none: any authenticated user passes).
+    pub rules: Arc<crate::access::AccessRules>,
 }
 
 /// The client's address as the server saw it (a request extension set per connection).

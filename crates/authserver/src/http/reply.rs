@@ -66,6 +66,30 @@ pub fn respond(decision: &Decision, retry_after: Option<Duration>, realm: &str, 
     response
 }
 
+/// 403 for access rules: one body for every reason (a deny rule, a subject that refuses the
+/// user, a request that cannot be matched safely), so the answer tells nothing of the rules.
+/// Never 401: a browser would prompt again for credentials that are valid.
+pub fn forbidden() -> Response {
+    let body = AuthBody {
+        allowed: false,
+        message: "Forbidden",
+        roles: None,
+        timestamp: now_ms(),
+    };
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
+}
+
+/// 200 for a `bypass` rule: no credentials were read, so no roles and no identity headers.
+pub fn bypassed() -> Response {
+    let body = AuthBody {
+        allowed: true,
+        message: "Access allowed without authentication",
+        roles: None,
+        timestamp: now_ms(),
+    };
+    (StatusCode::OK, Json(body)).into_response()
+}
+
 /// `Basic realm="...", charset="UTF-8"` (quotes and backslashes in the realm are escaped).
 pub fn challenge(realm: &str) -> HeaderValue {
     let escaped: String = realm

@@ -25,6 +25,7 @@
 //! The policy resource is `arn:aws:execute-api:{region}:{account}:{api}/{stage}/*`, derived from
 //! `methodArn`: API Gateway caches the policy per identity for the authorizer's TTL and applies
 //! it to every route of the API, so a policy naming only the first route would deny the others.
+//! With access rules (`rules.file`) the answer is per route instead: see [`super::policy`].
 
 use super::ColdStart;
 use super::event::{self, Shape};
@@ -34,6 +35,7 @@ use crate::http::AppState;
 use crate::telemetry::metrics::RegulationCounters;
 use crate::telemetry::{AuthRecord, RequestRecord};
 use authserver_aws::SecretsManagerStore;
+use authserver_core::rules::{Identity, RuleSet};
 use authserver_core::{Outcome, Reason};
 use http::HeaderMap;
 use lambda_http::aws_lambda_events::apigw::{
@@ -56,6 +58,8 @@ struct Event {
     /// `methodArn` (REST shapes).
     method_arn: Option<String>,
     source: Option<std::net::IpAddr>,
+    /// HTTP API: the request's method and stage-free path, for access rules.
+    route: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +145,10 @@ impl Authorizer {
             verify_time: attempt.decision.verify_time,
         };
         let answer = match (&attempt.decision.outcome, &attempt.username) {
-            (Outcome::Allowed { roles }, Some(user)) => allow(&event, user, &roles.join(",")),
+            (Outcome::Allowed { roles }, Some(user)) => {
+                let rules = state.rules.current();
+                allow(&event, user, roles, rules.as_deref().map(|l| &l.set))
+            }
             (Outcome::Denied(Reason::StoreUnavailable | Reason::Overloaded), _) => {
                 Err(internal("service unavailable"))
             }
@@ -210,13 +217,16 @@ fn parse(mut payload: Value, secret: &OriginSecret) -> Result<Event, &'static st
     }
     let field = |name: &str| payload.get(name).and_then(Value::as_str).map(str::to_owned);
     if field("version").as_deref() == Some("2.0") {
+        let path = event::routed_path(&payload, Shape::HttpProxy).unwrap_or_default();
         let e: ApiGatewayV2CustomAuthorizerV2Request =
             serde_json::from_value(payload).map_err(|_| "invalid HTTP API authorizer event")?;
+        let route = Some((e.request_context.http.method.as_str().to_owned(), path));
         return Ok(Event {
             kind: Kind::HttpSimple,
             authorization: values(&e.headers),
             method_arn: e.route_arn,
             source,
+            route,
         });
     }
     match field("type").as_deref() {
@@ -232,6 +242,7 @@ fn parse(mut payload: Value, secret: &OriginSecret) -> Result<Event, &'static st
                     .collect(),
                 method_arn: e.method_arn,
                 source,
+                route: None,
             })
         }
         Some("REQUEST") => {
@@ -248,6 +259,7 @@ fn parse(mut payload: Value, secret: &OriginSecret) -> Result<Event, &'static st
                 authorization: values(headers),
                 method_arn: e.method_arn,
                 source,
+                route: None,
             })
         }
         _ => Err("neither a 2.0 REQUEST, TOKEN nor REQUEST authorizer event"),
@@ -262,17 +274,40 @@ fn values(headers: &HeaderMap) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn allow(event: &Event, username: &str, roles: &str) -> Result<Value, Diagnostic> {
-    let context = json!({"username": username, "roles": roles});
+/// The answer for an authenticated user; with access rules, per route ([`super::policy`]).
+fn allow(
+    event: &Event,
+    username: &str,
+    roles: &Arc<[String]>,
+    rules: Option<&RuleSet>,
+) -> Result<Value, Diagnostic> {
+    let context = json!({"username": username, "roles": roles.join(",")});
+    let who = || Identity {
+        user: username.to_owned(),
+        roles: roles.clone(),
+        scopes: Arc::from([]),
+    };
     match event.kind {
-        Kind::HttpSimple => Ok(json!({"isAuthorized": true, "context": context})),
+        Kind::HttpSimple => {
+            let permitted = rules.is_none_or(|set| {
+                let (method, path) = event.route.clone().unwrap_or_default();
+                super::policy::http_permits(set, &method, &path, &who(), event.source)
+            });
+            Ok(json!({"isAuthorized": permitted, "context": if permitted { context } else { json!({}) }}))
+        }
         Kind::Token | Kind::Request => {
-            let resource = event
-                .method_arn
-                .as_deref()
-                .and_then(stage_wildcard)
-                .ok_or_else(|| internal("methodArn missing or not an execute-api ARN"))?;
-            Ok(policy(username, "Allow", &resource, Some(context)))
+            let arn = event.method_arn.as_deref().unwrap_or_default();
+            let resource =
+                stage_wildcard(arn).ok_or_else(|| internal("methodArn missing or not an execute-api ARN"))?;
+            let Some(set) = rules else {
+                return Ok(policy(username, "Allow", &resource, Some(context)));
+            };
+            let stage = resource.trim_end_matches('*');
+            let statements = super::policy::rest_statements(set, stage, arn, &who(), event.source)
+                .ok_or_else(|| internal("methodArn is not a route of its stage"))?;
+            let mut answer = policy(username, "Allow", &resource, Some(context));
+            answer["policyDocument"]["Statement"] = statements;
+            Ok(answer)
         }
     }
 }

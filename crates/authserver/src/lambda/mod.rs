@@ -22,6 +22,7 @@
 //! - [`source`]: the client address (sourceIp, ALB `X-Forwarded-For`, proven CloudFront).
 //! - [`proxy`]: the router behind `lambda_http`'s conversion, 500 on panic.
 //! - [`authorizer`]: HTTP API simple responses and REST IAM policies.
+//! - [`policy`]: the authorizer's answers under access rules, right for every route of the stage.
 //! - [`rotation`]: the four rotation steps.
 //! - [`compliance`]: the daily check publishing `ComplianceViolations`.
 
@@ -29,6 +30,7 @@ pub mod authorizer;
 pub mod compliance;
 pub mod event;
 pub mod init;
+pub mod policy;
 pub mod proxy;
 pub mod rotation;
 pub mod source;

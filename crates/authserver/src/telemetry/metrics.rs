@@ -164,6 +164,9 @@ impl Registry {
             MetricId::ComplianceViolations => one(self.compliance_violations.load(Relaxed)),
             MetricId::AuditDropped => one(self.audit_dropped.load(Relaxed)),
             MetricId::Requests => self.render_requests(out, p),
+            MetricId::RuleAllowed => render_rules(out, p, |c| c.1),
+            MetricId::RuleDenied => render_rules(out, p, |c| c.2),
+            MetricId::RulesReloadFailure => one(crate::access::figures().reload_failures.load(Relaxed)),
         }
     }
 
@@ -187,6 +190,18 @@ impl Registry {
         if unknown > 0 {
             sample(out, p, "{country=\"unknown\"}", unknown);
         }
+    }
+}
+
+/// One `rule` series per rule name counted (names are checked `[a-z0-9_-]` on load, so they
+/// need no escaping); `default` alone before any rules were loaded.
+fn render_rules(out: &mut String, p: &str, value: impl Fn(&(String, u64, u64)) -> u64) {
+    let rows = crate::access::figures().snapshot();
+    if rows.is_empty() {
+        sample(out, p, "{rule=\"default\"}", 0);
+    }
+    for row in &rows {
+        sample(out, p, &format!("{{rule=\"{}\"}}", row.0), value(row));
     }
 }
 

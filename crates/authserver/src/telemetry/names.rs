@@ -153,6 +153,13 @@ metrics! {
         "Authentication requests, by country where a trusted header gives one.");
     AuditDropped = ("AuditDropped", "authserver_audit_dropped_total", Counter, "Count", None, Emf,
         "Audit events not written (file writer queue full, write or lock failed, stream gone).");
+    RuleAllowed = ("RuleAllowed", "authserver_rule_allowed_total", Counter, "Count", Some("Rule"), StandaloneOnly,
+        "/auth/forward answers allowed by an access rule (bypass, or allow with a permitted subject), by rule name (bounded: a rules file holds at most 256).");
+    RuleDenied = ("RuleDenied", "authserver_rule_denied_total", Counter, "Count", Some("Rule"), StandaloneOnly,
+        "/auth/forward answers an access rule refused (403, or 401 for credentials refused on an allow rule), by rule name; invalid_request: headers or path refused before matching.");
+    RulesReloadFailure = ("RulesReloadFailure", "authserver_rules_reload_failure_total", Counter, "Count", None,
+        StandaloneOnly,
+        "Rules-file reloads that failed (unreadable, broken, stalled); the last good rules stay in service.");
     ComplianceViolations = ("ComplianceViolations", "authserver_compliance_violations", Gauge, "Count", None,
         PutMetricData,
         "Failed controls in the last compliance check.");

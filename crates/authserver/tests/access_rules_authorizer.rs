@@ -1,0 +1,130 @@
+//! The Lambda authorizer under access rules, replaying the REST and HTTP API event fixtures:
+//! API Gateway caches one answer per identity and applies it to every route of the stage, so
+//! the answer given for any one route must be right for all of them.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use authserver_testkit::access::iam_allows;
+use authserver_testkit::lambda::{authorize, fixture, settings, state_with};
+use serde_json::Value;
+
+const STAGE: &str = "arn:aws:execute-api:eu-west-1:111122223333:p7r2m5n8t4/prod/";
+
+const RULES: &str = r#"
+api_routes = ["GET /health", "GET /orders", "GET /orders/{id}", "POST /orders", "GET /admin/users", "DELETE /admin/users/{id}"]
+
+[[rule]]
+name = "health"
+paths = ["/health"]
+policy = "bypass"
+
+[[rule]]
+name = "admin"
+paths = ["/admin"]
+policy = "allow"
+roles = ["admin"]
+
+[[rule]]
+name = "orders-write"
+paths = ["/orders"]
+methods = ["POST"]
+policy = "allow"
+roles = ["writer"]
+
+[[rule]]
+name = "orders-read"
+paths = ["/orders"]
+methods = ["GET"]
+policy = "allow"
+"#;
+
+/// A concrete request of each route: (method ARN suffix, what the rules say for fixture-user,
+/// who has the roles admin and reader).
+const CALLS: [(&str, bool); 6] = [
+    ("GET/health", true),
+    ("GET/orders", true),
+    ("GET/orders/42", true),
+    ("POST/orders", false),
+    ("GET/admin/users", true),
+    ("DELETE/admin/users/7", true),
+];
+
+fn state(rules: &str) -> std::sync::Arc<authserver::http::AppState> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, rules).unwrap();
+    let mut s = settings();
+    s.rules.file = path.to_string_lossy().into_owned();
+    // The rules are read at start; the directory may go once the state is built.
+    state_with(s)
+}
+
+async fn policy_for(state: &std::sync::Arc<authserver::http::AppState>, suffix: &str) -> Value {
+    let mut event = fixture("authorizer_rest_token.json");
+    event["methodArn"] = Value::String(format!("{STAGE}{suffix}"));
+    authorize(state, event).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_cached_rest_policy_is_right_for_every_route_of_the_stage() {
+    let state = state(RULES);
+    for (asked, _) in CALLS {
+        let cached = policy_for(&state, asked).await;
+        assert_eq!(cached["principalId"], "fixture-user");
+        for (other, want) in CALLS {
+            let arn = format!("{STAGE}{other}");
+            assert_eq!(
+                iam_allows(&cached, &arn),
+                want,
+                "policy cached for {asked} answers {other} wrongly: {cached:#}"
+            );
+        }
+    }
+    // The same through a REQUEST event.
+    let mut event = fixture("authorizer_rest_request.json");
+    event["methodArn"] = Value::String(format!("{STAGE}POST/orders"));
+    let answer = authorize(&state, event).await.unwrap();
+    assert_eq!(answer["principalId"], "fixture-user");
+    for (other, want) in CALLS {
+        assert_eq!(iam_allows(&answer, &format!("{STAGE}{other}")), want, "{other}");
+    }
+}
+
+#[tokio::test]
+async fn without_api_routes_only_the_asking_route_is_answered() {
+    let rules = RULES.lines().skip(2).collect::<Vec<_>>().join("\n");
+    let state = state(&rules);
+    let cached = policy_for(&state, "GET/orders/42").await;
+    assert!(iam_allows(&cached, &format!("{STAGE}GET/orders/42")));
+    // Cached for another route: denied (implicit), never wrongly allowed.
+    assert!(!iam_allows(&cached, &format!("{STAGE}GET/admin/users")));
+    let denied = policy_for(&state, "POST/orders").await;
+    assert!(!iam_allows(&denied, &format!("{STAGE}POST/orders")));
+}
+
+#[tokio::test]
+async fn without_rules_the_stage_wildcard_stays() {
+    let state = state_with(settings());
+    let cached = policy_for(&state, "POST/orders").await;
+    for (other, _) in CALLS {
+        assert!(iam_allows(&cached, &format!("{STAGE}{other}")), "{other}");
+    }
+}
+
+#[tokio::test]
+async fn http_api_simple_answers_follow_the_request_line() {
+    let state = state(RULES);
+    let mut event = fixture("authorizer_http_api_v2.json");
+    assert_eq!(
+        authorize(&state, event.clone()).await.unwrap()["isAuthorized"],
+        true,
+        "GET /prod/orders"
+    );
+    event["requestContext"]["http"]["method"] = Value::String("POST".into());
+    let answer = authorize(&state, event).await.unwrap();
+    assert_eq!(answer["isAuthorized"], false);
+    assert_eq!(
+        answer["context"],
+        serde_json::json!({}),
+        "no identity on a refusal"
+    );
+}
