@@ -16,12 +16,13 @@ use std::collections::HashSet;
 use std::fmt;
 
 /// The fields an entry may have, in the order the docs list them.
-const FIELDS: [&str; 5] = [
+const FIELDS: [&str; 6] = [
     "passwordHash",
     "status",
     "roles",
     "passwordChangedAt",
     "deliverySecretId",
+    "oauth",
 ];
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";

@@ -25,6 +25,8 @@ pub struct User {
     pub password_changed_at: Option<OffsetDateTime>,
     /// Set for service accounts: the secret their rotated password is delivered to.
     pub delivery_secret_id: Option<String>,
+    /// The OAuth 2.0 client registration, when the entry is a client.
+    pub oauth: Option<Arc<crate::oauth::OAuthClient>>,
 }
 
 /// An entry kept out of service because its hash fails the policy (too weak, too costly, not
@@ -134,6 +136,12 @@ impl Snapshot {
                     problem: problem.into(),
                 });
             }
+            if let Some(Err(problem)) = rec.oauth.as_ref().map(crate::oauth::OAuthClient::validate) {
+                return Err(StoreError::Entry {
+                    user: name,
+                    problem: problem.into(),
+                });
+            }
             let hash = match StoredHash::parse(&rec.password_hash, policy) {
                 Ok(h) => h,
                 Err(problem) => {
@@ -150,6 +158,7 @@ impl Snapshot {
                     roles: rec.roles.into(),
                     password_changed_at: rec.password_changed_at,
                     delivery_secret_id: rec.delivery_secret_id,
+                    oauth: rec.oauth.map(Arc::new),
                 },
             );
         }

@@ -274,6 +274,7 @@ fn new_record(
         roles,
         password_changed_at: Some(now.replace_nanosecond(0).unwrap_or(now)),
         delivery_secret_id: None,
+        oauth: None,
     })
 }
 
