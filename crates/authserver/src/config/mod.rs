@@ -23,12 +23,14 @@
 //! - `server`: `[server]` and `[tls]`.
 //! - `store`: `[store]`, `[hash]` and `[cache]`.
 //! - `observability`: `[log]`, `[telemetry]`, `[audit]` and `[admin]`.
+//! - `oauth`: `[oauth]`, the OAuth 2.0 issuer.
 //! - `aws`: `[lambda]` with [`LambdaMode`], `[regulation]`, `[rotation]` and `[compliance]`.
 
 mod aws;
 mod env;
 mod error;
 mod net;
+mod oauth;
 mod observability;
 mod server;
 mod store;
@@ -39,6 +41,7 @@ pub use aws::{
 };
 pub use env::ALIASES;
 pub use error::ConfigError;
+pub use oauth::{JtiBackend, OAuthSettings};
 pub use net::{AdminListen, HeaderSetting, OptionalHeader, TrustedProxies, parse_net};
 pub use observability::{
     AdminSettings, AuditSettings, DEFAULT_ADMIN_LISTEN, LogFormat, LogSettings, TelemetrySettings,
@@ -84,6 +87,8 @@ pub struct Settings {
     pub rotation: RotationSettings,
     /// Limits the compliance check holds the deployment to.
     pub compliance: ComplianceSettings,
+    /// The OAuth 2.0 client-credentials issuer (off while `oauth.issuer` is empty).
+    pub oauth: OAuthSettings,
     /// `AUTHSERVER_*` variables that were ignored: not a setting (and not a Kubernetes
     /// service link). Not a key: filled by the environment engine on load.
     #[serde(skip)]
@@ -141,6 +146,7 @@ impl Settings {
         self.log.validate()?;
         self.rotation.validate()?;
         self.check_settle()?;
+        self.oauth.validate()?;
         self.compliance.validate()
     }
 
