@@ -41,8 +41,8 @@ pub use aws::{
 };
 pub use env::ALIASES;
 pub use error::ConfigError;
-pub use oauth::{JtiBackend, OAuthSettings};
 pub use net::{AdminListen, HeaderSetting, OptionalHeader, TrustedProxies, parse_net};
+pub use oauth::{JtiBackend, OAuthSettings};
 pub use observability::{
     AdminSettings, AuditSettings, DEFAULT_ADMIN_LISTEN, LogFormat, LogSettings, TelemetrySettings,
 };

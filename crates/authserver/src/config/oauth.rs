@@ -74,7 +74,8 @@ impl OAuthSettings {
         }
         // RFC 8414 §2: an https URL with no query or fragment (http only on loopback, tests).
         let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
-        let https = self.issuer.starts_with("https://") || loopback.iter().any(|p| self.issuer.starts_with(p));
+        let https =
+            self.issuer.starts_with("https://") || loopback.iter().any(|p| self.issuer.starts_with(p));
         if !https || self.issuer.contains(['?', '#']) || self.issuer.ends_with('/') {
             return ConfigError::invalid(
                 "oauth.issuer",
@@ -82,13 +83,41 @@ impl OAuthSettings {
             );
         }
         let checks = [
-            (self.audiences.is_empty() || self.audiences.iter().any(String::is_empty), "oauth.audiences", "needs at least one non-empty audience"),
-            (!(60..=86_400).contains(&self.token_lifetime_seconds), "oauth.token_lifetime_seconds", "must be 60..=86400"),
-            (self.skew_seconds > 300, "oauth.skew_seconds", "must be at most 300"),
-            (self.keys_dir.as_os_str().is_empty(), "oauth.keys_dir", "must name the key set directory"),
-            (self.jwks_max_age_seconds > self.publish_lead_seconds, "oauth.jwks_max_age_seconds", "must not exceed oauth.publish_lead_seconds (a cached JWKS would miss the next key)"),
-            (self.jti_store == JtiBackend::File && self.jti_file.as_os_str().is_empty(), "oauth.jti_file", "must be set for jti_store = \"file\""),
-            (self.tokens_per_minute == 0, "oauth.tokens_per_minute", "must be at least 1"),
+            (
+                self.audiences.is_empty() || self.audiences.iter().any(String::is_empty),
+                "oauth.audiences",
+                "needs at least one non-empty audience",
+            ),
+            (
+                !(60..=86_400).contains(&self.token_lifetime_seconds),
+                "oauth.token_lifetime_seconds",
+                "must be 60..=86400",
+            ),
+            (
+                self.skew_seconds > 300,
+                "oauth.skew_seconds",
+                "must be at most 300",
+            ),
+            (
+                self.keys_dir.as_os_str().is_empty(),
+                "oauth.keys_dir",
+                "must name the key set directory",
+            ),
+            (
+                self.jwks_max_age_seconds > self.publish_lead_seconds,
+                "oauth.jwks_max_age_seconds",
+                "must not exceed oauth.publish_lead_seconds (a cached JWKS would miss the next key)",
+            ),
+            (
+                self.jti_store == JtiBackend::File && self.jti_file.as_os_str().is_empty(),
+                "oauth.jti_file",
+                "must be set for jti_store = \"file\"",
+            ),
+            (
+                self.tokens_per_minute == 0,
+                "oauth.tokens_per_minute",
+                "must be at least 1",
+            ),
         ];
         match checks.into_iter().find(|c| c.0) {
             Some((_, key, why)) => ConfigError::invalid(key, why),
