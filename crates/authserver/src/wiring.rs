@@ -131,6 +131,11 @@ pub fn build_with(
         pacer: Default::default(),
         legacy_not_rehashed: Default::default(),
     };
+    let mut tasks = tasks;
+    let oauth = crate::oauth::from_settings(&settings.oauth)?.map(|(issuer, reload)| {
+        tasks.push(reload);
+        issuer
+    });
     let telemetry = crate::telemetry::Telemetry::new(&settings, emf);
     let proxies = settings.server.trusted_proxies.clone();
     Ok(Built {
@@ -140,6 +145,7 @@ pub fn build_with(
             telemetry,
             audit,
             proxies,
+            oauth,
         }),
         tasks,
         secrets,

@@ -2,6 +2,7 @@
 //! no `/oauth/*` or `/.well-known/*` route answers and a Bearer token is no credential.
 
 use super::ConfigError;
+use super::net::HeaderSetting;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -42,6 +43,8 @@ pub struct OAuthSettings {
     pub jti_file: PathBuf,
     /// Tokens one client may obtain per minute (then 429 with Retry-After).
     pub tokens_per_minute: u32,
+    /// Response header carrying a bearer token's scopes (space-separated) on `/auth/forward`.
+    pub forward_scopes_header: HeaderSetting,
 }
 
 impl Default for OAuthSettings {
@@ -57,6 +60,7 @@ impl Default for OAuthSettings {
             jti_store: JtiBackend::Memory,
             jti_file: PathBuf::new(),
             tokens_per_minute: 60,
+            forward_scopes_header: HeaderSetting::from_static("remote-scopes"),
         }
     }
 }

@@ -6,17 +6,20 @@
 //!   the admin listener only).
 //! - [`client`]: the client address (socket peer, or `X-Forwarded-For` past trusted proxies).
 //! - [`reply`]: decisions → status, headers and JSON body (the contract table).
+//! - [`oauth`]: the OAuth 2.0 token, introspection, revocation, JWKS and discovery routes.
 //! - [`middleware`]: request id, trace ids, JSON error bodies, `Cache-Control`, telemetry and the
 //!   per-request log line.
 //! - `grpc` (feature `ext-authz-grpc`): Envoy's ext_authz `Authorization/Check` over gRPC, the
 //!   same decision as `/auth/forward` on its own listener.
 
 pub mod admin;
+pub mod bearer;
 pub mod client;
 #[cfg(feature = "ext-authz-grpc")]
 pub mod grpc;
 pub mod handlers;
 pub mod middleware;
+pub mod oauth;
 pub mod reply;
 
 use crate::config::Settings;
@@ -45,6 +48,8 @@ pub struct AppState {
     pub audit: Arc<dyn authserver_core::AuditSink>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub proxies: client::TrustedProxies,
+    /// The OAuth 2.0 issuer, when `[oauth]` is enabled.
+    pub oauth: Option<Arc<crate::oauth::Issuer>>,
 }
 
 /// The client's address as the server saw it (a request extension set per connection).
@@ -81,7 +86,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/auth/forward/", any(handlers::forward))
         .route("/auth/forward/{*path}", any(handlers::forward))
         .route("/health", get(handlers::health))
-        .route("/ready", get(handlers::ready));
+        .route("/ready", get(handlers::ready))
+        .merge(oauth::routes());
     layered(router, state)
 }
 

@@ -6,9 +6,116 @@
 //! - `keyset`: the key set directory (PEM files and the `keys.json` schedule).
 //! - `signer`: `LocalSigner`, the `TokenSigner` over the key set, publish-before-sign.
 //! - `jti`: the memory and file `JtiStore`s (revoked tokens, used assertion ids).
+//! - `form`: strict form bodies and the RFC 6749 §2.3.1 decoding.
+//! - `error`: `OAuthError`, every refusal with its §5.2 code.
+//! - `rate`: tokens per client per minute.
+//! - `client_auth`: the three client-authentication methods.
+//! - `issuer`: `Issuer`: issue, verify, introspect, revoke, JWKS, metadata.
+//! - `token`: the three endpoints as functions of (headers, body, source).
+//! - `bearer`: bearer tokens on the auth surfaces, as an `Attempt`.
 //!
 //! [`Gate`]: crate::decide::Gate
 
+pub mod bearer;
+pub mod client_auth;
+pub mod error;
+pub mod form;
+pub mod issuer;
 pub mod jti;
 pub mod keyset;
+pub mod rate;
 pub mod signer;
+pub mod token;
+
+pub use error::OAuthError;
+pub use issuer::{Issuer, TokenResponse};
+
+use authserver_core::oauth::Invalid;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Counts for `/metrics`: tokens issued, client-authentication failures by reason, bearer
+/// validations by result, introspections, revocations.
+#[derive(Debug, Default)]
+pub struct OAuthCounters {
+    /// Tokens issued.
+    pub issued: AtomicU64,
+    /// Introspection requests answered.
+    pub introspections: AtomicU64,
+    /// Tokens revoked.
+    pub revocations: AtomicU64,
+    /// Client-authentication failures by reason (a fixed label set: `Reason` names and the
+    /// assertion checks).
+    pub auth_failures: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Bearer validations: `valid`, or the failed check.
+    pub validations: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl OAuthCounters {
+    /// Counts one client-authentication failure.
+    pub fn client_auth_failure(&self, reason: &'static str) {
+        *self
+            .auth_failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    /// Counts one bearer validation.
+    pub fn validation(&self, failure: Option<Invalid>) {
+        let label = failure.map_or("valid", Invalid::as_str);
+        *self
+            .validations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(label)
+            .or_default() += 1;
+    }
+
+    /// Tokens issued so far.
+    pub fn issued(&self) -> u64 {
+        self.issued.load(Relaxed)
+    }
+}
+
+/// How often the key set directory is re-read (a key added by `keys rotate` is published
+/// within this; the publish lead is an hour by default, so 30 s costs nothing).
+pub const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The standalone issuer from `[oauth]` (`None` when it is off): the local key set (with its
+/// reload task) and the configured jti store. Needs a Tokio runtime.
+pub fn from_settings(
+    s: &crate::config::OAuthSettings,
+) -> anyhow::Result<Option<(std::sync::Arc<Issuer>, tokio::task::JoinHandle<()>)>> {
+    use std::sync::Arc;
+    if !s.enabled() {
+        return Ok(None);
+    }
+    let retention = s.token_lifetime_seconds + s.skew_seconds;
+    let signer = Arc::new(signer::LocalSigner::open(s.keys_dir.clone(), retention)?);
+    let reload = spawn_key_reload(Arc::clone(&signer));
+    let jti: Arc<dyn authserver_core::oauth::JtiStore> = match s.jti_store {
+        crate::config::JtiBackend::Memory => Arc::new(jti::MemoryJtiStore::default()),
+        crate::config::JtiBackend::File => Arc::new(
+            jti::FileJtiStore::open(&s.jti_file)
+                .map_err(|e| anyhow::anyhow!("oauth.jti_file {}: {e}", s.jti_file.display()))?,
+        ),
+    };
+    Ok(Some((Arc::new(Issuer::new(s.clone(), signer, jti)), reload)))
+}
+
+/// Re-reads the local key set every [`KEY_RELOAD`] (a failed read keeps the keys in service
+/// and is logged once per attempt; no key material in the message).
+pub fn spawn_key_reload(signer: std::sync::Arc<signer::LocalSigner>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_RELOAD);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = signer.reload() {
+                tracing::warn!(error = %e, "signing key set not reloaded; the keys in service stay");
+            }
+        }
+    })
+}
