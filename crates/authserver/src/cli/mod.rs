@@ -13,6 +13,7 @@
 //! - [`users`]: `users add|disable|enable|remove|list` on a users file, written through
 //!   [`crate::store::file::edit`] (one editor at a time, atomic, modes kept).
 //! - [`secret`]: `users push|pull`, the users file to and from the credential secret.
+//! - [`keys`]: `keys generate|rotate|list|remove`, the OAuth signing key set.
 //! - [`healthcheck`]: `healthcheck`, exit 0/1 from the local listener's `/ready` (container
 //!   `HEALTHCHECK`, ECS, compose).
 
@@ -21,6 +22,7 @@ pub mod alarms;
 pub mod compliance;
 pub mod healthcheck;
 pub mod import;
+pub mod keys;
 pub mod ops;
 pub mod password;
 pub mod secret;
@@ -58,6 +60,8 @@ pub enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage the OAuth signing key set (`oauth.keys_dir`).
+    Keys(keys::KeysArgs),
     /// Operate a running server, or the deployment's alarms.
     #[command(subcommand)]
     Ops(ops::OpsCommand),
@@ -181,6 +185,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::HashPassword(args) => hash(&args),
         Command::Users(cmd) => users::run(cmd),
         Command::Ops(cmd) => ops::run(cmd),
+        Command::Keys(args) => keys::run(args),
         Command::Compliance(cmd) => compliance::run(cmd),
         Command::Healthcheck(args) => healthcheck::run(args),
         Command::Lambda(args) => crate::lambda::run(Settings::load(args.config.as_deref())?),
