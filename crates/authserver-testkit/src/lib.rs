@@ -30,6 +30,8 @@
 //! - [`tls`]: self-signed certificates.
 //! - [`hash`]: cheap hash costs and policies, so tests hash in microseconds.
 //! - [`users`]: users documents and files with distinctive plaintexts, settings over them.
+//! - [`oauth`]: OAuth clients (one per authentication method), a signing key set, settings
+//!   with `[oauth]` on, signed client assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod caddy;
@@ -45,6 +47,7 @@ pub mod lambda;
 pub mod logs;
 pub mod moto;
 pub mod nginx;
+pub mod oauth;
 pub mod process;
 pub mod skip;
 pub mod tls;
