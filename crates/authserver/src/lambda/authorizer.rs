@@ -129,10 +129,14 @@ impl Authorizer {
             store.ensure_fresh().await;
         }
         let state = &ready.state;
-        let attempt = state
-            .gate
-            .attempt_from(event.authorization.iter().map(Vec::as_slice), event.source)
-            .await;
+        let authorization: Vec<&[u8]> = event.authorization.iter().map(Vec::as_slice).collect();
+        let attempt = crate::oauth::bearer::attempt_any(
+            &state.gate,
+            state.oauth.as_deref(),
+            &authorization,
+            event.source,
+        )
+        .await;
         let reason = attempt.decision.reason();
         let record = AuthRecord {
             reason,
@@ -141,7 +145,9 @@ impl Authorizer {
             verify_time: attempt.decision.verify_time,
         };
         let answer = match (&attempt.decision.outcome, &attempt.username) {
-            (Outcome::Allowed { roles }, Some(user)) => allow(&event, user, &roles.join(",")),
+            (Outcome::Allowed { roles }, Some(user)) => {
+                allow(&event, user, &roles.join(","), &attempt.scopes.join(" "))
+            }
             (Outcome::Denied(Reason::StoreUnavailable | Reason::Overloaded), _) => {
                 Err(internal("service unavailable"))
             }
@@ -267,8 +273,9 @@ fn values(headers: &HeaderMap) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn allow(event: &Event, username: &str, roles: &str) -> Result<Value, Diagnostic> {
-    let context = json!({"username": username, "roles": roles});
+/// `scopes`: a bearer token's, space-separated (empty for Basic).
+fn allow(event: &Event, username: &str, roles: &str, scopes: &str) -> Result<Value, Diagnostic> {
+    let context = json!({"username": username, "roles": roles, "scopes": scopes});
     match event.kind {
         Kind::HttpSimple => Ok(json!({"isAuthorized": true, "context": context})),
         Kind::Token | Kind::Request => {

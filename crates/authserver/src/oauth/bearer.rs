@@ -46,3 +46,18 @@ pub async fn attempt(gate: &Gate, issuer: &Issuer, token: &str) -> Attempt {
 
 /// `WWW-Authenticate` of a refused bearer token (RFC 6750 §3.1), the same for every check.
 pub const CHALLENGE: &str = "Bearer error=\"invalid_token\"";
+
+/// One attempt for any surface: a bearer token of ours when OAuth is on and the request carries
+/// one, else the Basic path of the [`Gate`]. The surfaces that are no axum route (gRPC
+/// ext_authz, the Lambda authorizer) call this.
+pub async fn attempt_any(
+    gate: &std::sync::Arc<Gate>,
+    issuer: Option<&Issuer>,
+    authorization: &[&[u8]],
+    source: Option<std::net::IpAddr>,
+) -> Attempt {
+    match (issuer, token(authorization)) {
+        (Some(issuer), Some(token)) => attempt(gate, issuer, token).await,
+        _ => gate.attempt_from(authorization.iter().copied(), source).await,
+    }
+}
