@@ -32,7 +32,8 @@ pub struct Client {
 
 /// What the request presented.
 enum Presented {
-    Basic(Credentials),
+    /// RFC 6749 §2.3.1 decoded, and the undecoded pair when it differs (see [`basic_credentials`]).
+    Basic(Credentials, Option<Credentials>),
     Post(Credentials),
     Assertion,
 }
@@ -47,7 +48,7 @@ fn presented(authorization: &[&[u8]], form: &Form) -> Result<Option<Presented>, 
     let post = form.get("client_secret").is_some();
     let jwt = form.get("client_assertion").is_some() || form.get("client_assertion_type").is_some();
     match (basic, post, jwt) {
-        (Some(c), false, false) => Ok(Some(Presented::Basic(c))),
+        (Some((c, raw)), false, false) => Ok(Some(Presented::Basic(c, raw))),
         (None, true, false) => {
             let id = form
                 .get("client_id")
@@ -65,13 +66,22 @@ fn presented(authorization: &[&[u8]], form: &Form) -> Result<Option<Presented>, 
     }
 }
 
-/// RFC 6749 §2.3.1: Basic over the form-urlencoded id and secret.
-fn basic_credentials(header: &[u8]) -> Result<Credentials, OAuthError> {
+/// RFC 6749 §2.3.1: Basic over the form-urlencoded id and secret. Many clients do not encode
+/// (authlib 1.9, requests-oauthlib, `curl -u`), others do (Go's x/oauth2, Nimbus): when decoding
+/// changes the pair, the undecoded pair is returned too, tried only if the decoded one fails.
+fn basic_credentials(header: &[u8]) -> Result<(Credentials, Option<Credentials>), OAuthError> {
     let bad = OAuthError::InvalidClient { challenge: true };
     let raw = Credentials::parse(header).map_err(|_| bad.clone())?;
-    let id = urldecode(raw.username()).ok_or_else(|| bad.clone())?;
-    let secret = urldecode(raw.password().expose()).ok_or_else(|| bad.clone())?;
-    Credentials::new(&id, &secret).map_err(|_| bad)
+    let decoded = urldecode(raw.username()).zip(urldecode(raw.password().expose()));
+    match decoded {
+        Some((id, secret)) if id != raw.username() || secret != raw.password().expose() => {
+            match Credentials::new(&id, &secret) {
+                Ok(c) => Ok((c, Some(raw))),
+                Err(_) => Ok((raw, None)),
+            }
+        }
+        _ => Ok((raw, None)),
+    }
 }
 
 /// Authenticates the client of a request to an OAuth endpoint (`path`: the endpoint, one
@@ -84,14 +94,14 @@ pub async fn authenticate(
     source: Option<IpAddr>,
     path: &str,
 ) -> Result<Client, OAuthError> {
-    let (method, creds) = match presented(authorization, form)? {
+    let (method, creds, undecoded) = match presented(authorization, form)? {
         None => {
             issuer.counters.client_auth_failure("missing");
             return Err(OAuthError::InvalidClient { challenge: true });
         }
         Some(Presented::Assertion) => return assertion(gate, issuer, form, source, path).await,
-        Some(Presented::Basic(c)) => (AuthMethod::ClientSecretBasic, c),
-        Some(Presented::Post(c)) => (AuthMethod::ClientSecretPost, c),
+        Some(Presented::Basic(c, raw)) => (AuthMethod::ClientSecretBasic, c, raw),
+        Some(Presented::Post(c)) => (AuthMethod::ClientSecretPost, c, None),
     };
     let challenge = method == AuthMethod::ClientSecretBasic;
     if form.get("client_id").is_some_and(|id| id != creds.username()) {
@@ -99,8 +109,19 @@ pub async fn authenticate(
             "client_id differs from the authenticated client",
         ));
     }
-    let id = creds.username().to_owned();
-    let attempt = gate.attempt_credentials(creds, source).await;
+    let mut id = creds.username().to_owned();
+    let mut attempt = gate.attempt_credentials(creds, source).await;
+    if let Some(raw) = undecoded.filter(|_| {
+        attempt
+            .decision
+            .reason()
+            .is_some_and(Reason::is_credential_failure)
+    }) {
+        // The second verification is regulated like the first: a wrong secret with `%` or `+`
+        // counts twice toward the client's and the source's limits.
+        id = raw.username().to_owned();
+        attempt = gate.attempt_credentials(raw, source).await;
+    }
     match attempt.decision.reason() {
         None => {}
         Some(r) => {
