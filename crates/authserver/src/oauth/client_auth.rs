@@ -96,7 +96,7 @@ pub async fn authenticate(
 ) -> Result<Client, OAuthError> {
     let (method, creds, undecoded) = match presented(authorization, form)? {
         None => {
-            issuer.counters.client_auth_failure("missing");
+            crate::telemetry::oauth::figures().client_auth_failure("missing");
             return Err(OAuthError::InvalidClient { challenge: true });
         }
         Some(Presented::Assertion) => return assertion(gate, issuer, form, source, path).await,
@@ -125,13 +125,13 @@ pub async fn authenticate(
     match attempt.decision.reason() {
         None => {}
         Some(r) => {
-            issuer.counters.client_auth_failure(r.as_str());
+            crate::telemetry::oauth::figures().client_auth_failure(r.as_str());
             return Err(refusal(r, attempt.retry_after, challenge));
         }
     }
     let registration = registration(gate, &id).ok_or(OAuthError::UnauthorizedClient)?;
     if registration.token_endpoint_auth_method != method {
-        issuer.counters.client_auth_failure("wrong_method");
+        crate::telemetry::oauth::figures().client_auth_failure("wrong_method");
         return Err(OAuthError::InvalidClient { challenge });
     }
     Ok(Client { id, registration })
@@ -197,7 +197,7 @@ async fn assertion(
             Ok(Client { id, registration })
         }
         Err(why) => {
-            issuer.counters.client_auth_failure(why);
+            crate::telemetry::oauth::figures().client_auth_failure(why);
             gate.regulator.failure(source, Some(&user_hash)).await;
             Err(bad)
         }

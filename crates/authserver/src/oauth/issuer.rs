@@ -1,7 +1,6 @@
 //! [`Issuer`]: issues access tokens for authenticated clients, checks bearer tokens, answers
 //! introspection and revocation, and serves the JWKS and discovery documents.
 
-use super::OAuthCounters;
 use super::error::OAuthError;
 use super::rate::TokenRate;
 use super::signer::unix_now;
@@ -23,8 +22,6 @@ pub struct Issuer {
     pub signer: Arc<dyn TokenSigner>,
     /// Revoked tokens and used assertion ids.
     pub jti: Arc<dyn JtiStore>,
-    /// Counts for `/metrics`.
-    pub counters: OAuthCounters,
     rate: TokenRate,
     /// Parsed verification keys, re-parsed when the published set changes.
     keys: arc_swap::ArcSwap<(Vec<String>, Vec<VerifyingKey>)>,
@@ -59,7 +56,6 @@ impl Issuer {
             settings,
             signer,
             jti,
-            counters: OAuthCounters::default(),
             rate,
             keys: Default::default(),
         }
@@ -114,9 +110,7 @@ impl Issuer {
             tracing::error!(error = %e, "token signing failed");
             unavailable()
         })?;
-        self.counters
-            .issued
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::telemetry::oauth::figures().issued();
         Ok(TokenResponse {
             access_token: jwt::compact(&input, &sig),
             token_type: "Bearer",
@@ -164,16 +158,14 @@ impl Issuer {
             },
             Err(e) => Err(e),
         };
-        self.counters.validation(result.as_ref().err().copied());
+        crate::telemetry::oauth::figures().validation(result.as_ref().err().map_or("valid", |e| e.as_str()));
         result
     }
 
     /// RFC 7662 for `client_id`: active claims of a valid token of ours, for any audience;
     /// anything else is exactly `{"active": false}`.
     pub async fn introspect(&self, token: &str) -> serde_json::Value {
-        self.counters
-            .introspections
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::telemetry::oauth::figures().introspected();
         // Any audience: the introspecting party may be a resource server of another audience.
         let all: Vec<String> = match jwt::Jws::parse(token)
             .ok()
@@ -220,9 +212,7 @@ impl Issuer {
                 retry_after: BACKEND_RETRY,
             }
         })?;
-        self.counters
-            .revocations
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::telemetry::oauth::figures().revoked();
         Ok(())
     }
 

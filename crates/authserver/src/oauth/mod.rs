@@ -30,55 +30,6 @@ pub mod token;
 pub use error::OAuthError;
 pub use issuer::{Issuer, TokenResponse};
 
-use authserver_core::oauth::Invalid;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-
-/// Counts for `/metrics`: tokens issued, client-authentication failures by reason, bearer
-/// validations by result, introspections, revocations.
-#[derive(Debug, Default)]
-pub struct OAuthCounters {
-    /// Tokens issued.
-    pub issued: AtomicU64,
-    /// Introspection requests answered.
-    pub introspections: AtomicU64,
-    /// Tokens revoked.
-    pub revocations: AtomicU64,
-    /// Client-authentication failures by reason (a fixed label set: `Reason` names and the
-    /// assertion checks).
-    pub auth_failures: Mutex<std::collections::BTreeMap<&'static str, u64>>,
-    /// Bearer validations: `valid`, or the failed check.
-    pub validations: Mutex<std::collections::BTreeMap<&'static str, u64>>,
-}
-
-impl OAuthCounters {
-    /// Counts one client-authentication failure.
-    pub fn client_auth_failure(&self, reason: &'static str) {
-        *self
-            .auth_failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(reason)
-            .or_default() += 1;
-    }
-
-    /// Counts one bearer validation.
-    pub fn validation(&self, failure: Option<Invalid>) {
-        let label = failure.map_or("valid", Invalid::as_str);
-        *self
-            .validations
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(label)
-            .or_default() += 1;
-    }
-
-    /// Tokens issued so far.
-    pub fn issued(&self) -> u64 {
-        self.issued.load(Relaxed)
-    }
-}
-
 /// How often the key set directory is re-read (a key added by `keys rotate` is published
 /// within this; the publish lead is an hour by default, so 30 s costs nothing).
 pub const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);

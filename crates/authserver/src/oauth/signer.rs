@@ -141,6 +141,7 @@ impl TokenSigner for LocalSigner {
             keys.iter()
                 .zip(st)
                 .find(|(_, s)| **s == KeyState::Active)
+                .inspect(|(k, _)| crate::telemetry::oauth::figures().active_key_since(k.at.signs_from))
                 .map(|(k, _)| (k.at.kid.clone(), k.alg))
                 // open() and reload() keep a key that signs now, and time only moves forward.
                 .unwrap_or_else(|| (String::new(), Alg::Es256))

@@ -164,6 +164,19 @@ impl Registry {
             MetricId::ComplianceViolations => one(self.compliance_violations.load(Relaxed)),
             MetricId::AuditDropped => one(self.audit_dropped.load(Relaxed)),
             MetricId::Requests => self.render_requests(out, p),
+            MetricId::OAuthTokensIssued => one(super::oauth::figures().issued_total()),
+            MetricId::OAuthIntrospections => one(super::oauth::figures().introspections_total()),
+            MetricId::OAuthRevocations => one(super::oauth::figures().revocations_total()),
+            MetricId::OAuthSigningKeyAge => {
+                let now = authserver_core::clock::now_ms() / 1000;
+                one(super::oauth::figures().key_age(now));
+            }
+            MetricId::OAuthClientAuthFailure => {
+                labelled(out, p, "reason", &super::oauth::figures().auth_failure_rows());
+            }
+            MetricId::OAuthTokenValidation => {
+                labelled(out, p, "result", &super::oauth::figures().validation_rows())
+            }
         }
     }
 
@@ -187,6 +200,13 @@ impl Registry {
         if unknown > 0 {
             sample(out, p, "{country=\"unknown\"}", unknown);
         }
+    }
+}
+
+/// One series per label value seen (fixed label sets: see `telemetry::oauth`).
+fn labelled(out: &mut String, p: &str, label: &str, rows: &[(&'static str, u64)]) {
+    for (value, n) in rows {
+        sample(out, p, &format!("{{{label}=\"{value}\"}}"), *n);
     }
 }
 
