@@ -131,6 +131,11 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 
 /// Any other path: 404 with a JSON body.
 pub async fn not_found() -> Response {
+    not_found_response()
+}
+
+/// The 404 answer (also for the OAuth routes while `[oauth]` is off).
+pub fn not_found_response() -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(json!({"allowed": false, "message": "Not found", "timestamp": now_ms()})),

@@ -89,7 +89,7 @@ where
 {
     let realm = &state.settings.server.realm;
     let Some(issuer) = state.oauth.as_deref() else {
-        return super::handlers::not_found().await;
+        return super::handlers::not_found_response();
     };
     if !is_form(headers) {
         return refuse(&OAuthError::InvalidRequest("content type"), realm);
@@ -151,11 +151,7 @@ async fn revoke_route(
 /// so a consumer's cached copy always holds the next key before it signs).
 fn public(state: &AppState, doc: impl FnOnce(&crate::oauth::Issuer) -> serde_json::Value) -> Response {
     let Some(issuer) = state.oauth.as_deref() else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": "not_found"})),
-        )
-            .into_response();
+        return super::handlers::not_found_response();
     };
     let mut response = Json(doc(issuer)).into_response();
     let max_age = format!("public, max-age={}", issuer.settings.jwks_max_age_seconds);
