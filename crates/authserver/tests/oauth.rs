@@ -401,3 +401,104 @@ async fn forged_tokens_are_refused_with_one_answer() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn an_unencoded_basic_secret_works_and_wrong_secrets_are_regulated() {
+    let f = fixture();
+    let mut s = settings(&f);
+    s.regulation.policy.max_user_failures = 3;
+    let state = build(s).unwrap().state;
+    // `curl -u id:secret` and authlib send the pair as is: `%2B` and `+` must not be decoded.
+    let raw = authserver_testkit::users::basic(BASIC_CLIENT, BASIC_SECRET);
+    token_of(
+        &post(
+            &state,
+            "/oauth/token",
+            Some(&raw),
+            "grant_type=client_credentials",
+        )
+        .await,
+    );
+    let wrong = basic_client(BASIC_CLIENT, "guess");
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            post(
+                &state,
+                "/oauth/token",
+                Some(&wrong),
+                "grant_type=client_credentials",
+            )
+            .await
+            .status,
+        );
+    }
+    assert_eq!(statuses[0], StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        *statuses.last().unwrap(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the client id is locked like a user: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_token_rate_is_per_client_and_answers_429_with_retry_after() {
+    let f = fixture();
+    let mut s = settings(&f);
+    s.oauth.tokens_per_minute = 2;
+    let state = build(s).unwrap().state;
+    token_of(&basic_token(&state, "").await);
+    token_of(&basic_token(&state, "").await);
+    let limited = basic_token(&state, "").await;
+    assert_eq!(
+        (limited.status, limited.body["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    assert!(
+        limited.headers[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    let post_form =
+        format!("grant_type=client_credentials&client_id={POST_CLIENT}&client_secret={POST_SECRET}");
+    token_of(&post(&state, "/oauth/token", None, &post_form).await);
+}
+
+#[tokio::test]
+async fn with_oauth_off_the_routes_are_absent_and_bearer_is_no_credential() {
+    let f = fixture();
+    let state = build(authserver_testkit::users::settings(&f.users))
+        .unwrap()
+        .state;
+    assert_eq!(basic_token(&state, "").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&state, "/.well-known/jwks.json", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let a = get(&state, "/auth/forward", Some("Bearer abc")).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        a.headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic ")
+    );
+}
+
+#[test]
+fn a_bad_oauth_object_refuses_the_document() {
+    let hash = authserver_testkit::hash::hash("x-Secret-1", authserver_testkit::hash::FAST);
+    let policy = authserver_testkit::hash::policy();
+    let good = serde_json::json!({"c": {"passwordHash": hash, "oauth": {"scopes": ["read"]}}}).to_string();
+    let snapshot = authserver_core::Snapshot::from_json(good.as_bytes(), &policy, "v1").unwrap();
+    assert!(snapshot.user("c").unwrap().oauth.is_some());
+    let bad = serde_json::json!({"c": {"passwordHash": hash, "oauth": {"scopes": ["re ad"]}}}).to_string();
+    let err = authserver_core::Snapshot::from_json(bad.as_bytes(), &policy, "v1").unwrap_err();
+    assert!(err.to_string().contains("oauth.scopes #1"), "{err}");
+    let unknown =
+        serde_json::json!({"c": {"passwordHash": hash, "oauth": {"scopes": [], "secret": "x"}}}).to_string();
+    assert!(authserver_core::Snapshot::from_json(unknown.as_bytes(), &policy, "v1").is_err());
+}

@@ -129,3 +129,73 @@ impl OAuthSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on() -> OAuthSettings {
+        OAuthSettings {
+            issuer: "https://auth.example.com".into(),
+            audiences: vec!["https://api.example.com".into()],
+            keys_dir: "/k".into(),
+            ..OAuthSettings::default()
+        }
+    }
+
+    #[test]
+    fn off_by_default_and_each_bad_key_is_named() {
+        assert!(OAuthSettings::default().validate().is_ok());
+        assert!(on().validate().is_ok());
+        let key = |s: OAuthSettings| super::super::error::invalid_key(s.validate());
+        assert_eq!(
+            key(OAuthSettings {
+                issuer: "http://auth.example.com".into(),
+                ..on()
+            }),
+            "oauth.issuer"
+        );
+        assert_eq!(
+            key(OAuthSettings {
+                issuer: "https://a.example/".into(),
+                ..on()
+            }),
+            "oauth.issuer"
+        );
+        assert_eq!(
+            key(OAuthSettings {
+                audiences: vec![],
+                ..on()
+            }),
+            "oauth.audiences"
+        );
+        assert_eq!(
+            key(OAuthSettings {
+                keys_dir: PathBuf::new(),
+                ..on()
+            }),
+            "oauth.keys_dir"
+        );
+        assert_eq!(
+            key(OAuthSettings {
+                jwks_max_age_seconds: 7200,
+                ..on()
+            }),
+            "oauth.jwks_max_age_seconds"
+        );
+        assert_eq!(
+            key(OAuthSettings {
+                jti_store: JtiBackend::File,
+                ..on()
+            }),
+            "oauth.jti_file"
+        );
+        assert_eq!(
+            key(OAuthSettings {
+                token_lifetime_seconds: 10,
+                ..on()
+            }),
+            "oauth.token_lifetime_seconds"
+        );
+    }
+}
