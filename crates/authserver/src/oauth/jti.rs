@@ -97,10 +97,11 @@ impl FileJtiStore {
                 let Some((exp, k)) = line.split_once(' ') else {
                     continue;
                 };
-                if let Ok(exp) = exp.parse::<u64>() {
-                    if exp > now && k.len() == 32 {
-                        ids.map.insert(k.to_owned(), exp);
-                    }
+                if let Ok(exp) = exp.parse::<u64>()
+                    && exp > now
+                    && k.len() == 32
+                {
+                    ids.map.insert(k.to_owned(), exp);
                 }
             }
         }

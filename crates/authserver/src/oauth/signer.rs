@@ -112,27 +112,6 @@ impl LocalSigner {
         let sched: Vec<keyset::Scheduled> = keys.iter().map(|k| k.at.clone()).collect();
         f(&keys, &states(&sched, (self.now)(), self.retention))
     }
-
-    /// Seconds since the active key started signing, and since the oldest published key was
-    /// created (metric `OAuthSigningKeyAgeSeconds`).
-    pub fn ages(&self) -> (u64, u64) {
-        let now = (self.now)();
-        self.with_states(|keys, st| {
-            let active = keys
-                .iter()
-                .zip(st)
-                .find(|(_, s)| **s == KeyState::Active)
-                .map_or(0, |(k, _)| now.saturating_sub(k.at.signs_from));
-            let oldest = keys
-                .iter()
-                .zip(st)
-                .filter(|(_, s)| **s != KeyState::Expired)
-                .map(|(k, _)| now.saturating_sub(k.at.created))
-                .max()
-                .unwrap_or(0);
-            (active, oldest)
-        })
-    }
 }
 
 impl TokenSigner for LocalSigner {
