@@ -273,9 +273,13 @@ fn values(headers: &HeaderMap) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// `scopes`: a bearer token's, space-separated (empty for Basic).
+/// `scopes`: a bearer token's, space-separated; Basic answers (no scopes) carry no `scopes` key,
+/// exactly as before OAuth.
 fn allow(event: &Event, username: &str, roles: &str, scopes: &str) -> Result<Value, Diagnostic> {
-    let context = json!({"username": username, "roles": roles, "scopes": scopes});
+    let mut context = json!({"username": username, "roles": roles});
+    if !scopes.is_empty() {
+        context["scopes"] = scopes.into();
+    }
     match event.kind {
         Kind::HttpSimple => Ok(json!({"isAuthorized": true, "context": context})),
         Kind::Token | Kind::Request => {
