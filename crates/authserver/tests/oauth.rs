@@ -502,3 +502,30 @@ fn a_bad_oauth_object_refuses_the_document() {
         serde_json::json!({"c": {"passwordHash": hash, "oauth": {"scopes": [], "secret": "x"}}}).to_string();
     assert!(authserver_core::Snapshot::from_json(unknown.as_bytes(), &policy, "v1").is_err());
 }
+
+#[tokio::test]
+async fn the_lambda_authorizer_takes_bearer_tokens_with_their_scopes() {
+    let f = fixture();
+    let state = state(&f);
+    let token = token_of(&basic_token(&state, "&scope=read+write").await);
+    let event = |auth: &str| {
+        let mut e = authserver_testkit::lambda::fixture("authorizer_http_api_v2.json");
+        e["headers"]["authorization"] = auth.into();
+        e["identitySource"] = serde_json::json!([auth]);
+        e
+    };
+    let allowed = authserver_testkit::lambda::authorize(&state, event(&format!("Bearer {token}")))
+        .await
+        .unwrap();
+    assert_eq!(
+        allowed,
+        serde_json::json!({"isAuthorized": true, "context": {"username": BASIC_CLIENT, "roles": "", "scopes": "read write"}})
+    );
+    // Another last signature character (never the same one: the test must not pass by luck).
+    let last = if token.ends_with('A') { 'Q' } else { 'A' };
+    let forged = format!("Bearer {}{last}", &token[..token.len() - 1]);
+    let denied = authserver_testkit::lambda::authorize(&state, event(&forged))
+        .await
+        .unwrap();
+    assert_eq!(denied, serde_json::json!({"isAuthorized": false, "context": {}}));
+}
