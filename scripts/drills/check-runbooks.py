@@ -26,7 +26,8 @@ RESOURCES = {"proxy", "authorizer", "rotation", "compliance", "regulation", "asy
              "edge", "http", "rest", "secrets", "data", "dashboard"}
 CLI = {"serve", "hash-password", "users add", "users disable", "users enable", "users remove", "users list",
        "users hash", "users push", "users pull", "config check", "config default", "audit verify",
-       "ops cache-status", "ops cache-purge", "ops alarms", "ops alarms test", "compliance check", "lambda"}
+       "ops cache-status", "ops cache-purge", "ops alarms", "ops alarms test", "compliance check", "lambda",
+       "keys generate", "keys rotate", "keys list", "keys remove"}
 ALIASES = {"CREDENTIAL_SECRET_ARN", "CACHE_TTL_MINUTES", "LOG_LEVEL", "AUTHSERVER_LAMBDA_MODE", "AUTHSERVER_STAGE",
            "AUTHSERVER_SERVICE", "AUTHSERVER_USER_HASH_KEY_SECRET_ARN", "AUTHSERVER_REGULATION_TABLE",
            "AUTHSERVER_CONFIG"}

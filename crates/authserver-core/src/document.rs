@@ -19,12 +19,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// The fields an entry may have, in the order the docs list them.
-const FIELDS: [&str; 5] = [
+const FIELDS: [&str; 6] = [
     "passwordHash",
     "status",
     "roles",
     "passwordChangedAt",
     "deliverySecretId",
+    "oauth",
 ];
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -124,6 +125,7 @@ fn entry(raw: RawEntry) -> Result<UserRecord, EntryProblem> {
         roles: Vec::new(),
         password_changed_at: None,
         delivery_secret_id: None,
+        oauth: None,
     };
     let mut has_hash = false;
     for (name, value) in fields {
@@ -165,6 +167,12 @@ fn set_field(record: &mut UserRecord, i: usize, value: Value) -> Result<(), Entr
         }
         (4, Value::Null) => record.delivery_secret_id = None,
         (4, Value::String(id)) => record.delivery_secret_id = Some(id),
+        (5, Value::Null) => record.oauth = None,
+        // serde's message could quote a value (a key's modulus is public, but a mistyped secret
+        // pasted in is not): the field name is all the error says.
+        (5, client @ Value::Object(_)) => {
+            record.oauth = Some(serde_json::from_value(client).map_err(|_| invalid(5))?);
+        }
         (i, _) => return Err(invalid(i)),
     }
     Ok(())

@@ -25,6 +25,7 @@
 //! - [`audit`]: the audit event type and the `AuditSink` port.
 //! - [`rules`]: access rules (host, path, method, network → bypass, deny or allow a subject)
 //!   and the path normalisation they match on.
+//! - [`oauth`]: the OAuth 2.0 issuer's ports (`TokenSigner`, `JtiStore`) and token format.
 
 pub mod audit;
 pub mod authenticator;
@@ -35,6 +36,7 @@ pub mod document;
 pub mod hash;
 pub mod keyed;
 pub mod names;
+pub mod oauth;
 pub mod record;
 pub mod regulation;
 pub mod rules;

@@ -45,6 +45,9 @@ pub struct UserRecord {
     /// Marks a service account whose password rotation delivers to this secret id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_secret_id: Option<String>,
+    /// Makes the entry an OAuth 2.0 client (issue 14); absent: a user as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<crate::oauth::OAuthClient>,
 }
 
 impl fmt::Debug for UserRecord {
@@ -53,6 +56,7 @@ impl fmt::Debug for UserRecord {
             .field("password_hash", &"REDACTED")
             .field("status", &self.status)
             .field("roles", &self.roles)
+            .field("oauth", &self.oauth.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +106,10 @@ pub enum EntryProblem {
     /// A field appears more than once in the entry (its name when it is a known field).
     #[error("field `{0}` appears more than once in the entry")]
     DuplicateField(&'static str),
+    /// The `oauth` object is unusable (refuses the document, like a bad name: a half-applied
+    /// client set could grant a scope the operator meant to remove).
+    #[error(transparent)]
+    OAuth(#[from] crate::oauth::ClientProblem),
 }
 
 impl StoreError {

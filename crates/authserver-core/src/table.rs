@@ -33,6 +33,8 @@ pub struct User {
     pub password_changed_at: Option<OffsetDateTime>,
     /// Set for service accounts: the secret their rotated password is delivered to.
     pub delivery_secret_id: Option<String>,
+    /// The OAuth 2.0 client registration, when the entry is a client.
+    pub oauth: Option<Arc<crate::oauth::OAuthClient>>,
 }
 
 /// An entry kept out of service because its hash fails the policy (too weak, too costly, not
@@ -176,6 +178,9 @@ impl<'a> Builder<'a> {
         if let Err(problem) = check_names(&name, &rec.roles) {
             return Err(entry_error(name, problem.into()));
         }
+        if let Some(Err(problem)) = rec.oauth.as_ref().map(crate::oauth::OAuthClient::validate) {
+            return Err(entry_error(name, problem.into()));
+        }
         let reused = self
             .previous
             .and_then(|p| p.get(&name))
@@ -196,6 +201,7 @@ impl<'a> Builder<'a> {
             roles: self.roles.intern(rec.roles),
             password_changed_at: rec.password_changed_at,
             delivery_secret_id: rec.delivery_secret_id,
+            oauth: rec.oauth.map(Arc::new),
         };
         self.users.insert(name, user);
         Ok(())

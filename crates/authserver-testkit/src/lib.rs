@@ -31,6 +31,8 @@
 //! - [`hash`]: cheap hash costs and policies, so tests hash in microseconds.
 //! - [`access`]: access rules in process: a state with rules, `/auth/forward` from a peer.
 //! - [`users`]: users documents and files with distinctive plaintexts, settings over them.
+//! - [`oauth`]: OAuth clients (one per authentication method), a signing key set, settings
+//!   with `[oauth]` on, signed client assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod access;
@@ -47,6 +49,7 @@ pub mod lambda;
 pub mod logs;
 pub mod moto;
 pub mod nginx;
+pub mod oauth;
 pub mod process;
 pub mod skip;
 pub mod tls;

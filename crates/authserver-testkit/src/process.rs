@@ -47,8 +47,14 @@ impl Server {
     /// Starts `authserver serve --listen 127.0.0.1:0 --users FILE` (plus `extra` args and env)
     /// and waits for its "listening" line.
     pub fn start(users: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_on("127.0.0.1:0", users, extra, env)
+    }
+
+    /// [`Server::start`] on `listen` (a port chosen ahead, e.g. when the configuration must
+    /// name the server's own URL, as an OAuth issuer does).
+    pub fn start_on(listen: &str, users: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(binary());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--users"])
+        cmd.args(["serve", "--listen", listen, "--users"])
             .arg(users)
             .args(extra);
         cmd.env("AUTHSERVER_STORE_POLL_INTERVAL_MS", "50");

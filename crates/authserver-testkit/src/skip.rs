@@ -19,6 +19,9 @@ pub enum Needs {
     Nginx,
     /// Caddy, for the `forward_auth` integration (`TESTS_REQUIRE_CADDY`).
     Caddy,
+    /// Python with authlib, PyJWT and jwcrypto in `$VENV`, for the OAuth interop test
+    /// (`TESTS_REQUIRE_PYOAUTH`).
+    PyOAuth,
 }
 
 impl Needs {
@@ -29,6 +32,7 @@ impl Needs {
             Self::Browser => "TESTS_REQUIRE_BROWSER",
             Self::Nginx => "TESTS_REQUIRE_NGINX",
             Self::Caddy => "TESTS_REQUIRE_CADDY",
+            Self::PyOAuth => "TESTS_REQUIRE_PYOAUTH",
         }
     }
 

@@ -26,6 +26,8 @@ pub struct Attempt {
     pub user_hash: Option<String>,
     /// Retry-After for 429 / 503.
     pub retry_after: Option<Duration>,
+    /// The OAuth scopes of a bearer token (the rules engine reads them); empty for Basic.
+    pub scopes: Vec<String>,
 }
 
 impl fmt::Debug for Attempt {
@@ -86,6 +88,7 @@ impl Gate {
             username: None,
             user_hash: None,
             retry_after: retry_after.map(Duration::from_secs),
+            scopes: Vec::new(),
         };
         let Some(value) = authorization.next() else {
             return deny(Reason::Missing, None);
@@ -94,17 +97,27 @@ impl Gate {
             Some(_) => Err(ParseError::Malformed(authserver_core::Malformed::NoColon)),
             None => Credentials::parse(value),
         };
-        let creds = match parsed {
-            Ok(c) => c,
-            Err(ParseError::NotBasic) => return deny(Reason::Missing, None),
+        match parsed {
+            Ok(creds) => self.attempt_credentials(creds, source).await,
+            Err(ParseError::NotBasic) => deny(Reason::Missing, None),
             Err(ParseError::Malformed(_)) => {
                 if let Some((reason, left)) = self.regulator.check_local(source) {
                     return deny(reason, Some(left));
                 }
                 self.regulator.failure(source, None).await;
-                return deny(Reason::Malformed, None);
+                deny(Reason::Malformed, None)
             }
-        };
+        }
+    }
+
+    /// Decides for credentials already parsed (Basic, or an OAuth client's id and secret from
+    /// the token endpoint: one path, so regulation, the limiter, the cache and pacing apply
+    /// alike) from `source`.
+    pub async fn attempt_credentials(
+        self: &Arc<Self>,
+        creds: Credentials,
+        source: Option<IpAddr>,
+    ) -> Attempt {
         let username = creds.username().to_owned();
         let user_hash = self.user_hasher.hash(&username);
         let with_user = |decision, retry_after: Option<Duration>| Attempt {
@@ -112,6 +125,7 @@ impl Gate {
             username: Some(username.clone()),
             user_hash: Some(user_hash.clone()),
             retry_after,
+            scopes: Vec::new(),
         };
         let overloaded = |e: Overloaded| {
             tracing::warn!(error = %e, "verification refused: overloaded");

@@ -20,6 +20,8 @@
 //!   record per request that is both the access line and the audit event.
 //! - [`regulation`] (2): the regulator around each attempt (bans, spray detection, trusted sources).
 //! - [`decide`] (2): one authentication attempt from header values to a decision.
+//! - [`oauth`] (2): the OAuth 2.0 issuer: signing keys, jti stores, client authentication
+//!   through `decide`, token issuance and bearer-token checks.
 //! - [`http`] (3): the axum router shared by the standalone server and Lambda (and, with the
 //!   `ext-authz-grpc` feature, Envoy's ext_authz gRPC router for the standalone server).
 //! - [`wiring`] (4): builds the state from settings (and, for Lambda, its EMF metrics sink).
@@ -44,6 +46,7 @@ pub mod flight;
 pub mod http;
 pub mod lambda;
 pub mod limiter;
+pub mod oauth;
 pub mod pacing;
 pub mod regulation;
 pub mod server;

@@ -76,7 +76,7 @@ pub fn build_with(
         crate::audit::Stream::Stdout,
     )?);
     let mut secrets = None;
-    let (store, mut tasks): (Arc<dyn crate::store::SnapshotSource>, Vec<_>) = match settings.store.kind {
+    let (store, tasks): (Arc<dyn crate::store::SnapshotSource>, Vec<_>) = match settings.store.kind {
         StoreKind::File => {
             let store = Arc::new(
                 FileStore::open(
@@ -133,9 +133,14 @@ pub fn build_with(
         flights: Default::default(),
         legacy_not_rehashed: Default::default(),
     };
-    let telemetry = crate::telemetry::Telemetry::new(&settings, emf);
+    let mut tasks = tasks;
+    let oauth = crate::oauth::from_settings(&settings.oauth)?.map(|(issuer, reload)| {
+        tasks.push(reload);
+        issuer
+    });
     let (rules, watcher) = access_rules(&settings)?;
     tasks.extend(watcher);
+    let telemetry = crate::telemetry::Telemetry::new(&settings, emf);
     let proxies = settings.server.trusted_proxies.clone();
     Ok(Built {
         state: Arc::new(AppState {
@@ -145,6 +150,7 @@ pub fn build_with(
             audit,
             proxies,
             rules,
+            oauth,
         }),
         tasks,
         secrets,

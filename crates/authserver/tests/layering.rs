@@ -54,6 +54,8 @@ const RANKS: &[(&str, u8)] = &[
     ("regulation", 2),
     // One attempt from header values to a decision: store, limiter, pacing, regulation.
     ("decide", 2),
+    // The OAuth issuer: keys, jti stores, client authentication through `decide`'s gate.
+    ("oauth", 2),
     // 3: the axum router shared by the server and Lambda; turns decisions into answers.
     ("http", 3),
     // 4: the surfaces that assemble and run the router.

@@ -45,6 +45,7 @@ async fn the_table_serves_the_http_contract_and_an_outage_ends_in_503() {
         roles: vec!["ops".into()],
         password_changed_at: None,
         delivery_secret_id: None,
+        oauth: None,
     };
     table
         .add("alice", &record("alice-pw", Status::Active))

@@ -88,6 +88,7 @@ mod tests {
             roles: vec!["r".into()],
             password_changed_at: None,
             delivery_secret_id: delivery.map(Into::into),
+            oauth: None,
         }
     }
 

@@ -54,6 +54,7 @@ pub async fn load(table: &UsersTable, count: usize, hash: &str, parallel: usize)
         roles: vec!["reader".to_owned()],
         password_changed_at: None,
         delivery_secret_id: None,
+        oauth: None,
     };
     let start = Instant::now();
     let batches: Vec<Vec<(String, UserRecord)>> = (0..count)

@@ -201,6 +201,7 @@ fn merge(doc: &mut authserver_core::StoreDocument, e: Entry) {
                     roles: e.roles,
                     password_changed_at: None,
                     delivery_secret_id: None,
+                    oauth: None,
                 },
             );
         }

@@ -15,6 +15,7 @@
 //! - [`secret`]: `users push|pull`, the users file to and from the credential secret.
 //! - [`users_table`]: `users ... --table NAME`, the same edits on the DynamoDB users table.
 //! - [`rules`]: `rules check|explain`, an access rules file checked, a request explained.
+//! - [`keys`]: `keys generate|rotate|list|remove`, the OAuth signing key set.
 //! - [`healthcheck`]: `healthcheck`, exit 0/1 from the local listener's `/ready` (container
 //!   `HEALTHCHECK`, ECS, compose).
 
@@ -23,6 +24,7 @@ pub mod alarms;
 pub mod compliance;
 pub mod healthcheck;
 pub mod import;
+pub mod keys;
 pub mod ops;
 pub mod password;
 pub mod rules;
@@ -64,6 +66,8 @@ pub enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage the OAuth signing key set (`oauth.keys_dir`).
+    Keys(keys::KeysArgs),
     /// Operate a running server, or the deployment's alarms.
     #[command(subcommand)]
     Ops(ops::OpsCommand),
@@ -191,6 +195,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Rules(cmd) => rules::run(cmd),
         Command::Ops(cmd) => ops::run(cmd),
+        Command::Keys(args) => keys::run(args),
         Command::Compliance(cmd) => compliance::run(cmd),
         Command::Healthcheck(args) => healthcheck::run(args),
         Command::Lambda(args) => crate::lambda::run(Settings::load(args.config.as_deref())?),

@@ -308,6 +308,7 @@ pub(super) fn new_record(
         roles,
         password_changed_at: Some(now.replace_nanosecond(0).unwrap_or(now)),
         delivery_secret_id: None,
+        oauth: None,
     })
 }
 

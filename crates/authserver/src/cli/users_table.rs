@@ -271,6 +271,7 @@ async fn import_one(table: &UsersTable, entry: import::Entry, replace: bool) -> 
         roles: entry.roles.clone(),
         password_changed_at: None,
         delivery_secret_id: None,
+        oauth: None,
     };
     match table.add(&entry.username, &record).await {
         Ok(()) => Ok(false),

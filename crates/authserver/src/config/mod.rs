@@ -25,12 +25,14 @@
 //! - `observability`: `[log]`, `[telemetry]`, `[audit]` and `[admin]`.
 //! - `users_table`: `[users_table]`, the DynamoDB users store.
 //! - `rules`: `[rules]`, where the access rules file is.
+//! - `oauth`: `[oauth]`, the OAuth 2.0 issuer.
 //! - `aws`: `[lambda]` with [`LambdaMode`], `[regulation]`, `[rotation]` and `[compliance]`.
 
 mod aws;
 mod env;
 mod error;
 mod net;
+mod oauth;
 mod observability;
 mod rules;
 mod server;
@@ -44,6 +46,7 @@ pub use aws::{
 pub use env::ALIASES;
 pub use error::ConfigError;
 pub use net::{AdminListen, HeaderSetting, OptionalHeader, TrustedProxies, parse_net};
+pub use oauth::{JtiBackend, OAuthSettings};
 pub use observability::{
     AccessLog, AdminSettings, AuditSettings, DEFAULT_ADMIN_LISTEN, LogFormat, LogSettings, TelemetrySettings,
 };
@@ -94,6 +97,8 @@ pub struct Settings {
     pub compliance: ComplianceSettings,
     /// Access rules.
     pub rules: RulesSettings,
+    /// The OAuth 2.0 client-credentials issuer (off while `oauth.issuer` is empty).
+    pub oauth: OAuthSettings,
     /// `AUTHSERVER_*` variables that were ignored: not a setting (and not a Kubernetes
     /// service link). Not a key: filled by the environment engine on load.
     #[serde(skip)]
@@ -153,6 +158,7 @@ impl Settings {
         self.log.validate()?;
         self.rotation.validate()?;
         self.check_settle()?;
+        self.oauth.validate()?;
         self.compliance.validate()
     }
 

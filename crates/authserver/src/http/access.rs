@@ -87,7 +87,7 @@ impl Routed {
                 let who = Identity {
                     user: user.clone(),
                     roles: roles.clone(),
-                    scopes: Arc::from([]),
+                    scopes: Arc::from(attempt.scopes.as_slice()),
                 };
                 if subject.permits(&who) {
                     self.counted(response, true)

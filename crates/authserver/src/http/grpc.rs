@@ -143,12 +143,14 @@ impl Authorization for Check {
             return Ok(surface(from_http(early).await, source, None));
         }
         let timeout = Duration::from_millis(self.state.settings.server.request_timeout_ms);
-        let values = headers
+        let values: Vec<&[u8]> = headers
             .get_all(header::AUTHORIZATION)
             .iter()
-            .map(HttpValue::as_bytes);
-        let Ok(attempt) = tokio::time::timeout(timeout, self.state.gate.attempt_from(values, source)).await
-        else {
+            .map(HttpValue::as_bytes)
+            .collect();
+        let oauth = self.state.oauth.as_deref();
+        let decide = crate::oauth::bearer::attempt_any(&self.state.gate, oauth, &values, source);
+        let Ok(attempt) = tokio::time::timeout(timeout, decide).await else {
             // As the HTTP surface's timeout: 503, no decision recorded.
             return Ok(surface(timed_out(), source, None));
         };

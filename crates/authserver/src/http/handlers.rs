@@ -20,6 +20,9 @@ async fn run(state: &AppState, headers: &HeaderMap, peer: Option<ClientAddr>) ->
         .get_all(header::AUTHORIZATION)
         .iter()
         .map(HeaderValue::as_bytes);
+    if let Some(attempt) = super::bearer::attempt(state, headers).await {
+        return attempt;
+    }
     let source = peer.and_then(|p| state.proxies.client(p.0.ip(), headers));
     state.gate.attempt_from(values, source).await
 }
@@ -52,7 +55,7 @@ pub async fn validate(
         &state.settings.server.realm,
         false,
     );
-    record(response, attempt)
+    record(super::bearer::challenge(&state, &headers, response), attempt)
 }
 
 /// `/auth/forward` (any method): for nginx `auth_request`, Traefik ForwardAuth, Caddy
@@ -73,11 +76,13 @@ pub async fn forward(
     let attempt = run(&state, &headers, peer).await;
     let server = &state.settings.server;
     let mut response = respond(&attempt.decision, attempt.retry_after, &server.realm, true);
+    response = super::bearer::challenge(&state, &headers, response);
     if let (Outcome::Allowed { roles }, Some(user)) = (&attempt.decision.outcome, &attempt.username) {
         if let Some(identity) = identity_headers(server, user, roles) {
             for (name, value) in identity {
                 response.headers_mut().insert(name, value);
             }
+            super::bearer::scopes_header(&state, &attempt, &mut response);
         } else {
             // The store refuses names and roles that cannot be header values, so this is a bug
             // or a store that skipped validation: never let the proxy through without the
@@ -137,6 +142,11 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 
 /// Any other path: 404 with a JSON body.
 pub async fn not_found() -> Response {
+    not_found_response()
+}
+
+/// The 404 answer (also for the OAuth routes while `[oauth]` is off).
+pub fn not_found_response() -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(json!({"allowed": false, "message": "Not found", "timestamp": now_ms()})),

@@ -291,10 +291,13 @@ fn json_for_framework_errors(response: Response) -> Response {
     response
 }
 
-/// `Cache-Control: no-store` and the request id on every response.
+/// `Cache-Control: no-store` (unless the route chose a policy: the public JWKS and discovery
+/// documents are meant to be cached) and the request id on every response.
 fn stamp_headers(response: &mut Response, id: &str) {
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     if let Ok(v) = HeaderValue::from_str(id) {
         headers.insert(REQUEST_ID.clone(), v);
     }

@@ -8,6 +8,7 @@
 //! - [`access`]: access rules on `/auth/forward`: bypass, deny, or authenticate and check.
 //! - [`client`]: the client address (socket peer, or `X-Forwarded-For` past trusted proxies).
 //! - [`reply`]: decisions → status, headers and JSON body (the contract table).
+//! - [`oauth`]: the OAuth 2.0 token, introspection, revocation, JWKS and discovery routes.
 //! - [`middleware`]: request id, trace ids, JSON error bodies, `Cache-Control`, telemetry and the
 //!   per-request log line.
 //! - `grpc` (feature `ext-authz-grpc`): Envoy's ext_authz `Authorization/Check` over gRPC, the
@@ -15,11 +16,13 @@
 
 pub mod access;
 pub mod admin;
+pub mod bearer;
 pub mod client;
 #[cfg(feature = "ext-authz-grpc")]
 pub mod grpc;
 pub mod handlers;
 pub mod middleware;
+pub mod oauth;
 pub mod original;
 pub mod reply;
 
@@ -51,6 +54,8 @@ pub struct AppState {
     pub proxies: client::TrustedProxies,
     /// The access rules in service (none: any authenticated user passes).
     pub rules: Arc<crate::access::AccessRules>,
+    /// The OAuth 2.0 issuer, when `[oauth]` is enabled.
+    pub oauth: Option<Arc<crate::oauth::Issuer>>,
 }
 
 /// The client's address as the server saw it (a request extension set per connection).
@@ -87,7 +92,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/auth/forward/", any(handlers::forward))
         .route("/auth/forward/{*path}", any(handlers::forward))
         .route("/health", get(handlers::health))
-        .route("/ready", get(handlers::ready));
+        .route("/ready", get(handlers::ready))
+        .merge(oauth::routes());
     layered(router, state)
 }
 

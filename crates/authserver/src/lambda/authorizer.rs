@@ -133,10 +133,14 @@ impl Authorizer {
             store.ensure_fresh().await;
         }
         let state = &ready.state;
-        let attempt = state
-            .gate
-            .attempt_from(event.authorization.iter().map(Vec::as_slice), event.source)
-            .await;
+        let authorization: Vec<&[u8]> = event.authorization.iter().map(Vec::as_slice).collect();
+        let attempt = crate::oauth::bearer::attempt_any(
+            &state.gate,
+            state.oauth.as_deref(),
+            &authorization,
+            event.source,
+        )
+        .await;
         let reason = attempt.decision.reason();
         let record = AuthRecord {
             reason,
@@ -147,7 +151,13 @@ impl Authorizer {
         let answer = match (&attempt.decision.outcome, &attempt.username) {
             (Outcome::Allowed { roles }, Some(user)) => {
                 let rules = state.rules.current();
-                allow(&event, user, roles, rules.as_deref().map(|l| &l.set))
+                allow(
+                    &event,
+                    user,
+                    roles,
+                    &attempt.scopes,
+                    rules.as_deref().map(|l| &l.set),
+                )
             }
             (Outcome::Denied(Reason::StoreUnavailable | Reason::Overloaded), _) => {
                 Err(internal("service unavailable"))
@@ -275,17 +285,23 @@ fn values(headers: &HeaderMap) -> Vec<Vec<u8>> {
 }
 
 /// The answer for an authenticated user; with access rules, per route ([`super::policy`]).
+/// `scopes`: a bearer token's (space-separated in the context); Basic answers (no scopes) carry
+/// no `scopes` key, exactly as before OAuth.
 fn allow(
     event: &Event,
     username: &str,
     roles: &Arc<[String]>,
+    scopes: &[String],
     rules: Option<&RuleSet>,
 ) -> Result<Value, Diagnostic> {
-    let context = json!({"username": username, "roles": roles.join(",")});
+    let mut context = json!({"username": username, "roles": roles.join(",")});
+    if !scopes.is_empty() {
+        context["scopes"] = scopes.join(" ").into();
+    }
     let who = || Identity {
         user: username.to_owned(),
         roles: roles.clone(),
-        scopes: Arc::from([]),
+        scopes: Arc::from(scopes),
     };
     match event.kind {
         Kind::HttpSimple => {

@@ -72,7 +72,7 @@ pub fn json() -> Value {
         "format": FORMAT,
         "namespace": names::NAMESPACE,
         "reasons": names::REASONS,
-        "metrics": MetricId::ALL.map(metric_json),
+        "metrics": MetricId::ALL.iter().copied().map(metric_json).collect::<Vec<_>>(),
     })
 }
 

@@ -167,6 +167,19 @@ impl Registry {
             MetricId::RuleAllowed => render_rules(out, p, |c| c.1),
             MetricId::RuleDenied => render_rules(out, p, |c| c.2),
             MetricId::RulesReloadFailure => one(crate::access::figures().reload_failures.load(Relaxed)),
+            MetricId::OAuthTokensIssued => one(super::oauth::figures().issued_total()),
+            MetricId::OAuthIntrospections => one(super::oauth::figures().introspections_total()),
+            MetricId::OAuthRevocations => one(super::oauth::figures().revocations_total()),
+            MetricId::OAuthSigningKeyAge => {
+                let now = authserver_core::clock::now_ms() / 1000;
+                one(super::oauth::figures().key_age(now));
+            }
+            MetricId::OAuthClientAuthFailure => {
+                labelled(out, p, "reason", &super::oauth::figures().auth_failure_rows());
+            }
+            MetricId::OAuthTokenValidation => {
+                labelled(out, p, "result", &super::oauth::figures().validation_rows())
+            }
         }
     }
 
@@ -202,6 +215,13 @@ fn render_rules(out: &mut String, p: &str, value: impl Fn(&(String, u64, u64)) -
     }
     for row in &rows {
         sample(out, p, &format!("{{rule=\"{}\"}}", row.0), value(row));
+    }
+}
+
+/// One series per label value seen (fixed label sets: see `telemetry::oauth`).
+fn labelled(out: &mut String, p: &str, label: &str, rows: &[(&'static str, u64)]) {
+    for (value, n) in rows {
+        sample(out, p, &format!("{{{label}=\"{value}\"}}"), *n);
     }
 }
 

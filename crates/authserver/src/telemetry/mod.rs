@@ -12,6 +12,7 @@
 //! - [`context`]: the request ids every log line of a request carries.
 //! - [`emf`]: CloudWatch Embedded Metric Format blobs.
 //! - [`otlp`]: optional OpenTelemetry span export (cargo feature `otlp`).
+//! - [`oauth`]: the OAuth issuer's counters and key age, process-wide.
 
 pub mod batch;
 pub mod context;
@@ -19,6 +20,7 @@ pub mod emf;
 pub mod listing;
 pub mod metrics;
 pub mod names;
+pub mod oauth;
 pub mod otlp;
 pub mod stats;
 

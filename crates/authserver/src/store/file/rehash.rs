@@ -130,6 +130,7 @@ mod tests {
                 roles: vec!["ops".into()],
                 password_changed_at: None,
                 delivery_secret_id: None,
+                oauth: None,
             },
         );
         edit::write(&path, &doc).expect("write");

@@ -1,0 +1,154 @@
+//! `authserver keys generate|rotate|list|remove`: the standalone signing key set
+//! (`oauth.keys_dir`, see `crate::oauth::keyset`). ES256 keys are generated here (ring, OS
+//! CSPRNG); RS256 keys come from a PEM the operator made (`openssl genpkey -algorithm RSA
+//! -pkeyopt rsa_keygen_bits:3072`): ring cannot generate RSA keys, and a second crypto
+//! library for that alone is not worth it.
+//!
+//! Nothing here prints key material: only kids, algorithms and times.
+
+use crate::config::Settings;
+use crate::oauth::keyset::{self, Scheduled};
+use crate::oauth::signer::{KeyState, states, unix_now};
+use anyhow::{Context, bail};
+use authserver_core::oauth::Alg;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+/// `keys` and its options.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// Config file (TOML): `oauth.keys_dir`, the publish lead and the token lifetime.
+    #[arg(long, env = "AUTHSERVER_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// The key set directory [default: oauth.keys_dir].
+    #[arg(long, global = true)]
+    pub dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// The first key of an empty set; it signs at once (nothing was published before it).
+    Generate(NewKey),
+    /// A next key, published now and signing after `oauth.publish_lead_seconds`; the current
+    /// key retires then and stays published until its last token expired.
+    Rotate {
+        /// The key.
+        #[command(flatten)]
+        key: NewKey,
+        /// Sign with the new key at once (signing-key compromise: consumers that cached the
+        /// JWKS reject the new tokens until they refetch it).
+        #[arg(long)]
+        immediate: bool,
+    },
+    /// Every key: kid, algorithm, state (next, active, retired, expired) and times.
+    List,
+    /// Removes a key from the set at once (compromise: its tokens stop validating within
+    /// 30 s, the server's key reload). The active key is removed only after another signs.
+    Remove {
+        /// The key id.
+        kid: String,
+    },
+}
+
+/// Where a new key comes from.
+#[derive(Debug, Args)]
+pub struct NewKey {
+    /// Use this RSA private key (PKCS#8 or PKCS#1 PEM, >= 2048 bits) for RS256 instead of
+    /// generating an ES256 key.
+    #[arg(long)]
+    pub rsa_pem: Option<PathBuf>,
+}
+
+/// Runs a `keys` command.
+pub fn run(args: KeysArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args.config.as_deref())?;
+    let dir = args.dir.unwrap_or_else(|| settings.oauth.keys_dir.clone());
+    if dir.as_os_str().is_empty() {
+        bail!("no key set directory: pass --dir or set oauth.keys_dir");
+    }
+    let oauth = &settings.oauth;
+    let retention = oauth.token_lifetime_seconds + oauth.skew_seconds;
+    let now = unix_now();
+    match args.command {
+        KeysCommand::Generate(key) => {
+            if !keyset::read_manifest(&dir)?.is_empty() {
+                bail!("{} already has keys: use `keys rotate`", dir.display());
+            }
+            add(&dir, &key, now, now)
+        }
+        KeysCommand::Rotate { key, immediate } => {
+            let from = if immediate {
+                now
+            } else {
+                now + oauth.publish_lead_seconds
+            };
+            add(&dir, &key, now, from)
+        }
+        KeysCommand::List => {
+            list(&keyset::read_manifest(&dir)?, now, retention);
+            Ok(())
+        }
+        KeysCommand::Remove { kid } => remove(&dir, &kid, now),
+    }
+}
+
+fn add(dir: &std::path::Path, key: &NewKey, now: u64, signs_from: u64) -> anyhow::Result<()> {
+    let (alg, pem) = match &key.rsa_pem {
+        Some(path) => {
+            let (alg, _) = keyset::read_key(path)?;
+            if alg != Alg::Rs256 {
+                bail!("{}: not an RSA key", path.display());
+            }
+            (
+                alg,
+                std::fs::read(path).with_context(|| path.display().to_string())?,
+            )
+        }
+        None => (Alg::Es256, keyset::generate_es256_pem()?),
+    };
+    let kid = keyset::new_kid(alg, now);
+    let at = keyset::add(dir, &kid, &pem, now, signs_from)?;
+    println!("added {} {} signing from {}", at.kid, alg.as_str(), at.signs_from);
+    Ok(())
+}
+
+fn list(keys: &[Scheduled], now: u64, retention: u64) {
+    println!(
+        "{:<32} {:<6} {:<8} {:>12} {:>12}",
+        "kid", "alg", "state", "created", "signs_from"
+    );
+    for (k, s) in keys.iter().zip(states(keys, now, retention)) {
+        let state = match s {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+            KeyState::Expired => "expired",
+        };
+        let alg = k.kid.split('-').next().unwrap_or("?").to_ascii_uppercase();
+        println!(
+            "{:<32} {:<6} {:<8} {:>12} {:>12}",
+            k.kid, alg, state, k.created, k.signs_from
+        );
+    }
+}
+
+fn remove(dir: &std::path::Path, kid: &str, now: u64) -> anyhow::Result<()> {
+    let mut keys = keyset::read_manifest(dir)?;
+    let before = keys.len();
+    keys.retain(|k| k.kid != kid);
+    if keys.len() == before {
+        bail!("no key {kid:?} in {}", dir.display());
+    }
+    if !keys.iter().any(|k| k.signs_from <= now) {
+        bail!("{kid} is the only key that signs now: `keys rotate --immediate` first");
+    }
+    keyset::write_manifest(dir, &keys)?;
+    let pem = dir.join(format!("{kid}.pem"));
+    std::fs::remove_file(&pem).with_context(|| pem.display().to_string())?;
+    println!("removed {kid}");
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! [`Issuer`]: issues access tokens for authenticated clients, checks bearer tokens, answers
+//! introspection and revocation, and serves the JWKS and discovery documents.
+
+use super::error::OAuthError;
+use super::rate::TokenRate;
+use super::signer::unix_now;
+use crate::config::OAuthSettings;
+use authserver_core::oauth::jwt::{self, AccessClaims, Expect, Invalid};
+use authserver_core::oauth::{JtiStore, OAuthClient, TokenSigner, VerifyingKey};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Retry-After when the signer or the jti store fails.
+const BACKEND_RETRY: Duration = Duration::from_secs(1);
+
+/// The issuer of one deployment.
+#[derive(Debug)]
+pub struct Issuer {
+    /// `[oauth]`.
+    pub settings: OAuthSettings,
+    /// Signs tokens, publishes keys.
+    pub signer: Arc<dyn TokenSigner>,
+    /// Revoked tokens and used assertion ids.
+    pub jti: Arc<dyn JtiStore>,
+    rate: TokenRate,
+    /// Parsed verification keys, re-parsed when the published set changes.
+    keys: arc_swap::ArcSwap<(Vec<String>, Vec<VerifyingKey>)>,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(serde::Serialize)]
+pub struct TokenResponse {
+    /// The JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds.
+    pub expires_in: u64,
+    /// Granted scopes.
+    pub scope: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// An issuer over `signer` and `jti`.
+    pub fn new(settings: OAuthSettings, signer: Arc<dyn TokenSigner>, jti: Arc<dyn JtiStore>) -> Self {
+        let rate = TokenRate::new(settings.tokens_per_minute);
+        Self {
+            settings,
+            signer,
+            jti,
+            rate,
+            keys: Default::default(),
+        }
+    }
+
+    /// The token endpoint URL (RFC 7523 assertions may name it as `aud`).
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.issuer)
+    }
+
+    /// Issues a token for `client_id` after its authentication: scopes and audience checked
+    /// against the registration, the per-client rate applied.
+    pub async fn issue(
+        &self,
+        client_id: &str,
+        client: &OAuthClient,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let granted = client.grant_scopes(scope).ok_or(OAuthError::InvalidScope)?;
+        let default_aud = self
+            .settings
+            .audiences
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default();
+        let aud = match resource {
+            None => default_aud,
+            Some(r) if r == default_aud || client.audiences.iter().any(|a| a == r) => r,
+            Some(_) => return Err(OAuthError::InvalidTarget),
+        };
+        self.rate
+            .take(client_id, Instant::now())
+            .map_err(|retry_after| OAuthError::TooMany { retry_after })?;
+        let unavailable = || OAuthError::Unavailable {
+            retry_after: BACKEND_RETRY,
+        };
+        let now = unix_now();
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            sub: client_id.to_owned(),
+            client_id: client_id.to_owned(),
+            aud: aud.to_owned(),
+            scope: granted.join(" "),
+            iat: now,
+            exp: now + self.settings.token_lifetime_seconds,
+            jti: jwt::new_jti().map_err(|_| unavailable())?,
+        };
+        let (kid, alg) = self.signer.active();
+        let input = jwt::signing_input(alg, &kid, &claims).map_err(|_| unavailable())?;
+        let sig = self.signer.sign(input.as_bytes()).await.map_err(|e| {
+            tracing::error!(error = %e, "token signing failed");
+            unavailable()
+        })?;
+        crate::telemetry::oauth::figures().issued();
+        Ok(TokenResponse {
+            access_token: jwt::compact(&input, &sig),
+            token_type: "Bearer",
+            expires_in: self.settings.token_lifetime_seconds,
+            scope: claims.scope,
+        })
+    }
+
+    /// The published keys, parsed once per change of the published set.
+    fn verifying_keys(&self) -> Arc<(Vec<String>, Vec<VerifyingKey>)> {
+        let published = self.signer.published();
+        let kids: Vec<String> = published.iter().map(|k| k.kid.clone()).collect();
+        let cached = self.keys.load_full();
+        if cached.0 == kids {
+            return cached;
+        }
+        let keys = published
+            .iter()
+            .filter_map(|k| VerifyingKey::from_jwk(&k.jwk).ok())
+            .collect();
+        let fresh = Arc::new((kids, keys));
+        self.keys.store(Arc::clone(&fresh));
+        fresh
+    }
+
+    /// Checks a bearer token against `audiences` (the deployment's when `None`): signature,
+    /// `typ`, `iss`, `aud`, times, and the revocation list. A jti store that cannot answer
+    /// refuses the token (fail closed: a revoked token must not pass during an outage).
+    pub async fn verify(&self, token: &str, audiences: Option<&[String]>) -> Result<AccessClaims, Invalid> {
+        let keys = self.verifying_keys();
+        let expect = Expect {
+            issuer: &self.settings.issuer,
+            audiences: audiences.unwrap_or(&self.settings.audiences),
+            now: unix_now(),
+            skew: self.settings.skew_seconds,
+        };
+        let result = match jwt::verify_access_token(token, &keys.1, expect) {
+            Ok(claims) => match self.jti.contains(&claims.jti).await {
+                Ok(false) => Ok(claims),
+                Ok(true) => Err(Invalid::Revoked),
+                Err(e) => {
+                    tracing::error!(error = %e, "jti store unavailable: bearer token refused");
+                    Err(Invalid::Revoked)
+                }
+            },
+            Err(e) => Err(e),
+        };
+        crate::telemetry::oauth::figures().validation(result.as_ref().err().map_or("valid", |e| e.as_str()));
+        result
+    }
+
+    /// RFC 7662 for `client_id`: active claims of a valid token of ours, for any audience;
+    /// anything else is exactly `{"active": false}`.
+    pub async fn introspect(&self, token: &str) -> serde_json::Value {
+        crate::telemetry::oauth::figures().introspected();
+        // Any audience: the introspecting party may be a resource server of another audience.
+        let all: Vec<String> = match jwt::Jws::parse(token)
+            .ok()
+            .and_then(|j| j.claims.get("aud").cloned())
+        {
+            Some(serde_json::Value::String(a)) => vec![a],
+            _ => Vec::new(),
+        };
+        match self.verify(token, Some(&all)).await {
+            Ok(c) => serde_json::json!({
+                "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub,
+                "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat, "jti": c.jti,
+                "token_type": "Bearer",
+            }),
+            Err(_) => serde_json::json!({"active": false}),
+        }
+    }
+
+    /// RFC 7009 for `client_id`: a valid token of that client goes on the denylist until it
+    /// expires; anything else (unknown, foreign, another client's) is ignored (200 either way,
+    /// §2.2). Only a jti store failure is an error.
+    pub async fn revoke(&self, token: &str, client_id: &str) -> Result<(), OAuthError> {
+        let keys = self.verifying_keys();
+        let Ok(jws) = jwt::Jws::parse(token) else {
+            return Ok(());
+        };
+        let owned = jws.verify(&keys.1).is_ok()
+            && jws.claim_str("iss") == Some(self.settings.issuer.as_str())
+            && jws.claim_str("client_id") == Some(client_id);
+        let (Some(jti), Some(exp)) = (
+            jws.claim_str("jti"),
+            jws.claims.get("exp").and_then(serde_json::Value::as_u64),
+        ) else {
+            return Ok(());
+        };
+        if !owned || exp <= unix_now() {
+            return Ok(());
+        }
+        // Kept past exp by the skew: a token within its skew is still accepted.
+        let until = exp + self.settings.skew_seconds;
+        self.jti.insert(jti, until).await.map_err(|e| {
+            tracing::error!(error = %e, "jti store unavailable: revocation not recorded");
+            OAuthError::Unavailable {
+                retry_after: BACKEND_RETRY,
+            }
+        })?;
+        crate::telemetry::oauth::figures().revoked();
+        Ok(())
+    }
+
+    /// The JWKS document.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = self.signer.published().into_iter().map(|k| k.jwk).collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// RFC 8414 metadata (also served as `openid-configuration` for API Gateway's JWT
+    /// authorizer, which reads `issuer` and `jwks_uri` from it).
+    pub fn metadata(&self) -> serde_json::Value {
+        let methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+        serde_json::json!({
+            "issuer": self.settings.issuer,
+            "token_endpoint": self.endpoint("/oauth/token"),
+            "jwks_uri": self.endpoint("/.well-known/jwks.json"),
+            "introspection_endpoint": self.endpoint("/oauth/introspect"),
+            "revocation_endpoint": self.endpoint("/oauth/revoke"),
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": ["token"],
+            "token_endpoint_auth_methods_supported": methods,
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+            "introspection_endpoint_auth_methods_supported": methods,
+            "revocation_endpoint_auth_methods_supported": methods,
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+            "subject_types_supported": ["public"],
+            "scopes_supported": [],
+        })
+    }
+}

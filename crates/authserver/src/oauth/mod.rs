@@ -1,0 +1,72 @@
+//! The OAuth 2.0 client-credentials issuer of the standalone server and the Lambda proxy
+//! (issue 14): signing keys, the `jti` stores, client authentication through the [`Gate`], token
+//! issuance, and bearer-token acceptance. No HTTP here: `http::oauth` maps these to answers.
+//!
+//! # Layout
+//! - `keyset`: the key set directory (PEM files and the `keys.json` schedule).
+//! - `signer`: `LocalSigner`, the `TokenSigner` over the key set, publish-before-sign.
+//! - `jti`: the memory and file `JtiStore`s (revoked tokens, used assertion ids).
+//! - `form`: strict form bodies and the RFC 6749 §2.3.1 decoding.
+//! - `error`: `OAuthError`, every refusal with its §5.2 code.
+//! - `rate`: tokens per client per minute.
+//! - `client_auth`: the three client-authentication methods.
+//! - `issuer`: `Issuer`: issue, verify, introspect, revoke, JWKS, metadata.
+//! - `token`: the three endpoints as functions of (headers, body, source).
+//! - `bearer`: bearer tokens on the auth surfaces, as an `Attempt`.
+//!
+//! [`Gate`]: crate::decide::Gate
+
+pub mod bearer;
+pub mod client_auth;
+pub mod error;
+pub mod form;
+pub mod issuer;
+pub mod jti;
+pub mod keyset;
+pub mod rate;
+pub mod signer;
+pub mod token;
+
+pub use error::OAuthError;
+pub use issuer::{Issuer, TokenResponse};
+
+/// How often the key set directory is re-read (a key added by `keys rotate` is published
+/// within this; the publish lead is an hour by default, so 30 s costs nothing).
+pub const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The standalone issuer from `[oauth]` (`None` when it is off): the local key set (with its
+/// reload task) and the configured jti store. Needs a Tokio runtime.
+pub fn from_settings(
+    s: &crate::config::OAuthSettings,
+) -> anyhow::Result<Option<(std::sync::Arc<Issuer>, tokio::task::JoinHandle<()>)>> {
+    use std::sync::Arc;
+    if !s.enabled() {
+        return Ok(None);
+    }
+    let retention = s.token_lifetime_seconds + s.skew_seconds;
+    let signer = Arc::new(signer::LocalSigner::open(s.keys_dir.clone(), retention)?);
+    let reload = spawn_key_reload(Arc::clone(&signer));
+    let jti: Arc<dyn authserver_core::oauth::JtiStore> = match s.jti_store {
+        crate::config::JtiBackend::Memory => Arc::new(jti::MemoryJtiStore::default()),
+        crate::config::JtiBackend::File => Arc::new(
+            jti::FileJtiStore::open(&s.jti_file)
+                .map_err(|e| anyhow::anyhow!("oauth.jti_file {}: {e}", s.jti_file.display()))?,
+        ),
+    };
+    Ok(Some((Arc::new(Issuer::new(s.clone(), signer, jti)), reload)))
+}
+
+/// Re-reads the local key set every [`KEY_RELOAD`] (a failed read keeps the keys in service
+/// and is logged once per attempt; no key material in the message).
+pub fn spawn_key_reload(signer: std::sync::Arc<signer::LocalSigner>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_RELOAD);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = signer.reload() {
+                tracing::warn!(error = %e, "signing key set not reloaded; the keys in service stay");
+            }
+        }
+    })
+}
