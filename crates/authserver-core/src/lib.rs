@@ -20,6 +20,7 @@
 //! - [`clock`]: time as a port, and the wall clock (`now_ms`) every layer stamps with.
 //! - [`regulation`]: brute-force regulation logic and the `RegulationStore` port.
 //! - [`audit`]: the audit event type and the `AuditSink` port.
+//! - [`oauth`]: the OAuth 2.0 issuer's ports, `TokenSigner` and `JtiStore`.
 
 pub mod audit;
 pub mod authenticator;
@@ -30,6 +31,7 @@ pub mod document;
 pub mod hash;
 pub mod keyed;
 pub mod names;
+pub mod oauth;
 pub mod record;
 pub mod regulation;
 pub mod secret;
