@@ -59,7 +59,9 @@ fn tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), DerError> {
         if count == 0 || count > 3 || rest.len() < count {
             return Err(DerError("bad length"));
         }
-        let len = rest[..count].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let len = rest[..count]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         (len, &rest[count..])
     };
     if rest.len() < len {
@@ -160,8 +162,7 @@ impl PublicKey {
         let kid = self.thumbprint();
         let alg = self.alg();
         // The members string is our own well-formed JSON: parsing it cannot fail.
-        let mut jwk: serde_json::Value =
-            serde_json::from_str(&self.members()).unwrap_or_else(|_| json!({}));
+        let mut jwk: serde_json::Value = serde_json::from_str(&self.members()).unwrap_or_else(|_| json!({}));
         if let Some(o) = jwk.as_object_mut() {
             o.insert("kid".into(), json!(kid));
             o.insert("alg".into(), json!(alg_name(alg)));

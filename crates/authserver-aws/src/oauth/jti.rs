@@ -38,7 +38,9 @@ pub struct DynamoDbJtiStore {
 
 impl std::fmt::Debug for DynamoDbJtiStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DynamoDbJtiStore").field("table", &self.table).finish()
+        f.debug_struct("DynamoDbJtiStore")
+            .field("table", &self.table)
+            .finish()
     }
 }
 

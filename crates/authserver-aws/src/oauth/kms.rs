@@ -44,7 +44,9 @@ pub struct KmsSigner {
 
 impl std::fmt::Debug for KmsSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KmsSigner").field("schedule", &self.schedule).finish()
+        f.debug_struct("KmsSigner")
+            .field("schedule", &self.schedule)
+            .finish()
     }
 }
 
@@ -129,11 +131,13 @@ async fn public_key(client: &Client, retry: &RetryPolicy, key_id: &str) -> Resul
     if out.key_usage() != Some(&KeyUsageType::SignVerify) {
         return Err("the key's KeyUsage is not SIGN_VERIFY".into());
     }
-    let spec_ok = matches!(
-        out.key_spec(),
-        Some(KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 | KeySpec::EccNistP256)
-    );
-    if !spec_ok {
+    // AWS answers both `KeySpec` and the deprecated `CustomerMasterKeySpec` (same values);
+    // moto 5.2 answers only the latter, so either is read.
+    let spec = out
+        .key_spec()
+        .map(KeySpec::as_str)
+        .or_else(|| out.customer_master_key_spec().map(|s| s.as_str()));
+    if !matches!(spec, Some("RSA_2048" | "RSA_3072" | "RSA_4096" | "ECC_NIST_P256")) {
         return Err("the key's KeySpec is not RSA_2048/3072/4096 or ECC_NIST_P256".into());
     }
     let der = out.public_key().ok_or("GetPublicKey returned no key")?;
@@ -144,7 +148,10 @@ impl TokenSigner for KmsSigner {
     fn active(&self) -> (String, Alg) {
         // `load` refused a schedule without an active key, and keys only ever activate as
         // time passes, so the first key stands in only if the wall clock went backwards.
-        let key = self.schedule.active((self.now)()).unwrap_or_else(|| self.schedule.first());
+        let key = self
+            .schedule
+            .active((self.now)())
+            .unwrap_or_else(|| self.schedule.first());
         (key.public.kid.clone(), key.public.alg)
     }
 

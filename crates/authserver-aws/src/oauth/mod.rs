@@ -100,8 +100,7 @@ pub async fn build_signer(
         }
         SignerChoice::SecretsManager { secret_id, refresh } => {
             let client = crate::secrets_client(sdk);
-            let signer =
-                Arc::new(SecretKeySigner::load(client, secret_id, retain, system_clock()).await?);
+            let signer = Arc::new(SecretKeySigner::load(client, secret_id, retain, system_clock()).await?);
             spawn_refresh(Arc::downgrade(&signer), *refresh);
             Ok(Some(signer))
         }

@@ -205,7 +205,10 @@ mod tests {
         let input = |kid: &str, alg| format!("{}.e30", header_for(kid, alg));
         let a = input("a", Alg::Rs256);
         assert_eq!(s.signing_key(a.as_bytes(), 9_999).unwrap().public.kid, "a");
-        assert!(s.signing_key(a.as_bytes(), 10_059).is_ok(), "header built before the switch");
+        assert!(
+            s.signing_key(a.as_bytes(), 10_059).is_ok(),
+            "header built before the switch"
+        );
         assert!(s.signing_key(a.as_bytes(), 10_060).is_err(), "retired");
         let b = input("b", Alg::Rs256);
         assert!(s.signing_key(b.as_bytes(), 9_999).is_err(), "not active yet");

@@ -91,8 +91,14 @@ pub fn parse_private_key(pem_text: &str) -> Result<(PrivateKey, PublicKey), Stri
 /// Builds the schedule from the secret's value (zeroized by the caller).
 pub fn parse_key_set(value: &[u8], retain_for: u64) -> Result<Schedule<PrivateKey>, LoadError> {
     let set: KeySet = serde_json::from_slice(value).map_err(|e| {
-        // serde_json's message names a line and column, never the input.
-        LoadError(format!("the key set is not valid JSON of the documented shape: {e}"))
+        // Only the position: serde_json's message quotes the offending value ("invalid type:
+        // string \"MIIE...\""), which here may be key material.
+        LoadError(format!(
+            "the key set is not JSON of the documented shape ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
     })?;
     let mut keys = Vec::with_capacity(set.keys.len());
     for (i, entry) in set.keys.iter().enumerate() {
