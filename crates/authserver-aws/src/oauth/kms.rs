@@ -133,6 +133,7 @@ async fn public_key(client: &Client, retry: &RetryPolicy, key_id: &str) -> Resul
     }
     // AWS answers both `KeySpec` and the deprecated `CustomerMasterKeySpec` (same values);
     // moto 5.2 answers only the latter, so either is read.
+    #[allow(deprecated)]
     let spec = out
         .key_spec()
         .map(KeySpec::as_str)

@@ -24,11 +24,13 @@
 //! - `store`: `[store]`, `[hash]` and `[cache]`.
 //! - `observability`: `[log]`, `[telemetry]`, `[audit]` and `[admin]`.
 //! - `aws`: `[lambda]` with [`LambdaMode`], `[regulation]`, `[rotation]` and `[compliance]`.
+//! - `oauth_aws`: `[oauth_aws]`, the OAuth issuer's signing keys and token-id store on AWS.
 
 mod aws;
 mod env;
 mod error;
 mod net;
+mod oauth_aws;
 mod observability;
 mod server;
 mod store;
@@ -40,6 +42,7 @@ pub use aws::{
 pub use env::ALIASES;
 pub use error::ConfigError;
 pub use net::{AdminListen, HeaderSetting, OptionalHeader, TrustedProxies, parse_net};
+pub use oauth_aws::{KmsKeySetting, OAuthAwsSettings, OAuthSigner};
 pub use observability::{
     AdminSettings, AuditSettings, DEFAULT_ADMIN_LISTEN, LogFormat, LogSettings, TelemetrySettings,
 };
@@ -84,6 +87,8 @@ pub struct Settings {
     pub rotation: RotationSettings,
     /// Limits the compliance check holds the deployment to.
     pub compliance: ComplianceSettings,
+    /// The OAuth issuer's signing keys and token-id store on AWS.
+    pub oauth_aws: OAuthAwsSettings,
     /// `AUTHSERVER_*` variables that were ignored: not a setting (and not a Kubernetes
     /// service link). Not a key: filled by the environment engine on load.
     #[serde(skip)]
@@ -141,6 +146,7 @@ impl Settings {
         self.log.validate()?;
         self.rotation.validate()?;
         self.check_settle()?;
+        self.oauth_aws.validate()?;
         self.compliance.validate()
     }
 
