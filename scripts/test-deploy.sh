@@ -150,7 +150,8 @@ done
 # ---- Template Rules: CloudFormation evaluates them only at deploy time
 check "check-rules.py: every template Rule holds for default + every parameter set" \
   "$PY" scripts/check-rules.py --template "$MAIN_TEMPLATE" \
-  "${PARAM_FILES[@]}" "$FIXTURES/all-options.json" "$FIXTURES/dr-primary.json" "$FIXTURES/dr-standby.json"
+  "${PARAM_FILES[@]}" "$FIXTURES/all-options.json" "$FIXTURES/dr-primary.json" "$FIXTURES/dr-standby.json" \
+  "$FIXTURES/oauth-secrets-manager.json"
 for c in $("$PY" scripts/check-rules.py --list-negatives); do
   check "check-rules.py refuses: $c" "$PY" scripts/check-rules.py --negative "$c"
 done

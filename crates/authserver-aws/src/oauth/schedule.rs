@@ -23,11 +23,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 /// switch (an issuance takes milliseconds; a minute covers any stall).
 pub const SWITCH_GRACE: u64 = 60;
 
-/// The publish-before-sign lead below which loading warns: API Gateway caches an issuer's keys
-/// for up to 1 hour (docs/deployment.md "OAuth on AWS"), plus 15 minutes for instances that
-/// loaded the key set before the new key was added (the signer's refresh interval, 5 min) and
-/// clock skew.
-pub const MIN_PUBLISH_LEAD: u64 = 75 * 60;
+/// The publish-before-sign lead below which loading warns: API Gateway's documentation says it
+/// caches an issuer's keys for up to 1 hour (REST API JWT authorizers) and up to 2 hours (the HTTP
+/// API page), so the larger, plus 15 minutes for instances that loaded the key set before the new
+/// key was added (the signer's refresh interval, 5 min by default) and clock skew
+/// (docs/deployment.md "OAuth on AWS").
+pub const MIN_PUBLISH_LEAD: u64 = 135 * 60;
 
 /// One key of the schedule.
 #[derive(Debug)]
