@@ -196,7 +196,8 @@ mod tests {
         assert_eq!(s.active(10_000).unwrap().public.kid, "b");
         assert_eq!(kids(&s, 10_999), ["a", "b"], "a stays while its tokens live");
         assert_eq!(kids(&s, 11_000), ["b"]);
-        assert_eq!(s.late_keys(5_000), Vec::<(&str, u64)>::new());
+        let in_time = 10_000 - MIN_PUBLISH_LEAD;
+        assert_eq!(s.late_keys(in_time), Vec::<(&str, u64)>::new());
         assert_eq!(s.late_keys(9_000), [("b", 1_000)]);
     }
 
