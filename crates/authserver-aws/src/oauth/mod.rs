@@ -16,9 +16,9 @@
 //! - [`der`]: SPKI / RSAPublicKey / ECDSA-Sig-Value parsing and the published JWK (`kid` =
 //!   RFC 7638 thumbprint).
 //! - [`schedule`]: activation times → active, next and retired keys.
-//! - [`kms`]: [`KmsSigner`].
-//! - [`secret_key`]: [`SecretKeySigner`].
-//! - [`jti`]: [`DynamoDbJtiStore`].
+//! - [`kms`]: signing with KMS keys, [`KmsSigner`].
+//! - [`secret_key`]: signing with a key set from Secrets Manager, [`SecretKeySigner`].
+//! - [`jti`]: the token-id store in DynamoDB, [`DynamoDbJtiStore`].
 
 pub mod der;
 pub mod jti;
