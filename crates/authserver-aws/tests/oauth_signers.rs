@@ -198,3 +198,70 @@ async fn secrets_manager_key_set_signs_and_a_refresh_publishes_the_next_key() {
     let (p50, p95) = latency(&signer, "RS256", 1000).await;
     println!("Secrets Manager key RS256, in process: p50 {p50} µs, p95 {p95} µs (1000 signs)");
 }
+
+#[tokio::test]
+async fn build_signer_builds_the_chosen_signer_and_refreshes_the_key_set() {
+    use authserver_aws::oauth::{SignerChoice, build_signer};
+    let url = or_skip!(moto::url("build_signer_builds_the_chosen_signer"));
+    let sdk = authserver_aws::sdk_config(Some(&url)).await;
+    let retain = std::time::Duration::from_secs(HOUR);
+    assert!(
+        build_signer(&sdk, &SignerChoice::Local, retain)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let sm = authserver_aws::secrets_client(&sdk);
+    let name = format!("oauth-keys-{}", moto::unique());
+    let first = key_set(&[(0, TEST_RSA_PEM)]);
+    sm.create_secret()
+        .name(&name)
+        .secret_string(first)
+        .send()
+        .await
+        .unwrap();
+    let refresh = std::time::Duration::from_millis(200);
+    let choice = SignerChoice::SecretsManager {
+        secret_id: name.clone(),
+        refresh,
+    };
+    let signer = build_signer(&sdk, &choice, retain).await.unwrap().unwrap();
+    signs_verifiably(signer.as_ref(), "RS256").await;
+    // A key added by a rotation is published by the refresh task, with no call of ours.
+    let next = key_set(&[
+        (0, TEST_RSA_PEM),
+        (authserver_core::clock::now_secs() + 3 * HOUR, &p256_pem()),
+    ]);
+    sm.put_secret_value()
+        .secret_id(&name)
+        .secret_string(next)
+        .send()
+        .await
+        .unwrap();
+    let published = || signer.published().len() == 2;
+    authserver_testkit::wait::eventually(
+        "the refresh publishes the next key",
+        std::time::Duration::from_secs(10),
+        published,
+    )
+    .await;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let arn = kms
+        .create_key()
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .key_spec(KeySpec::Rsa2048)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let choice = SignerChoice::Kms(vec![KmsKey {
+        key_id: arn,
+        activates_at: 0,
+    }]);
+    let signer = build_signer(&sdk, &choice, retain).await.unwrap().unwrap();
+    signs_verifiably(signer.as_ref(), "RS256").await;
+}

@@ -15,7 +15,7 @@
 //! token. The header's key may sign while active or for [`SWITCH_GRACE`] after it retired.
 
 use super::der::alg_name;
-use authserver_core::oauth::{Alg, PublicJwk, SignError};
+use authserver_core::oauth::{PublicJwk, SignError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -160,16 +160,11 @@ fn header_kid_alg(signing_input: &[u8]) -> Result<(String, String), SignError> {
     Ok((field("kid").ok_or_else(bad)?, field("alg").ok_or_else(bad)?))
 }
 
-/// The header a test or caller builds for `kid` and `alg` (base64url JSON).
-pub fn header_for(kid: &str, alg: Alg) -> String {
-    let json = serde_json::json!({"alg": alg_name(alg), "typ": "at+jwt", "kid": kid});
-    URL_SAFE_NO_PAD.encode(json.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use authserver_core::oauth::Alg;
     use serde_json::json;
 
     fn key(kid: &str, at: u64) -> Scheduled<()> {
@@ -182,6 +177,11 @@ mod tests {
             activates_at: at,
             key: (),
         }
+    }
+
+    fn header_for(kid: &str, alg: Alg) -> String {
+        let json = json!({"alg": alg_name(alg), "typ": "at+jwt", "kid": kid});
+        URL_SAFE_NO_PAD.encode(json.to_string())
     }
 
     fn kids(s: &Schedule<()>, now: u64) -> Vec<String> {
