@@ -22,7 +22,12 @@ cfn-lint and checkov check the shape of a policy, not whether it can ever apply.
    UpdateSecretVersionStage the label each call moves. moto enforces no IAM, so this is the check
    that the four steps can run under the role at all.
 
-4. The OAuth issuer's calls against ProxyRole's OAuthRuntimePolicy and the signing key's key policy
+4. The users table (UsersStore=table): the functions (ProxyRole, AuthorizerRole) may make every
+   call the store's request path makes (GetItem) and no write on the table (a reader that could write
+   would let a compromised function add itself a user); UsersTableOperatorPolicy allows every call
+   `authserver users ... --table` makes. The calls are read from crates/authserver-aws/src/
+   users_table/table.rs (SDK builder names), the request path's from source.rs's use of it.
+5. The OAuth issuer's calls against ProxyRole's OAuthRuntimePolicy and the signing key's key policy
    (scripts/check_iam_oauth.py), under every parameter set that turns OAuth on.
 
 The template is resolved the way CloudFormation would for one parameter set (defaults, then a
@@ -139,6 +144,14 @@ NEGATIVES = {
         "              - Sid: DescribeCredentialAndDeliverySecrets\n                Effect: Allow\n"
         "                Action: secretsmanager:ListSecrets\n",
         "RotationRole does not allow secretsmanager:DescribeSecret"),
+    "users-table-reader-writes": (
+        "                  Action: [dynamodb:GetItem, dynamodb:Query]\n                  Resource: !GetAtt UsersTable.Arn\n",
+        "                  Action: [dynamodb:GetItem, dynamodb:Query, dynamodb:PutItem]\n                  Resource: !GetAtt UsersTable.Arn\n",
+        "may write the users table (dynamodb:PutItem)"),
+    "users-table-operator-scan-dropped": (
+        "                     dynamodb:Scan, dynamodb:BatchWriteItem]\n",
+        "                     dynamodb:BatchWriteItem]\n",
+        "UsersTableOperatorPolicy does not allow dynamodb:Scan"),
     # OAuth (issue 14): a condition key Sign has and GetPublicKey lacks, an algorithm the code does not
     # send, and a key policy that forgets the role.
     "signing-keys-on-getpublickey": (
@@ -366,11 +379,74 @@ def rotation_role_findings(stack, label, calls):
     return out
 
 
+RUST_USERS_TABLE = ROOT / "crates/authserver-aws/src/users_table"
+SDK_CALLS = {"get_item": "GetItem", "put_item": "PutItem", "update_item": "UpdateItem",
+             "delete_item": "DeleteItem", "scan": "Scan", "batch_write_item": "BatchWriteItem",
+             "query": "Query"}
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"}
+
+
+def users_table_calls(table=RUST_USERS_TABLE / "table.rs", source=RUST_USERS_TABLE / "source.rs"):
+    """(operator calls, request-path calls): every DynamoDB call table.rs makes, and those behind the
+    UsersTable methods source.rs (the request path) uses."""
+    text = table.read_text()
+    methods = {}
+    for m in re.finditer(r"pub async fn (\w+)\((.*?)\n    \}\n", text, re.S):
+        calls = {SDK_CALLS[c] for c in re.findall(r"\.client\s*\.(\w+)\(\)", m.group(0))
+                 if c in SDK_CALLS}
+        calls |= {a for callee in re.findall(r"self\.(\w+)\(", m.group(2) + m.group(0))
+                  for a in methods.get(callee, set())}
+        methods[m.group(1)] = calls
+    used = set(re.findall(r"\.table\.(\w+)\(", source.read_text()))
+    operator = set().union(*methods.values())
+    reader = set().union(*(methods.get(u, set()) for u in used))
+    return operator, reader
+
+
+def _allows(stmts, action, resource, context):
+    for st in stmts:
+        acts = st.get("Action", [])
+        acts = acts if isinstance(acts, list) else [acts]
+        res = st.get("Resource", [])
+        res = res if isinstance(res, list) else [res]
+        if st.get("Effect") == "Allow" and any(_matches(a, action) for a in acts) \
+                and any(_matches(r, resource) for r in res) and _condition_holds(st.get("Condition"), context):
+            return True
+    return False
+
+
+def users_table_findings(stack, label, calls):
+    """Readers read and never write the users table; the operator policy makes every CLI call."""
+    if not stack.exists("UsersTable"):
+        return []
+    operator, reader = calls
+    table = stack.resolve({"Fn::GetAtt": ["UsersTable", "Arn"]})
+    context = {"aws:requestedregion": stack.region}
+    out = []
+    for role in ("ProxyRole", "AuthorizerRole"):
+        props = stack.resolve(stack.resources[role]["Properties"])
+        stmts = [st for pol in props.get("Policies", []) for st in statements(pol["PolicyDocument"])]
+        for action in sorted(reader):
+            if not _allows(stmts, f"dynamodb:{action}", table, context):
+                out.append(f"{label}: {role} does not allow dynamodb:{action} on the users table (the store calls it)")
+        for action in sorted(WRITES):
+            if _allows(stmts, f"dynamodb:{action}", table, context):
+                out.append(f"{label}: {role} may write the users table (dynamodb:{action}): readers only read")
+    policy = stack.resolve(stack.resources["UsersTableOperatorPolicy"]["Properties"])
+    stmts = statements(policy["PolicyDocument"])
+    for action in sorted(operator):
+        if not _allows(stmts, f"dynamodb:{action}", table, context):
+            out.append(f"{label}: UsersTableOperatorPolicy does not allow dynamodb:{action} "
+                       f"(authserver users --table calls it)")
+    return out
+
+
 def check_set(tpl, label, params, region, sar, used):
     stack = Stack(tpl, params, region)
     docs = policies(stack)
     bad, justified, n_stmt, n_keys = version_description_findings(stack, label), 0, 0, 0
     bad += rotation_role_findings(stack, label, rotation_calls())
+    bad += users_table_findings(stack, label, users_table_calls())
     bad += check_iam_oauth.findings(stack, label, check_iam_oauth.oauth_calls(), _condition_holds, _matches)
     for logical, where, doc in docs:
         # Sid per statement: parliament reports findings per statement; map them back by Sid.
@@ -417,6 +493,10 @@ def check_all(template_path, param_files, region, report_unused=True):
                    f"the rotation code reads as {sorted(calls)}")
     print("rotation code calls: " + ", ".join(
         f"{a}{' (' + '/'.join(sorted(l)) + ')' if l else ''}" for a, l in sorted(calls.items())))
+    operator, reader = users_table_calls()
+    if not reader or not operator >= {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan"}:
+        bad.append(f"users table calls read from the code look wrong: reader {sorted(reader)}, operator {sorted(operator)}")
+    print(f"users table calls: request path {', '.join(sorted(reader))}; CLI {', '.join(sorted(operator))}")
     print(f"INFO: IAM: {len(sets)} parameter sets, {len(bad)} unjustified findings "
           f"(parliament {__import__('parliament').__version__}, SAR data of {sar.source})")
     return bad
@@ -460,7 +540,7 @@ def _everything_on(tmp):
         "PrivateSubnetIds": "subnet-0123456789abcdef0", "PrivateRouteTableIds": "rtb-0123456789abcdef0",
         "EdgeProtection": "cloudfront", "SlackWorkspaceId": "T0123456789", "SlackChannelId": "C0123456789",
         "UserAdminPrincipalArn": "arn:aws:iam::123456789012:role/identity-admin",
-        "SecretReplicaRegion": "us-west-2",
+        "SecretReplicaRegion": "us-west-2", "UsersStore": "table",
         "SecretReplicaKmsKeyArn": "arn:aws:kms:us-west-2:123456789012:key/0123abcd-4567-89ab-cdef-0123456789ab",
         "OAuthSigner": "kms", "EnableJwtAuthorizer": "true", "OAuthAudience": "https://api.example.com",
         "ProtectedBackendUrl": "https://backend.example.com"}

@@ -22,6 +22,8 @@
 //!   credential secret), checked at push, load and rotation.
 //! - `sm`: the small Secrets Manager calls rotation and `users push/pull` share.
 //! - [`users`]: `users push/pull`, the users document to and from the credential secret.
+//! - [`users_table`]: [`UsersTableStore`], the DynamoDB users store (one item per user, looked
+//!   up on a cache miss) and [`UsersTable`], the CLI's conditional writes.
 
 pub mod alarms;
 pub mod client;
@@ -35,9 +37,11 @@ pub mod secrets;
 pub mod service_accounts;
 mod sm;
 pub mod users;
+pub mod users_table;
 
 pub use client::{dynamodb_client, sdk_config, secrets_client};
 pub use regulation::DynamoDbRegulation;
 pub use retry::{CallError, RetryPolicy};
 pub use rotation::{PasswordRuleError, RotationConfig, RotationError, RotationEvent, Rotator, StepReport};
 pub use secrets::{RefreshError, Refreshed, SecretsManagerStore, SecretsStoreConfig, current_value};
+pub use users_table::{UsersTable, UsersTableConfig, UsersTableStore};

@@ -65,6 +65,8 @@ const RETRYABLE_CODES: &[&str] = &[
     "ThrottledException",
     "TooManyRequestsException",
     "RequestLimitExceeded",
+    // DynamoDB's throttling answer (HTTP 400, so the status alone does not say retry).
+    "ProvisionedThroughputExceededException",
     "InternalServiceError",
     "InternalServiceErrorException",
     "InternalFailure",

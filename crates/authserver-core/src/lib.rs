@@ -13,7 +13,8 @@
 //! - [`document`]: the strict store-document parser (duplicate keys refused, BOM skipped).
 //! - [`store`]: the immutable `Snapshot` built from a document (with the alternate hashes a
 //!   rotation's pending or previous version contributes); re-exports the stored format.
-//! - [`source`]: the `SnapshotSource` port credential stores implement.
+//! - [`source`]: the `SnapshotSource` port credential stores implement (with `Lookup`, a
+//!   per-user store's answer that may need one fetch).
 //! - [`cache`]: the verified-credential cache (HMAC keys, LRU, TTL, generation).
 //! - [`authenticator`]: the two-phase decision with its reason.
 //! - [`keyed`]: `UserHasher`, the keyed `user_hash` logs carry instead of usernames.
@@ -47,7 +48,7 @@ pub use hash::legacy;
 pub use hash::{Cost, HashError, HashPolicy, OWASP_ARGON2ID, StoredHash, hash_password};
 pub use keyed::UserHasher;
 pub use secret::Secret;
-pub use source::{SnapshotSource, StoreCounters, StoreStatus, Unavailable};
+pub use source::{Lookup, SnapshotSource, StoreCounters, StoreStatus, Unavailable};
 pub use store::{
     AlternateKind, Alternates, RefusedEntry, Snapshot, Status, StoreDocument, StoreError, UserRecord,
     parse_document,

@@ -1,6 +1,7 @@
 //! The credential-store port: where snapshots come from. Adapters (file, Secrets Manager) live
 //! in the outer crates; the rest of the server reads snapshots and never knows which one runs.
 
+use crate::regulation::BoxFuture;
 use crate::store::Snapshot;
 use serde::Serialize;
 use std::sync::Arc;
@@ -10,6 +11,14 @@ use std::time::Duration;
 pub trait SnapshotSource: Send + Sync + std::fmt::Debug {
     /// The snapshot to decide with, or why there is none usable.
     fn current(&self) -> Result<Arc<Snapshot>, Unavailable>;
+
+    /// The snapshot to decide a request by `username` with. Stores that hold every user answer
+    /// [`SnapshotSource::current`] at once (no allocation, no await); a per-user store
+    /// (DynamoDB) answers a view holding that user, from its entry cache or after one lookup.
+    fn current_for<'a>(&'a self, username: &'a str) -> Lookup<'a> {
+        let _ = username;
+        Lookup::Ready(self.current())
+    }
 
     /// What the store holds, for `/ready` and status reports.
     fn status(&self) -> StoreStatus;
@@ -26,6 +35,33 @@ pub trait SnapshotSource: Send + Sync + std::fmt::Debug {
     fn upgrade_legacy(&self, login: crate::hash::legacy::LegacyLogin) -> bool {
         drop(login);
         false
+    }
+}
+
+/// A store's answer to [`SnapshotSource::current_for`]: ready now, or after a lookup.
+pub enum Lookup<'a> {
+    /// Answered without waiting (whole-document stores; an entry-cache hit).
+    Ready(Result<Arc<Snapshot>, Unavailable>),
+    /// Answered once the store has looked the user up.
+    Fetch(BoxFuture<'a, Result<Arc<Snapshot>, Unavailable>>),
+}
+
+impl Lookup<'_> {
+    /// The snapshot, waiting for the lookup if there is one.
+    pub async fn resolve(self) -> Result<Arc<Snapshot>, Unavailable> {
+        match self {
+            Lookup::Ready(answer) => answer,
+            Lookup::Fetch(lookup) => lookup.await,
+        }
+    }
+}
+
+impl std::fmt::Debug for Lookup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lookup::Ready(answer) => f.debug_tuple("Ready").field(answer).finish(),
+            Lookup::Fetch(_) => f.write_str("Fetch(..)"),
+        }
     }
 }
 
@@ -51,7 +87,7 @@ pub struct Unavailable {
 /// A store's state, free of secret material.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoreStatus {
-    /// `file` or `secrets_manager`.
+    /// `file`, `secrets_manager` or `dynamodb`.
     pub kind: &'static str,
     /// Version in service, if any.
     pub version: Option<String>,

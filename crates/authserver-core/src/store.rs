@@ -172,6 +172,32 @@ impl Snapshot {
         })
     }
 
+    /// A process-unique generation that no snapshot has yet, for a store whose snapshots are
+    /// views of one source (see [`Snapshot::into_view`]).
+    pub fn reserve_generation() -> u64 {
+        GENERATION.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// This snapshot as one *view* of a per-user store (DynamoDB): it holds only the users a
+    /// lookup fetched, carries the store's shared `generation` (so the verified cache does not
+    /// sweep every other user's entries, which no single view holds, on each lookup), and
+    /// verifies unknown users against a dummy at `dummy_cost` or this view's own dearest cost,
+    /// whichever is dearer (one view knows one user's cost; the store knows its dearest).
+    ///
+    /// Sound for the verified cache because a cached success is only answered when the key
+    /// (which covers the stored hash) matches and the view's record says ACTIVE, and the roles
+    /// answered are the view's: a changed hash, status or role takes effect with the view that
+    /// carries it. Views carry no rotation alternates.
+    pub fn into_view(mut self, generation: u64, dummy_cost: Cost) -> Self {
+        let dearer = |c: Cost| (u64::from(c.m_kib) * u64::from(c.t), c.m_kib, c.t);
+        if !dummy_cost.is_legacy() && dearer(dummy_cost) > dearer(self.dummy.cost()) {
+            self.dummy = dummy_hash(dummy_cost);
+        }
+        self.generation = generation;
+        self.alternates = None;
+        self
+    }
+
     /// A new snapshot (new generation) of the same version that also accepts, for each
     /// ACTIVE service account (`deliverySecretId` set), the password hash it has in `other`,
     /// when that differs and `other` has the account ACTIVE too. Everyone else gets nothing

@@ -111,10 +111,15 @@ impl Gate {
         if let Some((reason, left)) = self.regulator.check_local(source) {
             return with_user(Decision::denied(reason), Some(Duration::from_secs(left)));
         }
-        let snapshot = match self.store.current() {
+        // A per-user store (DynamoDB) may look the user up first: that time counts into the
+        // denial padding below, so a lookup (unknown or uncached user) does not answer later
+        // than an entry-cache hit (known, recently used user) and tell them apart.
+        let looking_up = std::time::Instant::now();
+        let snapshot = match self.store.current_for(&username).resolve().await {
             Ok(s) => s,
             Err(u) => return with_user(Decision::denied(Reason::StoreUnavailable), Some(u.retry_after)),
         };
+        let lookup = looking_up.elapsed();
         let decision = match self.auth.begin(&snapshot, creds) {
             Step::Done(d) => d,
             Step::Verify(task) => {
@@ -141,7 +146,8 @@ impl Gate {
                     };
                 if decision.reason().is_some_and(Reason::is_credential_failure) {
                     self.calibrate_legacy(&snapshot).await;
-                    tokio::time::sleep(self.pacer.padding_in(&snapshot, took, runs)).await;
+                    let spent = took + lookup;
+                    tokio::time::sleep(self.pacer.padding_in(&snapshot, spent, runs)).await;
                 }
                 return with_user(decision, None);
             }

@@ -99,6 +99,7 @@ pub fn build_with(
             secrets = Some(store.clone());
             (Arc::new(store), vec![refresher])
         }
+        StoreKind::Dynamodb => (users_table(&settings, hasher.clone())?, Vec::new()),
     };
     let cache = VerifiedCache::new(
         settings.cache.capacity,
@@ -162,6 +163,32 @@ fn regulation_store(
         authserver_aws::dynamodb_client(&authserver_aws::sdk_config(Some(&endpoint)).await)
     })?;
     Ok(Arc::new(authserver_aws::DynamoDbRegulation::new(client, table)))
+}
+
+/// The DynamoDB users store, its table version read once so that `/ready` tells at start
+/// whether the table answers (a failure is logged and kept; requests retry it). No background
+/// task: the first request after each `version_poll` reads the version (Lambda freezes tasks).
+fn users_table(
+    settings: &Settings,
+    hasher: UserHasher,
+) -> anyhow::Result<Arc<dyn crate::store::SnapshotSource>> {
+    let config = settings.users_table.config(
+        Duration::from_secs(settings.store.max_stale_minutes * 60),
+        settings.hash.policy.clone(),
+    );
+    let (endpoint, name) = (
+        settings.store.endpoint_url.clone(),
+        settings.users_table.name.clone(),
+    );
+    let store = block_on_aws(async move {
+        let client = authserver_aws::dynamodb_client(&authserver_aws::sdk_config(Some(&endpoint)).await);
+        let table = authserver_aws::UsersTable::new(client, name)
+            .with_retry(authserver_aws::users_table::REQUEST_RETRY);
+        let store = authserver_aws::UsersTableStore::new(table, config, hasher, Arc::new(SystemClock));
+        let _ = store.refresh().await;
+        store
+    })?;
+    Ok(Arc::new(store))
 }
 
 /// The Secrets Manager store with its first load done (or given `first_fetch` to finish), so

@@ -1,7 +1,8 @@
 //! The moto harness: separate AWS accounts, SDK clients for one, the few calls moto only takes
 //! raw, resources in an account ([`resources`]), the wire tap that counts calls and injects
-//! faults ([`wire`]), the Secrets Manager store rig ([`store`]) and the rotation rig
-//! ([`rotation`]), and the OAuth signing keys and jti table ([`oauth`]).
+//! faults ([`wire`]), the Secrets Manager store rig ([`store`]), the rotation rig
+//! ([`rotation`]), the DynamoDB users table ([`users_table`]) and the OAuth signing keys and jti
+//! table ([`oauth`]).
 //!
 //! Accounts: moto keeps one set of resources per account id. An account here is an IAM user
 //! with an access key created in that account (raw IAM call with moto's `x-moto-account-id`
@@ -11,6 +12,7 @@ pub mod oauth;
 pub mod resources;
 pub mod rotation;
 pub mod store;
+pub mod users_table;
 pub mod wire;
 
 use aws_sdk_secretsmanager::config::{Credentials, Region, SharedCredentialsProvider};

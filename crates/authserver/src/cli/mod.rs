@@ -13,6 +13,7 @@
 //! - [`users`]: `users add|disable|enable|remove|list` on a users file, written through
 //!   [`crate::store::file::edit`] (one editor at a time, atomic, modes kept).
 //! - [`secret`]: `users push|pull`, the users file to and from the credential secret.
+//! - [`users_table`]: `users ... --table NAME`, the same edits on the DynamoDB users table.
 //! - [`healthcheck`]: `healthcheck`, exit 0/1 from the local listener's `/ready` (container
 //!   `HEALTHCHECK`, ECS, compose).
 
@@ -25,6 +26,7 @@ pub mod ops;
 pub mod password;
 pub mod secret;
 pub mod users;
+pub mod users_table;
 
 use crate::config::Settings;
 use anyhow::Context;
@@ -179,7 +181,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::HashPassword(args) => hash(&args),
-        Command::Users(cmd) => users::run(cmd),
+        Command::Users(mut cmd) => match cmd.table.take() {
+            Some(table) => users_table::run(&table, cmd.command, cmd.config.as_deref()),
+            None => users::run(cmd),
+        },
         Command::Ops(cmd) => ops::run(cmd),
         Command::Compliance(cmd) => compliance::run(cmd),
         Command::Healthcheck(args) => healthcheck::run(args),

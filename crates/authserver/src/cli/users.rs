@@ -22,6 +22,10 @@ pub struct UsersArgs {
     /// endpoint. Accepted before or after the subcommand.
     #[arg(long, env = "AUTHSERVER_CONFIG", global = true)]
     pub config: Option<PathBuf>,
+    /// Edit or list the DynamoDB users table NAME instead of a users file (`add`, `disable`,
+    /// `enable`, `remove`, `list`, `import`): then give the username without FILE.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub table: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: UsersCommand,
@@ -32,10 +36,10 @@ pub struct UsersArgs {
 pub enum UsersCommand {
     /// Add a user (password from stdin's first line, or a prompt). Creates FILE if absent.
     Add {
-        /// Users file.
+        /// Users file (with --table: the username).
         file: PathBuf,
         /// Username (case-sensitive).
-        username: String,
+        username: Option<String>,
         /// A role (repeatable).
         #[arg(long = "role")]
         roles: Vec<String>,
@@ -48,24 +52,24 @@ pub enum UsersCommand {
     },
     /// Mark a user DISABLED.
     Disable {
-        /// Users file.
+        /// Users file (with --table: the username).
         file: PathBuf,
         /// Username.
-        username: String,
+        username: Option<String>,
     },
     /// Mark a user ACTIVE.
     Enable {
-        /// Users file.
+        /// Users file (with --table: the username).
         file: PathBuf,
         /// Username.
-        username: String,
+        username: Option<String>,
     },
     /// Remove a user.
     Remove {
-        /// Users file.
+        /// Users file (with --table: the username).
         file: PathBuf,
         /// Username.
-        username: String,
+        username: Option<String>,
     },
     /// Import users from an htpasswd file (or JSON with --format json) into the users file, in
     /// one locked atomic edit. bcrypt and SHA-crypt need `hash.legacy = true`; apr1/MD5,
@@ -90,8 +94,9 @@ pub enum UsersCommand {
     /// List users: name, status, roles, hash algorithm and parameters, password age. Never
     /// hashes.
     List {
-        /// Users file.
-        file: PathBuf,
+        /// Users file (required unless --table; clap's `required_unless_present` does not see
+        /// the parent's global `--table`, so the check is in `execute`).
+        file: Option<PathBuf>,
     },
     /// Print the `user_hash` that logs, metrics and audit events carry for USERNAME (keyed with
     /// `log.user_hash_key`), to find a user's lines during an incident.
@@ -125,7 +130,10 @@ pub enum UsersCommand {
 
 /// Runs one `users` subcommand; every change is an audit event with the acting OS user.
 pub fn run(args: UsersArgs) -> anyhow::Result<()> {
-    let UsersArgs { config, command: cmd } = args;
+    // `--table` edits are dispatched to `users_table` by the caller (cli::run).
+    let UsersArgs {
+        config, command: cmd, ..
+    } = args;
     let config = config.as_deref();
     if let UsersCommand::Import {
         source,
@@ -157,11 +165,29 @@ pub fn run(args: UsersArgs) -> anyhow::Result<()> {
 /// `secret.pull`).
 fn audited_edit(cmd: &UsersCommand) -> Option<(&'static str, PathBuf, String)> {
     let (action, file, user) = match cmd {
-        UsersCommand::Add { file, username, .. } => ("users.add", file, username),
-        UsersCommand::Disable { file, username } => ("users.disable", file, username),
-        UsersCommand::Enable { file, username } => ("users.enable", file, username),
-        UsersCommand::Remove { file, username } => ("users.remove", file, username),
-        UsersCommand::List { .. }
+        UsersCommand::Add {
+            file,
+            username: Some(username),
+            ..
+        } => ("users.add", file, username),
+        UsersCommand::Disable {
+            file,
+            username: Some(username),
+        } => ("users.disable", file, username),
+        UsersCommand::Enable {
+            file,
+            username: Some(username),
+        } => ("users.enable", file, username),
+        UsersCommand::Remove {
+            file,
+            username: Some(username),
+        } => ("users.remove", file, username),
+        // No username: `execute` says what is missing.
+        UsersCommand::Add { username: None, .. }
+        | UsersCommand::Disable { username: None, .. }
+        | UsersCommand::Enable { username: None, .. }
+        | UsersCommand::Remove { username: None, .. }
+        | UsersCommand::List { .. }
         | UsersCommand::Import { .. }
         | UsersCommand::Hash { .. }
         | UsersCommand::Push { .. }
@@ -185,13 +211,21 @@ fn execute(cmd: UsersCommand, config: Option<&Path>) -> anyhow::Result<()> {
             roles,
             disabled,
             cost,
-        } => add(&file, &username, roles, disabled, &cost, config),
-        UsersCommand::Disable { file, username } => set_status(&file, &username, Status::Disabled),
-        UsersCommand::Enable { file, username } => set_status(&file, &username, Status::Active),
-        UsersCommand::Remove { file, username } => remove(&file, &username),
-        UsersCommand::List { file } => list(&file),
+        } => add(&file, &required(username)?, roles, disabled, &cost, config),
+        UsersCommand::Disable { file, username } => set_status(&file, &required(username)?, Status::Disabled),
+        UsersCommand::Enable { file, username } => set_status(&file, &required(username)?, Status::Active),
+        UsersCommand::Remove { file, username } => remove(&file, &required(username)?),
+        UsersCommand::List { file } => match file {
+            Some(file) => list(&file),
+            None => bail!("users list: give the users FILE (or --table NAME)"),
+        },
         UsersCommand::Import { .. } => bail!("users import runs from `run`"),
     }
+}
+
+/// The username a file edit needs (FILE USERNAME; only `--table` edits take one argument).
+fn required(username: Option<String>) -> anyhow::Result<String> {
+    username.ok_or_else(|| anyhow::anyhow!("give the users FILE and the USERNAME (or --table NAME USERNAME)"))
 }
 
 /// `users hash`: the `user_hash` of USERNAME under the configured key.
@@ -238,7 +272,7 @@ fn add(
 
 /// A new user's record: the password read and hashed at `cost`, refused when the server's
 /// `policy` would deny the hash.
-fn new_record(
+pub(super) fn new_record(
     roles: Vec<String>,
     disabled: bool,
     cost: &super::HashArgs,
@@ -302,7 +336,7 @@ fn set_status(file: &Path, username: &str, status: Status) -> anyhow::Result<()>
     Ok(())
 }
 
-fn status_name(status: Status) -> &'static str {
+pub(super) fn status_name(status: Status) -> &'static str {
     match status {
         Status::Active => "ACTIVE",
         Status::Disabled => "DISABLED",
@@ -335,7 +369,7 @@ fn list(file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list_row(name: &str, rec: &UserRecord) -> String {
+pub(super) fn list_row(name: &str, rec: &UserRecord) -> String {
     // A hand-edited file may hold escapes the server refuses: show, never interpret.
     let name = authserver_core::names::escape_for_display(name);
     let (algorithm, cost) = authserver_core::StoredHash::parse(&rec.password_hash, &LIST_POLICY).map_or_else(

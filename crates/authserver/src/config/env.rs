@@ -23,6 +23,7 @@ pub const ALIASES: &[(&str, &str)] = &[
         "log.user_hash_key_secret_id",
     ),
     ("AUTHSERVER_REGULATION_TABLE", "regulation.dynamodb_table"),
+    ("AUTHSERVER_USERS_TABLE", "users_table.name"),
     // The stage's log retention, which the template passes to the compliance function.
     (
         "AUTHSERVER_COMPLIANCE_LOG_RETENTION_DAYS",

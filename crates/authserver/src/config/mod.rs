@@ -23,6 +23,7 @@
 //! - `server`: `[server]` and `[tls]`.
 //! - `store`: `[store]`, `[hash]` and `[cache]`.
 //! - `observability`: `[log]`, `[telemetry]`, `[audit]` and `[admin]`.
+//! - `users_table`: `[users_table]`, the DynamoDB users store.
 //! - `aws`: `[lambda]` with [`LambdaMode`], `[regulation]`, `[rotation]` and `[compliance]`.
 //! - `oauth_aws`: `[oauth_aws]`, the OAuth issuer's signing keys and token-id store on AWS.
 
@@ -35,6 +36,7 @@ mod observability;
 mod server;
 mod store;
 mod unknown;
+mod users_table;
 
 pub use aws::{
     ComplianceSettings, LambdaMode, LambdaSettings, MAX_SETTLE_SECONDS, RegulationSettings, RotationSettings,
@@ -49,6 +51,7 @@ pub use observability::{
 pub use server::{ServerSettings, TlsSettings};
 pub use store::{CacheSettings, HashSettings, StoreKind, StoreSettings};
 pub use unknown::EnvWarning;
+pub use users_table::UsersTableSettings;
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -65,6 +68,8 @@ pub struct Settings {
     pub server: ServerSettings,
     /// Credential store.
     pub store: StoreSettings,
+    /// The DynamoDB users store (`store.kind = "dynamodb"`).
+    pub users_table: UsersTableSettings,
     /// Argon2id policy and the verification limiter.
     pub hash: HashSettings,
     /// Verified-credential cache.
@@ -142,6 +147,8 @@ impl Settings {
         self.tls.validate()?;
         self.check_plaintext()?;
         self.store.validate()?;
+        self.users_table
+            .validate(self.store.kind == StoreKind::Dynamodb)?;
         self.lambda.validate()?;
         self.log.validate()?;
         self.rotation.validate()?;

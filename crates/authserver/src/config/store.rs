@@ -14,13 +14,15 @@ pub enum StoreKind {
     File,
     /// One AWS Secrets Manager secret.
     SecretsManager,
+    /// A DynamoDB table, one item per user (`[users_table]`).
+    Dynamodb,
 }
 
 /// `[store]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
-    /// `file` or `secrets_manager`.
+    /// `file`, `secrets_manager` or `dynamodb`.
     pub kind: StoreKind,
     /// Users file for the file store.
     pub file: PathBuf,

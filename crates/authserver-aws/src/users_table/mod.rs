@@ -1,0 +1,85 @@
+//! The DynamoDB users store: one item per user, for user counts past what one Secrets Manager
+//! secret holds (64 KB ≈ 370 users at the default cost).
+//!
+//! Behaviour:
+//! - **One item per user**, in the users file's entry format ([`item`]); partition key
+//!   `username`. A version item (key `:version`, never a username) counts the CLI's writes.
+//! - **Lookup on a miss.** A request's user is read with one strongly consistent `GetItem`
+//!   when the entry cache does not hold a current entry; the answer is a one-user view
+//!   (`Snapshot::into_view`), so the Basic-auth decision code is the file store's and the
+//!   secret's. The entry cache is an LRU of at most `entry_capacity` views.
+//! - **Unknown users** are answered by an empty view whose dummy hash runs at the dearest cost
+//!   read so far (at least the default cost): the same verification, the same denial. Absent
+//!   answers are never cached: a negative cache would keep denying a user just added until it
+//!   expired, and timing does not need one (the decision path pads denials by the lookup time
+//!   too, so an uncached user's `GetItem` is not what tells it from a cached one).
+//! - **Pickup.** The version item is read (strongly consistent) at most every `version_poll`,
+//!   by the first request after that interval (no background task: Lambda freezes those); a
+//!   new version makes every cached entry stale, and each is read again on its next use. A
+//!   write through the CLI is therefore in force for every request that starts more than
+//!   `version_poll` plus one round trip after the write returned. Writes made around the CLI
+//!   (console, scripts) do not bump the version: `entry_ttl` bounds those.
+//! - **Outage.** A failed call is retried (request path: 2 attempts), then cached entries keep
+//!   answering, even stale ones, for `max_stale` from the first failure; users not cached get
+//!   503 with `Retry-After`. Calls are tried again at most once a second meanwhile. Past
+//!   `max_stale`, or when the table never answered, everything is 503, as with the secret.
+//! - **Refused entries** (hash outside the policy, unknown attribute, bad name) deny their user
+//!   like an unknown one and are logged with the keyed `user_hash`, never the hash.
+//! - **Argon2id only.** Legacy hashes (bcrypt, SHA-crypt) are refused whatever `hash.legacy`
+//!   says: their pacing would need the whole store's cost classes, which no view has.
+//! - **Writes** ([`UsersTable`]) are conditional (`attribute_not_exists` / `attribute_exists`;
+//!   status changes update one attribute), then bump the version. `BatchWriteItem` is only for
+//!   the bulk load of new users.
+//! - **Not here:** rotation. Service accounts rotate through Secrets Manager versions
+//!   (`AWSPENDING` / `AWSPREVIOUS`); a table has no versions, so no pending or previous
+//!   password is accepted beside the current one.
+
+pub mod item;
+mod source;
+mod state;
+mod table;
+
+pub use item::{Item, ItemError};
+pub use source::UsersTableStore;
+pub use table::{BATCH, Page, UsersTable, WriteError};
+
+use crate::retry::RetryPolicy;
+use authserver_core::HashPolicy;
+use std::time::Duration;
+
+/// Plain configuration of a [`UsersTableStore`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsersTableConfig {
+    /// Entries (one-user views) kept per instance.
+    pub entry_capacity: usize,
+    /// Longest an entry serves without being read again, version unchanged.
+    pub entry_ttl: Duration,
+    /// Shortest time between two reads of the version item.
+    pub version_poll: Duration,
+    /// How long cached entries keep answering after the table stopped answering.
+    pub max_stale: Duration,
+    /// The hash policy every entry must meet (`legacy` is always off for a table).
+    pub policy: HashPolicy,
+}
+
+impl UsersTableConfig {
+    /// The documented defaults: 10 000 entries, entry TTL 5 min, version poll 5 s, max stale
+    /// 60 min.
+    pub fn new(policy: HashPolicy) -> Self {
+        Self {
+            entry_capacity: 10_000,
+            entry_ttl: Duration::from_secs(300),
+            version_poll: Duration::from_secs(5),
+            max_stale: Duration::from_secs(3600),
+            policy,
+        }
+    }
+}
+
+/// Retries on the request path: one more attempt, soon, so a throttled or lost call costs the
+/// request tens of milliseconds, not seconds (the CLI keeps [`RetryPolicy::default`]).
+pub const REQUEST_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 2,
+    base_delay: Duration::from_millis(20),
+    max_delay: Duration::from_millis(50),
+};

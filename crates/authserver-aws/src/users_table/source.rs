@@ -1,0 +1,298 @@
+//! [`UsersTableStore`]: the users table as a [`SnapshotSource`] of one-user views.
+
+use super::item::record_of;
+use super::state::{Cached, State};
+use super::{UsersTable, UsersTableConfig};
+use crate::retry::CallError;
+use authserver_core::{
+    Clock, Lookup, Snapshot, SnapshotSource, StoreCounters, StoreDocument, StoreStatus, Unavailable,
+    UserHasher,
+};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// The users table as a credential store: each request's user is read with one `GetItem` on an
+/// entry-cache miss and answered from a view holding only that user. See the module docs of
+/// [`super`] for the contract.
+#[derive(Debug, Clone)]
+pub struct UsersTableStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    table: UsersTable,
+    config: UsersTableConfig,
+    hasher: UserHasher,
+    clock: Arc<dyn Clock>,
+    /// The one generation all views share (see `Snapshot::into_view`).
+    generation: u64,
+    state: Mutex<State>,
+    /// A version read is under way: other requests go on with what is known.
+    polling: AtomicBool,
+    reads: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl UsersTableStore {
+    /// A store over `table`. Nothing is read until [`UsersTableStore::refresh`] or the first
+    /// request.
+    pub fn new(
+        table: UsersTable,
+        mut config: UsersTableConfig,
+        hasher: UserHasher,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        // Argon2id only: denial pacing learns a store's legacy (bcrypt, SHA-crypt) cost classes
+        // from the snapshot's generation, which every view shares, so a legacy class would be
+        // known only if the first view seen held it, and a slower bcrypt user could then be told
+        // apart by timing. A table is never re-hashed from the request path either.
+        config.policy.legacy = false;
+        let state = Mutex::new(State::new(config.entry_capacity));
+        Self {
+            shared: Arc::new(Shared {
+                table,
+                config,
+                hasher,
+                clock,
+                generation: Snapshot::reserve_generation(),
+                state,
+                polling: AtomicBool::new(false),
+                reads: AtomicU64::new(0),
+                errors: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Reads the table version now (start-up, tests); the error is also logged and kept for
+    /// `/ready`.
+    pub async fn refresh(&self) -> Result<u64, CallError> {
+        let result = self.shared.table.version().await;
+        let now = self.shared.clock.now();
+        let mut state = self.shared.lock();
+        state.polled_at = Some(now);
+        match result {
+            Ok(version) => {
+                if state.version != Some(version) {
+                    tracing::debug!(table = self.shared.table.name(), version, "users table version");
+                }
+                state.version = Some(version);
+                self.shared.confirm(&mut state, now);
+                Ok(version)
+            }
+            Err(e) => {
+                self.shared.fail(&mut state, now, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Entries held in the entry cache.
+    pub fn cached_entries(&self) -> usize {
+        self.shared.lock().entries.len()
+    }
+
+    async fn lookup(&self, user: &str) -> Result<Arc<Snapshot>, Unavailable> {
+        let now = self.shared.clock.now();
+        let poll = {
+            let state = self.shared.lock();
+            state.poll_due(now, self.shared.config.version_poll) && !state.backing_off(now)
+        };
+        if poll && !self.shared.polling.swap(true, Ordering::AcqRel) {
+            let _ = self.refresh().await;
+            self.shared.polling.store(false, Ordering::Release);
+        }
+        let now = self.shared.clock.now();
+        {
+            let mut state = self.shared.lock();
+            if let Some(u) = state.unavailable(now, self.shared.config.max_stale) {
+                return Err(u);
+            }
+            if let Some(view) = state.fresh(user, now, self.shared.config.entry_ttl) {
+                return Ok(view);
+            }
+            if state.backing_off(now) {
+                return state.last_good(user).ok_or(Unavailable {
+                    retry_after: super::state::PROBE_EVERY,
+                });
+            }
+        }
+        self.read(user).await
+    }
+
+    /// One `GetItem` for `user`: its view (or the unknown-user view), or on failure its last
+    /// good view, or unavailable.
+    async fn read(&self, user: &str) -> Result<Arc<Snapshot>, Unavailable> {
+        self.shared.reads.fetch_add(1, Ordering::Relaxed);
+        let result = self.shared.table.get(user).await;
+        let now = self.shared.clock.now();
+        let mut state = self.shared.lock();
+        let item = match result {
+            Ok(item) => item,
+            Err(e) => {
+                self.shared.fail(&mut state, now, &e);
+                return state.last_good(user).ok_or(Unavailable {
+                    retry_after: super::state::PROBE_EVERY,
+                });
+            }
+        };
+        self.shared.confirm(&mut state, now);
+        let version = state.version.unwrap_or(0);
+        let Some(item) = item else {
+            // Absent: nothing is cached (no negative cache), the stale entry goes.
+            state.entries.pop(user);
+            return self.shared.unknown_view(&state);
+        };
+        let view = match self.shared.view_of(user, &item, &mut state) {
+            Some(view) => view,
+            None => return self.shared.unknown_view(&state),
+        };
+        state.entries.put(
+            user.to_owned(),
+            Cached {
+                view: view.clone(),
+                read_at: now,
+                version,
+            },
+        );
+        Ok(view)
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves at worst an entry missing or a health field
+        // behind: the next read puts it right.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn label(&self, state: &State) -> String {
+        format!("{}@{}", self.table.name(), state.version.unwrap_or(0))
+    }
+
+    fn confirm(&self, state: &mut State, now: Instant) {
+        if state.confirmed(now) {
+            tracing::info!(table = self.table.name(), "users table reachable again");
+        }
+    }
+
+    fn fail(&self, state: &mut State, now: Instant, error: &CallError) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if state.failed(now, error.to_string()) {
+            tracing::warn!(
+                table = self.table.name(),
+                error = %error,
+                max_stale_s = self.config.max_stale.as_secs(),
+                "users table read failed: cached entries keep answering until max_stale, others 503"
+            );
+        }
+    }
+
+    /// The view holding `user`'s entry, or `None` when the entry is refused (denied like an
+    /// unknown user, logged with the user's keyed hash).
+    fn view_of(&self, user: &str, item: &super::Item, state: &mut State) -> Option<Arc<Snapshot>> {
+        let refuse = |problem: String| {
+            tracing::warn!(
+                table = self.table.name(),
+                user_hash = %self.hasher.hash(user),
+                problem,
+                "users table entry refused: that user is denied"
+            );
+        };
+        let record = match record_of(item) {
+            Ok(record) => record,
+            Err(e) => {
+                refuse(e.to_string());
+                return None;
+            }
+        };
+        let doc = StoreDocument::from([(user.to_owned(), record)]);
+        let snapshot = match Snapshot::build(doc, &self.config.policy, self.label(state)) {
+            Ok(s) => s,
+            Err(e) => {
+                refuse(e.log_safe(|u| self.hasher.hash(u)));
+                return None;
+            }
+        };
+        if let Some(r) = snapshot.refused().first() {
+            refuse(r.problem.to_string());
+            return None;
+        }
+        if let Some(cost) = snapshot
+            .user(user)
+            .map(|u| u.hash.cost())
+            .filter(|c| !c.is_legacy())
+        {
+            let work = |c: authserver_core::Cost| u64::from(c.m_kib) * u64::from(c.t);
+            if work(cost) > work(state.top_cost) {
+                state.top_cost = cost;
+            }
+        }
+        Some(Arc::new(snapshot.into_view(self.generation, state.top_cost)))
+    }
+
+    /// The view of a user the table does not hold: empty, its dummy at the dearest cost read.
+    fn unknown_view(&self, state: &State) -> Result<Arc<Snapshot>, Unavailable> {
+        let empty = Snapshot::build(StoreDocument::new(), &self.config.policy, self.label(state));
+        // An empty document has no entry to refuse, so this never fails; were it to, 503.
+        let empty = empty.map_err(|_| Unavailable {
+            retry_after: super::state::PROBE_EVERY,
+        })?;
+        Ok(Arc::new(empty.into_view(self.generation, state.top_cost)))
+    }
+}
+
+impl SnapshotSource for UsersTableStore {
+    /// The unknown-user view (no user): what status, metrics and scans see. Requests go
+    /// through [`SnapshotSource::current_for`].
+    fn current(&self) -> Result<Arc<Snapshot>, Unavailable> {
+        let now = self.shared.clock.now();
+        let state = self.shared.lock();
+        if let Some(u) = state.unavailable(now, self.shared.config.max_stale) {
+            return Err(u);
+        }
+        self.shared.unknown_view(&state)
+    }
+
+    fn current_for<'a>(&'a self, username: &'a str) -> Lookup<'a> {
+        let now = self.shared.clock.now();
+        {
+            let mut state = self.shared.lock();
+            if let Some(u) = state.unavailable(now, self.shared.config.max_stale) {
+                return Lookup::Ready(Err(u));
+            }
+            if !state.poll_due(now, self.shared.config.version_poll)
+                && let Some(view) = state.fresh(username, now, self.shared.config.entry_ttl)
+            {
+                return Lookup::Ready(Ok(view));
+            }
+        }
+        Lookup::Fetch(Box::pin(self.lookup(username)))
+    }
+
+    fn status(&self) -> StoreStatus {
+        let now = self.shared.clock.now();
+        let state = self.shared.lock();
+        StoreStatus {
+            kind: "dynamodb",
+            version: state.version.map(|_| self.shared.label(&state)),
+            users: state.entries.len(),
+            refused: 0,
+            age_seconds: state
+                .confirmed_at
+                .map_or(0, |at| now.saturating_duration_since(at).as_secs()),
+            ready: state.confirmed_at.is_some()
+                && state.unavailable(now, self.shared.config.max_stale).is_none(),
+            last_error: state.last_error.clone(),
+        }
+    }
+
+    fn counters(&self) -> StoreCounters {
+        StoreCounters {
+            refreshes: self.shared.reads.load(Ordering::Relaxed),
+            fetch_errors: self.shared.errors.load(Ordering::Relaxed),
+            reload_stalls: 0,
+        }
+    }
+}

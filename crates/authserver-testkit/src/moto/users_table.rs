@@ -1,0 +1,83 @@
+//! The DynamoDB users table on moto: a table shaped like the template's, a bulk load of
+//! numbered users, and latency percentiles for the figures the tests print.
+
+use authserver_aws::UsersTable;
+use authserver_aws::users_table::BATCH;
+use authserver_core::{Status, UserRecord};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use std::time::{Duration, Instant};
+
+/// A DynamoDB client for moto (the environment's credentials, as `start_aws_env` exports).
+pub async fn client(url: &str) -> aws_sdk_dynamodb::Client {
+    authserver_aws::dynamodb_client(&authserver_aws::sdk_config(Some(url)).await)
+}
+
+/// A new users table (partition key `username`, on demand), named uniquely.
+pub async fn create(c: &aws_sdk_dynamodb::Client) -> String {
+    let name = format!("users-{}", super::unique());
+    c.create_table()
+        .table_name(&name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("username")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("username")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    name
+}
+
+/// The name of user `i` of a bulk load.
+pub fn name(i: usize) -> String {
+    format!("user-{i:07}")
+}
+
+/// Loads users `0..count` (all ACTIVE, role `reader`, the one `hash`) with `BatchWriteItem`,
+/// `parallel` batches at a time; returns how long it took.
+pub async fn load(table: &UsersTable, count: usize, hash: &str, parallel: usize) -> Duration {
+    let record = UserRecord {
+        password_hash: hash.to_owned(),
+        status: Status::Active,
+        roles: vec!["reader".to_owned()],
+        password_changed_at: None,
+        delivery_secret_id: None,
+    };
+    let start = Instant::now();
+    let batches: Vec<Vec<(String, UserRecord)>> = (0..count)
+        .collect::<Vec<_>>()
+        .chunks(BATCH)
+        .map(|c| c.iter().map(|i| (name(*i), record.clone())).collect())
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for batch in batches {
+        if tasks.len() >= parallel.max(1) {
+            tasks.join_next().await.unwrap().unwrap();
+        }
+        let table = table.clone();
+        tasks.spawn(async move { table.put_batch(&batch).await.unwrap() });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    start.elapsed()
+}
+
+/// The `p`-th percentile (0–100) of `samples` (sorted in place), in milliseconds.
+pub fn percentile_ms(samples: &mut [Duration], p: f64) -> f64 {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * p / 100.0).round() as usize;
+    samples.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
