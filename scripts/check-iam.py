@@ -27,6 +27,8 @@ cfn-lint and checkov check the shape of a policy, not whether it can ever apply.
    would let a compromised function add itself a user); UsersTableOperatorPolicy allows every call
    `authserver users ... --table` makes. The calls are read from crates/authserver-aws/src/
    users_table/table.rs (SDK builder names), the request path's from source.rs's use of it.
+5. The OAuth issuer's calls against ProxyRole's OAuthRuntimePolicy and the signing key's key policy
+   (scripts/check_iam_oauth.py), under every parameter set that turns OAuth on.
 
 The template is resolved the way CloudFormation would for one parameter set (defaults, then a
 parameter file in the AWS CLI format) by scripts/cfn_resolve.py.
@@ -50,6 +52,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cfn_resolve import ACCOUNT, Stack, load_param_file, load_template, policies, statements  # noqa: E402
+import check_iam_oauth  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy/aws/authserver.yaml"
@@ -59,7 +62,7 @@ TEMPLATE = ROOT / "deploy/aws/authserver.yaml"
 JUSTIFIED = [
     ("MALFORMED", r".*", r"AssumeRolePolicyDocument", r".*", "neither Resource nor NotResource",
      "a trust policy has no Resource element: the role itself is the resource (IAM User Guide)"),
-    ("RESOURCE_STAR", r"SecretsKey|DataKey", r"KeyPolicy", r".*", "",
+    ("RESOURCE_STAR", r"SecretsKey|DataKey|OAuthSigningKey", r"KeyPolicy", r".*", "",
      "in a key policy Resource '*' means this key and nothing else (KMS Developer Guide, key policies)"),
     ("MISMATCHED_TYPE", r"DataKey", r"KeyPolicy", r"CloudWatchLogsOfThisServiceOnly", "ArnLike",
      "kms:EncryptionContext:aws:logs:arn holds the log group ARN; CloudWatch Logs documents ArnLike/ArnEquals on it"),
@@ -149,6 +152,20 @@ NEGATIVES = {
         "                     dynamodb:Scan, dynamodb:BatchWriteItem]\n",
         "                     dynamodb:BatchWriteItem]\n",
         "UsersTableOperatorPolicy does not allow dynamodb:Scan"),
+    # OAuth (issue 14): a condition key Sign has and GetPublicKey lacks, an algorithm the code does not
+    # send, and a key policy that forgets the role.
+    "signing-keys-on-getpublickey": (
+        "              Action: kms:Sign\n              Resource: !GetAtt OAuthSigningKey.Arn\n",
+        "              Action: [kms:Sign, kms:GetPublicKey]\n              Resource: !GetAtt OAuthSigningKey.Arn\n",
+        "kms:MessageType is not a condition key of kms:GetPublicKey"),
+    "oauth-sign-algorithm-not-sent": (
+        "                  kms:MessageType: RAW\n                  kms:SigningAlgorithm: !If [OAuthKmsEcc, ECDSA_SHA_256, RSASSA_PKCS1_V1_5_SHA_256]\n            - !Ref 'AWS::NoValue'",
+        "                  kms:MessageType: RAW\n                  kms:SigningAlgorithm: RSASSA_PSS_SHA_256\n            - !Ref 'AWS::NoValue'",
+        "OAuthRuntimePolicy does not allow kms:Sign"),
+    "oauth-key-policy-without-role": (
+        "          - Sid: SignOnlyByTheProxyFunction\n            Effect: Allow\n            Principal: {AWS: !GetAtt ProxyRole.Arn}\n",
+        "          - Sid: SignOnlyByTheProxyFunction\n            Effect: Allow\n            Principal: {AWS: !GetAtt OperatorRole.Arn}\n",
+        "key policy does not allow kms:Sign to ProxyRole"),
     "parliament-unknown-action": (
         "                Action: lambda:InvokeFunction\n                Resource: [!GetAtt RotationFunction.Arn",
         "                Action: lambda:InvokeFunctions\n                Resource: [!GetAtt RotationFunction.Arn",
@@ -430,6 +447,7 @@ def check_set(tpl, label, params, region, sar, used):
     bad, justified, n_stmt, n_keys = version_description_findings(stack, label), 0, 0, 0
     bad += rotation_role_findings(stack, label, rotation_calls())
     bad += users_table_findings(stack, label, users_table_calls())
+    bad += check_iam_oauth.findings(stack, label, check_iam_oauth.oauth_calls(), _condition_holds, _matches)
     for logical, where, doc in docs:
         # Sid per statement: parliament reports findings per statement; map them back by Sid.
         for issue, sid, detail in run_parliament(doc):
@@ -523,7 +541,9 @@ def _everything_on(tmp):
         "EdgeProtection": "cloudfront", "SlackWorkspaceId": "T0123456789", "SlackChannelId": "C0123456789",
         "UserAdminPrincipalArn": "arn:aws:iam::123456789012:role/identity-admin",
         "SecretReplicaRegion": "us-west-2", "UsersStore": "table",
-        "SecretReplicaKmsKeyArn": "arn:aws:kms:us-west-2:123456789012:key/0123abcd-4567-89ab-cdef-0123456789ab"}
+        "SecretReplicaKmsKeyArn": "arn:aws:kms:us-west-2:123456789012:key/0123abcd-4567-89ab-cdef-0123456789ab",
+        "OAuthSigner": "kms", "EnableJwtAuthorizer": "true", "OAuthAudience": "https://api.example.com",
+        "ProtectedBackendUrl": "https://backend.example.com"}
     p.write_text(json.dumps([{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]))
     return str(p)
 

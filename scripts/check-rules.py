@@ -38,6 +38,16 @@ NEGATIVES = {
         "us-east-1", {"SecretReplicaRegion": "us-east-1",
                       "SecretReplicaKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/0123abcd-4567-89ab-cdef-0123456789ab"},
         "SecretReplicaNeedsKeyAndOtherRegion"),
+    "oauth-secrets-manager-without-secret": (
+        "us-east-1", {"OAuthSigner": "secrets_manager"}, "OAuthSecretsManagerNeedsKeySecret"),
+    "jwt-authorizer-without-signer": (
+        "us-east-1", {"EnableJwtAuthorizer": "true", "OAuthAudience": "https://api.example.com",
+                      "ProtectedBackendUrl": "https://backend.example.com"},
+        "JwtAuthorizerNeedsIssuerAudienceBackend"),
+    "jwt-authorizer-without-audience": (
+        "us-east-1", {"EnableJwtAuthorizer": "true", "OAuthSigner": "kms",
+                      "ProtectedBackendUrl": "https://backend.example.com"},
+        "JwtAuthorizerNeedsIssuerAudienceBackend"),
 }
 
 

@@ -100,6 +100,11 @@ done
 check "cfn-lint $MAIN_TEMPLATE with all options on (cloudfront, Shield, authorizer, VPC, alerts)" \
   "$VENV/bin/cfn-lint" "$MAIN_TEMPLATE" --regions us-east-1 --parameter-files "$TMP/lint-all-options.json"
 
+# OAuth with the Secrets Manager key set and the JWT authorizer (all-options has the KMS key).
+"$PY" "$DEPLOYCHECK" params-lintfile "$MAIN_TEMPLATE" "$FIXTURES/oauth-secrets-manager.json" "$TMP/lint-oauth-sm.json"
+check "cfn-lint $MAIN_TEMPLATE with OAuth on a Secrets Manager key set and the JWT authorizer" \
+  "$VENV/bin/cfn-lint" "$MAIN_TEMPLATE" --regions us-east-1 --parameter-files "$TMP/lint-oauth-sm.json"
+
 # Disaster recovery (docs/runbooks/disaster-recovery.md): the primary replicates its secret to
 # the standby region and blocks addresses at a REST API edge with WAF; the standby reuses the
 # replicated secrets and does not rotate them (the primary does).
@@ -113,7 +118,8 @@ done
 mkdir -p "$TMP/checkov"
 CHECKOV_VARIANTS=(default)
 cp "$MAIN_TEMPLATE" "$TMP/checkov/default.yaml"
-for pf in "${PARAM_FILES[@]}" "$FIXTURES/all-options.json" "$FIXTURES/dr-primary.json" "$FIXTURES/dr-standby.json"; do
+for pf in "${PARAM_FILES[@]}" "$FIXTURES/all-options.json" "$FIXTURES/dr-primary.json" "$FIXTURES/dr-standby.json" \
+          "$FIXTURES/oauth-secrets-manager.json"; do
   v=$(basename "$pf" .json)
   "$PY" "$DEPLOYCHECK" params-render "$MAIN_TEMPLATE" "$pf" "$TMP/checkov/$v.yaml"
   CHECKOV_VARIANTS+=("$v")
@@ -135,7 +141,8 @@ check "checkov: every inline skip in $MAIN_TEMPLATE is justified and still neede
 # ---- IAM semantics: what cfn-lint and checkov cannot see (docs/deployment.md, "Verified how")
 check "check-iam.py: parliament and SAR condition keys, default + every parameter set (0 unjustified)" \
   "$PY" scripts/check-iam.py --template "$MAIN_TEMPLATE" \
-  "${PARAM_FILES[@]}" "$FIXTURES/all-options.json" "$FIXTURES/dr-primary.json" "$FIXTURES/dr-standby.json"
+  "${PARAM_FILES[@]}" "$FIXTURES/all-options.json" "$FIXTURES/dr-primary.json" "$FIXTURES/dr-standby.json" \
+  "$FIXTURES/oauth-secrets-manager.json"
 for c in $("$PY" scripts/check-iam.py --list-negatives); do
   check "check-iam.py rejects: $c" "$PY" scripts/check-iam.py --negative "$c"
 done
@@ -143,7 +150,8 @@ done
 # ---- Template Rules: CloudFormation evaluates them only at deploy time
 check "check-rules.py: every template Rule holds for default + every parameter set" \
   "$PY" scripts/check-rules.py --template "$MAIN_TEMPLATE" \
-  "${PARAM_FILES[@]}" "$FIXTURES/all-options.json" "$FIXTURES/dr-primary.json" "$FIXTURES/dr-standby.json"
+  "${PARAM_FILES[@]}" "$FIXTURES/all-options.json" "$FIXTURES/dr-primary.json" "$FIXTURES/dr-standby.json" \
+  "$FIXTURES/oauth-secrets-manager.json"
 for c in $("$PY" scripts/check-rules.py --list-negatives); do
   check "check-rules.py refuses: $c" "$PY" scripts/check-rules.py --negative "$c"
 done

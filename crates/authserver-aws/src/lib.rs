@@ -10,6 +10,8 @@
 //!   deployment's alarms, the names a composite rule refers to).
 //! - [`compliance`]: the compliance check of a deployment (controls, evidence, CIS references)
 //!   and the `ComplianceViolations` metric.
+//! - [`oauth`]: the OAuth issuer on AWS: [`oauth::KmsSigner`] and [`oauth::SecretKeySigner`]
+//!   (token signing keys on a publish-before-sign schedule) and [`oauth::DynamoDbJtiStore`].
 //! - [`regulation`]: [`DynamoDbRegulation`], brute-force regulation state shared by a fleet.
 //! - [`retry`]: bounded retries with exponential backoff and jitter; AWS errors reduced to
 //!   loggable, secret-free [`CallError`]s.
@@ -27,6 +29,7 @@ pub mod alarms;
 pub mod client;
 pub mod cloudwatch;
 pub mod compliance;
+pub mod oauth;
 pub mod regulation;
 pub mod retry;
 pub mod rotation;

@@ -28,6 +28,8 @@
 //!   or never answer, and swapping a state's regulation backend.
 //! - [`kubelet`]: a Secret volume as the kubelet lays it out and swaps it (`..data`).
 //! - [`tls`]: self-signed certificates.
+//! - [`oauth_aws`]: signing keys for the OAuth signer tests (a fixed test-only RSA key, fresh P-256
+//!   keys), JWS signing inputs, and verification from a published JWK with ring.
 //! - [`hash`]: cheap hash costs and policies, so tests hash in microseconds.
 //! - [`access`]: access rules in process: a state with rules, `/auth/forward` from a peer.
 //! - [`users`]: users documents and files with distinctive plaintexts, settings over them.
@@ -50,6 +52,7 @@ pub mod logs;
 pub mod moto;
 pub mod nginx;
 pub mod oauth;
+pub mod oauth_aws;
 pub mod process;
 pub mod skip;
 pub mod tls;

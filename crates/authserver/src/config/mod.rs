@@ -27,12 +27,14 @@
 //! - `rules`: `[rules]`, where the access rules file is.
 //! - `oauth`: `[oauth]`, the OAuth 2.0 issuer.
 //! - `aws`: `[lambda]` with [`LambdaMode`], `[regulation]`, `[rotation]` and `[compliance]`.
+//! - `oauth_aws`: `[oauth_aws]`, the OAuth issuer's signing keys and token-id store on AWS.
 
 mod aws;
 mod env;
 mod error;
 mod net;
 mod oauth;
+mod oauth_aws;
 mod observability;
 mod rules;
 mod server;
@@ -47,6 +49,7 @@ pub use env::ALIASES;
 pub use error::ConfigError;
 pub use net::{AdminListen, HeaderSetting, OptionalHeader, TrustedProxies, parse_net};
 pub use oauth::{JtiBackend, OAuthSettings};
+pub use oauth_aws::{KmsKeySetting, OAuthAwsSettings, OAuthSigner};
 pub use observability::{
     AccessLog, AdminSettings, AuditSettings, DEFAULT_ADMIN_LISTEN, LogFormat, LogSettings, TelemetrySettings,
 };
@@ -99,6 +102,8 @@ pub struct Settings {
     pub rules: RulesSettings,
     /// The OAuth 2.0 client-credentials issuer (off while `oauth.issuer` is empty).
     pub oauth: OAuthSettings,
+    /// The OAuth issuer's signing keys and token-id store on AWS.
+    pub oauth_aws: OAuthAwsSettings,
     /// `AUTHSERVER_*` variables that were ignored: not a setting (and not a Kubernetes
     /// service link). Not a key: filled by the environment engine on load.
     #[serde(skip)]
@@ -159,6 +164,7 @@ impl Settings {
         self.rotation.validate()?;
         self.check_settle()?;
         self.oauth.validate()?;
+        self.oauth_aws.validate()?;
         self.compliance.validate()
     }
 
