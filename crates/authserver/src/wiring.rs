@@ -1,6 +1,6 @@
 //! Builds the running server's parts from settings: store, authenticator, limiter, state.
 
-use crate::config::{Settings, StoreKind};
+use crate::config::{OAuthSigner, Settings, StoreKind};
 use crate::decide::Gate;
 use crate::http::AppState;
 use crate::limiter::HashLimiter;
@@ -134,10 +134,11 @@ pub fn build_with(
         legacy_not_rehashed: Default::default(),
     };
     let mut tasks = tasks;
-    let oauth = crate::oauth::from_settings(&settings.oauth)?.map(|(issuer, reload)| {
-        tasks.push(reload);
-        issuer
-    });
+    let oauth =
+        crate::oauth::from_settings(&settings.oauth, oauth_aws_ports(&settings)?)?.map(|(issuer, reload)| {
+            tasks.extend(reload);
+            issuer
+        });
     let (rules, watcher) = access_rules(&settings)?;
     tasks.extend(watcher);
     let telemetry = crate::telemetry::Telemetry::new(&settings, emf);
@@ -155,6 +156,30 @@ pub fn build_with(
         tasks,
         secrets,
     })
+}
+
+/// The AWS signer (KMS or a Secrets Manager key set) and DynamoDB jti store of `[oauth_aws]`,
+/// when OAuth is on and they are configured. A signer that cannot load stops the start (as a
+/// broken local key set does): an issuer without a key would answer every token request 500.
+fn oauth_aws_ports(settings: &Settings) -> anyhow::Result<crate::oauth::Ports> {
+    let aws = &settings.oauth_aws;
+    if !settings.oauth.enabled() || (aws.signer == OAuthSigner::Local && aws.jti_table.is_empty()) {
+        return Ok(crate::oauth::Ports::default());
+    }
+    let (endpoint, choice, retain, table) = (
+        settings.store.endpoint_url.clone(),
+        aws.signer_choice(),
+        aws.retain_retired(),
+        aws.jti_table.clone(),
+    );
+    block_on_aws(async move {
+        let sdk = authserver_aws::sdk_config(Some(&endpoint)).await;
+        let signer = authserver_aws::oauth::build_signer(&sdk, &choice, retain)
+            .await
+            .context("OAuth signing key on AWS")?;
+        let jti = (!table.is_empty()).then(|| authserver_aws::oauth::build_jti_store(&sdk, &table));
+        Ok(crate::oauth::Ports { signer, jti })
+    })?
 }
 
 /// The access rules of `rules.file` and their watcher; none when unset. A file that cannot be

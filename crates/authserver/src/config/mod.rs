@@ -163,9 +163,25 @@ impl Settings {
         self.log.validate()?;
         self.rotation.validate()?;
         self.check_settle()?;
-        self.oauth.validate()?;
+        self.oauth.validate(self.oauth_aws.signer == OAuthSigner::Local)?;
         self.oauth_aws.validate()?;
+        self.check_oauth_retention()?;
         self.compliance.validate()
+    }
+
+    /// A retired AWS signing key must stay in JWKS until the last token it signed expired.
+    fn check_oauth_retention(&self) -> Result<(), ConfigError> {
+        let needed = self.oauth.token_lifetime_seconds + self.oauth.skew_seconds + 60;
+        if self.oauth.enabled()
+            && self.oauth_aws.signer != OAuthSigner::Local
+            && self.oauth_aws.retain_retired_seconds < needed
+        {
+            return ConfigError::invalid(
+                "oauth_aws.retain_retired_seconds",
+                "must be at least oauth.token_lifetime_seconds + oauth.skew_seconds + 60 (a retired key's last tokens must still verify)",
+            );
+        }
+        Ok(())
     }
 
     /// Plain HTTP only on loopback, unless TLS is configured or plaintext explicitly allowed;

@@ -72,7 +72,9 @@ impl OAuthSettings {
     }
 
     /// Checks the keys (only when enabled: the defaults must load).
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// `local_keys`: whether the local key set signs (`oauth_aws.signer = "local"`); with an
+    /// AWS signer `keys_dir` is not needed.
+    pub fn validate(&self, local_keys: bool) -> Result<(), ConfigError> {
         if !self.enabled() {
             return Ok(());
         }
@@ -103,7 +105,7 @@ impl OAuthSettings {
                 "must be at most 300",
             ),
             (
-                self.keys_dir.as_os_str().is_empty(),
+                local_keys && self.keys_dir.as_os_str().is_empty(),
                 "oauth.keys_dir",
                 "must name the key set directory",
             ),
@@ -145,9 +147,17 @@ mod tests {
 
     #[test]
     fn off_by_default_and_each_bad_key_is_named() {
-        assert!(OAuthSettings::default().validate().is_ok());
-        assert!(on().validate().is_ok());
-        let key = |s: OAuthSettings| super::super::error::invalid_key(s.validate());
+        assert!(OAuthSettings::default().validate(true).is_ok());
+        assert!(on().validate(true).is_ok());
+        let no_dir = OAuthSettings {
+            keys_dir: PathBuf::new(),
+            ..on()
+        };
+        assert!(
+            no_dir.validate(false).is_ok(),
+            "an AWS signer needs no local key set"
+        );
+        let key = |s: OAuthSettings| super::super::error::invalid_key(s.validate(true));
         assert_eq!(
             key(OAuthSettings {
                 issuer: "http://auth.example.com".into(),

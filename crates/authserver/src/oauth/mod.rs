@@ -38,22 +38,39 @@ pub const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);
 /// reload task) and the configured jti store. Needs a Tokio runtime.
 pub fn from_settings(
     s: &crate::config::OAuthSettings,
-) -> anyhow::Result<Option<(std::sync::Arc<Issuer>, tokio::task::JoinHandle<()>)>> {
+    ports: Ports,
+) -> anyhow::Result<Option<(std::sync::Arc<Issuer>, Option<tokio::task::JoinHandle<()>>)>> {
     use std::sync::Arc;
     if !s.enabled() {
         return Ok(None);
     }
     let retention = s.token_lifetime_seconds + s.skew_seconds;
-    let signer = Arc::new(signer::LocalSigner::open(s.keys_dir.clone(), retention)?);
-    let reload = spawn_key_reload(Arc::clone(&signer));
-    let jti: Arc<dyn authserver_core::oauth::JtiStore> = match s.jti_store {
-        crate::config::JtiBackend::Memory => Arc::new(jti::MemoryJtiStore::default()),
-        crate::config::JtiBackend::File => Arc::new(
+    let (signer, reload): (Arc<dyn authserver_core::oauth::TokenSigner>, _) = match ports.signer {
+        Some(signer) => (signer, None),
+        None => {
+            let local = Arc::new(signer::LocalSigner::open(s.keys_dir.clone(), retention)?);
+            let reload = spawn_key_reload(Arc::clone(&local));
+            (local, Some(reload))
+        }
+    };
+    let jti: Arc<dyn authserver_core::oauth::JtiStore> = match (ports.jti, &s.jti_store) {
+        (Some(jti), _) => jti,
+        (None, crate::config::JtiBackend::Memory) => Arc::new(jti::MemoryJtiStore::default()),
+        (None, crate::config::JtiBackend::File) => Arc::new(
             jti::FileJtiStore::open(&s.jti_file)
                 .map_err(|e| anyhow::anyhow!("oauth.jti_file {}: {e}", s.jti_file.display()))?,
         ),
     };
     Ok(Some((Arc::new(Issuer::new(s.clone(), signer, jti)), reload)))
+}
+
+/// Adapters built elsewhere (AWS: `[oauth_aws]`) that replace the local key set or jti store.
+#[derive(Default)]
+pub struct Ports {
+    /// Signs instead of the local key set.
+    pub signer: Option<std::sync::Arc<dyn authserver_core::oauth::TokenSigner>>,
+    /// Remembers jtis instead of `oauth.jti_store`.
+    pub jti: Option<std::sync::Arc<dyn authserver_core::oauth::JtiStore>>,
 }
 
 /// Re-reads the local key set every [`KEY_RELOAD`] (a failed read keeps the keys in service
