@@ -274,6 +274,11 @@ async fn bearer_tokens_pass_forward_and_validate_and_revoked_ones_do_not() {
     assert_eq!(fwd.headers["remote-user"], BASIC_CLIENT);
     assert_eq!(fwd.headers["remote-groups"], "");
     assert_eq!(fwd.headers["remote-scopes"], "read write");
+    // A Basic user's 200 carries the scopes header too, empty: a proxy copying it must never
+    // pass on what the client sent (or Caddy's literal placeholder) as the identity's scopes.
+    let plain = get(&state, "/auth/forward", Some(&basic_client(PLAIN_USER, PLAIN_PW))).await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert_eq!(plain.headers["remote-scopes"], "");
     assert_eq!(
         post(&state, "/auth/validate", Some(&bearer), "").await.status,
         StatusCode::OK

@@ -38,17 +38,20 @@ pub fn challenge(state: &AppState, headers: &HeaderMap, mut response: Response) 
     response
 }
 
-/// The scopes of a bearer attempt, space-separated, in the configured header (none for Basic).
-pub fn scopes_header(state: &AppState, attempt: &Attempt, response: &mut Response) {
+/// The scopes of a bearer attempt, space-separated, in the configured header: present on every
+/// 200 while OAuth is on, empty for Basic users and bypassed requests. An absent header would let
+/// a proxy that copies it pass on what the client sent, or (Caddy's `copy_headers`) its literal
+/// placeholder, where the upstream expects the identity's scopes.
+pub fn scopes_header(state: &AppState, scopes: &[String], response: &mut Response) {
     let Some(issuer) = state.oauth.as_deref() else {
         return;
     };
-    if attempt.scopes.is_empty() {
+    if response.status() != StatusCode::OK {
         return;
     }
     let name: HeaderName = issuer.settings.forward_scopes_header.name().clone();
     // Scopes are RFC 6749 scope tokens (printable ASCII, checked on load): always a value.
-    if let Ok(value) = HeaderValue::try_from(attempt.scopes.join(" ")) {
+    if let Ok(value) = HeaderValue::try_from(scopes.join(" ")) {
         response.headers_mut().insert(name, value);
     }
 }

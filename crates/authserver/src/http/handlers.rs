@@ -70,7 +70,8 @@ pub async fn forward(
 ) -> Response {
     let peer = peer.map(|p| p.0);
     let routed = super::access::route(&state, &headers, &uri, &method, peer);
-    if let Some(answer) = routed.as_ref().and_then(|r| r.early(&state.settings.server)) {
+    if let Some(mut answer) = routed.as_ref().and_then(|r| r.early(&state.settings.server)) {
+        super::bearer::scopes_header(&state, &[], &mut answer);
         return answer;
     }
     let attempt = run(&state, &headers, peer).await;
@@ -82,7 +83,7 @@ pub async fn forward(
             for (name, value) in identity {
                 response.headers_mut().insert(name, value);
             }
-            super::bearer::scopes_header(&state, &attempt, &mut response);
+            super::bearer::scopes_header(&state, &attempt.scopes, &mut response);
         } else {
             // The store refuses names and roles that cannot be header values, so this is a bug
             // or a store that skipped validation: never let the proxy through without the
