@@ -303,3 +303,70 @@ async fn a_version_that_goes_back_revives_entries_read_before_the_write() {
         "alice was disabled through the CLI path 2.5 s ago (version_poll = 1 s)"
     );
 }
+
+/// A server (or a Lambda instance) started while the table does not answer (not created yet,
+/// IAM or the VPC endpoint not in place yet, a DynamoDB blip during init) is unavailable, and
+/// `current_for` then answers 503 from the state alone, before any call: the table is never
+/// read again, so the process stays 503 for good once the table is back. The same state is
+/// reached by any outage longer than `max_stale` ("past max_stale ... 503, as with the
+/// secret" — but the secret store keeps probing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_started_without_the_table_never_reads_it_again() {
+    let url = or_skip!(moto::url(
+        "a_store_that_started_without_the_table_never_reads_it_again"
+    ));
+    let c = ut::client(&url).await;
+    // The table the server is configured with does not exist yet.
+    let scratch = ut::create(&c).await;
+    c.delete_table().table_name(&scratch).send().await.unwrap();
+    let mut s = settings(std::path::Path::new("/nonexistent"));
+    s.store.kind = StoreKind::Dynamodb;
+    s.store.endpoint_url = url.clone();
+    s.users_table.name = scratch.clone();
+    s.users_table.version_poll_seconds = 1;
+    s.hash.policy = policy();
+    let state = authserver::wiring::build(s).unwrap().state;
+    assert!(!state.gate.store.status().ready, "no table: not ready");
+    let alice = basic("alice", "alice-pw");
+    assert_eq!(call(&state, &alice).await, StatusCode::SERVICE_UNAVAILABLE);
+
+    // The table appears (same name) with alice in it.
+    c.create_table()
+        .table_name(&scratch)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("username")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("username")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let table = UsersTable::new(c.clone(), &scratch);
+    table
+        .add("alice", &record("alice-pw", Status::Active))
+        .await
+        .unwrap();
+    table.bump_version().await.unwrap();
+
+    // Retry-After said 1 s; give it five times that, one request a second.
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        answers.push(call(&state, &alice).await);
+    }
+    assert_eq!(
+        answers.last(),
+        Some(&StatusCode::OK),
+        "the table answers again for 5 s; the server answered {answers:?} (never retried it)"
+    );
+}
