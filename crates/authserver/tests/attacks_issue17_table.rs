@@ -370,3 +370,30 @@ async fn a_store_that_started_without_the_table_never_reads_it_again() {
         "the table answers again for 5 s; the server answered {answers:?} (never retried it)"
     );
 }
+
+/// One failed `GetItem` for one username (here held past the SDK's attempt timeouts; in
+/// DynamoDB a `ThrottlingException` on a hot key, which any client can cause by hammering one
+/// username) is taken for a table outage: the whole store backs off, and every user not in the
+/// entry cache gets 503 although the table answers for them. An unauthenticated client that
+/// gets one such failure a second keeps every uncached user out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failed_read_for_one_username_503s_every_uncached_user() {
+    let url = or_skip!(moto::url(
+        "one_failed_read_for_one_username_503s_every_uncached_user"
+    ));
+    let (_table, relay, state) = rig(&url).await;
+    assert_eq!(
+        call(&state, &basic("nobody", "x")).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    relay.hold(Hold::Matching(br#"{"S":"hot-key"}"#.to_vec()));
+    let attacker = call(&state, &basic("hot-key", "x")).await;
+    assert_eq!(attacker, StatusCode::SERVICE_UNAVAILABLE, "the held read failed");
+    // The table answers every other key, at once.
+    assert_eq!(
+        call(&state, &basic("alice", "alice-pw")).await,
+        StatusCode::OK,
+        "alice's item is readable; the store answered 503 from the other user's failure"
+    );
+}
