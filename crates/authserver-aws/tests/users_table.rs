@@ -282,7 +282,7 @@ async fn logs_carry_no_hash_password_or_username() {
     assert!(store.current_for("someone-private").resolve().await.is_err());
     let text = logs.text();
     assert!(
-        text.contains("users table entry refused") && text.contains("users table read failed"),
+        text.contains("users table entry refused") && text.contains("users table GetItem failed"),
         "{text}"
     );
     for secret in [&good, &weak, bcrypt, "s3cret", "-private", "argon2id"] {

@@ -136,6 +136,7 @@ fn record(pw: &str, status: Status) -> UserRecord {
         roles: vec!["ops".into()],
         password_changed_at: None,
         delivery_secret_id: None,
+        oauth: None,
     }
 }
 
