@@ -33,7 +33,8 @@
 //!   table: the first success ends it. Past `max_stale`, or when the table never answered,
 //!   everything else is 503, as with the secret.
 //! - **Refused entries** (hash outside the policy, unknown attribute, bad name) deny their user
-//!   like an unknown one and are logged with the keyed `user_hash`, never the hash.
+//!   like an unknown one and are logged with the keyed `user_hash`, never the hash, at most
+//!   once per `entry_ttl` per user (they are not cached, so every request reads them again).
 //! - **Argon2id only.** Legacy hashes (bcrypt, SHA-crypt) are refused whatever `hash.legacy`
 //!   says: their pacing would need the whole store's cost classes, which no view has.
 //! - **Writes** ([`UsersTable`]) are conditional (`attribute_not_exists` / `attribute_exists`;

@@ -249,32 +249,17 @@ impl Shared {
     /// The view holding `user`'s entry, or `None` when the entry is refused (denied like an
     /// unknown user, logged with the user's keyed hash).
     fn view_of(&self, user: &str, item: &super::Item, state: &mut State) -> Option<Arc<Snapshot>> {
-        let refuse = |problem: String| {
-            tracing::warn!(
-                table = self.table.name(),
-                user_hash = %self.hasher.hash(user),
-                problem,
-                "users table entry refused: that user is denied"
-            );
-        };
         let record = match record_of(item) {
             Ok(record) => record,
-            Err(e) => {
-                refuse(e.to_string());
-                return None;
-            }
+            Err(e) => return self.refuse(state, user, e.to_string()),
         };
         let doc = StoreDocument::from([(user.to_owned(), record)]);
         let snapshot = match Snapshot::build(doc, &self.config.policy, self.label(state)) {
             Ok(s) => s,
-            Err(e) => {
-                refuse(e.log_safe(|u| self.hasher.hash(u)));
-                return None;
-            }
+            Err(e) => return self.refuse(state, user, e.log_safe(|u| self.hasher.hash(u))),
         };
         if let Some(r) = snapshot.refused().first() {
-            refuse(r.problem.to_string());
-            return None;
+            return self.refuse(state, user, r.problem.to_string());
         }
         if let Some(cost) = snapshot
             .user(user)
@@ -287,6 +272,22 @@ impl Shared {
             }
         }
         Some(Arc::new(snapshot.into_view(self.generation, state.top_cost)))
+    }
+
+    /// Logs a refused entry (keyed `user_hash`, never the hash) at most once per `entry_ttl`
+    /// per user: refused entries are not cached, so each of that user's requests reads it
+    /// again, and any client can send those. Always `None` (the user is denied).
+    fn refuse(&self, state: &mut State, user: &str, problem: String) -> Option<Arc<Snapshot>> {
+        let now = self.clock.now();
+        if state.refusal_log_due(user, now, self.config.entry_ttl) {
+            tracing::warn!(
+                table = self.table.name(),
+                user_hash = %self.hasher.hash(user),
+                problem,
+                "users table entry refused: that user is denied"
+            );
+        }
+        None
     }
 
     /// The view of a user the table does not hold: empty, its dummy at the dearest cost read.

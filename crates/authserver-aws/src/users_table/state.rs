@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 /// between), so an outage is probed once a second instead of once per request.
 pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 
-/// Per-key back-off entries kept: a `GetItem` failure for one username (a throttled hot key)
-/// backs off that key only, so an attacker hammering one name cannot 503 everyone else. Past
-/// this many failing keys the oldest is forgotten (then retried at once: one more call).
-const FAILED_KEYS: usize = 1024;
+/// Usernames tracked per kind (back-off after a failed `GetItem`, refused entry logged): a
+/// `GetItem` failure for one username (a throttled hot key) backs off that key only, so an
+/// attacker hammering one name cannot 503 everyone else. Past this many the oldest is
+/// forgotten (then retried, or logged, once more).
+const TRACKED_KEYS: usize = 1024;
 
 /// One cached entry: the view holding the user, when it was read and under which epoch.
 #[derive(Debug)]
@@ -49,6 +50,8 @@ pub struct State {
     pub last_error: Option<String>,
     /// When a failed `GetItem` was last logged.
     pub key_logged_at: Option<Instant>,
+    /// When each refused entry was last logged (by username; bounded like `failed_keys`).
+    pub refusals_logged: LruCache<String, Instant>,
     /// The dearest Argon2id cost read so far: unknown users' dummy runs at it.
     pub top_cost: Cost,
 }
@@ -59,13 +62,14 @@ impl State {
             entries: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
             version: None,
             epoch: 0,
-            failed_keys: LruCache::new(NonZeroUsize::new(FAILED_KEYS).unwrap_or(NonZeroUsize::MIN)),
+            failed_keys: LruCache::new(NonZeroUsize::new(TRACKED_KEYS).unwrap_or(NonZeroUsize::MIN)),
             polled_at: None,
             confirmed_at: None,
             failing_since: None,
             retry_at: None,
             last_error: None,
             key_logged_at: None,
+            refusals_logged: LruCache::new(NonZeroUsize::new(TRACKED_KEYS).unwrap_or(NonZeroUsize::MIN)),
             top_cost: Cost::DEFAULT,
         }
     }
@@ -107,6 +111,18 @@ impl State {
             self.epoch += 1;
         }
         changed
+    }
+
+    /// True when `user`'s refused entry was not logged within `every` (and notes it logged).
+    pub fn refusal_log_due(&mut self, user: &str, now: Instant, every: Duration) -> bool {
+        let due = self
+            .refusals_logged
+            .get(user)
+            .is_none_or(|at| now.saturating_duration_since(*at) >= every);
+        if due {
+            self.refusals_logged.put(user.to_owned(), now);
+        }
+        due
     }
 
     /// True when the version is due for a read.
@@ -244,6 +260,19 @@ mod tests {
         assert!(s.set_version(0), "version item deleted: reads 0");
         assert!(s.set_version(1), "bumped back to a value already seen");
         assert!(s.fresh("alice", t0, ttl).is_none(), "read before the write");
+    }
+
+    #[test]
+    fn a_refused_entry_is_logged_once_per_interval_per_user() {
+        let (t0, ttl) = (Instant::now(), Duration::from_secs(300));
+        let mut s = State::new(4);
+        assert!(s.refusal_log_due("wendy", t0, ttl));
+        assert!(!s.refusal_log_due("wendy", t0 + Duration::from_secs(299), ttl));
+        assert!(s.refusal_log_due("tina", t0, ttl), "per user");
+        assert!(
+            s.refusal_log_due("wendy", t0 + ttl, ttl),
+            "again after the interval"
+        );
     }
 
     #[test]
