@@ -9,7 +9,8 @@
 //!   (`Snapshot::into_view`), so the Basic-auth decision code is the file store's and the
 //!   secret's. The entry cache is an LRU of at most `entry_capacity` views.
 //! - **Unknown users** are answered by an empty view whose dummy hash runs at the dearest cost
-//!   read so far (at least the default cost): the same verification, the same denial. Absent
+//!   read so far (at least the default cost, or the policy's floor `min_m_kib` at `min_t`
+//!   when dearer): the same verification, the same denial. Absent
 //!   answers are never cached: a negative cache would keep denying a user just added until it
 //!   expired, and timing does not need one (the decision path pads denials by the lookup time
 //!   too, so an uncached user's `GetItem` is not what tells it from a cached one).

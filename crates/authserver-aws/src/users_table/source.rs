@@ -52,7 +52,9 @@ impl UsersTableStore {
         // known only if the first view seen held it, and a slower bcrypt user could then be told
         // apart by timing. A table is never re-hashed from the request path either.
         config.policy.legacy = false;
-        let state = Mutex::new(State::new(config.entry_capacity));
+        let mut state = State::new(config.entry_capacity);
+        state.top_cost = super::state::dummy_floor(&config.policy);
+        let state = Mutex::new(state);
         Self {
             shared: Arc::new(Shared {
                 table,

@@ -1,7 +1,7 @@
 //! The users-table store's mutable state: the entry cache (LRU of one-user views), the table
 //! version last seen, and health (last confirmation, first failure, back-off).
 
-use authserver_core::{Cost, Snapshot, Unavailable};
+use authserver_core::{Cost, HashPolicy, Snapshot, Unavailable};
 use lru::LruCache;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -16,6 +16,25 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// attacker hammering one name cannot 503 everyone else. Past this many the oldest is
 /// forgotten (then retried, or logged, once more).
 const TRACKED_KEYS: usize = 1024;
+
+/// The cost unknown users' dummy starts at, before any user is read: the dearer of the default
+/// cost and the policy's floor (`hash.min_m_kib` at `hash.min_t`). An instance that has read no
+/// user yet (every cold Lambda) knows no other cost, and a dummy cheaper than the table's
+/// hashes would tell unknown users apart by time; set the floor to the cost users are hashed at
+/// (`hash-password --m-cost`) when that is above the default.
+pub fn dummy_floor(policy: &HashPolicy) -> Cost {
+    let floor = Cost {
+        m_kib: policy.min_m_kib,
+        t: policy.min_t,
+        p: 1,
+    };
+    let work = |c: Cost| u64::from(c.m_kib) * u64::from(c.t);
+    if work(floor) > work(Cost::DEFAULT) {
+        floor
+    } else {
+        Cost::DEFAULT
+    }
+}
 
 /// One cached entry: the view holding the user, when it was read and under which epoch.
 #[derive(Debug)]
@@ -273,6 +292,24 @@ mod tests {
             s.refusal_log_due("wendy", t0 + ttl, ttl),
             "again after the interval"
         );
+    }
+
+    #[test]
+    fn the_dummy_starts_at_the_policy_floor_when_it_is_dearer_than_the_default() {
+        let dear = HashPolicy {
+            min_m_kib: 131_072,
+            min_t: 3,
+            ..HashPolicy::default()
+        };
+        assert_eq!(
+            dummy_floor(&dear),
+            Cost {
+                m_kib: 131_072,
+                t: 3,
+                p: 1
+            }
+        );
+        assert_eq!(dummy_floor(&HashPolicy::default()), Cost::DEFAULT, "19 MiB floor");
     }
 
     #[test]
