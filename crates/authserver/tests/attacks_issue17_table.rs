@@ -65,8 +65,7 @@ impl Relay {
                     let (m, hh) = (matched.clone(), h.clone());
                     let to_up = tokio::spawn(async move {
                         let mut buf = vec![0u8; 64 * 1024];
-                        loop {
-                            let Ok(k) = cr.read(&mut buf).await else { break };
+                        while let Ok(k) = cr.read(&mut buf).await {
                             if k == 0 {
                                 break;
                             }
@@ -81,8 +80,7 @@ impl Relay {
                         }
                     });
                     let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let Ok(k) = ur.read(&mut buf).await else { break };
+                    while let Ok(k) = ur.read(&mut buf).await {
                         if k == 0 {
                             break;
                         }

@@ -70,7 +70,7 @@ fn planned(
             (
                 "users.add",
                 user.clone(),
-                Edit::Add(new_user(settings, name, &user, roles, disabled, &cost)?),
+                Edit::Add(Box::new(new_user(settings, name, &user, roles, disabled, &cost)?)),
             )
         }
         UsersCommand::Disable { file, username } => (
@@ -121,7 +121,8 @@ fn new_user(
 
 /// One user's change.
 enum Edit {
-    Add(UserRecord),
+    // Boxed: a record (208 bytes since the `oauth` field) beside one-byte variants.
+    Add(Box<UserRecord>),
     Status(Status),
     Remove,
 }
