@@ -282,10 +282,56 @@ async fn logs_carry_no_hash_password_or_username() {
     assert!(store.current_for("someone-private").resolve().await.is_err());
     let text = logs.text();
     assert!(
-        text.contains("users table entry refused") && text.contains("users table read failed"),
+        text.contains("users table entry refused") && text.contains("users table GetItem failed"),
         "{text}"
     );
     for secret in [&good, &weak, bcrypt, "s3cret", "-private", "argon2id"] {
         assert!(!text.contains(secret), "{secret} in the logs:\n{text}");
     }
+}
+
+/// `users import --replace` on the table does what it does on a users file: the new hash, the
+/// import's roles when it gives some, `passwordChangedAt` gone; status kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_credential_swaps_hash_and_roles_and_clears_changed_at() {
+    let url = or_skip!(moto::url(
+        "replace_credential_swaps_hash_and_roles_and_clears_changed_at"
+    ));
+    let c = ut::client(&url).await;
+    let table = UsersTable::new(c.clone(), ut::create(&c).await);
+    let old = authserver_core::UserRecord {
+        password_hash: hash("old", CHEAP),
+        status: Status::Disabled,
+        roles: vec!["ops".into()],
+        password_changed_at: Some(time::OffsetDateTime::UNIX_EPOCH),
+        delivery_secret_id: None,
+        oauth: None,
+    };
+    table.add("alice", &old).await.unwrap();
+    let read = |t: &UsersTable| {
+        let t = t.clone();
+        async move {
+            authserver_aws::users_table::item::record_of(&t.get("alice").await.unwrap().unwrap()).unwrap()
+        }
+    };
+    let new = hash("new", CHEAP);
+    table
+        .replace_credential("alice", new.clone(), &["admin".into()])
+        .await
+        .unwrap();
+    let r = read(&table).await;
+    assert_eq!(r.password_hash, new);
+    assert_eq!(r.roles, vec!["admin".to_owned()]);
+    assert_eq!((r.status, r.password_changed_at), (Status::Disabled, None));
+    table
+        .replace_credential("alice", old.password_hash.clone(), &[])
+        .await
+        .unwrap();
+    let r = read(&table).await;
+    assert_eq!(r.roles, vec!["admin".to_owned()], "no roles given: kept");
+    assert_eq!(r.password_hash, old.password_hash);
+    assert!(matches!(
+        table.replace_credential("nobody", new, &[]).await,
+        Err(authserver_aws::users_table::WriteError::Missing(_))
+    ));
 }

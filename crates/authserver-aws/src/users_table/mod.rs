@@ -9,22 +9,33 @@
 //!   (`Snapshot::into_view`), so the Basic-auth decision code is the file store's and the
 //!   secret's. The entry cache is an LRU of at most `entry_capacity` views.
 //! - **Unknown users** are answered by an empty view whose dummy hash runs at the dearest cost
-//!   read so far (at least the default cost): the same verification, the same denial. Absent
+//!   read so far (at least the default cost, or the policy's floor `min_m_kib` at `min_t`
+//!   when dearer): the same verification, the same denial. Absent
 //!   answers are never cached: a negative cache would keep denying a user just added until it
 //!   expired, and timing does not need one (the decision path pads denials by the lookup time
 //!   too, so an uncached user's `GetItem` is not what tells it from a cached one).
 //! - **Pickup.** The version item is read (strongly consistent) at most every `version_poll`,
 //!   by the first request after that interval (no background task: Lambda freezes those); a
-//!   new version makes every cached entry stale, and each is read again on its next use. A
-//!   write through the CLI is therefore in force for every request that starts more than
-//!   `version_poll` plus one round trip after the write returned. Writes made around the CLI
-//!   (console, scripts) do not bump the version: `entry_ttl` bounds those.
-//! - **Outage.** A failed call is retried (request path: 2 attempts), then cached entries keep
-//!   answering, even stale ones, for `max_stale` from the first failure; users not cached get
-//!   503 with `Retry-After`. Calls are tried again at most once a second meanwhile. Past
-//!   `max_stale`, or when the table never answered, everything is 503, as with the secret.
+//!   version different from the last one read (up, or down when the version item was deleted)
+//!   starts a new *epoch* and makes every cached entry stale, and each is read again on its
+//!   next use. An entry counts under the epoch its `GetItem` was *sent* in, so an answer that
+//!   left DynamoDB before a write is never current after the store saw that write's bump. A
+//!   request dropped mid-poll releases the poll (a drop guard). A write through the CLI is
+//!   therefore in force for every request that starts more than `version_poll` plus one round
+//!   trip after the write returned. Writes made around the CLI (console, scripts) do not bump
+//!   the version: `entry_ttl` bounds those (and a version item deleted and bumped back to the
+//!   same value within one poll, which no poll can see).
+//! - **Outage.** A failed call is retried (request path: 2 attempts). A failed `GetItem` backs
+//!   off that username only (its cached entry or 503 for a second; a throttled hot key must
+//!   not deny everyone) and has the next request read the version; a failed version read is
+//!   the table's failure: cached entries keep answering, even stale ones, for `max_stale` from
+//!   the first failure, users not cached get 503 with `Retry-After`, and the version is probed
+//!   at most once a second meanwhile, also past `max_stale` and after a start without the
+//!   table: the first success ends it. Past `max_stale`, or when the table never answered,
+//!   everything else is 503, as with the secret.
 //! - **Refused entries** (hash outside the policy, unknown attribute, bad name) deny their user
-//!   like an unknown one and are logged with the keyed `user_hash`, never the hash.
+//!   like an unknown one and are logged with the keyed `user_hash`, never the hash, at most
+//!   once per `entry_ttl` per user (they are not cached, so every request reads them again).
 //! - **Argon2id only.** Legacy hashes (bcrypt, SHA-crypt) are refused whatever `hash.legacy`
 //!   says: their pacing would need the whole store's cost classes, which no view has.
 //! - **Writes** ([`UsersTable`]) are conditional (`attribute_not_exists` / `attribute_exists`;

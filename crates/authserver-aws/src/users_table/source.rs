@@ -10,7 +10,10 @@ use authserver_core::{
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Shortest time between two warnings of a failed `GetItem` (counted in `fetch_errors`).
+const KEY_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The users table as a credential store: each request's user is read with one `GetItem` on an
 /// entry-cache miss and answered from a view holding only that user. See the module docs of
@@ -49,7 +52,9 @@ impl UsersTableStore {
         // known only if the first view seen held it, and a slower bcrypt user could then be told
         // apart by timing. A table is never re-hashed from the request path either.
         config.policy.legacy = false;
-        let state = Mutex::new(State::new(config.entry_capacity));
+        let mut state = State::new(config.entry_capacity);
+        state.top_cost = super::state::dummy_floor(&config.policy);
+        let state = Mutex::new(state);
         Self {
             shared: Arc::new(Shared {
                 table,
@@ -74,10 +79,9 @@ impl UsersTableStore {
         state.polled_at = Some(now);
         match result {
             Ok(version) => {
-                if state.version != Some(version) {
+                if state.set_version(version) {
                     tracing::debug!(table = self.shared.table.name(), version, "users table version");
                 }
-                state.version = Some(version);
                 self.shared.confirm(&mut state, now);
                 Ok(version)
             }
@@ -94,17 +98,9 @@ impl UsersTableStore {
     }
 
     async fn lookup(&self, user: &str) -> Result<Arc<Snapshot>, Unavailable> {
+        self.poll_if_due().await;
         let now = self.shared.clock.now();
-        let poll = {
-            let state = self.shared.lock();
-            state.poll_due(now, self.shared.config.version_poll) && !state.backing_off(now)
-        };
-        if poll && !self.shared.polling.swap(true, Ordering::AcqRel) {
-            let _ = self.refresh().await;
-            self.shared.polling.store(false, Ordering::Release);
-        }
-        let now = self.shared.clock.now();
-        {
+        let epoch = {
             let mut state = self.shared.lock();
             if let Some(u) = state.unavailable(now, self.shared.config.max_stale) {
                 return Err(u);
@@ -112,18 +108,34 @@ impl UsersTableStore {
             if let Some(view) = state.fresh(user, now, self.shared.config.entry_ttl) {
                 return Ok(view);
             }
-            if state.backing_off(now) {
-                return state.last_good(user).ok_or(Unavailable {
-                    retry_after: super::state::PROBE_EVERY,
-                });
+            if state.backing_off(now) || state.key_backing_off(user, now) {
+                return state.last_good(user).ok_or(UNAVAILABLE);
             }
-        }
-        self.read(user).await
+            // Taken before the call: see `Cached::epoch`.
+            state.epoch
+        };
+        self.read(user, epoch).await
     }
 
-    /// One `GetItem` for `user`: its view (or the unknown-user view), or on failure its last
-    /// good view, or unavailable.
-    async fn read(&self, user: &str) -> Result<Arc<Snapshot>, Unavailable> {
+    /// Reads the version when it is due, or when the store is unavailable (so that it recovers:
+    /// one probe a second, as the secret store's refresh), unless the store backs off or
+    /// another request is reading it.
+    async fn poll_if_due(&self) {
+        let now = self.shared.clock.now();
+        let due = {
+            let state = self.shared.lock();
+            let unavailable = state.unavailable(now, self.shared.config.max_stale).is_some();
+            (unavailable || state.poll_due(now, self.shared.config.version_poll)) && !state.backing_off(now)
+        };
+        // The guard clears the flag however this ends, a request dropped mid-read included.
+        if let Some(_polling) = due.then(|| Polling::start(&self.shared.polling)).flatten() {
+            let _ = self.refresh().await;
+        }
+    }
+
+    /// One `GetItem` for `user`, sent in `epoch`: its view (or the unknown-user view), or on
+    /// failure its last good view, or unavailable.
+    async fn read(&self, user: &str, epoch: u64) -> Result<Arc<Snapshot>, Unavailable> {
         self.shared.reads.fetch_add(1, Ordering::Relaxed);
         let result = self.shared.table.get(user).await;
         let now = self.shared.clock.now();
@@ -131,14 +143,12 @@ impl UsersTableStore {
         let item = match result {
             Ok(item) => item,
             Err(e) => {
-                self.shared.fail(&mut state, now, &e);
-                return state.last_good(user).ok_or(Unavailable {
-                    retry_after: super::state::PROBE_EVERY,
-                });
+                self.shared.fail_key(&mut state, user, now, &e);
+                return state.last_good(user).ok_or(UNAVAILABLE);
             }
         };
         self.shared.confirm(&mut state, now);
-        let version = state.version.unwrap_or(0);
+        state.failed_keys.pop(user);
         let Some(item) = item else {
             // Absent: nothing is cached (no negative cache), the stale entry goes.
             state.entries.pop(user);
@@ -148,15 +158,38 @@ impl UsersTableStore {
             Some(view) => view,
             None => return self.shared.unknown_view(&state),
         };
-        state.entries.put(
-            user.to_owned(),
+        state.keep(
+            user,
             Cached {
                 view: view.clone(),
                 read_at: now,
-                version,
+                epoch,
             },
         );
         Ok(view)
+    }
+}
+
+/// 503 for a user neither cached nor readable now; one probe a second.
+const UNAVAILABLE: Unavailable = Unavailable {
+    retry_after: super::state::PROBE_EVERY,
+};
+
+/// Holds [`Shared::polling`] for one version read and clears it when dropped: a request
+/// cancelled while reading the version (client gone, request timeout) must not leave it set,
+/// or no version would ever be read again and CLI writes would wait for `entry_ttl`.
+struct Polling<'a>(&'a AtomicBool);
+
+impl<'a> Polling<'a> {
+    /// `None` when another request is reading the version.
+    fn start(flag: &'a AtomicBool) -> Option<Self> {
+        (!flag.swap(true, Ordering::AcqRel)).then_some(Self(flag))
+    }
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -177,6 +210,32 @@ impl Shared {
         }
     }
 
+    /// One user's `GetItem` failed: that key backs off and the version is read next (see
+    /// [`State::key_failed`]); store health is the version read's to judge. Logged at most once
+    /// per [`KEY_LOG_EVERY`]: any client can make one key fail (throttling a hot key).
+    fn fail_key(&self, state: &mut State, user: &str, now: Instant, error: &CallError) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        state.key_failed(user, now);
+        if state.failing_since.is_some() {
+            // The version read failed too, and nothing answered since: a table outage, so the
+            // whole store backs off (one probe a second), as before.
+            self.fail(state, now, error);
+            return;
+        }
+        if state
+            .key_logged_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= KEY_LOG_EVERY)
+        {
+            state.key_logged_at = Some(now);
+            tracing::warn!(
+                table = self.table.name(),
+                error = %error,
+                "users table GetItem failed: that user gets the cached entry or 503 for 1 s; \
+                 the table version is read next to tell an outage"
+            );
+        }
+    }
+
     fn fail(&self, state: &mut State, now: Instant, error: &CallError) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         if state.failed(now, error.to_string()) {
@@ -192,32 +251,17 @@ impl Shared {
     /// The view holding `user`'s entry, or `None` when the entry is refused (denied like an
     /// unknown user, logged with the user's keyed hash).
     fn view_of(&self, user: &str, item: &super::Item, state: &mut State) -> Option<Arc<Snapshot>> {
-        let refuse = |problem: String| {
-            tracing::warn!(
-                table = self.table.name(),
-                user_hash = %self.hasher.hash(user),
-                problem,
-                "users table entry refused: that user is denied"
-            );
-        };
         let record = match record_of(item) {
             Ok(record) => record,
-            Err(e) => {
-                refuse(e.to_string());
-                return None;
-            }
+            Err(e) => return self.refuse(state, user, e.to_string()),
         };
         let doc = StoreDocument::from([(user.to_owned(), record)]);
         let snapshot = match Snapshot::build(doc, &self.config.policy, self.label(state)) {
             Ok(s) => s,
-            Err(e) => {
-                refuse(e.log_safe(|u| self.hasher.hash(u)));
-                return None;
-            }
+            Err(e) => return self.refuse(state, user, e.log_safe(|u| self.hasher.hash(u))),
         };
         if let Some(r) = snapshot.refused().first() {
-            refuse(r.problem.to_string());
-            return None;
+            return self.refuse(state, user, r.problem.to_string());
         }
         if let Some(cost) = snapshot
             .user(user)
@@ -230,6 +274,22 @@ impl Shared {
             }
         }
         Some(Arc::new(snapshot.into_view(self.generation, state.top_cost)))
+    }
+
+    /// Logs a refused entry (keyed `user_hash`, never the hash) at most once per `entry_ttl`
+    /// per user: refused entries are not cached, so each of that user's requests reads it
+    /// again, and any client can send those. Always `None` (the user is denied).
+    fn refuse(&self, state: &mut State, user: &str, problem: String) -> Option<Arc<Snapshot>> {
+        let now = self.clock.now();
+        if state.refusal_log_due(user, now, self.config.entry_ttl) {
+            tracing::warn!(
+                table = self.table.name(),
+                user_hash = %self.hasher.hash(user),
+                problem,
+                "users table entry refused: that user is denied"
+            );
+        }
+        None
     }
 
     /// The view of a user the table does not hold: empty, its dummy at the dearest cost read.
@@ -259,10 +319,12 @@ impl SnapshotSource for UsersTableStore {
         let now = self.shared.clock.now();
         {
             let mut state = self.shared.lock();
+            // Unavailable: 503 at once while backing off; otherwise the lookup probes the table.
             if let Some(u) = state.unavailable(now, self.shared.config.max_stale) {
-                return Lookup::Ready(Err(u));
-            }
-            if !state.poll_due(now, self.shared.config.version_poll)
+                if state.backing_off(now) {
+                    return Lookup::Ready(Err(u));
+                }
+            } else if !state.poll_due(now, self.shared.config.version_poll)
                 && let Some(view) = state.fresh(username, now, self.shared.config.entry_ttl)
             {
                 return Lookup::Ready(Ok(view));

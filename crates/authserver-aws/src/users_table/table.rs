@@ -157,6 +157,41 @@ impl UsersTable {
         }
     }
 
+    /// `users import --replace` on an existing user, as the file import does: the hash, the
+    /// roles when `roles` is not empty, and `passwordChangedAt` removed (the password changed
+    /// hands, not value: when it was set is unknown). Status and the rest are kept. One
+    /// conditional `UpdateItem`, so the entry is never seen half replaced.
+    pub async fn replace_credential(
+        &self,
+        username: &str,
+        hash: String,
+        roles: &[String],
+    ) -> Result<(), WriteError> {
+        let set_roles = if roles.is_empty() { "" } else { ", #r = :r" };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(key(username)))
+            .update_expression(format!("SET #h = :h{set_roles} REMOVE #c"))
+            .condition_expression("attribute_exists(#k)")
+            .expression_attribute_names("#h", "passwordHash")
+            .expression_attribute_names("#c", "passwordChangedAt")
+            .expression_attribute_names("#k", KEY)
+            .expression_attribute_values(":h", AttributeValue::S(hash));
+        if !roles.is_empty() {
+            let list = roles.iter().map(|r| AttributeValue::S(r.clone())).collect();
+            update = update
+                .expression_attribute_names("#r", "roles")
+                .expression_attribute_values(":r", AttributeValue::L(list));
+        }
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failed(&e) => Err(WriteError::Missing(username.to_owned())),
+            Err(e) => Err(classify("UpdateItem", &e).into()),
+        }
+    }
+
     /// `users disable` / `users enable`.
     pub async fn set_status(&self, username: &str, status: Status) -> Result<(), WriteError> {
         let status = match status {

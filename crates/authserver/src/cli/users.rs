@@ -87,7 +87,8 @@ pub enum UsersCommand {
         /// Users file to import into [default: store.file].
         #[arg(long)]
         users: Option<PathBuf>,
-        /// Replace the hash of users that already exist (their status stays).
+        /// Replace the hash (and roles, when given) of users that already exist; their status
+        /// stays and their password age is cleared.
         #[arg(long)]
         replace: bool,
     },

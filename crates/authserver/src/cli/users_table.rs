@@ -70,7 +70,7 @@ fn planned(
             (
                 "users.add",
                 user.clone(),
-                Edit::Add(new_user(settings, name, &user, roles, disabled, &cost)?),
+                Edit::Add(Box::new(new_user(settings, name, &user, roles, disabled, &cost)?)),
             )
         }
         UsersCommand::Disable { file, username } => (
@@ -121,7 +121,8 @@ fn new_user(
 
 /// One user's change.
 enum Edit {
-    Add(UserRecord),
+    // Boxed: a record (208 bytes since the `oauth` field) beside one-byte variants.
+    Add(Box<UserRecord>),
     Status(Status),
     Remove,
 }
@@ -194,8 +195,9 @@ fn list(settings: &Settings, name: &str) -> anyhow::Result<()> {
 }
 
 /// `users import --table`: every entry checked first (nothing written if one is refused); new
-/// users are added conditionally, existing ones refused unless `--replace` (then their hash is
-/// swapped, status kept). Not one transaction: a conflict with another operator stops the
+/// users are added conditionally, existing ones refused unless `--replace` (then, as in a users
+/// file, their hash and given roles are replaced and `passwordChangedAt` cleared, status kept).
+/// Not one transaction: a conflict with another operator stops the
 /// import and says how many were written.
 fn import_into(
     settings: &Settings,
@@ -263,7 +265,8 @@ async fn import_entries(
     Ok((added, replaced))
 }
 
-/// Adds `entry` (false) or, when it exists and `replace`, swaps its hash (true).
+/// Adds `entry` (false) or, when it exists and `replace`, replaces its credential as the file
+/// import does (true): hash, roles when given, `passwordChangedAt` cleared; status kept.
 async fn import_one(table: &UsersTable, entry: import::Entry, replace: bool) -> anyhow::Result<bool> {
     let record = UserRecord {
         password_hash: entry.hash.clone(),
@@ -276,7 +279,7 @@ async fn import_one(table: &UsersTable, entry: import::Entry, replace: bool) -> 
     match table.add(&entry.username, &record).await {
         Ok(()) => Ok(false),
         Err(authserver_aws::users_table::WriteError::Exists(user)) if replace => {
-            table.set(&user, "passwordHash", entry.hash).await?;
+            table.replace_credential(&user, entry.hash, &entry.roles).await?;
             Ok(true)
         }
         Err(authserver_aws::users_table::WriteError::Exists(user)) => {

@@ -34,12 +34,12 @@ pub use issuer::{Issuer, TokenResponse};
 /// within this; the publish lead is an hour by default, so 30 s costs nothing).
 pub const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The issuer and its key-reload task (`None` when there is nothing to reload).
+pub type Standalone = (std::sync::Arc<Issuer>, Option<tokio::task::JoinHandle<()>>);
+
 /// The standalone issuer from `[oauth]` (`None` when it is off): the local key set (with its
 /// reload task) and the configured jti store. Needs a Tokio runtime.
-pub fn from_settings(
-    s: &crate::config::OAuthSettings,
-    ports: Ports,
-) -> anyhow::Result<Option<(std::sync::Arc<Issuer>, Option<tokio::task::JoinHandle<()>>)>> {
+pub fn from_settings(s: &crate::config::OAuthSettings, ports: Ports) -> anyhow::Result<Option<Standalone>> {
     use std::sync::Arc;
     if !s.enabled() {
         return Ok(None);
