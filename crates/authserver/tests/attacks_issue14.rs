@@ -1,0 +1,223 @@
+//! Attacks on the OAuth 2.0 issuer (issue 14), by an attacker independent of its authors. Each
+//! test states the secure behaviour; a failing test is a finding (see the attack report).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use authserver::http::{AppState, app};
+use authserver::wiring::build;
+use authserver_testkit::oauth::*;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    bytes: Vec<u8>,
+    body: serde_json::Value,
+}
+
+async fn send(state: &Arc<AppState>, req: Request<Body>) -> Answer {
+    let res = app(state.clone()).oneshot(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: serde_json::from_slice(&bytes).unwrap_or_default(),
+        bytes,
+    }
+}
+
+async fn post(state: &Arc<AppState>, path: &str, auth: Option<&str>, form: &str) -> Answer {
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(a) = auth {
+        req = req.header(header::AUTHORIZATION, a);
+    }
+    send(state, req.body(Body::from(form.to_owned())).unwrap()).await
+}
+
+async fn get(state: &Arc<AppState>, path: &str, auth: Option<&str>) -> Answer {
+    let mut req = Request::builder().method(Method::GET).uri(path);
+    if let Some(a) = auth {
+        req = req.header(header::AUTHORIZATION, a);
+    }
+    send(state, req.body(Body::empty()).unwrap()).await
+}
+
+fn state(f: &OAuthFixture) -> Arc<AppState> {
+    build(settings(f)).unwrap().state
+}
+
+async fn basic_token(state: &Arc<AppState>) -> String {
+    let auth = basic_client(BASIC_CLIENT, BASIC_SECRET);
+    let a = post(state, "/oauth/token", Some(&auth), "grant_type=client_credentials").await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    a.body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The users file with `BASIC_CLIENT`'s entry changed by `f`.
+fn edit_users(fx: &OAuthFixture, f: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&fx.users).unwrap()).unwrap();
+    f(doc.as_object_mut().unwrap());
+    std::fs::write(&fx.users, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+}
+
+/// The fixture's one signing key (PEM path) and its kid.
+fn server_key(f: &OAuthFixture) -> (std::path::PathBuf, String) {
+    let list = authserver::oauth::keyset::read_manifest(&f.keys).unwrap();
+    let kid = list[0].kid.clone();
+    (f.keys.join(format!("{kid}.pem")), kid)
+}
+
+/// Finding: disabling (or deleting) a client does not stop the access tokens it already holds.
+/// Its Basic password stops at once, its secret can no longer get a token, but every token it
+/// got keeps passing `/auth/forward` (and introspects `active: true`) until `exp`, up to
+/// `token_lifetime_seconds` (configurable to 24 h). The only way to cut a compromised client off
+/// is to find and revoke each of its tokens (it would have to be done with its own credentials:
+/// revocation is owner-only), or to remove the signing key for everyone.
+#[tokio::test]
+async fn a_disabled_or_deleted_client_loses_its_tokens() {
+    let f = fixture();
+    let token = basic_token(&state(&f)).await;
+    let bearer = format!("Bearer {token}");
+    // The operator disables the client (`users disable`): the store now says DISABLED.
+    edit_users(&f, |m| {
+        m.get_mut(BASIC_CLIENT).unwrap()["status"] = "DISABLED".into();
+    });
+    let disabled = state(&f);
+    let auth = basic_client(BASIC_CLIENT, BASIC_SECRET);
+    let refused = post(&disabled, "/oauth/token", Some(&auth), "grant_type=client_credentials").await;
+    assert_ne!(refused.status, StatusCode::OK, "a disabled client gets no new token");
+    let forward = get(&disabled, "/auth/forward", Some(&bearer)).await;
+    assert_eq!(
+        forward.status,
+        StatusCode::UNAUTHORIZED,
+        "a DISABLED client's token still passes /auth/forward as Remote-User {:?}",
+        forward.headers.get("remote-user")
+    );
+    // Deleted outright: same.
+    edit_users(&f, |m| {
+        m.remove(BASIC_CLIENT);
+    });
+    let deleted = state(&f);
+    let forward = get(&deleted, "/auth/forward", Some(&bearer)).await;
+    assert_eq!(
+        forward.status,
+        StatusCode::UNAUTHORIZED,
+        "a DELETED client's token still passes /auth/forward as Remote-User {:?}",
+        forward.headers.get("remote-user")
+    );
+}
+
+/// Finding: a token within its skew after `exp` is still accepted (skew 30 s), but revoking it
+/// answers 200 and records nothing (`exp <= now` returns early, though the comment two lines
+/// later says the entry is kept past `exp` by the skew precisely for this case).
+#[tokio::test]
+async fn a_revoked_token_within_the_skew_is_refused() {
+    let f = fixture();
+    let state = state(&f);
+    let (pem, kid) = server_key(&f);
+    let now = authserver::oauth::signer::unix_now();
+    let claims = serde_json::json!({"iss": ISSUER, "sub": BASIC_CLIENT, "client_id": BASIC_CLIENT,
+        "aud": AUDIENCE, "scope": "read", "iat": now - 900, "exp": now - 5, "jti": "AAAAAAAAAAAAAAAAAAAAAA"});
+    let token = sign(&pem, &serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": kid}), &claims);
+    let bearer = format!("Bearer {token}");
+    assert_eq!(
+        get(&state, "/auth/forward", Some(&bearer)).await.status,
+        StatusCode::OK,
+        "precondition: 5 s past exp is within the 30 s skew"
+    );
+    let auth = basic_client(BASIC_CLIENT, BASIC_SECRET);
+    let revoked = post(&state, "/oauth/revoke", Some(&auth), &format!("token={token}")).await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert_eq!(
+        get(&state, "/auth/forward", Some(&bearer)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "revoked (200) yet still accepted"
+    );
+}
+
+/// Finding: `keys remove` of the ACTIVE key succeeds whenever any other key ever signed, and the
+/// newest older key, retired or long expired (out of the JWKS for more than the token lifetime),
+/// silently becomes the active key again: it signs at once, though no consumer's cached JWKS has
+/// it (publish-before-sign broken), and a key the operator retired is back in service.
+#[tokio::test]
+async fn removing_the_active_key_does_not_resurrect_an_expired_one() {
+    use authserver::oauth::keyset;
+    use authserver::oauth::signer::{KeyState, states, unix_now};
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let now = unix_now();
+    let day = 86_400;
+    // "old": active a day ago, retired when "new" took over 20 h ago: expired (not published).
+    keyset::add(&keys, "old", &keyset::generate_es256_pem().unwrap(), now - 2 * day, now - day).unwrap();
+    keyset::add(&keys, "new", &keyset::generate_es256_pem().unwrap(), now - day, now - 72_000).unwrap();
+    let retention = 900 + 30;
+    let sched = keyset::read_manifest(&keys).unwrap();
+    assert_eq!(states(&sched, now, retention), [KeyState::Expired, KeyState::Active]);
+
+    let out = std::process::Command::new(authserver_testkit::cli::binary())
+        .args(["keys", "remove", "new", "--dir"])
+        .arg(&keys)
+        .env_remove("AUTHSERVER_CONFIG")
+        .output()
+        .unwrap();
+    let sched = keyset::read_manifest(&keys).unwrap();
+    let after: Vec<(String, KeyState)> = sched
+        .iter()
+        .map(|k| k.kid.clone())
+        .zip(states(&sched, now, retention))
+        .collect();
+    assert!(
+        !out.status.success(),
+        "`keys remove <active>` succeeded ({}) and left {after:?}: the expired key signs again",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+}
+
+/// Finding (low): the standalone signer picks the key twice. `Issuer::issue` reads
+/// `signer.active()` for the header's `kid`, then `signer.sign()` picks "the active key now"
+/// again; at a `signs_from` instant (or a key reload in between) the header names the old key
+/// and the new key signs: a 200 token that verifies nowhere. The AWS schedule guards exactly this
+/// (`signing_key` signs with the header's kid, `SWITCH_GRACE`); the local signer does not.
+#[tokio::test]
+async fn the_key_that_signs_is_the_key_the_header_names() {
+    use authserver::oauth::keyset;
+    use authserver::oauth::signer::LocalSigner;
+    use authserver_core::oauth::TokenSigner as _;
+    use authserver_core::oauth::jwk::VerifyingKey;
+    use authserver_core::oauth::jwt::Jws;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CLOCK: AtomicU64 = AtomicU64::new(1_999);
+    fn clock() -> u64 {
+        CLOCK.load(Ordering::SeqCst)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    keyset::add(&keys, "a", &keyset::generate_es256_pem().unwrap(), 900, 1_000).unwrap();
+    keyset::add(&keys, "b", &keyset::generate_es256_pem().unwrap(), 1_000, 2_000).unwrap();
+    let signer = LocalSigner::open_with_clock(keys, 930, clock).unwrap();
+    let (kid, alg) = signer.active();
+    assert_eq!(kid, "a");
+    let header = serde_json::json!({"alg": alg.as_str(), "typ": "at+jwt", "kid": kid});
+    let input = format!("{}.{}", base64url(header.to_string().as_bytes()), base64url(b"{}"));
+    // The second ticks over between the two calls (issue() reads the clock twice).
+    CLOCK.store(2_000, Ordering::SeqCst);
+    let sig = signer.sign(input.as_bytes()).await.unwrap();
+    let token = format!("{input}.{}", base64url(&sig));
+    let published: Vec<VerifyingKey> = signer
+        .published()
+        .iter()
+        .map(|k| VerifyingKey::from_jwk(&k.jwk).unwrap())
+        .collect();
+    assert_eq!(
+        Jws::parse(&token).unwrap().verify(&published),
+        Ok(()),
+        "header kid {kid} but signed by another key: the token verifies nowhere"
+    );
+}
