@@ -221,3 +221,31 @@ async fn the_key_that_signs_is_the_key_the_header_names() {
         "header kid {kid} but signed by another key: the token verifies nowhere"
     );
 }
+
+/// Finding (low): the file jti store only drops expired ids when it is opened. While the server
+/// runs, every assertion use (token, introspection and revocation: only token issuance is
+/// rate-limited) and every revocation appends a line and fsyncs (under a std mutex, on the async
+/// worker), and nothing ever shortens the file: it grows with the process's lifetime, not with the
+/// live ids, and the next start reads all of it.
+#[tokio::test]
+async fn the_file_jti_store_does_not_grow_with_expired_ids() {
+    use authserver::oauth::jti::FileJtiStore;
+    use authserver_core::oauth::JtiStore as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jti");
+    let store = FileJtiStore::open(&path).unwrap();
+    let soon = authserver::oauth::signer::unix_now() + 1;
+    for i in 0..1_000 {
+        assert!(store.insert(&format!("assertion-{i}"), soon).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    for i in 0..1_000 {
+        store.insert(&format!("later-{i}"), soon).await.unwrap();
+    }
+    // No id is live any more (all expired), yet:
+    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+    assert!(
+        lines <= 1_000,
+        "{lines} lines in the jti file with no live id: expired ids are never dropped while running"
+    );
+}
