@@ -249,3 +249,99 @@ async fn the_file_jti_store_does_not_grow_with_expired_ids() {
         "{lines} lines in the jti file with no live id: expired ids are never dropped while running"
     );
 }
+
+/// A one-thread HTTP upstream that answers each request with its own request head (lowercased),
+/// so a test sees every header the proxy passed on.
+fn echo_upstream() -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(64) {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// Finding (high): `Remote-Scopes` is spoofable through every documented proxy configuration.
+/// docs/oauth.md tells applications a bearer token's scopes arrive in `Remote-Scopes`
+/// (`oauth.forward_scopes_header`), but docs/integrations.md's nginx block (run here as written)
+/// sets only `Remote-User` / `Remote-Groups` from authserver's answer, Caddy's `copy_headers`
+/// and Traefik's `authResponseHeaders` list only those two as well. So the application never
+/// gets authserver's scopes, and receives whatever the client sent: a token holding `read`, or a
+/// Basic user with no scopes at all, sends `Remote-Scopes: admin write` and the application
+/// sees exactly that.
+#[test]
+fn remote_scopes_cannot_be_spoofed_through_the_documented_nginx() {
+    use authserver_testkit::integrations::get as proxy_get;
+    use authserver_testkit::nginx;
+    use authserver_testkit::process::Server;
+    let bin = authserver_testkit::or_skip!(nginx::binary("remote_scopes_cannot_be_spoofed"));
+    let f = fixture();
+    let port = authserver_testkit::emulator::free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let config = f.dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[oauth]\nissuer = \"{issuer}\"\naudiences = [\"{AUDIENCE}\"]\nkeys_dir = \"{}\"\n",
+            f.keys.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_on(
+        &format!("127.0.0.1:{port}"),
+        &f.users,
+        &["--config", config.to_str().unwrap()],
+        &[("AUTHSERVER_SERVER_TRUSTED_PROXIES", "127.0.0.1")],
+    );
+    let token: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("{issuer}/oauth/token"))
+        .header("authorization", basic_client(BASIC_CLIENT, BASIC_SECRET))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&scope=read")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+
+    let echo = echo_upstream();
+    let (ports, dir) = nginx::prepare();
+    let block = nginx::render("nginx", &server.addr, &ports, dir.path());
+    let block = block.replace(&format!("127.0.0.1:{}", ports.upstream), &format!("127.0.0.1:{echo}"));
+    let proxy = nginx::start(&bin, &block, &ports, dir);
+    let url = proxy.url("/orders");
+
+    let bearer = format!("Bearer {token}");
+    let honest = proxy_get(&url, &[("authorization", &bearer)]);
+    assert_eq!(honest.status, 200, "{}", honest.body);
+    let spoofed = proxy_get(&url, &[("authorization", &bearer), ("remote-scopes", "admin write")]);
+    assert_eq!(spoofed.status, 200, "{}", spoofed.body);
+    let human = basic_client(PLAIN_USER, PLAIN_PW);
+    let basic = proxy_get(&url, &[("authorization", &human), ("remote-scopes", "admin")]);
+    assert_eq!(basic.status, 200, "{}", basic.body);
+    let spoofable = spoofed.body.contains("remote-scopes: admin") || basic.body.contains("remote-scopes: admin");
+    let delivered = honest.body.contains("remote-scopes: read");
+    assert!(
+        delivered && !spoofable,
+        "token scopes delivered: {delivered}; client-sent Remote-Scopes reaches the application: {spoofable}\n--- bearer (read) + Remote-Scopes: admin write:\n{}--- Basic human user + Remote-Scopes: admin:\n{}",
+        spoofed.body,
+        basic.body
+    );
+}
