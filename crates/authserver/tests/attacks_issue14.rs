@@ -345,3 +345,29 @@ fn remote_scopes_cannot_be_spoofed_through_the_documented_nginx() {
         basic.body
     );
 }
+
+/// Finding (high, with the nginx test above): the gRPC ext_authz answer for a bearer token sets
+/// `Remote-User` and `Remote-Groups` and nothing for the scopes: Envoy passes the client's own
+/// `Remote-Scopes` to the application unchanged, and the token's real scopes never reach it.
+#[cfg(feature = "ext-authz-grpc")]
+#[tokio::test]
+async fn grpc_ext_authz_sets_the_scopes_header_replacing_the_clients() {
+    use authserver_testkit::grpc::{Code, Listener, answer, check_request};
+    let f = fixture();
+    let st = state(&f);
+    let token = basic_token(&st).await;
+    let listener = Listener::start(st).await;
+    let bearer = format!("Bearer {token}");
+    let request = check_request(&[("authorization", &bearer), ("remote-scopes", "admin")], None);
+    let mut client = listener.client().await;
+    let a = answer(client.check(request).await.unwrap().into_inner());
+    listener.stop().await;
+    assert_eq!((a.code, a.http_status), (Code::Ok, 200));
+    assert_eq!(a.header("remote-user"), Some(BASIC_CLIENT));
+    assert_eq!(
+        a.header("remote-scopes"),
+        Some("read"),
+        "no scopes header in the OK answer ({:?}): Envoy forwards the client's `remote-scopes: admin`",
+        a.headers
+    );
+}
