@@ -371,3 +371,40 @@ async fn grpc_ext_authz_sets_the_scopes_header_replacing_the_clients() {
         a.headers
     );
 }
+
+/// Finding (medium; the spec's "regulation exactly like Basic" taken literally): anyone who
+/// knows a `private_key_jwt` client's id locks it out. Ten assertions naming it, signed with the
+/// attacker's own key (no secret involved, nothing to guess: the signature cannot be brute-forced),
+/// reach `max_user_failures`, and the real client's valid assertion is answered 429 with
+/// `Retry-After: 60` for the window: one anonymous request every 30 s keeps a machine client off
+/// the air from a single address. The same ten requests with wrong secrets do it to any secret
+/// client. Regulation by client id protects guessable secrets; here it only hands out a kill
+/// switch.
+#[tokio::test]
+async fn forged_assertions_do_not_lock_out_a_private_key_jwt_client() {
+    let f = fixture();
+    let st = state(&f);
+    let form = |a: &str| {
+        format!(
+            "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}"
+        )
+    };
+    let attacker = f.dir.path().join("attacker.pem");
+    std::fs::write(&attacker, authserver::oauth::keyset::generate_es256_pem().unwrap()).unwrap();
+    let now = authserver::oauth::signer::unix_now();
+    for i in 0..10 {
+        let claims = serde_json::json!({"iss": JWT_CLIENT, "sub": JWT_CLIENT,
+            "aud": format!("{ISSUER}/oauth/token"), "exp": now + 60, "jti": format!("forged-{i}")});
+        let forged = sign(&attacker, &serde_json::json!({"alg": "ES256", "kid": CLIENT_KID}), &claims);
+        let a = post(&st, "/oauth/token", None, &form(&forged)).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+    let legit = post(&st, "/oauth/token", None, &form(&assertion(&f, "legit-1"))).await;
+    assert_eq!(
+        legit.status,
+        StatusCode::OK,
+        "the real client, with a valid assertion, after ten forged ones: {} Retry-After {:?}",
+        String::from_utf8_lossy(&legit.bytes),
+        legit.headers.get(header::RETRY_AFTER)
+    );
+}
