@@ -408,3 +408,42 @@ async fn forged_assertions_do_not_lock_out_a_private_key_jwt_client() {
         legit.headers.get(header::RETRY_AFTER)
     );
 }
+
+/// The resource `name` of deploy/aws/authserver.yaml as text (its lines up to the next resource).
+fn template_resource(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/aws/authserver.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = format!("\n  {name}:\n");
+    let at = text.find(&start).unwrap_or_else(|| panic!("no resource {name}"));
+    let rest = &text[at + start.len()..];
+    let end = rest
+        .lines()
+        .position(|l| l.len() > 2 && l.starts_with("  ") && !l.starts_with("   ") && !l.trim_start().starts_with('#'))
+        .unwrap_or(rest.lines().count());
+    rest.lines().take(end).collect::<Vec<_>>().join("\n")
+}
+
+/// Finding (high, AWS template with EnableAuthorizer=true and EnableJwtAuthorizer=true, which no
+/// rule forbids): both routes are `HTTP_PROXY` integrations to the same `ProtectedBackendUrl`
+/// (example `https://example.com/{proxy}`: the backend cannot even tell `/protected/...` from
+/// `/api/...`), and each overwrites only its own identity headers. On `ANY /api/{proxy+}` any
+/// valid access token of any client passes the JWT authorizer and the client's own
+/// `x-authserver-user: alice` reaches the backend, which docs/deployment.md tells to take the
+/// user from `x-authserver-user`: impersonation of any human user. The other way round, a Basic
+/// user on `/protected/...` sends `x-authserver-client-id` / `x-authserver-scopes` of its choice
+/// (the Lambda authorizer's bearer scopes are not mapped either).
+#[test]
+fn every_route_to_the_protected_backend_sets_every_identity_header() {
+    for integration in ["JwtProtectedBackendIntegration", "ProtectedBackendIntegration"] {
+        let block = template_resource(integration);
+        assert!(block.contains("IntegrationUri: !Ref ProtectedBackendUrl"), "{block}");
+        for header in ["x-authserver-user", "x-authserver-client-id", "x-authserver-scopes"] {
+            assert!(
+                block.contains(&format!("'overwrite:header.{header}'"))
+                    || block.contains(&format!("'remove:header.{header}'")),
+                "{integration} neither overwrites nor removes the client's {header}: a caller of this \
+                 route chooses the {header} the shared backend sees\n{block}"
+            );
+        }
+    }
+}
