@@ -147,8 +147,9 @@ fn refusal(r: Reason, retry_after: Option<std::time::Duration>, challenge: bool)
     }
 }
 
-/// The registration of an ACTIVE client in the snapshot in service.
-fn registration(gate: &Gate, id: &str) -> Option<Arc<OAuthClient>> {
+/// The registration of an ACTIVE client in the snapshot in service (also what keeps a bearer
+/// token valid: [`super::bearer::current`]).
+pub(crate) fn registration(gate: &Gate, id: &str) -> Option<Arc<OAuthClient>> {
     let snapshot = gate.store.current().ok()?;
     let user = snapshot.user(id)?;
     (user.status == Status::Active)
@@ -198,11 +199,19 @@ async fn assertion(
         }
         Err(why) => {
             crate::telemetry::oauth::figures().client_auth_failure(why);
-            gate.regulator.failure(source, Some(&user_hash)).await;
+            // Before a valid signature there is nothing to guess (a key cannot be brute-forced)
+            // and anyone can name any client: counting those against the client id would hand
+            // out a lockout switch. They count against the source only; failures after a valid
+            // signature (audience, times, replay) come from the key holder and count per id.
+            let user = (!UNSIGNED.contains(&why)).then_some(user_hash.as_str());
+            gate.regulator.failure(source, user).await;
             Err(bad)
         }
     }
 }
+
+/// Failures of [`check_assertion`] decided before the signature was verified.
+const UNSIGNED: [&str; 3] = ["unknown_client", "wrong_method", "assertion_signature"];
 
 /// The checks of RFC 7523 §3; the failure reason is for the metric only.
 async fn check_assertion(
