@@ -229,7 +229,12 @@ impl Issuer {
     }
 
     /// RFC 8414 metadata (also served as `openid-configuration` for API Gateway's JWT
-    /// authorizer, which reads `issuer` and `jwks_uri` from it).
+    /// authorizer, which reads `issuer` and `jwks_uri` from it). Only what we do: no
+    /// `response_types_supported` (no authorization endpoint, so no response type; `["token"]`
+    /// would claim the implicit grant; RFC 8414 §2 marks it REQUIRED but §3.2 says claims with
+    /// zero elements MUST be omitted, which RFC errata 7793 resolves as "REQUIRED unless no grant
+    /// type uses the authorization endpoint"), no ID-token or subject-type fields (we issue no
+    /// ID token), and no `scopes_supported` (no deployment-wide list: scopes are per client).
     pub fn metadata(&self) -> serde_json::Value {
         let methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
         serde_json::json!({
@@ -239,14 +244,10 @@ impl Issuer {
             "introspection_endpoint": self.endpoint("/oauth/introspect"),
             "revocation_endpoint": self.endpoint("/oauth/revoke"),
             "grant_types_supported": ["client_credentials"],
-            "response_types_supported": ["token"],
             "token_endpoint_auth_methods_supported": methods,
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
             "introspection_endpoint_auth_methods_supported": methods,
             "revocation_endpoint_auth_methods_supported": methods,
-            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-            "subject_types_supported": ["public"],
-            "scopes_supported": [],
         })
     }
 }
