@@ -40,7 +40,8 @@ pub enum KeysCommand {
         #[command(flatten)]
         key: NewKey,
         /// Sign with the new key at once (signing-key compromise: consumers that cached the
-        /// JWKS reject the new tokens until they refetch it).
+        /// JWKS reject the new tokens until they refetch it). Removes every pending (`next`)
+        /// key first: written before the compromise, it would take over at its `signs_from`.
         #[arg(long)]
         immediate: bool,
     },
@@ -84,6 +85,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
         }
         KeysCommand::Rotate { key, immediate } => {
             let from = if immediate {
+                drop_pending(&dir, now)?;
                 now
             } else {
                 now + oauth.publish_lead_seconds
@@ -136,6 +138,19 @@ fn list(keys: &[Scheduled], now: u64, retention: u64) {
             k.kid, alg, state, k.created, k.signs_from
         );
     }
+}
+
+/// Removes the keys that do not sign yet (`rotate --immediate`).
+fn drop_pending(dir: &std::path::Path, now: u64) -> anyhow::Result<()> {
+    let pending: Vec<String> = keyset::read_manifest(dir)?
+        .into_iter()
+        .filter(|k| k.signs_from > now)
+        .map(|k| k.kid)
+        .collect();
+    for kid in pending {
+        remove(dir, &kid, now)?;
+    }
+    Ok(())
 }
 
 fn remove(dir: &std::path::Path, kid: &str, now: u64) -> anyhow::Result<()> {
