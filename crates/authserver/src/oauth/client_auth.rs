@@ -10,7 +10,7 @@ use super::issuer::Issuer;
 use super::signer::unix_now;
 use crate::decide::Gate;
 use authserver_core::oauth::jwt::Jws;
-use authserver_core::oauth::{AuthMethod, OAuthClient};
+use authserver_core::oauth::{AuthMethod, OAuthClient, VerifyingKey};
 use authserver_core::{Credentials, Reason, Status};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -210,6 +210,21 @@ async fn assertion(
     }
 }
 
+/// One signature verification whose answer is ignored, so an unknown client id (or one of
+/// another method) takes as long to refuse as a registered `private_key_jwt` client with a bad
+/// signature: the timing does not tell which ids are registered. The key is parsed per call like
+/// a registration's (`OAuthClient::keys`); it is RFC 7515 Appendix A.3's example P-256 key.
+fn dummy_verify(jws: &Jws<'_>) {
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256",
+        "kid": jws.header_str("kid").unwrap_or_default(),
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRjmGgsZRHv_d3KvEJSvBIZOC3vcuDozKqBoA4s"});
+    if let Ok(mut key) = VerifyingKey::from_jwk(&jwk) {
+        key.alg = jws.alg;
+        let _ = jws.verify(std::slice::from_ref(&key));
+    }
+}
+
 /// Failures of [`check_assertion`] decided before the signature was verified.
 const UNSIGNED: [&str; 3] = ["unknown_client", "wrong_method", "assertion_signature"];
 
@@ -221,8 +236,12 @@ async fn check_assertion(
     gate: &Gate,
     path: &str,
 ) -> Result<Arc<OAuthClient>, &'static str> {
-    let registration = registration(gate, id).ok_or("unknown_client")?;
+    let Some(registration) = registration(gate, id) else {
+        dummy_verify(jws);
+        return Err("unknown_client");
+    };
     if registration.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
+        dummy_verify(jws);
         return Err("wrong_method");
     }
     jws.verify(&registration.keys())
