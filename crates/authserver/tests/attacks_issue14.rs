@@ -55,7 +55,13 @@ fn state(f: &OAuthFixture) -> Arc<AppState> {
 
 async fn basic_token(state: &Arc<AppState>) -> String {
     let auth = basic_client(BASIC_CLIENT, BASIC_SECRET);
-    let a = post(state, "/oauth/token", Some(&auth), "grant_type=client_credentials").await;
+    let a = post(
+        state,
+        "/oauth/token",
+        Some(&auth),
+        "grant_type=client_credentials",
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     a.body["access_token"].as_str().unwrap().to_owned()
 }
@@ -91,8 +97,18 @@ async fn a_disabled_or_deleted_client_loses_its_tokens() {
     });
     let disabled = state(&f);
     let auth = basic_client(BASIC_CLIENT, BASIC_SECRET);
-    let refused = post(&disabled, "/oauth/token", Some(&auth), "grant_type=client_credentials").await;
-    assert_ne!(refused.status, StatusCode::OK, "a disabled client gets no new token");
+    let refused = post(
+        &disabled,
+        "/oauth/token",
+        Some(&auth),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_ne!(
+        refused.status,
+        StatusCode::OK,
+        "a disabled client gets no new token"
+    );
     let forward = get(&disabled, "/auth/forward", Some(&bearer)).await;
     assert_eq!(
         forward.status,
@@ -125,7 +141,11 @@ async fn a_revoked_token_within_the_skew_is_refused() {
     let now = authserver::oauth::signer::unix_now();
     let claims = serde_json::json!({"iss": ISSUER, "sub": BASIC_CLIENT, "client_id": BASIC_CLIENT,
         "aud": AUDIENCE, "scope": "read", "iat": now - 900, "exp": now - 5, "jti": "AAAAAAAAAAAAAAAAAAAAAA"});
-    let token = sign(&pem, &serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": kid}), &claims);
+    let token = sign(
+        &pem,
+        &serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": kid}),
+        &claims,
+    );
     let bearer = format!("Bearer {token}");
     assert_eq!(
         get(&state, "/auth/forward", Some(&bearer)).await.status,
@@ -155,11 +175,28 @@ async fn removing_the_active_key_does_not_resurrect_an_expired_one() {
     let now = unix_now();
     let day = 86_400;
     // "old": active a day ago, retired when "new" took over 20 h ago: expired (not published).
-    keyset::add(&keys, "old", &keyset::generate_es256_pem().unwrap(), now - 2 * day, now - day).unwrap();
-    keyset::add(&keys, "new", &keyset::generate_es256_pem().unwrap(), now - day, now - 72_000).unwrap();
+    keyset::add(
+        &keys,
+        "old",
+        &keyset::generate_es256_pem().unwrap(),
+        now - 2 * day,
+        now - day,
+    )
+    .unwrap();
+    keyset::add(
+        &keys,
+        "new",
+        &keyset::generate_es256_pem().unwrap(),
+        now - day,
+        now - 72_000,
+    )
+    .unwrap();
     let retention = 900 + 30;
     let sched = keyset::read_manifest(&keys).unwrap();
-    assert_eq!(states(&sched, now, retention), [KeyState::Expired, KeyState::Active]);
+    assert_eq!(
+        states(&sched, now, retention),
+        [KeyState::Expired, KeyState::Active]
+    );
 
     let out = std::process::Command::new(authserver_testkit::cli::binary())
         .args(["keys", "remove", "new", "--dir"])
@@ -205,7 +242,11 @@ async fn the_key_that_signs_is_the_key_the_header_names() {
     let (kid, alg) = signer.active();
     assert_eq!(kid, "a");
     let header = serde_json::json!({"alg": alg.as_str(), "typ": "at+jwt", "kid": kid});
-    let input = format!("{}.{}", base64url(header.to_string().as_bytes()), base64url(b"{}"));
+    let input = format!(
+        "{}.{}",
+        base64url(header.to_string().as_bytes()),
+        base64url(b"{}")
+    );
     // The second ticks over between the two calls (issue() reads the clock twice).
     CLOCK.store(2_000, Ordering::SeqCst);
     let sig = signer.sign(input.as_bytes()).await.unwrap();
@@ -324,19 +365,26 @@ fn remote_scopes_cannot_be_spoofed_through_the_documented_nginx() {
     let echo = echo_upstream();
     let (ports, dir) = nginx::prepare();
     let block = nginx::render("nginx", &server.addr, &ports, dir.path());
-    let block = block.replace(&format!("127.0.0.1:{}", ports.upstream), &format!("127.0.0.1:{echo}"));
+    let block = block.replace(
+        &format!("127.0.0.1:{}", ports.upstream),
+        &format!("127.0.0.1:{echo}"),
+    );
     let proxy = nginx::start(&bin, &block, &ports, dir);
     let url = proxy.url("/orders");
 
     let bearer = format!("Bearer {token}");
     let honest = proxy_get(&url, &[("authorization", &bearer)]);
     assert_eq!(honest.status, 200, "{}", honest.body);
-    let spoofed = proxy_get(&url, &[("authorization", &bearer), ("remote-scopes", "admin write")]);
+    let spoofed = proxy_get(
+        &url,
+        &[("authorization", &bearer), ("remote-scopes", "admin write")],
+    );
     assert_eq!(spoofed.status, 200, "{}", spoofed.body);
     let human = basic_client(PLAIN_USER, PLAIN_PW);
     let basic = proxy_get(&url, &[("authorization", &human), ("remote-scopes", "admin")]);
     assert_eq!(basic.status, 200, "{}", basic.body);
-    let spoofable = spoofed.body.contains("remote-scopes: admin") || basic.body.contains("remote-scopes: admin");
+    let spoofable =
+        spoofed.body.contains("remote-scopes: admin") || basic.body.contains("remote-scopes: admin");
     let delivered = honest.body.contains("remote-scopes: read");
     assert!(
         delivered && !spoofable,
@@ -390,12 +438,20 @@ async fn forged_assertions_do_not_lock_out_a_private_key_jwt_client() {
         )
     };
     let attacker = f.dir.path().join("attacker.pem");
-    std::fs::write(&attacker, authserver::oauth::keyset::generate_es256_pem().unwrap()).unwrap();
+    std::fs::write(
+        &attacker,
+        authserver::oauth::keyset::generate_es256_pem().unwrap(),
+    )
+    .unwrap();
     let now = authserver::oauth::signer::unix_now();
     for i in 0..10 {
         let claims = serde_json::json!({"iss": JWT_CLIENT, "sub": JWT_CLIENT,
             "aud": format!("{ISSUER}/oauth/token"), "exp": now + 60, "jti": format!("forged-{i}")});
-        let forged = sign(&attacker, &serde_json::json!({"alg": "ES256", "kid": CLIENT_KID}), &claims);
+        let forged = sign(
+            &attacker,
+            &serde_json::json!({"alg": "ES256", "kid": CLIENT_KID}),
+            &claims,
+        );
         let a = post(&st, "/oauth/token", None, &form(&forged)).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     }
@@ -418,7 +474,9 @@ fn template_resource(name: &str) -> String {
     let rest = &text[at + start.len()..];
     let end = rest
         .lines()
-        .position(|l| l.len() > 2 && l.starts_with("  ") && !l.starts_with("   ") && !l.trim_start().starts_with('#'))
+        .position(|l| {
+            l.len() > 2 && l.starts_with("  ") && !l.starts_with("   ") && !l.trim_start().starts_with('#')
+        })
         .unwrap_or(rest.lines().count());
     rest.lines().take(end).collect::<Vec<_>>().join("\n")
 }
@@ -436,8 +494,15 @@ fn template_resource(name: &str) -> String {
 fn every_route_to_the_protected_backend_sets_every_identity_header() {
     for integration in ["JwtProtectedBackendIntegration", "ProtectedBackendIntegration"] {
         let block = template_resource(integration);
-        assert!(block.contains("IntegrationUri: !Ref ProtectedBackendUrl"), "{block}");
-        for header in ["x-authserver-user", "x-authserver-client-id", "x-authserver-scopes"] {
+        assert!(
+            block.contains("IntegrationUri: !Ref ProtectedBackendUrl"),
+            "{block}"
+        );
+        for header in [
+            "x-authserver-user",
+            "x-authserver-client-id",
+            "x-authserver-scopes",
+        ] {
             assert!(
                 block.contains(&format!("'overwrite:header.{header}'"))
                     || block.contains(&format!("'remove:header.{header}'")),

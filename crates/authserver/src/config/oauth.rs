@@ -168,7 +168,12 @@ mod tests {
 
     #[test]
     fn only_a_loopback_host_may_use_http() {
-        for ok in ["http://127.0.0.1", "http://127.0.0.1:8080", "http://localhost:1/x", "http://[::1]:9"] {
+        for ok in [
+            "http://127.0.0.1",
+            "http://127.0.0.1:8080",
+            "http://localhost:1/x",
+            "http://[::1]:9",
+        ] {
             assert!(loopback_http(ok), "{ok}");
         }
         for bad in [

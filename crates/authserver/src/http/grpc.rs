@@ -158,7 +158,11 @@ impl Authorization for Check {
             // 200 here means "as the attempt says"; a 403 is the subject refusing the user.
             let verdict = routed.finish(axum::response::Response::default(), &attempt);
             if verdict.status() == StatusCode::FORBIDDEN {
-                return Ok(surface(from_http(&self.state, verdict).await, source, Some(attempt)));
+                return Ok(surface(
+                    from_http(&self.state, verdict).await,
+                    source,
+                    Some(attempt),
+                ));
             }
         }
         let response = answer(&self.state, &attempt).await;
@@ -200,7 +204,10 @@ async fn from_http(state: &AppState, http: axum::response::Response) -> CheckRes
     let (parts, body) = http.into_parts();
     if parts.status == StatusCode::OK {
         let scopes = scopes_header(state, &[]);
-        let scopes_name = scopes.as_ref().and_then(|h| h.header.as_ref()).map(|h| h.key.clone());
+        let scopes_name = scopes
+            .as_ref()
+            .and_then(|h| h.header.as_ref())
+            .map(|h| h.key.clone());
         let empty: Vec<(HeaderName, HttpValue)> = parts
             .headers
             .iter()

@@ -21,7 +21,11 @@ pub fn token<'a>(authorization: &[&'a [u8]]) -> Option<&'a str> {
 /// Decides for a bearer token. Every failure is the same denial (`Missing` for telemetry: no
 /// usable credential); which check failed goes to the `OAuthTokenValidations` metric only.
 pub async fn attempt(gate: &Gate, issuer: &Issuer, token: &str) -> Attempt {
-    match issuer.verify(token, None).await.and_then(|c| current(gate, issuer, c)) {
+    match issuer
+        .verify(token, None)
+        .await
+        .and_then(|c| current(gate, issuer, c))
+    {
         Ok(claims) => Attempt {
             decision: Decision {
                 outcome: Outcome::Allowed {
@@ -56,7 +60,7 @@ pub fn current(gate: &Gate, issuer: &Issuer, claims: AccessClaims) -> Result<Acc
         .iter()
         .all(|s| registration.scopes.iter().any(|r| r == s));
     let aud_ok = issuer.settings.audiences.first() == Some(&claims.aud)
-        || registration.audiences.iter().any(|a| *a == claims.aud);
+        || registration.audiences.contains(&claims.aud);
     if scopes_ok && aud_ok {
         Ok(claims)
     } else {

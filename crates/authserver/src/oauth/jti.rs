@@ -113,7 +113,10 @@ fn rewrite(path: &Path, ids: &Ids) -> std::io::Result<std::fs::File> {
     out.sync_all()?;
     std::fs::rename(&tmp, path)?;
     // The rename itself is durable only once the directory is synced.
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::File::open(dir)?.sync_all()?;
     std::fs::OpenOptions::new().append(true).open(path)
 }
@@ -265,9 +268,16 @@ mod tests {
         let now = unix_now();
         let mut inner = s.inner.lock().unwrap();
         for i in 0..COMPACT_MIN_LINES - 1 {
-            assert!(inner.insert(&path, key(&format!("old-{i}")), now + 1, now).unwrap());
+            assert!(
+                inner
+                    .insert(&path, key(&format!("old-{i}")), now + 1, now)
+                    .unwrap()
+            );
         }
-        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), COMPACT_MIN_LINES - 1);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+            COMPACT_MIN_LINES - 1
+        );
         // Later, all of those expired: the next line reaches the threshold and the rewrite
         // keeps only the live id.
         assert!(inner.insert(&path, key("live"), now + 600, now + 5).unwrap());
