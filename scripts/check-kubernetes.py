@@ -36,7 +36,9 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"
 CORE_API = {"v1", "apps/v1", "policy/v1", "networking.k8s.io/v1"}
-IDENTITY = {"Remote-User", "Remote-Groups"}  # server.forward_user_header, forward_roles_header
+# server.forward_user_header, forward_roles_header, oauth.forward_scopes_header: a header the
+# proxy does not replace is whatever the client sent (issue 14: Remote-Scopes).
+IDENTITY = {"Remote-User", "Remote-Groups", "Remote-Scopes"}
 # docs/performance.md: 140 MiB peak RSS under a spray with one 64 MiB verification in flight.
 OVERHEAD_MIB = 140 - 64
 PATH_FORWARD = "/auth/forward"
@@ -321,12 +323,14 @@ NEGATIVES = {
     "admin-port-mismatch": ("base/config.toml", 'listen = "0.0.0.0:9090"', 'listen = "0.0.0.0:9091"'),
     "bad-config-key": ("base/config.toml", "allow_plaintext = true", "allow_plaintext = true\nallow_plain = true"),
     "nginx-auth-url-path": ("overlays/ingress-nginx/ingress.yaml", ":8080/auth/forward", ":8080/auth"),
-    "nginx-missing-identity": ("overlays/ingress-nginx/ingress.yaml", '"Remote-User,Remote-Groups"', '"Remote-User"'),
+    "nginx-missing-identity": ("overlays/ingress-nginx/ingress.yaml", '"Remote-User,Remote-Groups,Remote-Scopes"', '"Remote-User"'),
+    "nginx-missing-scopes": ("overlays/ingress-nginx/ingress.yaml", '"Remote-User,Remote-Groups,Remote-Scopes"',
+                             '"Remote-User,Remote-Groups"'),
     "traefik-address-typo": ("overlays/traefik/middleware.yaml", "    address:", "    adress:"),
     "traefik-trust-forward": ("overlays/traefik/middleware.yaml", "    authResponseHeaders:",
                               "    trustForwardHeader: true\n    authResponseHeaders:"),
     "envoy-no-headers": ("overlays/envoy-gateway/securitypolicy.yaml", "      headersToBackend:\n"
-                         "        - Remote-User\n        - Remote-Groups\n", ""),
+                         "        - Remote-User\n        - Remote-Groups\n        - Remote-Scopes\n", ""),
     "envoy-wrong-backend": ("overlays/envoy-gateway/securitypolicy.yaml", "port: 8080", "port: 9090"),
     "gateway-route-missing": ("overlays/gateway-api/securitypolicy.yaml", "      name: app", "      name: ap"),
     "app-open-to-all": ("overlays/traefik/kustomization.yaml", "  - app-networkpolicy.yaml\n", ""),

@@ -251,6 +251,15 @@ async fn discovery_and_jwks_agree_on_the_issuer_and_hold_public_keys_only() {
     assert_eq!(a.body, b.body);
     assert_eq!(a.body["issuer"], ISSUER);
     assert_eq!(a.body["jwks_uri"], format!("{ISSUER}/.well-known/jwks.json"));
+    // Nothing we do not do (issue 14): no implicit-grant response type, no ID-token fields,
+    // no empty list (RFC 8414 §3.2).
+    for absent in [
+        "response_types_supported",
+        "id_token_signing_alg_values_supported",
+        "scopes_supported",
+    ] {
+        assert!(a.body.get(absent).is_none(), "{absent}: {}", a.body);
+    }
     let jwks = get(&state, "/.well-known/jwks.json", None).await;
     assert_eq!(jwks.headers[header::CACHE_CONTROL], "public, max-age=300");
     let key = &jwks.body["keys"][0];

@@ -40,14 +40,17 @@ pub enum KeysCommand {
         #[command(flatten)]
         key: NewKey,
         /// Sign with the new key at once (signing-key compromise: consumers that cached the
-        /// JWKS reject the new tokens until they refetch it).
+        /// JWKS reject the new tokens until they refetch it). Removes every pending (`next`)
+        /// key first: written before the compromise, it would take over at its `signs_from`.
         #[arg(long)]
         immediate: bool,
     },
     /// Every key: kid, algorithm, state (next, active, retired, expired) and times.
     List,
     /// Removes a key from the set at once (compromise: its tokens stop validating within
-    /// 30 s, the server's key reload). The active key is removed only after another signs.
+    /// 30 s, the server's key reload). The active key is never removed: `keys rotate
+    /// --immediate` first (it then is retired); removing it would put the newest older key,
+    /// retired or expired and no longer in consumers' JWKS, back in service.
     Remove {
         /// The key id.
         kid: String,
@@ -82,6 +85,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
         }
         KeysCommand::Rotate { key, immediate } => {
             let from = if immediate {
+                drop_pending(&dir, now)?;
                 now
             } else {
                 now + oauth.publish_lead_seconds
@@ -136,16 +140,31 @@ fn list(keys: &[Scheduled], now: u64, retention: u64) {
     }
 }
 
+/// Removes the keys that do not sign yet (`rotate --immediate`).
+fn drop_pending(dir: &std::path::Path, now: u64) -> anyhow::Result<()> {
+    let pending: Vec<String> = keyset::read_manifest(dir)?
+        .into_iter()
+        .filter(|k| k.signs_from > now)
+        .map(|k| k.kid)
+        .collect();
+    for kid in pending {
+        remove(dir, &kid, now)?;
+    }
+    Ok(())
+}
+
 fn remove(dir: &std::path::Path, kid: &str, now: u64) -> anyhow::Result<()> {
     let mut keys = keyset::read_manifest(dir)?;
-    let before = keys.len();
-    keys.retain(|k| k.kid != kid);
-    if keys.len() == before {
+    let Some(at) = keys.iter().position(|k| k.kid == kid) else {
         bail!("no key {kid:?} in {}", dir.display());
+    };
+    // Only the active key's state matters here (retention does not change which key is active).
+    // Without it the newest older key would sign again: retired by the operator, or expired and
+    // gone from every cached JWKS (publish-before-sign broken).
+    if states(&keys, now, 0)[at] == KeyState::Active {
+        bail!("{kid} is the active key: `keys rotate --immediate` first, then remove it");
     }
-    if !keys.iter().any(|k| k.signs_from <= now) {
-        bail!("{kid} is the only key that signs now: `keys rotate --immediate` first");
-    }
+    keys.remove(at);
     keyset::write_manifest(dir, &keys)?;
     let pem = dir.join(format!("{kid}.pem"));
     std::fs::remove_file(&pem).with_context(|| pem.display().to_string())?;

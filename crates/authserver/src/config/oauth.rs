@@ -79,9 +79,7 @@ impl OAuthSettings {
             return Ok(());
         }
         // RFC 8414 §2: an https URL with no query or fragment (http only on loopback, tests).
-        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
-        let https =
-            self.issuer.starts_with("https://") || loopback.iter().any(|p| self.issuer.starts_with(p));
+        let https = self.issuer.starts_with("https://") || loopback_http(&self.issuer);
         if !https || self.issuer.contains(['?', '#']) || self.issuer.ends_with('/') {
             return ConfigError::invalid(
                 "oauth.issuer",
@@ -110,9 +108,9 @@ impl OAuthSettings {
                 "must name the key set directory",
             ),
             (
-                self.jwks_max_age_seconds > self.publish_lead_seconds,
+                self.jwks_max_age_seconds + KEY_RELOAD_SECONDS >= self.publish_lead_seconds,
                 "oauth.jwks_max_age_seconds",
-                "must not exceed oauth.publish_lead_seconds (a cached JWKS would miss the next key)",
+                "must be below oauth.publish_lead_seconds minus the 30 s key reload (a cached JWKS would miss the next key)",
             ),
             (
                 self.jti_store == JtiBackend::File && self.jti_file.as_os_str().is_empty(),
@@ -132,6 +130,29 @@ impl OAuthSettings {
     }
 }
 
+/// How often a server re-reads the local key set (`crate::oauth::KEY_RELOAD`): a new key is in
+/// its JWKS at most this long after `keys rotate`, so a consumer's cached copy must expire that
+/// much before the key signs.
+pub const KEY_RELOAD_SECONDS: u64 = 30;
+
+/// `http://` with a loopback host (127.0.0.1, localhost, [::1]) and an optional port, by the
+/// URL's host, not a prefix: `http://127.0.0.1.evil.example` and `http://localhost@evil` are not.
+fn loopback_http(issuer: &str) -> bool {
+    let Some(rest) = issuer.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.strip_prefix("[::1]") {
+        Some(port) => ("[::1]", port),
+        None => authority.split_at(authority.find(':').unwrap_or(authority.len())),
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]") && port_ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +163,29 @@ mod tests {
             audiences: vec!["https://api.example.com".into()],
             keys_dir: "/k".into(),
             ..OAuthSettings::default()
+        }
+    }
+
+    #[test]
+    fn only_a_loopback_host_may_use_http() {
+        for ok in [
+            "http://127.0.0.1",
+            "http://127.0.0.1:8080",
+            "http://localhost:1/x",
+            "http://[::1]:9",
+        ] {
+            assert!(loopback_http(ok), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example:80",
+            "http://localhost@evil.example",
+            "http://127.0.0.1:80@evil.example",
+            "http://[::1].evil",
+            "http://127.0.0.1:",
+            "https://127.0.0.1",
+        ] {
+            assert!(!loopback_http(bad), "{bad}");
         }
     }
 
@@ -189,6 +233,16 @@ mod tests {
         assert_eq!(
             key(OAuthSettings {
                 jwks_max_age_seconds: 7200,
+                ..on()
+            }),
+            "oauth.jwks_max_age_seconds"
+        );
+        // Below the lead but not by the 30 s reload: a copy cached just before the reload
+        // could still be served when the new key signs.
+        assert_eq!(
+            key(OAuthSettings {
+                jwks_max_age_seconds: 3600 - 30,
+                publish_lead_seconds: 3600,
                 ..on()
             }),
             "oauth.jwks_max_age_seconds"

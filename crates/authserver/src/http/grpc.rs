@@ -140,7 +140,7 @@ impl Authorization for Check {
         let source = source_of(&self.state, peer, &attributes);
         let routed = super::access::route_told(&self.state, told(&self.state, peer, &attributes), source);
         if let Some(early) = routed.as_ref().and_then(|r| r.early(&self.state.settings.server)) {
-            return Ok(surface(from_http(early).await, source, None));
+            return Ok(surface(from_http(&self.state, early).await, source, None));
         }
         let timeout = Duration::from_millis(self.state.settings.server.request_timeout_ms);
         let values: Vec<&[u8]> = headers
@@ -158,7 +158,11 @@ impl Authorization for Check {
             // 200 here means "as the attempt says"; a 403 is the subject refusing the user.
             let verdict = routed.finish(axum::response::Response::default(), &attempt);
             if verdict.status() == StatusCode::FORBIDDEN {
-                return Ok(surface(from_http(verdict).await, source, Some(attempt)));
+                return Ok(surface(
+                    from_http(&self.state, verdict).await,
+                    source,
+                    Some(attempt),
+                ));
             }
         }
         let response = answer(&self.state, &attempt).await;
@@ -196,17 +200,23 @@ fn told(
 
 /// An HTTP answer of the rules (bypass 200 with empty identity headers, or 403) as a
 /// `CheckResponse`.
-async fn from_http(http: axum::response::Response) -> CheckResponse {
+async fn from_http(state: &AppState, http: axum::response::Response) -> CheckResponse {
     let (parts, body) = http.into_parts();
     if parts.status == StatusCode::OK {
+        let scopes = scopes_header(state, &[]);
+        let scopes_name = scopes
+            .as_ref()
+            .and_then(|h| h.header.as_ref())
+            .map(|h| h.key.clone());
         let empty: Vec<(HeaderName, HttpValue)> = parts
             .headers
             .iter()
             .filter(|(n, _)| !matches!(*n, &header::CONTENT_TYPE | &header::CONTENT_LENGTH))
+            .filter(|(n, _)| scopes_name.as_deref() != Some(n.as_str()))
             .map(|(n, v)| (n.clone(), v.clone()))
             .collect();
         return match <[(HeaderName, HttpValue); 2]>::try_from(empty) {
-            Ok(identity) => allowed(&identity),
+            Ok(identity) => allowed(&identity, scopes),
             // Never an OK without the (empty) identity headers the proxy copies.
             Err(_) => denied(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -321,7 +331,7 @@ async fn answer(state: &AppState, attempt: &Attempt) -> CheckResponse {
     let http = respond(&attempt.decision, attempt.retry_after, &server.realm, true);
     if let (Outcome::Allowed { roles }, Some(user)) = (&attempt.decision.outcome, &attempt.username) {
         if let Some(identity) = identity_headers(server, user, roles) {
-            return allowed(&identity);
+            return allowed(&identity, scopes_header(state, &attempt.scopes));
         }
         tracing::error!(
             user_hash = attempt.user_hash.as_deref().unwrap_or(""),
@@ -374,7 +384,15 @@ fn overwrite(name: &str, value: &[u8]) -> HeaderValueOption {
     }
 }
 
-fn allowed(identity: &[(HeaderName, HttpValue); 2]) -> CheckResponse {
+/// The scopes header while OAuth is on (as `/auth/forward`): set on every OK answer, empty for
+/// Basic users, so Envoy overwrites a client-sent `Remote-Scopes` instead of passing it on.
+fn scopes_header(state: &AppState, scopes: &[String]) -> Option<HeaderValueOption> {
+    let issuer = state.oauth.as_deref()?;
+    let name = issuer.settings.forward_scopes_header.name();
+    Some(overwrite(name.as_str(), scopes.join(" ").as_bytes()))
+}
+
+fn allowed(identity: &[(HeaderName, HttpValue); 2], scopes: Option<HeaderValueOption>) -> CheckResponse {
     CheckResponse {
         status: Some(rpc::Status {
             code: Code::Ok as i32,
@@ -384,6 +402,7 @@ fn allowed(identity: &[(HeaderName, HttpValue); 2]) -> CheckResponse {
             headers: identity
                 .iter()
                 .map(|(n, v)| overwrite(n.as_str(), v.as_bytes()))
+                .chain(scopes)
                 .collect(),
             ..Default::default()
         })),

@@ -147,8 +147,8 @@ async fn revoke_route(
     with_request(&state, peer.map(|p| p.0), &headers, &body, revoke).await
 }
 
-/// Public documents: cacheable for `jwks_max_age_seconds` (never longer than the publish lead,
-/// so a consumer's cached copy always holds the next key before it signs).
+/// Public documents: cacheable for `jwks_max_age_seconds` (below the publish lead minus the 30 s
+/// key reload, so a consumer's cached copy always holds the next key before it signs).
 fn public(state: &AppState, doc: impl FnOnce(&crate::oauth::Issuer) -> serde_json::Value) -> Response {
     let Some(issuer) = state.oauth.as_deref() else {
         return super::handlers::not_found_response();

@@ -4,6 +4,7 @@
 
 use super::issuer::Issuer;
 use crate::decide::{Attempt, Gate};
+use authserver_core::oauth::jwt::{AccessClaims, Invalid};
 use authserver_core::{CacheUse, Decision, Outcome, Reason};
 
 /// The token of a request whose one `Authorization` value uses the Bearer scheme (RFC 6750
@@ -20,7 +21,11 @@ pub fn token<'a>(authorization: &[&'a [u8]]) -> Option<&'a str> {
 /// Decides for a bearer token. Every failure is the same denial (`Missing` for telemetry: no
 /// usable credential); which check failed goes to the `OAuthTokenValidations` metric only.
 pub async fn attempt(gate: &Gate, issuer: &Issuer, token: &str) -> Attempt {
-    match issuer.verify(token, None).await {
+    match issuer
+        .verify(token, None)
+        .await
+        .and_then(|c| current(gate, issuer, c))
+    {
         Ok(claims) => Attempt {
             decision: Decision {
                 outcome: Outcome::Allowed {
@@ -41,6 +46,25 @@ pub async fn attempt(gate: &Gate, issuer: &Issuer, token: &str) -> Attempt {
             retry_after: None,
             scopes: Vec::new(),
         },
+    }
+}
+
+/// `claims` while their client is still an ACTIVE OAuth client of the snapshot in service and
+/// the token's scopes and audience are still registered: disabling, deleting or narrowing a
+/// client cuts its tokens off at the next store reload, not at their `exp` (up to
+/// `token_lifetime_seconds`, configurable to 24 h).
+pub fn current(gate: &Gate, issuer: &Issuer, claims: AccessClaims) -> Result<AccessClaims, Invalid> {
+    let registration = super::client_auth::registration(gate, &claims.client_id).ok_or(Invalid::Revoked)?;
+    let scopes_ok = claims
+        .scopes()
+        .iter()
+        .all(|s| registration.scopes.iter().any(|r| r == s));
+    let aud_ok = issuer.settings.audiences.first() == Some(&claims.aud)
+        || registration.audiences.contains(&claims.aud);
+    if scopes_ok && aud_ok {
+        Ok(claims)
+    } else {
+        Err(Invalid::Revoked)
     }
 }
 

@@ -10,7 +10,7 @@ use super::issuer::Issuer;
 use super::signer::unix_now;
 use crate::decide::Gate;
 use authserver_core::oauth::jwt::Jws;
-use authserver_core::oauth::{AuthMethod, OAuthClient};
+use authserver_core::oauth::{AuthMethod, OAuthClient, VerifyingKey};
 use authserver_core::{Credentials, Reason, Status};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -147,8 +147,9 @@ fn refusal(r: Reason, retry_after: Option<std::time::Duration>, challenge: bool)
     }
 }
 
-/// The registration of an ACTIVE client in the snapshot in service.
-fn registration(gate: &Gate, id: &str) -> Option<Arc<OAuthClient>> {
+/// The registration of an ACTIVE client in the snapshot in service (also what keeps a bearer
+/// token valid: [`super::bearer::current`]).
+pub(crate) fn registration(gate: &Gate, id: &str) -> Option<Arc<OAuthClient>> {
     let snapshot = gate.store.current().ok()?;
     let user = snapshot.user(id)?;
     (user.status == Status::Active)
@@ -198,11 +199,34 @@ async fn assertion(
         }
         Err(why) => {
             crate::telemetry::oauth::figures().client_auth_failure(why);
-            gate.regulator.failure(source, Some(&user_hash)).await;
+            // Before a valid signature there is nothing to guess (a key cannot be brute-forced)
+            // and anyone can name any client: counting those against the client id would hand
+            // out a lockout switch. They count against the source only; failures after a valid
+            // signature (audience, times, replay) come from the key holder and count per id.
+            let user = (!UNSIGNED.contains(&why)).then_some(user_hash.as_str());
+            gate.regulator.failure(source, user).await;
             Err(bad)
         }
     }
 }
+
+/// One signature verification whose answer is ignored, so an unknown client id (or one of
+/// another method) takes as long to refuse as a registered `private_key_jwt` client with a bad
+/// signature: the timing does not tell which ids are registered. The key is parsed per call like
+/// a registration's (`OAuthClient::keys`); it is RFC 7515 Appendix A.3's example P-256 key.
+fn dummy_verify(jws: &Jws<'_>) {
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256",
+        "kid": jws.header_str("kid").unwrap_or_default(),
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRjmGgsZRHv_d3KvEJSvBIZOC3vcuDozKqBoA4s"});
+    if let Ok(mut key) = VerifyingKey::from_jwk(&jwk) {
+        key.alg = jws.alg;
+        let _ = jws.verify(std::slice::from_ref(&key));
+    }
+}
+
+/// Failures of [`check_assertion`] decided before the signature was verified.
+const UNSIGNED: [&str; 3] = ["unknown_client", "wrong_method", "assertion_signature"];
 
 /// The checks of RFC 7523 §3; the failure reason is for the metric only.
 async fn check_assertion(
@@ -212,8 +236,12 @@ async fn check_assertion(
     gate: &Gate,
     path: &str,
 ) -> Result<Arc<OAuthClient>, &'static str> {
-    let registration = registration(gate, id).ok_or("unknown_client")?;
+    let Some(registration) = registration(gate, id) else {
+        dummy_verify(jws);
+        return Err("unknown_client");
+    };
     if registration.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
+        dummy_verify(jws);
         return Err("wrong_method");
     }
     jws.verify(&registration.keys())

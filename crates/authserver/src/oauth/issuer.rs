@@ -162,9 +162,14 @@ impl Issuer {
         result
     }
 
-    /// RFC 7662 for `client_id`: active claims of a valid token of ours, for any audience;
-    /// anything else is exactly `{"active": false}`.
-    pub async fn introspect(&self, token: &str) -> serde_json::Value {
+    /// RFC 7662 for `client_id`: active claims of a valid token of ours, for any audience, whose
+    /// client `current` still accepts ([`super::bearer::current`]); anything else is exactly
+    /// `{"active": false}`.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        current: impl FnOnce(AccessClaims) -> Result<AccessClaims, Invalid>,
+    ) -> serde_json::Value {
         crate::telemetry::oauth::figures().introspected();
         // Any audience: the introspecting party may be a resource server of another audience.
         let all: Vec<String> = match jwt::Jws::parse(token)
@@ -174,7 +179,7 @@ impl Issuer {
             Some(serde_json::Value::String(a)) => vec![a],
             _ => Vec::new(),
         };
-        match self.verify(token, Some(&all)).await {
+        match self.verify(token, Some(&all)).await.and_then(current) {
             Ok(c) => serde_json::json!({
                 "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub,
                 "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat, "jti": c.jti,
@@ -201,11 +206,12 @@ impl Issuer {
         ) else {
             return Ok(());
         };
-        if !owned || exp <= unix_now() {
+        // Recorded until exp + skew: verification accepts a token that long, so one revoked
+        // within its skew must be recorded too.
+        let until = exp.saturating_add(self.settings.skew_seconds);
+        if !owned || until <= unix_now() {
             return Ok(());
         }
-        // Kept past exp by the skew: a token within its skew is still accepted.
-        let until = exp + self.settings.skew_seconds;
         self.jti.insert(jti, until).await.map_err(|e| {
             tracing::error!(error = %e, "jti store unavailable: revocation not recorded");
             OAuthError::Unavailable {
@@ -223,7 +229,12 @@ impl Issuer {
     }
 
     /// RFC 8414 metadata (also served as `openid-configuration` for API Gateway's JWT
-    /// authorizer, which reads `issuer` and `jwks_uri` from it).
+    /// authorizer, which reads `issuer` and `jwks_uri` from it). Only what we do: no
+    /// `response_types_supported` (no authorization endpoint, so no response type; `["token"]`
+    /// would claim the implicit grant; RFC 8414 §2 marks it REQUIRED but §3.2 says claims with
+    /// zero elements MUST be omitted, which RFC errata 7793 resolves as "REQUIRED unless no grant
+    /// type uses the authorization endpoint"), no ID-token or subject-type fields (we issue no
+    /// ID token), and no `scopes_supported` (no deployment-wide list: scopes are per client).
     pub fn metadata(&self) -> serde_json::Value {
         let methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
         serde_json::json!({
@@ -233,14 +244,10 @@ impl Issuer {
             "introspection_endpoint": self.endpoint("/oauth/introspect"),
             "revocation_endpoint": self.endpoint("/oauth/revoke"),
             "grant_types_supported": ["client_credentials"],
-            "response_types_supported": ["token"],
             "token_endpoint_auth_methods_supported": methods,
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
             "introspection_endpoint_auth_methods_supported": methods,
             "revocation_endpoint_auth_methods_supported": methods,
-            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-            "subject_types_supported": ["public"],
-            "scopes_supported": [],
         })
     }
 }

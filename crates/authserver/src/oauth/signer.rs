@@ -70,6 +70,36 @@ pub fn states(keys: &[keyset::Scheduled], now: u64, retention: u64) -> Vec<KeySt
         .collect()
 }
 
+/// How long a just-retired key may still sign a token whose header was built before the switch
+/// (an issuance takes milliseconds; a minute covers any stall; same as the AWS schedule's).
+const SWITCH_GRACE: u64 = 60;
+
+/// Whether key `i` retired (the next key started signing) less than [`SWITCH_GRACE`] ago.
+fn retired_within_grace(keys: &[LoadedKey], i: usize, now: u64) -> bool {
+    let from = keys[i].at.signs_from;
+    keys.iter()
+        .map(|k| k.at.signs_from)
+        .filter(|t| *t > from && *t <= now)
+        .min()
+        .is_some_and(|at| now - at < SWITCH_GRACE)
+}
+
+/// The `kid` of the JWS header at the start of `signing_input`.
+fn header_kid(signing_input: &[u8]) -> Result<String, SignError> {
+    use base64::Engine as _;
+    let bad = || SignError("the signing input has no readable JWS header".into());
+    let header = signing_input.split(|b| *b == b'.').next().ok_or_else(bad)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| bad())?;
+    let value: serde_json::Value = serde_json::from_slice(&json).map_err(|_| bad())?;
+    value
+        .get("kid")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(bad)
+}
+
 impl LocalSigner {
     /// Loads the key set; refuses one with no key that signs now.
     pub fn open(dir: PathBuf, retention: u64) -> Result<Self, KeySetError> {
@@ -128,14 +158,26 @@ impl TokenSigner for LocalSigner {
     }
 
     fn sign<'a>(&'a self, signing_input: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, SignError>> {
-        let result = self.with_states(|keys, st| {
-            let key = keys
-                .iter()
-                .zip(st)
-                .find(|(_, s)| **s == KeyState::Active)
-                .map(|(k, _)| k);
-            let key = key.ok_or_else(|| SignError("no active signing key".into()))?;
-            keyset::sign(&key.key, signing_input).map_err(|_| SignError("signature failed".into()))
+        // The key the header names, not "the active key now": the issuer reads `active()` for the
+        // header and signs a moment later; at a `signs_from` instant (or a reload in between) the
+        // two would disagree and the token would verify nowhere (the AWS schedule does the same).
+        let result = header_kid(signing_input).and_then(|kid| {
+            self.with_states(|keys, st| {
+                let now = (self.now)();
+                let i = keys
+                    .iter()
+                    .position(|k| k.at.kid == kid)
+                    .ok_or_else(|| SignError("the header names a key not in the key set".into()))?;
+                let usable = match st[i] {
+                    KeyState::Active => true,
+                    KeyState::Retired => retired_within_grace(keys, i, now),
+                    KeyState::Next | KeyState::Expired => false,
+                };
+                if !usable {
+                    return Err(SignError("the header names a key that does not sign now".into()));
+                }
+                keyset::sign(&keys[i].key, signing_input).map_err(|_| SignError("signature failed".into()))
+            })
         });
         Box::pin(async move { result })
     }

@@ -67,7 +67,9 @@ pub async fn introspect(
     let form = form(req.body)?;
     client(gate, issuer, req, &form, "/oauth/introspect").await?;
     let token = form.get("token").ok_or(OAuthError::InvalidRequest("token"))?;
-    Ok(issuer.introspect(token).await)
+    Ok(issuer
+        .introspect(token, |c| super::bearer::current(gate, issuer, c))
+        .await)
 }
 
 /// `POST /oauth/revoke`: only the owning client's tokens are revoked; 200 for the rest.
