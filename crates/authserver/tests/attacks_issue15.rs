@@ -1,0 +1,168 @@
+//! Attacks on the access rules of issue 15 (docs/access-rules.md). Each test fails on the code
+//! it was written against and states what the rules promise.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use authserver_testkit::access::{forward, iam_allows, with_rules};
+use authserver_testkit::lambda::{authorize, fixture, settings, state_with};
+use authserver_testkit::users::*;
+use axum::http::StatusCode;
+use serde_json::Value;
+
+/// The proxy (trusted).
+const PROXY: &str = "10.0.0.2:40000";
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+fn traefik<'a>(method: &'a str, uri: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("x-forwarded-method", method),
+        ("x-forwarded-host", "app.example.com"),
+        ("x-forwarded-uri", uri),
+    ]
+}
+
+/// Finding: `;` path parameters. Tomcat, Jetty, Spring (and anything on the Servlet API) strip
+/// `;params` from each segment before routing, so `/admin;x` is `/admin` and `/public/..;/admin`
+/// is `/admin` upstream. The normaliser keeps `admin;x` and `..;` as ordinary segments: a
+/// request reaches the admin area of a Servlet upstream as a non-admin (falls to `default`),
+/// or with no credentials at all (matches the `/public` bypass). The docs promise to refuse
+/// "where two readings could differ".
+#[tokio::test]
+async fn semicolon_path_parameters_reach_a_protected_path_on_a_servlet_upstream() {
+    const RULES: &str = r#"
+default = "authenticated"
+
+[[rule]]
+name = "admin"
+paths = ["/admin"]
+policy = "allow"
+roles = ["admin"]
+
+[[rule]]
+name = "public"
+paths = ["/public"]
+policy = "bypass"
+"#;
+    let f = authserver_testkit::users::fixture();
+    let state = with_rules(built(&f.users).state, RULES, "10.0.0.0/8");
+    let carol = leak(basic(CAROL, CAROL_PW));
+
+    // The control: carol (no roles) is refused /admin.
+    let mut h = traefik("GET", "/admin/users");
+    h.push(("authorization", carol));
+    assert_eq!(forward(&state, PROXY, "/auth/forward", &h).await.status, StatusCode::FORBIDDEN);
+
+    // Tomcat serves /admin/users for each of these.
+    let mut through = Vec::new();
+    for spelling in ["/admin;jsessionid=x/users", "/admin;/users"] {
+        let mut h = traefik("GET", spelling);
+        h.push(("authorization", carol));
+        let a = forward(&state, PROXY, "/auth/forward", &h).await;
+        if a.status == StatusCode::OK {
+            through.push(format!("{spelling} as carol (no roles): 200"));
+        }
+    }
+    // No credentials at all: the bypass on /public lets `..;` through.
+    for spelling in ["/public/..;/admin/users", "/public/..;x/admin/users"] {
+        let a = forward(&state, PROXY, "/auth/forward", &traefik("GET", spelling)).await;
+        if a.status == StatusCode::OK {
+            through.push(format!("{spelling} without credentials: 200"));
+        }
+    }
+    assert!(
+        through.is_empty(),
+        "a Servlet upstream serves /admin/users for: {through:#?}"
+    );
+}
+
+/// Finding: a client behind nginx configured the "older" way (`X-Original-URI $request_uri`,
+/// `X-Original-Method`, which `http/original.rs` supports) names the host the rules see. It
+/// adds `X-Forwarded-Uri` equal to its own request target (it knows it) and
+/// `X-Forwarded-Host: public.example.com`: nginx passes both on, the families "agree" on the
+/// path, and the host, which nginx never told, is the client's. Without the forged header the
+/// host is unknown and a host rule denies (403).
+#[tokio::test]
+async fn a_client_behind_nginx_names_the_host_through_the_family_nginx_does_not_set() {
+    const RULES: &str = r#"
+[[rule]]
+name = "public-site"
+hosts = ["public.example.com"]
+policy = "bypass"
+
+[[rule]]
+name = "app"
+hosts = ["admin.example.com"]
+policy = "allow"
+roles = ["admin"]
+"#;
+    let f = authserver_testkit::users::fixture();
+    let state = with_rules(built(&f.users).state, RULES, "10.0.0.0/8");
+    // What nginx sends for `GET /users` on admin.example.com with
+    // `proxy_set_header X-Original-URI $request_uri; proxy_set_header X-Original-Method $request_method;`
+    let nginx = [("x-original-uri", "/users"), ("x-original-method", "GET")];
+    let honest = forward(&state, PROXY, "/auth/forward", &nginx).await;
+    assert_eq!(honest.status, StatusCode::FORBIDDEN, "host unknown: denied");
+
+    // The same request with two headers the client added (nginx passes them through).
+    let mut forged = nginx.to_vec();
+    forged.push(("x-forwarded-uri", "/users"));
+    forged.push(("x-forwarded-host", "public.example.com"));
+    let a = forward(&state, PROXY, "/auth/forward", &forged).await;
+    assert_ne!(
+        a.status,
+        StatusCode::OK,
+        "a client steered the host rule with X-Forwarded-Host and got a bypass without credentials"
+    );
+}
+
+const STAGE: &str = "arn:aws:execute-api:eu-west-1:111122223333:p7r2m5n8t4/prod/";
+
+fn lambda_state(rules: &str) -> std::sync::Arc<authserver::http::AppState> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, rules).unwrap();
+    let mut s = settings();
+    s.rules.file = path.to_string_lossy().into_owned();
+    state_with(s)
+}
+
+/// Finding: with `api_routes`, a route is decided by its template (`/orders/{id}`) and never by
+/// the path that asked, so any rule on a path below a parameter (`/orders/export`, a glob, a
+/// regex) is silently ignored: the template falls past it and the policy Allows
+/// `GET/orders/*`, which IAM matches for `/orders/export` too. The asking request itself
+/// (`GET /orders/export`, denied by the first rule) is let through, and so is every other
+/// route for the TTL. Without `api_routes` the same request is denied.
+#[tokio::test]
+async fn a_rule_below_a_path_parameter_is_ignored_by_the_rest_policy() {
+    const RULES: &str = r#"
+api_routes = ["GET /orders", "GET /orders/{id}"]
+
+[[rule]]
+name = "export-closed"
+paths = ["/orders/export"]
+policy = "deny"
+
+[[rule]]
+name = "orders-read"
+paths = ["/orders"]
+methods = ["GET"]
+policy = "allow"
+"#;
+    let state = lambda_state(RULES);
+    let mut event = fixture("authorizer_rest_token.json");
+    event["methodArn"] = Value::String(format!("{STAGE}GET/orders/export"));
+    let answer = authorize(&state, event).await.unwrap();
+    assert!(
+        !iam_allows(&answer, &format!("{STAGE}GET/orders/export")),
+        "the rules deny GET /orders/export, the policy answered for it allows it: {answer:#}"
+    );
+
+    // Control: without api_routes the asking route is decided by its own path.
+    let plain = lambda_state(&RULES.replace(r#"api_routes = ["GET /orders", "GET /orders/{id}"]"#, ""));
+    let mut event = fixture("authorizer_rest_token.json");
+    event["methodArn"] = Value::String(format!("{STAGE}GET/orders/export"));
+    let answer = authorize(&plain, event).await.unwrap();
+    assert!(!iam_allows(&answer, &format!("{STAGE}GET/orders/export")));
+}
