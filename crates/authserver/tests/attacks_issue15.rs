@@ -166,3 +166,43 @@ policy = "allow"
     let answer = authorize(&plain, event).await.unwrap();
     assert!(!iam_allows(&answer, &format!("{STAGE}GET/orders/export")));
 }
+
+/// Finding: the rules file reuses the users file's reload (metadata poll, digest, no settle
+/// time), but JSON is self-delimiting and TOML is not: a prefix of a users file never parses,
+/// a prefix of a rules file often does. A writer that rewrites `rules.toml` in place (`>`
+/// redirection, `open(..., "w")` with buffered writes, an editor writing a hard-linked file)
+/// exposes a prefix to the poller; cut after `policy = "allow"` and before `roles = [...]`,
+/// it is a valid file whose admin rule admits every authenticated user, and it goes into
+/// service as a "good" edit until the next poll.
+#[tokio::test]
+async fn a_rules_file_caught_mid_write_goes_into_service_open() {
+    const FULL: &str = "default = \"deny\"\n\n[[rule]]\nname = \"admin\"\npaths = [\"/admin\"]\npolicy = \"allow\"\nroles = [\"admin\"]\n\n[[rule]]\nname = \"app\"\npolicy = \"allow\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, FULL).unwrap();
+    let rules = std::sync::Arc::new(authserver::access::AccessRules::open(&path, 1 << 20).unwrap());
+
+    let f = authserver_testkit::users::fixture();
+    let state = std::sync::Arc::into_inner(built(&f.users).state).unwrap();
+    let state = std::sync::Arc::new(authserver::http::AppState {
+        rules: rules.clone(),
+        proxies: "10.0.0.0/8".parse().unwrap(),
+        ..state
+    });
+    let carol = leak(basic(CAROL, CAROL_PW));
+    let mut h = traefik("GET", "/admin/users");
+    h.push(("authorization", carol));
+    assert_eq!(forward(&state, PROXY, "/auth/forward", &h).await.status, StatusCode::FORBIDDEN);
+
+    // The writer has written up to the end of the `policy` line (same inode, O_TRUNC then write).
+    let cut = FULL.find("roles = ").unwrap();
+    std::fs::write(&path, &FULL[..cut]).unwrap();
+    rules.check();
+    let a = forward(&state, PROXY, "/auth/forward", &h).await;
+    assert_ne!(
+        a.status,
+        StatusCode::OK,
+        "a half-written rules file went into service: carol (no roles) reaches /admin ({:?})",
+        rules.status()
+    );
+}
