@@ -206,3 +206,35 @@ async fn a_rules_file_caught_mid_write_goes_into_service_open() {
         rules.status()
     );
 }
+
+/// Finding: host patterns accept `:` and `[ ]` (a port, an IPv6 literal) but requests are
+/// compared by `host_key`, which drops the port and the brackets, so such a pattern never
+/// matches anything and a `deny` written with it is silently inert (`rules check` says
+/// nothing): the request falls through to the rules after it.
+#[tokio::test]
+async fn a_deny_on_a_host_with_a_port_or_an_ipv6_literal_never_matches() {
+    const RULES: &str = r#"
+default = "authenticated"
+
+[[rule]]
+name = "no-admin-port"
+hosts = ["app.example.com:8443", "[2001:db8::1]"]
+policy = "deny"
+"#;
+    let f = authserver_testkit::users::fixture();
+    let state = with_rules(built(&f.users).state, RULES, "10.0.0.0/8");
+    let carol = leak(basic(CAROL, CAROL_PW));
+    let mut through = Vec::new();
+    for host in ["app.example.com:8443", "[2001:db8::1]", "[2001:db8::1]:443"] {
+        let h = vec![
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-host", host),
+            ("x-forwarded-uri", "/x"),
+            ("authorization", carol),
+        ];
+        if forward(&state, PROXY, "/auth/forward", &h).await.status == StatusCode::OK {
+            through.push(host);
+        }
+    }
+    assert!(through.is_empty(), "the deny rule names these hosts, yet they pass: {through:?}");
+}
