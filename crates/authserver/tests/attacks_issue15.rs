@@ -238,3 +238,61 @@ policy = "deny"
     }
     assert!(through.is_empty(), "the deny rule names these hosts, yet they pass: {through:?}");
 }
+
+/// Finding (the documented nginx configuration): nginx accepts `?` and `#` in `Host`
+/// (`ngx_http_validate_host` refuses only `/`, `\`, NUL, controls and `..`), routes such a
+/// request to its default server, and serves the real path; `X-Original-URL
+/// $scheme://$http_host$request_uri` then reads `http://public.example.com?/admin/users`
+/// (checked with nginx 1.22.1: `GET /admin/users` with `Host: public.example.com?` gives
+/// `$uri=/admin/users`, `$http_host=public.example.com?`). `split_url` cuts the authority at
+/// the `?`, so the rules judge host `public.example.com`, path `/`: any path rule is
+/// sidestepped (a non-admin reaches /admin), and a host bypass or a bypass on `/` lets the
+/// request through with no credentials at all.
+#[tokio::test]
+async fn a_question_mark_in_the_host_header_makes_the_rules_judge_the_root_path() {
+    const RULES: &str = r#"
+default = "authenticated"
+
+[[rule]]
+name = "public-site"
+hosts = ["public.example.com"]
+policy = "bypass"
+
+[[rule]]
+name = "admin"
+paths = ["/admin"]
+policy = "allow"
+roles = ["admin"]
+"#;
+    let f = authserver_testkit::users::fixture();
+    let state = with_rules(built(&f.users).state, RULES, "10.0.0.0/8");
+    let carol = leak(basic(CAROL, CAROL_PW));
+    let nginx = |url: &'static str, auth: Option<&'static str>| {
+        let mut h = vec![("x-original-url", url), ("x-original-method", "GET")];
+        if let Some(a) = auth {
+            h.push(("authorization", a));
+        }
+        h
+    };
+    // Control: the honest request for /admin/users on app.example.com, as carol: 403.
+    let honest = nginx("http://app.example.com/admin/users", Some(carol));
+    assert_eq!(forward(&state, PROXY, "/auth/forward", &honest).await.status, StatusCode::FORBIDDEN);
+
+    let mut through = Vec::new();
+    // `Host: app.example.com?`: nginx serves /admin/users; the rules see `/`.
+    let a = forward(&state, PROXY, "/auth/forward", &nginx("http://app.example.com?/admin/users", Some(carol))).await;
+    if a.status == StatusCode::OK {
+        through.push("Host: app.example.com? as carol (no roles)");
+    }
+    // `Host: public.example.com?`: no credentials at all.
+    let a = forward(&state, PROXY, "/auth/forward", &nginx("http://public.example.com?/admin/users", None)).await;
+    if a.status == StatusCode::OK {
+        through.push("Host: public.example.com? without credentials");
+    }
+    // `#` then `?`: the same.
+    let a = forward(&state, PROXY, "/auth/forward", &nginx("http://app.example.com#x?/admin/users", Some(carol))).await;
+    if a.status == StatusCode::OK {
+        through.push("Host: app.example.com#x? as carol (no roles)");
+    }
+    assert!(through.is_empty(), "nginx serves /admin/users for: {through:#?}");
+}
