@@ -296,3 +296,58 @@ roles = ["admin"]
     }
     assert!(through.is_empty(), "nginx serves /admin/users for: {through:#?}");
 }
+
+/// The same through real nginx with the block of docs/integrations.md: carol (no roles) gets
+/// the admin page by adding `?` to the Host header.
+#[test]
+fn nginx_serves_the_admin_page_to_a_non_admin_with_a_question_mark_in_host() {
+    use authserver_testkit::process::Server;
+    use authserver_testkit::{nginx, or_skip};
+    use std::io::{Read, Write};
+    const RULES: &str = r#"
+[[rule]]
+name = "admin"
+paths = ["/admin"]
+policy = "allow"
+roles = ["admin"]
+
+[[rule]]
+name = "signed-in"
+policy = "allow"
+"#;
+    let bin = or_skip!(nginx::binary("nginx_serves_the_admin_page_to_a_non_admin_with_a_question_mark_in_host"));
+    let f = authserver_testkit::users::fixture();
+    let rules = f.dir.path().join("rules.toml");
+    std::fs::write(&rules, RULES).unwrap();
+    let server = Server::start(
+        &f.users,
+        &[],
+        &[
+            ("AUTHSERVER_SERVER_TRUSTED_PROXIES", "127.0.0.1"),
+            ("AUTHSERVER_RULES_FILE", rules.to_str().unwrap()),
+        ],
+    );
+    let (ports, dir) = nginx::prepare();
+    let block = nginx::render("nginx", &server.addr, &ports, dir.path());
+    let proxy = nginx::start(&bin, &block, &ports, dir);
+    let carol = basic(CAROL, CAROL_PW);
+    let raw = |host: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET /admin/panel HTTP/1.1\r\nHost: {host}\r\nAuthorization: {carol}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let honest = raw("app.example.com");
+    assert!(honest.starts_with("HTTP/1.1 403"), "control: {honest}");
+    let forged = raw("app.example.com?");
+    assert!(
+        !forged.starts_with("HTTP/1.1 200"),
+        "carol (no roles) reached /admin/panel through nginx with `Host: app.example.com?`:\n{forged}"
+    );
+}
