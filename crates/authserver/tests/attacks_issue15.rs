@@ -351,3 +351,29 @@ policy = "allow"
         "carol (no roles) reached /admin/panel through nginx with `Host: app.example.com?`:\n{forged}"
     );
 }
+
+/// The same with the most common REST shape, one greedy route: `ANY /{proxy+}` is judged as
+/// the path `/{proxy+}`, which no path rule matches, so the default decides every route and a
+/// user without the `auditor` role is allowed `*/*`, `/audit` included.
+#[tokio::test]
+async fn a_greedy_proxy_route_makes_every_path_rule_inert_in_the_rest_policy() {
+    const RULES: &str = r#"
+default = "authenticated"
+api_routes = ["ANY /{proxy+}"]
+
+[[rule]]
+name = "audit"
+paths = ["/audit"]
+policy = "allow"
+roles = ["auditor"]
+"#;
+    let state = lambda_state(RULES);
+    let mut event = fixture("authorizer_rest_token.json");
+    event["methodArn"] = Value::String(format!("{STAGE}GET/audit/log"));
+    let answer = authorize(&state, event).await.unwrap();
+    assert!(
+        !iam_allows(&answer, &format!("{STAGE}GET/audit/log")),
+        "fixture-user (roles admin, reader) is allowed GET /audit/log, which the rules reserve \
+         for auditors: {answer:#}"
+    );
+}
