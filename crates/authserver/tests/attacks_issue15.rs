@@ -377,3 +377,38 @@ roles = ["auditor"]
          for auditors: {answer:#}"
     );
 }
+
+/// The method variant: behind nginx with `X-Original-URI` (or `X-Original-URL`) and no
+/// `X-Original-Method`, the method is unknown and a method rule denies, but a client that adds
+/// `X-Forwarded-Uri` (its own target) and `X-Forwarded-Method: GET` to a `DELETE` gets the
+/// `GET`-only bypass.
+#[tokio::test]
+async fn a_client_behind_nginx_names_the_method_through_the_family_nginx_does_not_set() {
+    const RULES: &str = r#"
+[[rule]]
+name = "read-only-public"
+paths = ["/public"]
+methods = ["GET", "HEAD"]
+policy = "bypass"
+
+[[rule]]
+name = "writers"
+policy = "allow"
+roles = ["writer"]
+"#;
+    let f = authserver_testkit::users::fixture();
+    let state = with_rules(built(&f.users).state, RULES, "10.0.0.0/8");
+    // `DELETE /public/doc` through nginx with `proxy_set_header X-Original-URL $scheme://$http_host$request_uri;` only.
+    let nginx = [("x-original-url", "http://app.example.com/public/doc")];
+    let honest = forward(&state, PROXY, "/auth/forward", &nginx).await;
+    assert_eq!(honest.status, StatusCode::FORBIDDEN, "method unknown: denied");
+    let mut forged = nginx.to_vec();
+    forged.push(("x-forwarded-uri", "/public/doc"));
+    forged.push(("x-forwarded-method", "GET"));
+    let a = forward(&state, PROXY, "/auth/forward", &forged).await;
+    assert_ne!(
+        a.status,
+        StatusCode::OK,
+        "a DELETE was let through without credentials as a GET named by the client"
+    );
+}
