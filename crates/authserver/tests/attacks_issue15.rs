@@ -52,7 +52,10 @@ policy = "bypass"
     // The control: carol (no roles) is refused /admin.
     let mut h = traefik("GET", "/admin/users");
     h.push(("authorization", carol));
-    assert_eq!(forward(&state, PROXY, "/auth/forward", &h).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        forward(&state, PROXY, "/auth/forward", &h).await.status,
+        StatusCode::FORBIDDEN
+    );
 
     // Tomcat serves /admin/users for each of these.
     let mut through = Vec::new();
@@ -192,7 +195,10 @@ async fn a_rules_file_caught_mid_write_goes_into_service_open() {
     let carol = leak(basic(CAROL, CAROL_PW));
     let mut h = traefik("GET", "/admin/users");
     h.push(("authorization", carol));
-    assert_eq!(forward(&state, PROXY, "/auth/forward", &h).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        forward(&state, PROXY, "/auth/forward", &h).await.status,
+        StatusCode::FORBIDDEN
+    );
 
     // The writer has written up to the end of the `policy` line (same inode, O_TRUNC then write).
     let cut = FULL.find("roles = ").unwrap();
@@ -236,7 +242,10 @@ policy = "deny"
             through.push(host);
         }
     }
-    assert!(through.is_empty(), "the deny rule names these hosts, yet they pass: {through:?}");
+    assert!(
+        through.is_empty(),
+        "the deny rule names these hosts, yet they pass: {through:?}"
+    );
 }
 
 /// Finding (the documented nginx configuration): nginx accepts `?` and `#` in `Host`
@@ -276,21 +285,42 @@ roles = ["admin"]
     };
     // Control: the honest request for /admin/users on app.example.com, as carol: 403.
     let honest = nginx("http://app.example.com/admin/users", Some(carol));
-    assert_eq!(forward(&state, PROXY, "/auth/forward", &honest).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        forward(&state, PROXY, "/auth/forward", &honest).await.status,
+        StatusCode::FORBIDDEN
+    );
 
     let mut through = Vec::new();
     // `Host: app.example.com?`: nginx serves /admin/users; the rules see `/`.
-    let a = forward(&state, PROXY, "/auth/forward", &nginx("http://app.example.com?/admin/users", Some(carol))).await;
+    let a = forward(
+        &state,
+        PROXY,
+        "/auth/forward",
+        &nginx("http://app.example.com?/admin/users", Some(carol)),
+    )
+    .await;
     if a.status == StatusCode::OK {
         through.push("Host: app.example.com? as carol (no roles)");
     }
     // `Host: public.example.com?`: no credentials at all.
-    let a = forward(&state, PROXY, "/auth/forward", &nginx("http://public.example.com?/admin/users", None)).await;
+    let a = forward(
+        &state,
+        PROXY,
+        "/auth/forward",
+        &nginx("http://public.example.com?/admin/users", None),
+    )
+    .await;
     if a.status == StatusCode::OK {
         through.push("Host: public.example.com? without credentials");
     }
     // `#` then `?`: the same.
-    let a = forward(&state, PROXY, "/auth/forward", &nginx("http://app.example.com#x?/admin/users", Some(carol))).await;
+    let a = forward(
+        &state,
+        PROXY,
+        "/auth/forward",
+        &nginx("http://app.example.com#x?/admin/users", Some(carol)),
+    )
+    .await;
     if a.status == StatusCode::OK {
         through.push("Host: app.example.com#x? as carol (no roles)");
     }
@@ -315,7 +345,9 @@ roles = ["admin"]
 name = "signed-in"
 policy = "allow"
 "#;
-    let bin = or_skip!(nginx::binary("nginx_serves_the_admin_page_to_a_non_admin_with_a_question_mark_in_host"));
+    let bin = or_skip!(nginx::binary(
+        "nginx_serves_the_admin_page_to_a_non_admin_with_a_question_mark_in_host"
+    ));
     let f = authserver_testkit::users::fixture();
     let rules = f.dir.path().join("rules.toml");
     std::fs::write(&rules, RULES).unwrap();
@@ -333,7 +365,8 @@ policy = "allow"
     let carol = basic(CAROL, CAROL_PW);
     let raw = |host: &str| {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
         write!(
             s,
             "GET /admin/panel HTTP/1.1\r\nHost: {host}\r\nAuthorization: {carol}\r\nConnection: close\r\n\r\n"

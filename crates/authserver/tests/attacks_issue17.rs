@@ -55,7 +55,10 @@ async fn an_abandoned_guess_is_verified_and_counted_but_never_audited() {
     assert!(!guess.is_finished(), "the verification is running");
     guess.abort();
     let _ = guess.await;
-    assert!(until(|| state.gate.limiter.available() == 1).await, "the verification ended");
+    assert!(
+        until(|| state.gate.limiter.available() == 1).await,
+        "the verification ended"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let attempts: Vec<AuditEvent> = recorder
         .events()
