@@ -54,7 +54,9 @@ pub enum RuleError {
     #[error("more than {MAX_RULES} rules")]
     TooMany,
     /// A host pattern that is neither a name nor `*.name`.
-    #[error("host pattern {0:?}: use a name or *.name")]
+    #[error(
+        "host pattern {0:?}: use a name or *.name (no port, no IPv6 literal: hosts are compared without them)"
+    )]
     Host(String),
     /// A path prefix or glob not starting with `/`.
     #[error("path pattern {0:?} must start with /")]
