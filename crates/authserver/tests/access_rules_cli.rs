@@ -112,4 +112,15 @@ fn explain_names_the_rule_and_the_verdict_without_a_password() {
     assert!(out.contains("unknown") && out.contains("403"), "{out}");
     let out = explain(None, "/admin%2Fusers", None);
     assert!(out.contains("invalid_request"), "{out}");
+    // Refused as the server refuses them in X-Original-URL: a user part, `?` in the host.
+    for url in [
+        "https://me@app.example.com/admin",
+        "https://app.example.com?/admin",
+    ] {
+        let out = explain(None, url, None);
+        assert!(
+            out.contains("refused before matching") && out.contains("invalid_request"),
+            "{url}: {out}"
+        );
+    }
 }

@@ -105,7 +105,7 @@ fn mixes_families(headers: &HeaderMap) -> bool {
 /// `scheme://host[:port]/path?query` → (host, target); a bare target has no host. The
 /// authority ends at the first `/` only and must be a valid host (see [`valid_host`]): a `?`
 /// or `#` in it is refused, not taken as the start of the query.
-fn split_url(url: &str) -> Option<(Option<String>, String)> {
+pub fn split_url(url: &str) -> Option<(Option<String>, String)> {
     if url.starts_with('/') {
         return Some((None, url.to_owned()));
     }
