@@ -351,7 +351,9 @@ impl RuleSet {
 
     /// What `rules check` reports; `known_roles` is `None` when no users are at hand.
     pub fn lint(&self, known_roles: Option<&[String]>) -> Vec<Finding> {
-        lint::findings(&self.rules, known_roles)
+        let mut out = lint::findings(&self.rules, known_roles);
+        out.extend(self.api_routes.iter().filter_map(|r| self.coarse_route(r)));
+        out
     }
 }
 

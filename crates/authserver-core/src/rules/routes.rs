@@ -110,6 +110,26 @@ impl RuleSet {
     }
 }
 
+impl RuleSet {
+    /// The `rules check` finding for `route`: rules that match some but not all paths below
+    /// its parameter (a greedy `ANY /{proxy+}` over path rules, a deny on `/orders/export`
+    /// under `GET /orders/{id}`).
+    pub(super) fn coarse_route(&self, route: &ApiRoute) -> Option<super::Finding> {
+        let below = route.below.as_deref()?;
+        let mut partial = Vec::new();
+        for rule in self.rules.iter().filter(|r| may_match_below(r, route, below)) {
+            if takes_all_below(rule, route, below) {
+                break;
+            }
+            partial.push(rule.name().to_owned());
+        }
+        (!partial.is_empty()).then(|| super::Finding::CoarseRoute {
+            route: format!("{} {}", route.method.as_deref().unwrap_or("ANY"), route.template),
+            rules: partial,
+        })
+    }
+}
+
 fn permits(policy: &Policy, who: &Identity) -> bool {
     match policy {
         Policy::Bypass => true,
@@ -202,5 +222,13 @@ mod tests {
         assert!(ok("POST /items/{id+}"));
         assert!(!ok("ANY /{proxy+}"), "the deny and the default lie below");
         assert!(!ok("GET /other/{id}"), "the default (deny) decides below");
+        let coarse = |route: &str| set.coarse_route(&ApiRoute::parse(route).expect("route"));
+        assert!(coarse("GET /items/{id}").is_none() && coarse("GET /orders").is_none());
+        assert!(
+            matches!(coarse("GET /orders/{id}"), Some(super::super::Finding::CoarseRoute { rules, .. }) if rules == ["export"])
+        );
+        assert!(
+            matches!(coarse("ANY /{proxy+}"), Some(super::super::Finding::CoarseRoute { rules, .. }) if rules.len() == 3)
+        );
     }
 }
