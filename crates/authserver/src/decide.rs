@@ -223,6 +223,8 @@ impl Gate {
         leader: Leader,
     ) -> Result<(Decision, Duration, u8), Overloaded> {
         let (gate, user_hash, cost) = (Arc::clone(self), user_hash.to_owned(), task.cost());
+        // The request may be gone before this ends: its record is then written from here.
+        let handoff = crate::audit::handoff::started();
         let verify = tokio::spawn(tracing::Instrument::instrument(
             crate::telemetry::context::carried(async move {
                 let (mut verified, permit) = gate.limiter.run(task, permit).await?;
@@ -238,6 +240,12 @@ impl Gate {
                 // flight counts against the budget: a burst exceeds a limit by at most the number
                 // of slots.
                 gate.record(&decision, source, &user_hash).await;
+                if let Some(handoff) = handoff {
+                    handoff.finish(crate::audit::handoff::Finished {
+                        decision: decision.clone(),
+                        user_hash: user_hash.clone(),
+                    });
+                }
                 leader.publish(Shared {
                     decision: decision.clone(),
                     took,

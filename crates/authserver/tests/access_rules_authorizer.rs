@@ -128,3 +128,45 @@ async fn http_api_simple_answers_follow_the_request_line() {
         "no identity on a refusal"
     );
 }
+
+/// The credential is right and a rule refuses: the audit says so (an `access_decision` naming
+/// the rule, `rule` on the record), as `/auth/forward` does, instead of a bare `allowed`.
+#[tokio::test]
+async fn a_rule_refusal_is_audited_with_the_rule() {
+    use authserver_core::AuditEvent;
+    let recorder = std::sync::Arc::new(authserver_testkit::fakes::Recorder::default());
+    let state = std::sync::Arc::into_inner(state(RULES)).unwrap();
+    let state = std::sync::Arc::new(authserver::http::AppState {
+        audit: recorder.clone(),
+        ..state
+    });
+    let mut event = fixture("authorizer_http_api_v2.json");
+    event["requestContext"]["http"]["method"] = Value::String("POST".into());
+    assert_eq!(authorize(&state, event).await.unwrap()["isAuthorized"], false);
+    policy_for(&state, "POST/orders").await;
+    policy_for(&state, "GET/orders/42").await;
+    let events = recorder.events();
+    let refusals: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            AuditEvent::AccessDecision { rule, outcome, .. } => Some((rule.as_str(), *outcome)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refusals,
+        [("orders-write", "denied"), ("orders-write", "denied")],
+        "{events:?}"
+    );
+    let rules: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            AuditEvent::AuthAttempt { rule, .. } => Some(rule.as_deref()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [Some("orders-write"), Some("orders-write"), Some("orders-read")]
+    );
+}

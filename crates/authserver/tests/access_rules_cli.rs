@@ -73,6 +73,30 @@ fn check_reports_shadowed_rules_and_unknown_roles_and_fails() {
     let out = run_cli(isolated().args(["rules", "check"]).arg(&rules), None);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("refused"), "{}", text(&out.stderr));
+
+    // A greedy REST route over path rules: one policy statement cannot follow them.
+    std::fs::write(
+        &rules,
+        "api_routes = [\"ANY /{proxy+}\"]\n[[rule]]\nname = \"audit\"\npaths = [\"/audit\"]\npolicy = \"deny\"\n",
+    )
+    .unwrap();
+    let out = run_cli(isolated().args(["rules", "check"]).arg(&rules), None);
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("\"ANY /{proxy+}\"") && stdout.contains("$context.path"),
+        "{stdout}"
+    );
+
+    // A host pattern with a port could never match: refused.
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"a\"\nhosts = [\"a.example.com:8443\"]\npolicy = \"deny\"\n",
+    )
+    .unwrap();
+    let out = run_cli(isolated().args(["rules", "check"]).arg(&rules), None);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no port"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -112,4 +136,15 @@ fn explain_names_the_rule_and_the_verdict_without_a_password() {
     assert!(out.contains("unknown") && out.contains("403"), "{out}");
     let out = explain(None, "/admin%2Fusers", None);
     assert!(out.contains("invalid_request"), "{out}");
+    // Refused as the server refuses them in X-Original-URL: a user part, `?` in the host.
+    for url in [
+        "https://me@app.example.com/admin",
+        "https://app.example.com?/admin",
+    ] {
+        let out = explain(None, url, None);
+        assert!(
+            out.contains("refused before matching") && out.contains("invalid_request"),
+            "{url}: {out}"
+        );
+    }
 }

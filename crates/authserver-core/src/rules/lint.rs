@@ -14,6 +14,14 @@ pub enum Finding {
         /// The earlier rule that matches all of its requests.
         by: String,
     },
+    /// An `api_routes` template with a parameter under which rules decide differently by path:
+    /// its one IAM statement cannot follow them, so it is Deny for whoever any of them refuses.
+    CoarseRoute {
+        /// The route as written.
+        route: String,
+        /// The rules that match only part of the paths below it.
+        rules: Vec<String>,
+    },
     /// An allow rule names a role no user of the store holds.
     UnknownRole {
         /// The rule.
@@ -32,6 +40,13 @@ impl std::fmt::Display for Finding {
                     "rule {rule:?} is unreachable: rule {by:?} before it matches every request it does"
                 )
             }
+            Finding::CoarseRoute { route, rules } => write!(
+                f,
+                "API route {route:?} covers paths that rules {rules:?} decide differently: its \
+                 policy statement is Deny for whoever any of them refuses; list finer routes, \
+                 or use a REQUEST authorizer with $context.path in its identity sources (or \
+                 TTL 0) and no api_routes"
+            ),
             Finding::UnknownRole { rule, role } => {
                 write!(f, "rule {rule:?} names role {role:?}, which no user has")
             }

@@ -18,9 +18,8 @@ impl HostPattern {
         let lower = text.trim().to_ascii_lowercase();
         let valid = |h: &str| {
             !h.is_empty()
-                && h.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':' || b == b'[' || b == b']'
-                })
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         };
         match lower.strip_prefix("*.") {
             Some(base) if valid(base) => Ok(Self::Below(format!(".{base}"))),
@@ -202,6 +201,14 @@ mod tests {
         let exact = HostPattern::parse("App.example.com").expect("valid");
         assert!(exact.matches("app.example.com") && !exact.matches("x.app.example.com"));
         assert!(HostPattern::parse("*.").is_err() && HostPattern::parse("a b").is_err());
+        for never_matches in [
+            "app.example.com:8443",
+            "[2001:db8::1]",
+            "*.example.com:443",
+            "::1",
+        ] {
+            assert!(HostPattern::parse(never_matches).is_err(), "{never_matches}");
+        }
     }
 
     #[test]

@@ -54,7 +54,9 @@ pub enum RuleError {
     #[error("more than {MAX_RULES} rules")]
     TooMany,
     /// A host pattern that is neither a name nor `*.name`.
-    #[error("host pattern {0:?}: use a name or *.name")]
+    #[error(
+        "host pattern {0:?}: use a name or *.name (no port, no IPv6 literal: hosts are compared without them)"
+    )]
     Host(String),
     /// A path prefix or glob not starting with `/`.
     #[error("path pattern {0:?} must start with /")]
@@ -349,7 +351,9 @@ impl RuleSet {
 
     /// What `rules check` reports; `known_roles` is `None` when no users are at hand.
     pub fn lint(&self, known_roles: Option<&[String]>) -> Vec<Finding> {
-        lint::findings(&self.rules, known_roles)
+        let mut out = lint::findings(&self.rules, known_roles);
+        out.extend(self.api_routes.iter().filter_map(|r| self.coarse_route(r)));
+        out
     }
 }
 

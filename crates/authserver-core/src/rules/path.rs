@@ -13,6 +13,10 @@
 //!    segment that is still percent-encoded (`%2561` → `%61`: an upstream that decodes twice
 //!    would see another path); an encoded dot segment (`%2e%2e`: a non-decoding upstream would
 //!    not resolve it).
+//!    Also refused: a `;` in a segment, literal or encoded (`/admin;jsessionid=x/users`,
+//!    `/public/..;/admin`). Servlet containers (Tomcat, Jetty, Spring) strip `;params` from
+//!    each segment before routing, other upstreams keep them as part of the name: stripping
+//!    here would be wrong for the latter, keeping them wrong for the former.
 //! 4. Dot segments are removed (RFC 3986 §5.2.4): `.` disappears, `..` removes the previous
 //!    segment. A `..` above the root is refused (RFC 3986 drops it, some servers answer 400,
 //!    some serve it), and so is a `..` that would remove an empty segment (`/a//../b` is `/a/b`
@@ -49,6 +53,9 @@ pub enum PathError {
     /// `%2e` forming a dot segment.
     #[error("encoded dot segment in path")]
     EncodedDot,
+    /// `;` (a path parameter to Servlet upstreams, part of the name to others).
+    #[error("path parameter (;) in path")]
+    Semicolon,
     /// `..` above the root, or over an empty segment.
     #[error("dot segment escapes its parent")]
     Escapes,
@@ -155,6 +162,9 @@ fn check_text(text: &str) -> Result<(), PathError> {
     if text.chars().any(char::is_control) {
         return Err(PathError::Control);
     }
+    if text.contains(';') {
+        return Err(PathError::Semicolon);
+    }
     if text.contains('\\') {
         return Err(PathError::Separator);
     }
@@ -218,6 +228,11 @@ mod tests {
             ("/..", PathError::Escapes),
             ("/a/../../admin", PathError::Escapes),
             ("/public//../admin", PathError::Escapes),
+            ("/admin;jsessionid=x/users", PathError::Semicolon),
+            ("/admin;/users", PathError::Semicolon),
+            ("/public/..;/admin", PathError::Semicolon),
+            ("/public/%2e%2e%3b/admin", PathError::Semicolon),
+            ("/a%3bb", PathError::Semicolon),
         ] {
             assert_eq!(n(raw), Err(why), "{raw}");
         }

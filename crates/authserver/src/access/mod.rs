@@ -7,6 +7,13 @@
 //! the users file's machinery ([`crate::files`]): metadata poll, content digest, regular files
 //! only, a bound on size, a stalled read reported and never waited for.
 //!
+//! One addition: new content goes into service only once two consecutive checks read the same
+//! digest (it has settled for one poll interval). A users file is JSON, which is
+//! self-delimiting: a prefix caught mid-write never parses. TOML is not: a rules file cut after
+//! `policy = "allow"` and before `roles = [...]` is a valid, wider file. Writers should still
+//! replace the file by rename (docs/access-rules.md); the settle check covers in-place writers
+//! that finish within one interval.
+//!
 //! No file configured: [`AccessRules::current`] is `None` and every surface behaves as before
 //! rules existed (any authenticated user passes). A file that is configured but cannot be read
 //! or compiled at start is an error: a server must not start open by accident.
@@ -155,6 +162,8 @@ pub struct AccessRules {
 struct PollState {
     seen: Option<Seen>,
     tried: [u8; 32],
+    /// Content read once and not yet seen again (not in service until it is).
+    pending: Option<[u8; 32]>,
     last_error: Option<String>,
 }
 
@@ -226,20 +235,15 @@ impl AccessRules {
             Ok(k) => k,
             Err(e) => return self.failed(format!("cannot read rules file: {e}")),
         };
-        if !Seen::must_read(self.lock().seen.as_ref(), &key) {
+        let pending = self.lock().pending.is_some();
+        if !pending && !Seen::must_read(self.lock().seen.as_ref(), &key) {
             return false;
         }
         let (bytes, key) = match read_regular(path, self.max_bytes) {
             Ok(read) => read,
             Err(e) => return self.failed(format!("cannot read rules file: {e}")),
         };
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        let same = {
-            let mut st = self.lock();
-            st.seen = Some(Seen::now(key));
-            std::mem::replace(&mut st.tried, digest) == digest
-        };
-        if same {
+        if !self.settled(&bytes, key) {
             return false;
         }
         match compile_bytes(&bytes) {
@@ -255,6 +259,24 @@ impl AccessRules {
             }
             Err(e) => self.failed(format!("rules file refused: {e}")),
         }
+    }
+
+    /// Records a read; true when `bytes` are new content that the previous check read too
+    /// (settled), false when unchanged from the content last tried or not yet settled.
+    fn settled(&self, bytes: &[u8], key: crate::files::FileKey) -> bool {
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let mut st = self.lock();
+        st.seen = Some(Seen::now(key));
+        if st.tried == digest {
+            st.pending = None;
+            return false;
+        }
+        if st.pending.replace(digest) != Some(digest) {
+            return false;
+        }
+        st.pending = None;
+        st.tried = digest;
+        true
     }
 
     /// Logs (once per distinct broken content: `check` skips content already tried) and
@@ -319,6 +341,11 @@ mod tests {
         let first = rules.status().version.expect("version");
         let failures = figures().reload_failures.load(Relaxed);
         std::fs::write(&path, "[[rule]]\nname = \"Bad\"\n").expect("write");
+        assert!(!rules.check(), "read once: not settled");
+        assert!(
+            rules.status().last_error.is_none(),
+            "not compiled before it settles"
+        );
         assert!(!rules.check());
         assert!(!rules.check(), "the same broken content is reported once");
         let status = rules.status();
@@ -330,6 +357,7 @@ mod tests {
             format!("{GOOD}\n[[rule]]\nname = \"x\"\npolicy = \"deny\"\n"),
         )
         .expect("write");
+        assert!(!rules.check(), "read once: not settled");
         assert!(rules.check());
         assert_eq!((rules.status().rules, rules.status().last_error), (2, None));
     }

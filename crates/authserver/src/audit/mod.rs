@@ -13,6 +13,7 @@
 pub mod access;
 pub mod chain;
 pub mod file;
+pub mod handoff;
 
 use crate::config::AuditSettings;
 use anyhow::Context;

@@ -155,12 +155,19 @@ pub struct Query {
 
 /// The explanation: the normalised request, the rule that decides, the verdict.
 pub fn explain(set: &RuleSet, who: Option<(&str, Vec<String>)>, q: &Query) -> anyhow::Result<String> {
-    let (host, target) = match q.url.split_once("://") {
-        Some((_, rest)) => {
-            let at = rest.find(['/', '?']).unwrap_or(rest.len());
-            (Some(rules::host_key(&rest[..at])), rest[at..].to_owned())
-        }
-        None => (None, q.url.clone()),
+    // The server's own reading of `X-Original-URL`, so explain refuses what it refuses (a user
+    // part, `?` or `#` in the host) instead of judging another path.
+    let (host, target) = if q.url.contains("://") {
+        let Some((host, target)) = crate::http::original::split_url(&q.url) else {
+            return Ok(format!(
+                "URL {:?} refused before matching: the host must be a name, an IPv4 or [IPv6] \
+                 address and an optional port\nverdict: 403 (invalid_request)\n",
+                q.url
+            ));
+        };
+        (host.map(|h| rules::host_key(&h)), target)
+    } else {
+        (None, q.url.clone())
     };
     let method = q.method.to_ascii_uppercase();
     let mut out = String::new();

@@ -6,6 +6,7 @@
 
 use super::{AppState, ClientAddr};
 use crate::audit::access::Access;
+use crate::audit::handoff::Handoff;
 use crate::telemetry::context::RequestContext;
 use crate::telemetry::metrics::RegulationCounters;
 use crate::telemetry::{AuthRecord, RequestRecord};
@@ -70,12 +71,23 @@ fn xray_trace_id(req: &Request) -> Option<String> {
 
 /// See the module docs. Each step below does one of its jobs, in this order.
 pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    let mut incoming = Incoming::read(&state, &req);
+    let incoming = Incoming::read(&state, &req);
     req.extensions_mut().insert(RequestId(incoming.id.clone()));
-    let response = if lacks_one_host(&req) {
-        axum::http::StatusCode::BAD_REQUEST.into_response()
-    } else {
-        incoming.handle(req, next).await
+    let handoff = Arc::new(Handoff::default());
+    let mut pending = Pending {
+        state: state.clone(),
+        handoff: handoff.clone(),
+        incoming: Some(incoming),
+    };
+    // `incoming` is set until `complete` below.
+    let response = match &pending.incoming {
+        Some(incoming) if !lacks_one_host(&req) => {
+            crate::audit::handoff::scope(handoff, incoming.handle(req, next)).await
+        }
+        _ => axum::http::StatusCode::BAD_REQUEST.into_response(),
+    };
+    let Some(mut incoming) = pending.complete() else {
+        return response;
     };
     if let Some(surface) = response.extensions().get::<super::Surface>() {
         incoming.route = Route::Surface(surface.route);
@@ -90,6 +102,47 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
     incoming.account(&state, response.status().as_u16(), record, rule, latency);
     response
 }
+
+/// The request's facts while its inner layers run. Dropped before [`Pending::complete`] (the
+/// client left and the server dropped the request future), it hands them to the verification
+/// still running (`audit::handoff`), which writes the one record once it ends; its access line
+/// has status 499 (nginx's "client closed request").
+struct Pending {
+    state: Arc<AppState>,
+    handoff: Arc<Handoff>,
+    incoming: Option<Incoming>,
+}
+
+impl Pending {
+    /// The response was built: this middleware writes the record.
+    fn complete(&mut self) -> Option<Incoming> {
+        self.handoff.close();
+        self.incoming.take()
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let Some(incoming) = self.incoming.take() else {
+            return;
+        };
+        let state = self.state.clone();
+        self.handoff.abandon(Box::new(move |done| {
+            let record = AuthRecord {
+                reason: done.decision.reason(),
+                cache: done.decision.cache,
+                user_hash: Some(done.user_hash),
+                verify_time: done.decision.verify_time,
+            };
+            let latency = incoming.start.elapsed();
+            incoming.measure(&state, Some(&record), latency);
+            incoming.account(&state, CLIENT_CLOSED, Some(&record), None, latency);
+        }));
+    }
+}
+
+/// The status an abandoned request's access line carries (nginx's "client closed request").
+const CLIENT_CLOSED: u16 = 499;
 
 /// What is known of a request before it is handled: the facts its log line, metrics and audit
 /// event carry afterwards.

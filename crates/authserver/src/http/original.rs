@@ -11,9 +11,18 @@
 //! a rule that needs an unknown part denies (see [`super::access`]).
 //!
 //! A client can add these headers too, and a proxy that sets one family does not remove the
-//! other (nginx passes the client's `X-Forwarded-Uri` to its subrequest). So every family
-//! present must agree, and a header given twice is refused: a client cannot steer the rules by
-//! adding the family its proxy does not set.
+//! other (nginx passes the client's `X-Forwarded-Uri` to its subrequest). Agreement is not
+//! enough: nginx sets only some parts (`X-Original-URI` without a host, `X-Original-URL`
+//! without `X-Original-Method`), and a client adding `X-Forwarded-Uri` equal to its own
+//! target plus `X-Forwarded-Host`/`-Method` would name the parts nginx left unknown. So a
+//! request carrying both the `X-Original-*` and the `X-Forwarded-{Uri,Method,Host}` families is
+//! refused (no proxy we document sets both), and so is a header given twice.
+//!
+//! Hosts are parsed strictly (a DNS name, an IPv4 or bracketed IPv6 literal, an optional
+//! numeric port): nginx accepts `?` and `#` in `Host`, and `X-Original-URL
+//! $scheme://$http_host$request_uri` then reads `http://app.example.com?/admin`; cutting the
+//! authority at the `?` would judge `/` while nginx serves `/admin`. Anything else in a host is
+//! refused, never re-split.
 
 use axum::http::{HeaderMap, Method, Uri};
 
@@ -43,11 +52,17 @@ pub fn original(
     if !trusted {
         return Ok(Original::default());
     }
+    if mixes_families(headers) {
+        return Err(Conflict);
+    }
     let mut found = Original::default();
     if let Some(target) = one(headers, "x-forwarded-uri")? {
         merge(&mut found.target, target)?;
         merge_opt(&mut found.method, one(headers, "x-forwarded-method")?.map(upper))?;
-        merge_opt(&mut found.host, one(headers, "x-forwarded-host")?)?;
+        merge_opt(
+            &mut found.host,
+            one(headers, "x-forwarded-host")?.map(host).transpose()?,
+        )?;
     }
     if let Some(url) = one(headers, "x-original-url")? {
         let (host, target) = split_url(&url).ok_or(Conflict)?;
@@ -62,7 +77,7 @@ pub fn original(
     if let Some(rest) = envoy_rest(uri) {
         merge(&mut found.target, rest)?;
         merge(&mut found.method, method.as_str().to_owned())?;
-        merge_opt(&mut found.host, one(headers, "host")?)?;
+        merge_opt(&mut found.host, one(headers, "host")?.map(host).transpose()?)?;
     }
     Ok(found)
 }
@@ -79,23 +94,69 @@ fn envoy_rest(uri: &Uri) -> Option<String> {
     })
 }
 
-/// `scheme://host[:port]/path?query` → (host, target); a bare target has no host.
-fn split_url(url: &str) -> Option<(Option<String>, String)> {
+/// True when both the nginx (`X-Original-*`) and the Traefik/Caddy (`X-Forwarded-*`) family
+/// are present: one of them is the client's (see the module docs).
+fn mixes_families(headers: &HeaderMap) -> bool {
+    let any = |names: &[&str]| names.iter().any(|n| headers.contains_key(*n));
+    any(&["x-original-url", "x-original-uri", "x-original-method"])
+        && any(&["x-forwarded-uri", "x-forwarded-method", "x-forwarded-host"])
+}
+
+/// `scheme://host[:port]/path?query` → (host, target); a bare target has no host. The
+/// authority ends at the first `/` only and must be a valid host (see [`valid_host`]): a `?`
+/// or `#` in it is refused, not taken as the start of the query.
+pub fn split_url(url: &str) -> Option<(Option<String>, String)> {
     if url.starts_with('/') {
         return Some((None, url.to_owned()));
     }
     let (_, rest) = url.split_once("://")?;
-    let at = rest.find(['/', '?']).unwrap_or(rest.len());
+    let at = rest.find('/').unwrap_or(rest.len());
     let (authority, target) = rest.split_at(at);
-    if authority.is_empty() || authority.contains('@') {
+    if !valid_host(authority) {
         return None;
     }
-    let target = match target {
-        "" => "/".to_owned(),
-        t if t.starts_with('?') => format!("/{t}"),
-        t => t.to_owned(),
+    let target = if target.is_empty() { "/" } else { target };
+    Some((Some(authority.to_owned()), target.to_owned()))
+}
+
+/// A host as told, checked with [`valid_host`]; anything else is a conflict.
+fn host(value: String) -> Result<String, Conflict> {
+    if valid_host(&value) {
+        Ok(value)
+    } else {
+        Err(Conflict)
+    }
+}
+
+/// `name[:port]`, `a.b.c.d[:port]` or `[v6][:port]`: letters, digits, `-` and `.` in a name,
+/// an IPv6 literal that parses, a port of 1-5 digits. No user part, `?`, `#`, `%`, space.
+pub fn valid_host(authority: &str) -> bool {
+    let (name, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((addr, after)) = v6.split_once(']') else {
+            return false;
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        (
+            "v6",
+            after
+                .strip_prefix(':')
+                .map_or((!after.is_empty()).then_some(""), Some),
+        )
+    } else {
+        match authority.rsplit_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (authority, None),
+        }
     };
-    Some((Some(authority.to_owned()), target))
+    let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    let name_ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    port_ok && name_ok
 }
 
 /// The header's one value as text; absent → `None`, twice or not text → conflict.
@@ -210,14 +271,18 @@ mod tests {
         assert_eq!(call(&smuggled, "/auth/forward", true), Err(Conflict));
         let twice = [("x-forwarded-uri", "/public"), ("x-forwarded-uri", "/admin")];
         assert_eq!(call(&twice, "/auth/forward", true), Err(Conflict));
+        // Even agreeing on the path: the other family would name what nginx left unknown.
         let agreeing = [
-            ("x-original-url", "http://h/admin"),
+            ("x-original-uri", "/admin"),
             ("x-forwarded-uri", "/admin"),
+            ("x-forwarded-host", "public.example.com"),
         ];
-        assert_eq!(
-            call(&agreeing, "/auth/forward", true),
-            Ok(o(None, Some("h"), Some("/admin")))
-        );
+        assert_eq!(call(&agreeing, "/auth/forward", true), Err(Conflict));
+        let method_only = [
+            ("x-original-url", "http://h/admin"),
+            ("x-forwarded-method", "GET"),
+        ];
+        assert_eq!(call(&method_only, "/auth/forward", true), Err(Conflict));
         assert_eq!(
             call(&[("x-original-url", "http://user@h/x")], "/auth/forward", true),
             Err(Conflict)
@@ -226,5 +291,41 @@ mod tests {
             call(&[("x-forwarded-uri", "/public")], "/auth/forward/admin", true),
             Err(Conflict)
         );
+    }
+
+    #[test]
+    fn hosts_are_parsed_strictly_never_re_split() {
+        for bad in [
+            "http://app.example.com?/admin",
+            "http://app.example.com#x?/admin",
+            "http://app.example.com%3f/admin",
+            "http://a b/admin",
+            "http://h:/admin",
+            "http://h:123456/admin",
+            "http://[::1/admin",
+            "http://[zz]/admin",
+            "http://[::1]x/admin",
+            "http:///admin",
+        ] {
+            assert_eq!(
+                call(&[("x-original-url", bad)], "/auth/forward", true),
+                Err(Conflict),
+                "{bad}"
+            );
+        }
+        for (good, host) in [
+            ("http://[2001:db8::1]:8443/x", "[2001:db8::1]:8443"),
+            ("http://10.0.0.1/x", "10.0.0.1"),
+            ("http://h", "h"),
+        ] {
+            assert_eq!(
+                call(&[("x-original-url", good)], "/auth/forward", true).map(|o| o.host),
+                Ok(Some(host.to_owned())),
+                "{good}"
+            );
+        }
+        let traefik = [("x-forwarded-uri", "/x"), ("x-forwarded-host", "h?")];
+        assert_eq!(call(&traefik, "/auth/forward", true), Err(Conflict));
+        assert_eq!(call(&[("host", "h#")], "/auth/forward/x", true), Err(Conflict));
     }
 }

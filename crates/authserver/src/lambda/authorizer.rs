@@ -148,9 +148,18 @@ impl Authorizer {
             user_hash: attempt.user_hash.clone(),
             verify_time: attempt.decision.verify_time,
         };
+        let mut decided_by = None;
         let answer = match (&attempt.decision.outcome, &attempt.username) {
             (Outcome::Allowed { roles }, Some(user)) => {
                 let rules = state.rules.current();
+                decided_by = rules.as_deref().and_then(|l| {
+                    let who = Identity {
+                        user: user.clone(),
+                        roles: roles.clone(),
+                        scopes: Arc::from(attempt.scopes.as_slice()),
+                    };
+                    rules_verdict(&event, &l.set, &who)
+                });
                 allow(
                     &event,
                     user,
@@ -166,14 +175,46 @@ impl Authorizer {
             (Outcome::Denied(Reason::RateLimited | Reason::LockedOut), _) => Err(internal("rate limited")),
             _ => deny(&event),
         };
-        account(state, &event, &record, &request_id, start);
+        account(state, &event, &record, &request_id, start, decided_by);
         answer
     }
 }
 
+/// The rule that decides the request that asked and whether it lets `who` in, for the audit
+/// (as `/auth/forward` records it: the credential was right, the rule may still refuse).
+fn rules_verdict(event: &Event, set: &RuleSet, who: &Identity) -> Option<(String, bool)> {
+    let (method, path) = match event.kind {
+        Kind::HttpSimple => event.route.clone()?,
+        Kind::Token | Kind::Request => {
+            let arn = event.method_arn.as_deref()?;
+            let stage = stage_wildcard(arn)?;
+            super::policy::asking_request(stage.trim_end_matches('*'), arn)?
+        }
+    };
+    let method = if method == "*" { "ANY".to_owned() } else { method };
+    Some(super::policy::verdict(set, &method, &path, who, event.source))
+}
+
 /// Metrics, audit and the one log line, as the HTTP middleware does for routes.
-fn account(state: &AppState, event: &Event, record: &AuthRecord, request_id: &str, start: Instant) {
+fn account(
+    state: &AppState,
+    event: &Event,
+    record: &AuthRecord,
+    request_id: &str,
+    start: Instant,
+    decided_by: Option<(String, bool)>,
+) {
     let latency = start.elapsed();
+    if let Some((rule, _)) = decided_by.as_ref().filter(|(_, allowed)| !allowed) {
+        // A credential allowed and a rule refusing: the auth_attempt stays `allowed` (the
+        // credential was right) and the refusal is its own event, as on `/auth/forward`.
+        state.audit.emit(authserver_core::AuditEvent::AccessDecision {
+            rule: rule.clone(),
+            outcome: "denied",
+            source: event.source.map(|s| s.to_string()),
+            request_id: request_id.to_owned(),
+        });
+    }
     let request = RequestRecord {
         auth: Some(record),
         latency,
@@ -203,6 +244,7 @@ fn account(state: &AppState, event: &Event, record: &AuthRecord, request_id: &st
         cache: Some(record.cache.as_str()),
         verify_ms: record.verify_time.map(|d| d.as_secs_f64() * 1000.0),
         latency_ms: latency.as_secs_f64() * 1000.0,
+        rule: decided_by.as_ref().map(|(rule, _)| rule.as_str()),
         ..Default::default()
     };
     let enabled = tracing::enabled!(target: crate::audit::access::ACCESS_TARGET, tracing::Level::INFO);

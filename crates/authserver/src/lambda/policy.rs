@@ -64,8 +64,21 @@ fn asking_route(stage: &str, method_arn: &str) -> Option<ApiRoute> {
 /// The HTTP API verdict for the request `method path` (path without the stage); a path
 /// that cannot be normalised is refused.
 pub fn http_permits(set: &RuleSet, method: &str, path: &str, who: &Identity, client: Option<IpAddr>) -> bool {
+    verdict(set, method, path, who, client).1
+}
+
+/// The rule that decides the request `method path` (path without the stage) and whether it
+/// lets `who` in: what the audit's `access_decision` event and the `rule` field say, as on
+/// `/auth/forward`. A path that cannot be normalised: `invalid_request`, refused.
+pub fn verdict(
+    set: &RuleSet,
+    method: &str,
+    path: &str,
+    who: &Identity,
+    client: Option<IpAddr>,
+) -> (String, bool) {
     let Ok(path) = rules::normalise(path) else {
-        return false;
+        return ("invalid_request".to_owned(), false);
     };
     let method = method.to_ascii_uppercase();
     let req = Request {
@@ -74,11 +87,21 @@ pub fn http_permits(set: &RuleSet, method: &str, path: &str, who: &Identity, cli
         path: Some(&path),
         client,
     };
-    match set.route(&req).policy {
+    let route = set.route(&req);
+    let permitted = match route.policy {
         Policy::Bypass => true,
         Policy::Deny => false,
         Policy::Allow(subject) => subject.permits(who),
-    }
+    };
+    (route.name.to_owned(), permitted)
+}
+
+/// The request that asked a REST authorizer (`.../{stage}/GET/orders/42` → `GET`,
+/// `/orders/42`); `None` when `method_arn` is not a route of `stage`.
+pub fn asking_request(stage: &str, method_arn: &str) -> Option<(String, String)> {
+    let rest = method_arn.strip_prefix(stage)?;
+    let (verb, path) = rest.split_once('/').unwrap_or((rest, ""));
+    Some((verb.to_owned(), format!("/{path}")))
 }
 
 #[cfg(test)]
