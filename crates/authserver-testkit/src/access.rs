@@ -19,6 +19,23 @@ pub fn with_rules(state: Arc<AppState>, toml: &str, trusted: &str) -> Arc<AppSta
     })
 }
 
+/// A trusted proxy's address as `forward`'s peer (inside the `10.0.0.0/8` the tests trust).
+pub const PROXY: &str = "10.0.0.2:40000";
+
+/// The `X-Forwarded-*` family Traefik and Caddy send for `method uri` on `app.example.com`.
+pub fn traefik<'a>(method: &'a str, uri: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("x-forwarded-method", method),
+        ("x-forwarded-host", "app.example.com"),
+        ("x-forwarded-uri", uri),
+    ]
+}
+
+/// A `&'static str` of `s`, for header lists built from formatted values (tests only: leaks).
+pub fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
 /// One answer: status, headers, JSON body (`Null` when not JSON).
 #[derive(Debug)]
 pub struct Answer {

@@ -55,6 +55,20 @@ pub fn state_with(settings: Settings) -> Arc<AppState> {
     authserver::wiring::build(settings).unwrap().state
 }
 
+/// The stage ARN prefix of the REST authorizer fixtures: append `METHOD/path`.
+pub const STAGE: &str = "arn:aws:execute-api:eu-west-1:111122223333:p7r2m5n8t4/prod/";
+
+/// A Lambda state (`settings()`) with the rules file `rules`. The rules are read when the
+/// state is built, so the temporary directory may go afterwards.
+pub fn state_with_rules(rules: &str) -> Arc<AppState> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, rules).expect("rules file");
+    let mut s = settings();
+    s.rules.file = path.to_string_lossy().into_owned();
+    state_with(s)
+}
+
 /// A cold-start marker that started now.
 pub fn cold() -> Arc<ColdStart> {
     Arc::new(ColdStart::new(Instant::now(), Instant::now()))

@@ -2,7 +2,7 @@
 //! table in `http/access.rs` and docs/access-rules.md.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use authserver_testkit::access::{forward, with_rules};
+use authserver_testkit::access::{PROXY, forward, leak, with_rules};
 use authserver_testkit::users::*;
 use axum::http::StatusCode;
 use std::sync::Arc;
@@ -38,26 +38,19 @@ hosts = ["app.example.com"]
 policy = "allow"
 "#;
 
-/// The proxy (trusted) and a client behind it.
-const PROXY: &str = "10.0.0.2:40000";
+/// A client that is not a trusted proxy.
 const STRANGER: &str = "203.0.113.50:40000";
 
+/// What Traefik sends, for a client at 198.51.100.7.
 fn traefik<'a>(method: &'a str, uri: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("x-forwarded-method", method),
-        ("x-forwarded-host", "app.example.com"),
-        ("x-forwarded-uri", uri),
-        ("x-forwarded-for", "198.51.100.7"),
-    ]
+    let mut h = authserver_testkit::access::traefik(method, uri);
+    h.push(("x-forwarded-for", "198.51.100.7"));
+    h
 }
 
 fn with(mut h: Vec<(&'static str, &'static str)>, auth: &'static str) -> Vec<(&'static str, &'static str)> {
     h.push(("authorization", auth));
     h
-}
-
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
 }
 
 #[tokio::test]

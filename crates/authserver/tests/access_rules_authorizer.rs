@@ -4,10 +4,10 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use authserver_testkit::access::iam_allows;
-use authserver_testkit::lambda::{authorize, fixture, settings, state_with};
+use authserver_testkit::lambda::{
+    STAGE, authorize, fixture, settings, state_with, state_with_rules as state,
+};
 use serde_json::Value;
-
-const STAGE: &str = "arn:aws:execute-api:eu-west-1:111122223333:p7r2m5n8t4/prod/";
 
 const RULES: &str = r#"
 api_routes = ["GET /health", "GET /orders", "GET /orders/{id}", "POST /orders", "GET /admin/users", "DELETE /admin/users/{id}"]
@@ -47,16 +47,6 @@ const CALLS: [(&str, bool); 6] = [
     ("GET/admin/users", true),
     ("DELETE/admin/users/7", true),
 ];
-
-fn state(rules: &str) -> std::sync::Arc<authserver::http::AppState> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rules.toml");
-    std::fs::write(&path, rules).unwrap();
-    let mut s = settings();
-    s.rules.file = path.to_string_lossy().into_owned();
-    // The rules are read at start; the directory may go once the state is built.
-    state_with(s)
-}
 
 async fn policy_for(state: &std::sync::Arc<authserver::http::AppState>, suffix: &str) -> Value {
     let mut event = fixture("authorizer_rest_token.json");

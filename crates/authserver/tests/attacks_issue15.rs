@@ -2,26 +2,11 @@
 //! it was written against and states what the rules promise.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use authserver_testkit::access::{forward, iam_allows, with_rules};
-use authserver_testkit::lambda::{authorize, fixture, settings, state_with};
+use authserver_testkit::access::{PROXY, forward, iam_allows, leak, traefik, with_rules};
+use authserver_testkit::lambda::{STAGE, authorize, fixture, state_with_rules as lambda_state};
 use authserver_testkit::users::*;
 use axum::http::StatusCode;
 use serde_json::Value;
-
-/// The proxy (trusted).
-const PROXY: &str = "10.0.0.2:40000";
-
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
-}
-
-fn traefik<'a>(method: &'a str, uri: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("x-forwarded-method", method),
-        ("x-forwarded-host", "app.example.com"),
-        ("x-forwarded-uri", uri),
-    ]
-}
 
 /// Finding: `;` path parameters. Tomcat, Jetty, Spring (and anything on the Servlet API) strip
 /// `;params` from each segment before routing, so `/admin;x` is `/admin` and `/public/..;/admin`
@@ -118,17 +103,6 @@ roles = ["admin"]
         StatusCode::OK,
         "a client steered the host rule with X-Forwarded-Host and got a bypass without credentials"
     );
-}
-
-const STAGE: &str = "arn:aws:execute-api:eu-west-1:111122223333:p7r2m5n8t4/prod/";
-
-fn lambda_state(rules: &str) -> std::sync::Arc<authserver::http::AppState> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rules.toml");
-    std::fs::write(&path, rules).unwrap();
-    let mut s = settings();
-    s.rules.file = path.to_string_lossy().into_owned();
-    state_with(s)
 }
 
 /// Finding: with `api_routes`, a route is decided by its template (`/orders/{id}`) and never by
