@@ -176,6 +176,14 @@ NEGATIVES = {
         "              Action: kms:Sign\n              Resource:\n"
         "                - !If [OAuthKmsSlotA, !GetAtt OAuthSigningKey.Arn, !Ref 'AWS::NoValue']\n",
         "OAuthRuntimePolicy does not allow kms:Sign on arn:aws:kms"),
+    # VPC mode: the Secrets Manager endpoint must admit the OAuth key set secret.
+    "endpoint-without-key-set": (
+        "              - !If [OAuthSecretsManager, !Ref OAuthKeySecretArn, !Ref 'AWS::NoValue']\n\n  LogsEndpoint:",
+        "\n  LogsEndpoint:",
+        "SecretsManagerEndpoint policy does not admit secretsmanager:GetSecretValue",
+        {"OAuthSigner": "secrets_manager",
+         "OAuthKeySecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:authserver/prod/oauth-keys-AbCdEf",
+         "OAuthKmsKeySlots": "a", "OAuthKmsNextActivatesAt": ""}),
     # The Lambda authorizer validates bearer tokens: it may read the jti table and the public keys,
     # never write the table or sign, and each signing key's policy must name its role.
     "authorizer-jti-write": (
@@ -527,7 +535,7 @@ def check_all(template_path, param_files, region, report_unused=True):
 
 
 def negative(case):
-    old, new, expected = NEGATIVES[case]
+    old, new, expected, *overrides = NEGATIVES[case]  # overrides: parameters the case needs
     text = TEMPLATE.read_text()
     if old not in text:
         sys.exit(f"negative case {case}: its anchor text is no longer in the template (update the case)")
@@ -546,7 +554,8 @@ def negative(case):
         import io
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            bad = check_all(path, [_everything_on(tmp)], "us-east-1", report_unused=False)
+            bad = check_all(path, [_everything_on(tmp, **(overrides[0] if overrides else {}))], "us-east-1",
+                            report_unused=False)
         out = buf.getvalue()
     print(out.replace("INFO: ", ""))  # the planted copy's summary is not this check's result
     if not bad:
@@ -556,8 +565,9 @@ def negative(case):
     print(f"INFO: negative {case}: caught ({expected})")
 
 
-def _everything_on(tmp):
-    """A parameter set under which every policy statement of the template exists."""
+def _everything_on(tmp, **overrides):
+    """A parameter set under which every policy statement of the template exists (`overrides`: a
+    negative case's own values, e.g. the Secrets Manager signer instead of KMS)."""
     p = Path(tmp) / "everything-on.json"
     values = {
         "EnableAuthorizer": "true", "EnableVpc": "true", "VpcId": "vpc-0123456789abcdef0",
@@ -569,6 +579,7 @@ def _everything_on(tmp):
         "OAuthSigner": "kms", "EnableJwtAuthorizer": "true", "OAuthAudience": "https://api.example.com",
         "OAuthKmsKeySlots": "a,b", "OAuthKmsNextActivatesAt": "2027-01-01T02:15:00Z",
         "ProtectedBackendUrl": "https://backend.example.com"}
+    values.update(overrides)
     p.write_text(json.dumps([{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]))
     return str(p)
 

@@ -20,6 +20,9 @@ statement attached to AuthorizerRole must allow exactly the reads (same resource
 and must not allow kms:Sign on a signing key or dynamodb:PutItem on the jti table; each key policy
 must allow GetPublicKey, and not Sign, to AuthorizerRole.
 
+VPC mode: the Secrets Manager and DynamoDB endpoint policies must admit the same calls (the key set
+secret, the jti table), or the endpoint denies what the roles allow.
+
 moto enforces no IAM: this is the check that the issuer and the authorizer can run under their roles.
 """
 from __future__ import annotations
@@ -137,7 +140,29 @@ def findings(stack, label, calls, holds, matches):
             if not _allowed(key_policy, action, "*", kctx, holds, matches, principal=role):
                 out.append(f"{label}: the {logical} key policy does not allow {action} to ProxyRole "
                            f"(conditions evaluated with {kctx})")
-    return out + authorizer_findings(stack, label, calls, holds, matches, keys)
+    return out + authorizer_findings(stack, label, calls, holds, matches, keys) + endpoint_findings(
+        stack, label, calls, holds, matches)
+
+
+def endpoint_findings(stack, label, calls, holds, matches):
+    """In VPC mode the functions reach AWS only through the VPC endpoints: an endpoint policy that
+    does not admit an OAuth call denies it whatever the role allows (the key set secret and the
+    jti table through the Secrets Manager and DynamoDB endpoints)."""
+    out = []
+    wanted = []
+    if stack.exists("SecretsManagerEndpoint") and stack.condition("OAuthSecretsManager"):
+        wanted.append(("SecretsManagerEndpoint", "secretsmanager:GetSecretValue", stack.params["OAuthKeySecretArn"]))
+    if stack.exists("DynamoDbEndpoint"):
+        table = stack.resolve({"Fn::GetAtt": ["OAuthJtiTable", "Arn"]})
+        wanted += [("DynamoDbEndpoint", a, table) for a in ("dynamodb:GetItem", "dynamodb:PutItem")]
+    for endpoint, action, resource in wanted:
+        if action not in calls:
+            continue
+        doc = stack.resolve(stack.resources[endpoint]["Properties"]).get("PolicyDocument")
+        if doc is not None and not _allowed(statements(doc), action, resource, {}, holds, matches):
+            out.append(f"{label}: the {endpoint} policy does not admit {action} on {resource} (VPC mode: "
+                       f"the OAuth code calls it through that endpoint)")
+    return out
 
 
 def authorizer_findings(stack, label, calls, holds, matches, keys):
