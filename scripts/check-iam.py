@@ -27,8 +27,10 @@ cfn-lint and checkov check the shape of a policy, not whether it can ever apply.
    would let a compromised function add itself a user); UsersTableOperatorPolicy allows every call
    `authserver users ... --table` makes. The calls are read from crates/authserver-aws/src/
    users_table/table.rs (SDK builder names), the request path's from source.rs's use of it.
-5. The OAuth issuer's calls against ProxyRole's OAuthRuntimePolicy and the signing key's key policy
-   (scripts/check_iam_oauth.py), under every parameter set that turns OAuth on.
+5. The OAuth issuer's calls against ProxyRole's OAuthRuntimePolicy and each signing key's key policy,
+   and the Lambda authorizer's bearer validation against AuthorizerRole (reads only: the jti table,
+   the public keys; never Sign or PutItem) (scripts/check_iam_oauth.py), under every parameter set
+   that turns OAuth on.
 
 The template is resolved the way CloudFormation would for one parameter set (defaults, then a
 parameter file in the AWS CLI format) by scripts/cfn_resolve.py.
@@ -62,7 +64,7 @@ TEMPLATE = ROOT / "deploy/aws/authserver.yaml"
 JUSTIFIED = [
     ("MALFORMED", r".*", r"AssumeRolePolicyDocument", r".*", "neither Resource nor NotResource",
      "a trust policy has no Resource element: the role itself is the resource (IAM User Guide)"),
-    ("RESOURCE_STAR", r"SecretsKey|DataKey|OAuthSigningKey", r"KeyPolicy", r".*", "",
+    ("RESOURCE_STAR", r"SecretsKey|DataKey|OAuthSigningKeyB?", r"KeyPolicy", r".*", "",
      "in a key policy Resource '*' means this key and nothing else (KMS Developer Guide, key policies)"),
     ("MISMATCHED_TYPE", r"DataKey", r"KeyPolicy", r"CloudWatchLogsOfThisServiceOnly", "ArnLike",
      "kms:EncryptionContext:aws:logs:arn holds the log group ARN; CloudWatch Logs documents ArnLike/ArnEquals on it"),
@@ -155,8 +157,8 @@ NEGATIVES = {
     # OAuth (issue 14): a condition key Sign has and GetPublicKey lacks, an algorithm the code does not
     # send, and a key policy that forgets the role.
     "signing-keys-on-getpublickey": (
-        "              Action: kms:Sign\n              Resource: !GetAtt OAuthSigningKey.Arn\n",
-        "              Action: [kms:Sign, kms:GetPublicKey]\n              Resource: !GetAtt OAuthSigningKey.Arn\n",
+        "              Action: kms:Sign\n              Resource:\n",
+        "              Action: [kms:Sign, kms:GetPublicKey]\n              Resource:\n",
         "kms:MessageType is not a condition key of kms:GetPublicKey"),
     "oauth-sign-algorithm-not-sent": (
         "                  kms:MessageType: RAW\n                  kms:SigningAlgorithm: !If [OAuthKmsEcc, ECDSA_SHA_256, RSASSA_PKCS1_V1_5_SHA_256]\n            - !Ref 'AWS::NoValue'",
@@ -166,6 +168,36 @@ NEGATIVES = {
         "          - Sid: SignOnlyByTheProxyFunction\n            Effect: Allow\n            Principal: {AWS: !GetAtt ProxyRole.Arn}\n",
         "          - Sid: SignOnlyByTheProxyFunction\n            Effect: Allow\n            Principal: {AWS: !GetAtt OperatorRole.Arn}\n",
         "key policy does not allow kms:Sign to ProxyRole"),
+    # A KMS key rotation: the second key slot must be signable too, or it fails at its activation.
+    "kms-second-key-not-signable": (
+        "              Action: kms:Sign\n              Resource:\n"
+        "                - !If [OAuthKmsSlotA, !GetAtt OAuthSigningKey.Arn, !Ref 'AWS::NoValue']\n"
+        "                - !If [OAuthKmsSlotB, !GetAtt OAuthSigningKeyB.Arn, !Ref 'AWS::NoValue']\n",
+        "              Action: kms:Sign\n              Resource:\n"
+        "                - !If [OAuthKmsSlotA, !GetAtt OAuthSigningKey.Arn, !Ref 'AWS::NoValue']\n",
+        "OAuthRuntimePolicy does not allow kms:Sign on arn:aws:kms"),
+    # VPC mode: the Secrets Manager endpoint must admit the OAuth key set secret.
+    "endpoint-without-key-set": (
+        "              - !If [OAuthSecretsManager, !Ref OAuthKeySecretArn, !Ref 'AWS::NoValue']\n\n  LogsEndpoint:",
+        "\n  LogsEndpoint:",
+        "SecretsManagerEndpoint policy does not admit secretsmanager:GetSecretValue",
+        {"OAuthSigner": "secrets_manager",
+         "OAuthKeySecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:authserver/prod/oauth-keys-AbCdEf",
+         "OAuthKmsKeySlots": "a", "OAuthKmsNextActivatesAt": ""}),
+    # The Lambda authorizer validates bearer tokens: it may read the jti table and the public keys,
+    # never write the table or sign, and each signing key's policy must name its role.
+    "authorizer-jti-write": (
+        "            Action: dynamodb:GetItem\n            Resource: !GetAtt OAuthJtiTable.Arn\n",
+        "            Action: [dynamodb:GetItem, dynamodb:PutItem]\n            Resource: !GetAtt OAuthJtiTable.Arn\n",
+        "AuthorizerRole may dynamodb:PutItem"),
+    "authorizer-jti-wrong-table": (
+        "            Action: dynamodb:GetItem\n            Resource: !GetAtt OAuthJtiTable.Arn\n",
+        "            Action: dynamodb:GetItem\n            Resource: !GetAtt RegulationTable.Arn\n",
+        "AuthorizerRole does not allow dynamodb:GetItem on arn:aws:dynamodb"),
+    "authorizer-key-policy-without-role": (
+        "              Principal: {AWS: !GetAtt AuthorizerRole.Arn}\n              Action: kms:GetPublicKey\n",
+        "              Principal: {AWS: !GetAtt ProxyRole.Arn}\n              Action: kms:GetPublicKey\n",
+        "key policy does not allow kms:GetPublicKey to AuthorizerRole"),
     "parliament-unknown-action": (
         "                Action: lambda:InvokeFunction\n                Resource: [!GetAtt RotationFunction.Arn",
         "                Action: lambda:InvokeFunctions\n                Resource: [!GetAtt RotationFunction.Arn",
@@ -503,7 +535,7 @@ def check_all(template_path, param_files, region, report_unused=True):
 
 
 def negative(case):
-    old, new, expected = NEGATIVES[case]
+    old, new, expected, *overrides = NEGATIVES[case]  # overrides: parameters the case needs
     text = TEMPLATE.read_text()
     if old not in text:
         sys.exit(f"negative case {case}: its anchor text is no longer in the template (update the case)")
@@ -522,7 +554,8 @@ def negative(case):
         import io
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            bad = check_all(path, [_everything_on(tmp)], "us-east-1", report_unused=False)
+            bad = check_all(path, [_everything_on(tmp, **(overrides[0] if overrides else {}))], "us-east-1",
+                            report_unused=False)
         out = buf.getvalue()
     print(out.replace("INFO: ", ""))  # the planted copy's summary is not this check's result
     if not bad:
@@ -532,8 +565,9 @@ def negative(case):
     print(f"INFO: negative {case}: caught ({expected})")
 
 
-def _everything_on(tmp):
-    """A parameter set under which every policy statement of the template exists."""
+def _everything_on(tmp, **overrides):
+    """A parameter set under which every policy statement of the template exists (`overrides`: a
+    negative case's own values, e.g. the Secrets Manager signer instead of KMS)."""
     p = Path(tmp) / "everything-on.json"
     values = {
         "EnableAuthorizer": "true", "EnableVpc": "true", "VpcId": "vpc-0123456789abcdef0",
@@ -543,7 +577,9 @@ def _everything_on(tmp):
         "SecretReplicaRegion": "us-west-2", "UsersStore": "table",
         "SecretReplicaKmsKeyArn": "arn:aws:kms:us-west-2:123456789012:key/0123abcd-4567-89ab-cdef-0123456789ab",
         "OAuthSigner": "kms", "EnableJwtAuthorizer": "true", "OAuthAudience": "https://api.example.com",
+        "OAuthKmsKeySlots": "a,b", "OAuthKmsNextActivatesAt": "2027-01-01T02:15:00Z",
         "ProtectedBackendUrl": "https://backend.example.com"}
+    values.update(overrides)
     p.write_text(json.dumps([{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]))
     return str(p)
 

@@ -48,6 +48,13 @@ NEGATIVES = {
         "us-east-1", {"EnableJwtAuthorizer": "true", "OAuthSigner": "kms",
                       "ProtectedBackendUrl": "https://backend.example.com"},
         "JwtAuthorizerNeedsIssuerAudienceBackend"),
+    "kms-second-key-without-activation": (
+        "us-east-1", {"OAuthSigner": "kms", "OAuthKmsKeySlots": "a,b"}, "OAuthKmsSecondKeyNeedsActivation"),
+    "kms-second-key-without-kms": (
+        "us-east-1", {"OAuthSigner": "secrets_manager", "OAuthKeySecretArn":
+                      "arn:aws:secretsmanager:us-east-1:123456789012:secret:oauth-keys-AbCdEf",
+                      "OAuthKmsKeySlots": "b,a", "OAuthKmsNextActivatesAt": "2027-01-01T02:15:00Z"},
+        "OAuthKmsSecondKeyNeedsActivation"),
 }
 
 

@@ -104,6 +104,11 @@ check "cfn-lint $MAIN_TEMPLATE with all options on (cloudfront, Shield, authoriz
 "$PY" "$DEPLOYCHECK" params-lintfile "$MAIN_TEMPLATE" "$FIXTURES/oauth-secrets-manager.json" "$TMP/lint-oauth-sm.json"
 check "cfn-lint $MAIN_TEMPLATE with OAuth on a Secrets Manager key set and the JWT authorizer" \
   "$VENV/bin/cfn-lint" "$MAIN_TEMPLATE" --regions us-east-1 --parameter-files "$TMP/lint-oauth-sm.json"
+# A KMS signing key rotation in progress (two key slots, the second activating later) with the
+# Lambda authorizer validating bearer tokens.
+"$PY" "$DEPLOYCHECK" params-lintfile "$MAIN_TEMPLATE" "$FIXTURES/oauth-kms-rotation.json" "$TMP/lint-oauth-kms-rotation.json"
+check "cfn-lint $MAIN_TEMPLATE during a KMS signing key rotation (two key slots) with the Lambda authorizer" \
+  "$VENV/bin/cfn-lint" "$MAIN_TEMPLATE" --regions us-east-1 --parameter-files "$TMP/lint-oauth-kms-rotation.json"
 
 # Disaster recovery (docs/runbooks/disaster-recovery.md): the primary replicates its secret to
 # the standby region and blocks addresses at a REST API edge with WAF; the standby reuses the
@@ -119,7 +124,7 @@ mkdir -p "$TMP/checkov"
 CHECKOV_VARIANTS=(default)
 cp "$MAIN_TEMPLATE" "$TMP/checkov/default.yaml"
 for pf in "${PARAM_FILES[@]}" "$FIXTURES/all-options.json" "$FIXTURES/dr-primary.json" "$FIXTURES/dr-standby.json" \
-          "$FIXTURES/oauth-secrets-manager.json"; do
+          "$FIXTURES/oauth-secrets-manager.json" "$FIXTURES/oauth-kms-rotation.json"; do
   v=$(basename "$pf" .json)
   "$PY" "$DEPLOYCHECK" params-render "$MAIN_TEMPLATE" "$pf" "$TMP/checkov/$v.yaml"
   CHECKOV_VARIANTS+=("$v")
@@ -142,7 +147,7 @@ check "checkov: every inline skip in $MAIN_TEMPLATE is justified and still neede
 check "check-iam.py: parliament and SAR condition keys, default + every parameter set (0 unjustified)" \
   "$PY" scripts/check-iam.py --template "$MAIN_TEMPLATE" \
   "${PARAM_FILES[@]}" "$FIXTURES/all-options.json" "$FIXTURES/dr-primary.json" "$FIXTURES/dr-standby.json" \
-  "$FIXTURES/oauth-secrets-manager.json"
+  "$FIXTURES/oauth-secrets-manager.json" "$FIXTURES/oauth-kms-rotation.json"
 for c in $("$PY" scripts/check-iam.py --list-negatives); do
   check "check-iam.py rejects: $c" "$PY" scripts/check-iam.py --negative "$c"
 done
@@ -151,7 +156,7 @@ done
 check "check-rules.py: every template Rule holds for default + every parameter set" \
   "$PY" scripts/check-rules.py --template "$MAIN_TEMPLATE" \
   "${PARAM_FILES[@]}" "$FIXTURES/all-options.json" "$FIXTURES/dr-primary.json" "$FIXTURES/dr-standby.json" \
-  "$FIXTURES/oauth-secrets-manager.json"
+  "$FIXTURES/oauth-secrets-manager.json" "$FIXTURES/oauth-kms-rotation.json"
 for c in $("$PY" scripts/check-rules.py --list-negatives); do
   check "check-rules.py refuses: $c" "$PY" scripts/check-rules.py --negative "$c"
 done

@@ -2,7 +2,7 @@
 # The incident drills as a test (docs/runbooks/README.md): runs `scripts/drill --all` and fails
 # when any implemented drill fails, that is when a signal a runbook relies on did not appear or
 # its remediation did not clear it. Drills whose feature has not landed yet report "pending" and
-# do not fail the run. About 4 minutes on 2 cores; installs what it needs (see scripts/drill).
+# do not fail the run. About 6 minutes on 2 cores; installs what it needs (see scripts/drill).
 # First, scripts/drills/check-runbooks.py checks that every alert, alarm, metric, setting,
 # variable, parameter and command the runbooks name exists (a failure counts as one failed drill).
 #
