@@ -115,7 +115,7 @@ async fn the_http_api_authorizer_answers_simple_responses() {
         .unwrap();
     assert_eq!(
         answer,
-        json!({"isAuthorized": true, "context": {"username": "fixture-user", "roles": "admin,reader"}})
+        json!({"isAuthorized": true, "context": {"username": "fixture-user", "roles": "admin,reader", "scopes": ""}})
     );
 }
 
@@ -133,7 +133,7 @@ async fn rest_authorizers_answer_iam_policies_for_the_stage() {
                     "Effect": "Allow",
                     "Resource": "arn:aws:execute-api:eu-west-1:111122223333:p7r2m5n8t4/prod/*",
                 }]},
-                "context": {"username": "fixture-user", "roles": "admin,reader"},
+                "context": {"username": "fixture-user", "roles": "admin,reader", "scopes": ""},
             }),
             "{name}"
         );

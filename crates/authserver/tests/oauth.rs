@@ -542,4 +542,13 @@ async fn the_lambda_authorizer_takes_bearer_tokens_with_their_scopes() {
         .await
         .unwrap();
     assert_eq!(denied, serde_json::json!({"isAuthorized": false, "context": {}}));
+    // A Basic user's answer carries `scopes` too, empty: the template's `overwrite` mapping then
+    // always replaces a caller's own scopes header (what it does with an absent key is undocumented).
+    let basic = authserver_testkit::users::basic(PLAIN_USER, PLAIN_PW);
+    let plain = authserver_testkit::lambda::authorize(&state, event(&basic))
+        .await
+        .unwrap();
+    assert_eq!(plain["isAuthorized"], true);
+    assert_eq!(plain["context"]["username"], PLAIN_USER);
+    assert_eq!(plain["context"]["scopes"], "");
 }

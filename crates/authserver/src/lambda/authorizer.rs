@@ -327,8 +327,11 @@ fn values(headers: &HeaderMap) -> Vec<Vec<u8>> {
 }
 
 /// The answer for an authenticated user; with access rules, per route ([`super::policy`]).
-/// `scopes`: a bearer token's (space-separated in the context); Basic answers (no scopes) carry
-/// no `scopes` key, exactly as before OAuth.
+/// `scopes`: a bearer token's (space-separated in the context). Basic answers carry `scopes` too,
+/// empty: the template maps `$context.authorizer.scopes` onto the `X-Authserver-Scopes` header
+/// the backend trusts, and AWS does not document what an `overwrite` mapping does with a context
+/// key that is absent, so the key is always there and a Basic caller's own header is replaced by
+/// the empty value rather than perhaps passed through.
 fn allow(
     event: &Event,
     username: &str,
@@ -336,10 +339,7 @@ fn allow(
     scopes: &[String],
     rules: Option<&RuleSet>,
 ) -> Result<Value, Diagnostic> {
-    let mut context = json!({"username": username, "roles": roles.join(",")});
-    if !scopes.is_empty() {
-        context["scopes"] = scopes.join(" ").into();
-    }
+    let context = json!({"username": username, "roles": roles.join(","), "scopes": scopes.join(" ")});
     let who = || Identity {
         user: username.to_owned(),
         roles: roles.clone(),
