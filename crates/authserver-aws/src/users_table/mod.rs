@@ -52,7 +52,7 @@ mod table;
 
 pub use item::{Item, ItemError};
 pub use source::UsersTableStore;
-pub use table::{BATCH, Page, UsersTable, WriteError};
+pub use table::{BATCH, Head, Page, USERS_ATTR, UsersTable, WriteError};
 
 use crate::retry::RetryPolicy;
 use authserver_core::HashPolicy;
