@@ -151,15 +151,19 @@ impl UsersTableStore {
         let Some(polling) = due.then(|| Polling::start(&self.shared)).flatten() else {
             return;
         };
-        if failing {
-            let store = self.clone();
-            tokio::spawn(async move {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if failing => {
+                let store = self.clone();
+                runtime.spawn(async move {
+                    let _polling = polling;
+                    let _ = store.read_version().await;
+                });
+            }
+            // Healthy (or no runtime to spawn on): this request reads it.
+            _ => {
                 let _polling = polling;
-                let _ = store.read_version().await;
-            });
-        } else {
-            let _polling = polling;
-            let _ = self.read_version().await;
+                let _ = self.read_version().await;
+            }
         }
     }
 
