@@ -317,3 +317,25 @@ fn head_of(item: &Item) -> Head {
         users: number(USERS_ATTR).and_then(|n| n.parse::<i64>().ok()?.try_into().ok()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(attrs: &[(&str, &str)]) -> Item {
+        attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), AttributeValue::N(v.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn the_user_count_is_unknown_when_absent_or_below_zero_never_zero() {
+        assert_eq!(head_of(&item(&[("version", "7"), ("users", "42")])).users, Some(42));
+        let absent = head_of(&item(&[("version", "7")]));
+        assert_eq!((absent.version, absent.users), (7, None));
+        // Users loaded around the CLI, then removed through it: the count went below zero.
+        assert_eq!(head_of(&item(&[("version", "7"), ("users", "-3")])).users, None);
+        assert_eq!(head_of(&Item::new()), Head::default());
+    }
+}
