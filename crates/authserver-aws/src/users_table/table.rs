@@ -331,7 +331,10 @@ mod tests {
 
     #[test]
     fn the_user_count_is_unknown_when_absent_or_below_zero_never_zero() {
-        assert_eq!(head_of(&item(&[("version", "7"), ("users", "42")])).users, Some(42));
+        assert_eq!(
+            head_of(&item(&[("version", "7"), ("users", "42")])).users,
+            Some(42)
+        );
         let absent = head_of(&item(&[("version", "7")]));
         assert_eq!((absent.version, absent.users), (7, None));
         // Users loaded around the CLI, then removed through it: the count went below zero.
