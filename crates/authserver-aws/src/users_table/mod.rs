@@ -31,7 +31,8 @@
 //!   the table's failure: cached entries keep answering, even stale ones, for `max_stale` from
 //!   the first failure, users not cached get 503 with `Retry-After` at once (no `GetItem` is
 //!   sent while the table is failing), and the version is probed at most once a second
-//!   meanwhile, on a task of its own (no request waits for it), also past `max_stale` and
+//!   meanwhile, on a task of its own (no request waits for it; on Lambda it runs while
+//!   invocations do, the environment being frozen in between), also past `max_stale` and
 //!   after a start without the table: the first success ends it. Past `max_stale`, or when the
 //!   table never answered, everything else is 503, as with the secret. Until the failure is
 //!   known, a request waits at most the SDK's bound (2 attempts of `crate::client::ATTEMPT_TIMEOUT`, ~4 s):
