@@ -91,8 +91,14 @@ pub struct StoreStatus {
     pub kind: &'static str,
     /// Version in service, if any.
     pub version: Option<String>,
-    /// Users in the snapshot in service.
-    pub users: usize,
+    /// Users in the store: those of the snapshot in service (file, secret); for the DynamoDB
+    /// users table, the count the `users --table` commands keep in its version item (`None`
+    /// when that item holds no count: users loaded around the CLI are not counted).
+    pub users: Option<usize>,
+    /// Entries held by a store that reads users one by one (the DynamoDB users table's entry
+    /// cache); `None` for the stores that hold every user in their snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_entries: Option<usize>,
     /// Entries of the snapshot in service whose hash failed the policy (those users are
     /// denied; see [`crate::store::RefusedEntry`]).
     pub refused: usize,

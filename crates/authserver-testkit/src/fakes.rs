@@ -46,7 +46,8 @@ impl SnapshotSource for DownStore {
         StoreStatus {
             kind: "test",
             version: None,
-            users: 0,
+            users: None,
+            cached_entries: None,
             refused: 0,
             age_seconds: 0,
             ready: false,

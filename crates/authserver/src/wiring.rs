@@ -99,7 +99,7 @@ pub fn build_with(
             secrets = Some(store.clone());
             (Arc::new(store), vec![refresher])
         }
-        StoreKind::Dynamodb => (users_table(&settings, hasher.clone())?, Vec::new()),
+        StoreKind::Dynamodb => (users_table(&settings, hasher.clone(), first_fetch)?, Vec::new()),
     };
     let cache = VerifiedCache::new(
         settings.cache.capacity,
@@ -228,9 +228,12 @@ fn regulation_store(
 /// The DynamoDB users store, its table version read once so that `/ready` tells at start
 /// whether the table answers (a failure is logged and kept; requests retry it). No background
 /// task: the first request after each `version_poll` reads the version (Lambda freezes tasks).
+/// `first_fetch` bounds the wait for that first read as for the secret (Lambda init): past it
+/// the read goes on in the background and requests get 503 until a read succeeds.
 fn users_table(
     settings: &Settings,
     hasher: UserHasher,
+    first_fetch: Option<Duration>,
 ) -> anyhow::Result<Arc<dyn crate::store::SnapshotSource>> {
     let config = settings.users_table.config(
         Duration::from_secs(settings.store.max_stale_minutes * 60),
@@ -245,7 +248,13 @@ fn users_table(
         let table = authserver_aws::UsersTable::new(client, name)
             .with_retry(authserver_aws::users_table::REQUEST_RETRY);
         let store = authserver_aws::UsersTableStore::new(table, config, hasher, Arc::new(SystemClock));
-        let _ = store.refresh().await;
+        // Its own task, so that a read outliving `first_fetch` is not cancelled half-way; it
+        // holds the store's poll meanwhile (requests answer 503 instead of reading again).
+        let reading = store.clone();
+        let first = tokio::spawn(async move {
+            let _ = reading.refresh().await;
+        });
+        first_read_within(first, first_fetch, "first users table version read").await;
         store
     })?;
     Ok(Arc::new(store))
@@ -280,22 +289,29 @@ fn secrets_manager(
         let first = tokio::spawn(async move {
             let _ = loading.refresh().await;
         });
-        match first_fetch {
-            None => {
-                let _ = first.await;
-            }
-            Some(budget) => {
-                if tokio::time::timeout(budget, first).await.is_err() {
-                    tracing::warn!(
-                        budget_ms = budget.as_millis() as u64,
-                        "first credential secret fetch still running at the end of the init budget; \
-                         answering 503 until it completes"
-                    );
-                }
-            }
-        }
+        first_read_within(first, first_fetch, "first credential secret fetch").await;
         store
     })
+}
+
+/// Waits for a store's first read (`first`, on its own task) for at most `budget` (`None`: until
+/// it ends). Past the budget the read goes on and the store answers 503 until it succeeds; the
+/// log line names what was being read, never a value.
+async fn first_read_within(first: tokio::task::JoinHandle<()>, budget: Option<Duration>, what: &str) {
+    match budget {
+        None => {
+            let _ = first.await;
+        }
+        Some(budget) => {
+            if tokio::time::timeout(budget, first).await.is_err() {
+                tracing::warn!(
+                    budget_ms = budget.as_millis() as u64,
+                    "{what} still running at the end of the init budget; answering 503 until it \
+                     completes"
+                );
+            }
+        }
+    }
 }
 
 /// The `user_hash` key from the secret `log.user_hash_key_secret_id`, so that all instances

@@ -10,112 +10,15 @@ use authserver::http::{AppState, ClientAddr, app};
 use authserver_aws::UsersTable;
 use authserver_core::{Status, UserRecord};
 use authserver_testkit::hash::{CHEAP, hash, policy};
+use authserver_testkit::moto::relay::{Hold, Relay};
 use authserver_testkit::moto::users_table as ut;
 use authserver_testkit::users::{basic, settings};
 use authserver_testkit::{moto, or_skip};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
-
-/// A TCP relay to moto. While `hold` is set, the answers (upstream -> client) of every
-/// connection are held back (`Hold::All`), or only those of connections whose request carried
-/// a given byte string (`Hold::Matching`), until it is cleared.
-struct Relay {
-    url: String,
-    hold: Arc<Mutex<Hold>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-#[derive(Clone, PartialEq)]
-enum Hold {
-    Nothing,
-    All,
-    Matching(Vec<u8>),
-}
-
-impl Relay {
-    async fn start(upstream: &str) -> Self {
-        let target = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let hold = Arc::new(Mutex::new(Hold::Nothing));
-        let h = hold.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    return;
-                };
-                let (h, target) = (h.clone(), target.clone());
-                tokio::spawn(async move {
-                    let Ok(up) = TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    let (mut cr, mut cw) = client.into_split();
-                    let (mut ur, mut uw) = up.into_split();
-                    let matched = Arc::new(AtomicBool::new(false));
-                    let (m, hh) = (matched.clone(), h.clone());
-                    let to_up = tokio::spawn(async move {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        while let Ok(k) = cr.read(&mut buf).await {
-                            if k == 0 {
-                                break;
-                            }
-                            if let Hold::Matching(p) = &*hh.lock().unwrap()
-                                && buf[..k].windows(p.len()).any(|w| w == p.as_slice())
-                            {
-                                m.store(true, Ordering::SeqCst);
-                            }
-                            if uw.write_all(&buf[..k]).await.is_err() {
-                                break;
-                            }
-                        }
-                    });
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(k) = ur.read(&mut buf).await {
-                        if k == 0 {
-                            break;
-                        }
-                        loop {
-                            let held = match &*h.lock().unwrap() {
-                                Hold::Nothing => false,
-                                Hold::All => true,
-                                Hold::Matching(_) => matched.load(Ordering::SeqCst),
-                            };
-                            if !held {
-                                break;
-                            }
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                        if cw.write_all(&buf[..k]).await.is_err() {
-                            break;
-                        }
-                    }
-                    to_up.abort();
-                });
-            }
-        });
-        Self { url, hold, task }
-    }
-
-    fn hold(&self, what: Hold) {
-        *self.hold.lock().unwrap() = what;
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 async fn call(state: &Arc<AppState>, auth: &str) -> StatusCode {
     let mut req = Request::post("/auth/validate")

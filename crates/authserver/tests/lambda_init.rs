@@ -1,6 +1,7 @@
 //! Lambda init against AWS endpoints that misbehave, with the real binary started the way Lambda
 //! starts `bootstrap` (no arguments, `AWS_LAMBDA_RUNTIME_API` set):
-//! - an endpoint that accepts connections and never answers: init ends within its budget
+//! - an endpoint that accepts connections and never answers (Secrets Manager, or the DynamoDB
+//!   users table's first version read): init ends within its budget
 //!   (`lambda.init_budget_ms`) instead of running into Lambda's 10 s init limit, and (under the
 //!   Runtime API emulator, when `CARGO_LAMBDA` is set) requests then get 503 / an authorizer
 //!   error until a snapshot exists;
@@ -83,13 +84,42 @@ fn bootstrap(runtime: &str, env: &[(String, String)]) -> std::process::Child {
         .unwrap()
 }
 
+/// The environment of a DynamoDB users-table function whose AWS endpoint is `endpoint` (the
+/// `user_hash` key given inline: only the table's first version read is at stake).
+fn table_env(endpoint: &str, budget_ms: u64) -> Vec<(String, String)> {
+    let mut env = aws_env(endpoint, budget_ms);
+    env.retain(|(k, _)| {
+        !matches!(k.as_str(), "AUTHSERVER_STORE_KIND" | "CREDENTIAL_SECRET_ARN")
+            && k != "AUTHSERVER_USER_HASH_KEY_SECRET_ARN"
+    });
+    for (k, v) in [
+        ("AUTHSERVER_STORE_KIND", "dynamodb"),
+        ("AUTHSERVER_USERS_TABLE", "authserver-users"),
+        ("AUTHSERVER_LOG_USER_HASH_KEY", "init-test-key"),
+    ] {
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    env
+}
+
 #[test]
 fn init_ends_within_its_budget_when_aws_never_answers() {
+    init_within_budget(aws_env, "secrets_manager");
+}
+
+/// The users table's first version read is under the same budget: before, a hung DynamoDB
+/// endpoint held init for the SDK's timeouts and retries (~4 s with a 1.5 s budget).
+#[test]
+fn init_ends_within_its_budget_when_the_users_table_never_answers() {
+    init_within_budget(table_env, "dynamodb");
+}
+
+fn init_within_budget(env: fn(&str, u64) -> Vec<(String, String)>, store: &str) {
     let budget_ms = 1500;
     let silent = silent_endpoint();
     let started = Instant::now();
     // The Runtime API is silent too: after init the function just waits for an invocation.
-    let mut child = bootstrap(&silent_endpoint(), &aws_env(&silent, budget_ms));
+    let mut child = bootstrap(&silent_endpoint(), &env(&silent, budget_ms));
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -109,10 +139,14 @@ fn init_ends_within_its_budget_when_aws_never_answers() {
     let init_ms = log["init_ms"].as_f64().unwrap();
     let ratio = init_ms / budget_ms as f64;
     eprintln!(
-        "FIGURE init against a silent endpoint: init_ms {init_ms:.0} with a {budget_ms} ms budget \
-         (ratio {ratio:.2}); process start to the line {:.0} ms",
+        "FIGURE init against a silent endpoint ({store}): init_ms {init_ms:.0} with a {budget_ms} \
+         ms budget (ratio {ratio:.2}); process start to the line {:.0} ms",
         elapsed.as_secs_f64() * 1000.0
     );
+    if store == "dynamodb" {
+        // Built within the budget (the key was inline), the table's read still under way.
+        assert_eq!(log["store"], store, "{line}");
+    }
     assert!(
         ratio < 2.0,
         "init took {init_ms} ms for a {budget_ms} ms budget: {line}"
@@ -144,9 +178,13 @@ async fn requests_get_503_until_a_snapshot_exists() {
         return;
     };
     let silent = silent_endpoint();
-    let env = aws_env(&silent, 1000);
     let client = reqwest::Client::new();
-    for mode in ["proxy", "authorizer"] {
+    let cases = [
+        ("proxy", aws_env(&silent, 1000)),
+        ("authorizer", aws_env(&silent, 1000)),
+        ("proxy", table_env(&silent, 1000)),
+    ];
+    for (mode, env) in cases {
         let emulator = Emulator::start(&cargo_lambda);
         let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         env.push(("AUTHSERVER_LAMBDA_MODE", mode));
@@ -167,6 +205,8 @@ async fn requests_get_503_until_a_snapshot_exists() {
         }
         let logs = function.logs();
         assert!(logs.contains("lambda init complete"), "{logs}");
+        assert!(logs.contains("at the end of the init budget"), "{logs}");
+        assert!(!logs.contains("init-test-key"), "{logs}");
     }
 }
 

@@ -1,6 +1,7 @@
 //! `authserver users ... --table NAME` against moto with the real binary: add (refused the
 //! second time: a conditional write), disable / enable, list (pages, never a hash), import,
-//! remove (refused the second time), each write bumping the table version the servers poll.
+//! remove (refused the second time), each write bumping the table version the servers poll and
+//! moving the user count kept beside it.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use authserver_aws::UsersTable;
@@ -81,5 +82,12 @@ async fn users_commands_edit_the_table_conditionally() {
         "a removed user is not re-created by enable: {err}"
     );
     assert!(table.get("alice").await.unwrap().is_none());
-    assert_eq!(table.version().await.unwrap(), 4, "add, disable, import, remove");
+    let head = table.head().await.unwrap();
+    assert_eq!(head.version, 4, "add, disable, import, remove");
+    assert_eq!(
+        head.users,
+        Some(1),
+        "the count the servers report: alice added and removed, bob imported; the failed \
+         second add and remove counted nothing"
+    );
 }

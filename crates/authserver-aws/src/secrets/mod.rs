@@ -373,7 +373,8 @@ impl SnapshotSource for SecretsManagerStore {
         StoreStatus {
             kind: "secrets_manager",
             version: st.snapshot.as_ref().map(|s| s.version().to_owned()),
-            users: st.snapshot.as_ref().map_or(0, |s| s.len()),
+            users: st.snapshot.as_ref().map(|s| s.len()),
+            cached_entries: None,
             refused: st.snapshot.as_ref().map_or(0, |s| s.refused().len()),
             age_seconds: st
                 .confirmed_at

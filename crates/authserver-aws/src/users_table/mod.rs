@@ -29,10 +29,21 @@
 //!   off that username only (its cached entry or 503 for a second; a throttled hot key must
 //!   not deny everyone) and has the next request read the version; a failed version read is
 //!   the table's failure: cached entries keep answering, even stale ones, for `max_stale` from
-//!   the first failure, users not cached get 503 with `Retry-After`, and the version is probed
-//!   at most once a second meanwhile, also past `max_stale` and after a start without the
-//!   table: the first success ends it. Past `max_stale`, or when the table never answered,
-//!   everything else is 503, as with the secret.
+//!   the first failure, users not cached get 503 with `Retry-After` at once (no `GetItem` is
+//!   sent while the table is failing), and the version is probed at most once a second
+//!   meanwhile, on a task of its own (no request waits for it; on Lambda it runs while
+//!   invocations do, the environment being frozen in between), also past `max_stale` and
+//!   after a start without the table: the first success ends it. Past `max_stale`, or when the
+//!   table never answered, everything else is 503, as with the secret. Until the failure is
+//!   known, a request waits at most the SDK's bound (2 attempts of `crate::client::ATTEMPT_TIMEOUT`, ~4 s):
+//!   the one reading the version, and uncached users' `GetItem`s meanwhile.
+//! - **Start.** [`UsersTableStore::refresh`] reads the version once; Lambda init waits for it
+//!   within its budget (`first_fetch`), and past that the read goes on while requests get 503
+//!   until a read succeeds, as with the secret.
+//! - **Status.** `users` is the table's user count that the CLI keeps in the version item
+//!   (`users add` +1, `remove` −1, `import` + the users added, in the bump's `UpdateItem`),
+//!   read with the version; users written around the CLI are not counted, and a version item
+//!   without a count reads as unknown (`null`), not zero. `cached_entries` is the entry cache.
 //! - **Refused entries** (hash outside the policy, unknown attribute, bad name) deny their user
 //!   like an unknown one and are logged with the keyed `user_hash`, never the hash, at most
 //!   once per `entry_ttl` per user (they are not cached, so every request reads them again).
@@ -52,7 +63,7 @@ mod table;
 
 pub use item::{Item, ItemError};
 pub use source::UsersTableStore;
-pub use table::{BATCH, Page, UsersTable, WriteError};
+pub use table::{BATCH, Head, Page, USERS_ATTR, UsersTable, WriteError};
 
 use crate::retry::RetryPolicy;
 use authserver_core::HashPolicy;

@@ -71,14 +71,23 @@ impl UsersTableStore {
     }
 
     /// Reads the table version now (start-up, tests); the error is also logged and kept for
-    /// `/ready`.
+    /// `/ready`. Holds the poll meanwhile (when no request does): requests go on with what is
+    /// known, and a store that has never read the version answers them 503, so a start-up read
+    /// left running past Lambda's init budget is not read again by every invocation.
     pub async fn refresh(&self) -> Result<u64, CallError> {
-        let result = self.shared.table.version().await;
+        let _polling = Polling::start(&self.shared);
+        self.read_version().await
+    }
+
+    async fn read_version(&self) -> Result<u64, CallError> {
+        let result = self.shared.table.head().await;
         let now = self.shared.clock.now();
         let mut state = self.shared.lock();
         state.polled_at = Some(now);
         match result {
-            Ok(version) => {
+            Ok(head) => {
+                let version = head.version;
+                state.users = head.users;
                 if state.set_version(version) {
                     tracing::debug!(table = self.shared.table.name(), version, "users table version");
                 }
@@ -105,10 +114,17 @@ impl UsersTableStore {
             if let Some(u) = state.unavailable(now, self.shared.config.max_stale) {
                 return Err(u);
             }
+            if state.confirmed_at.is_none() {
+                // The first version read is still under way (Lambda init's budget ran out).
+                return Err(UNAVAILABLE);
+            }
             if let Some(view) = state.fresh(user, now, self.shared.config.entry_ttl) {
                 return Ok(view);
             }
-            if state.backing_off(now) || state.key_backing_off(user, now) {
+            // While the table is failing only the probe calls it: a user not cached gets 503
+            // at once instead of a `GetItem` that waits for the SDK's timeouts.
+            let failing = state.failing_since.is_some();
+            if failing || state.backing_off(now) || state.key_backing_off(user, now) {
                 return state.last_good(user).ok_or(UNAVAILABLE);
             }
             // Taken before the call: see `Cached::epoch`.
@@ -119,17 +135,35 @@ impl UsersTableStore {
 
     /// Reads the version when it is due, or when the store is unavailable (so that it recovers:
     /// one probe a second, as the secret store's refresh), unless the store backs off or
-    /// another request is reading it.
+    /// another request is reading it. A healthy store's request waits for the read (it then
+    /// sees a write's bump itself); a failing store's probe runs on its own task, so that no
+    /// request waits for the SDK's timeouts against a table that does not answer.
     async fn poll_if_due(&self) {
         let now = self.shared.clock.now();
-        let due = {
+        let (due, failing) = {
             let state = self.shared.lock();
             let unavailable = state.unavailable(now, self.shared.config.max_stale).is_some();
-            (unavailable || state.poll_due(now, self.shared.config.version_poll)) && !state.backing_off(now)
+            let due = (unavailable || state.poll_due(now, self.shared.config.version_poll))
+                && !state.backing_off(now);
+            (due, state.failing_since.is_some())
         };
         // The guard clears the flag however this ends, a request dropped mid-read included.
-        if let Some(_polling) = due.then(|| Polling::start(&self.shared.polling)).flatten() {
-            let _ = self.refresh().await;
+        let Some(polling) = due.then(|| Polling::start(&self.shared)).flatten() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if failing => {
+                let store = self.clone();
+                runtime.spawn(async move {
+                    let _polling = polling;
+                    let _ = store.read_version().await;
+                });
+            }
+            // Healthy (or no runtime to spawn on): this request reads it.
+            _ => {
+                let _polling = polling;
+                let _ = self.read_version().await;
+            }
         }
     }
 
@@ -178,18 +212,18 @@ const UNAVAILABLE: Unavailable = Unavailable {
 /// Holds [`Shared::polling`] for one version read and clears it when dropped: a request
 /// cancelled while reading the version (client gone, request timeout) must not leave it set,
 /// or no version would ever be read again and CLI writes would wait for `entry_ttl`.
-struct Polling<'a>(&'a AtomicBool);
+struct Polling(Arc<Shared>);
 
-impl<'a> Polling<'a> {
+impl Polling {
     /// `None` when another request is reading the version.
-    fn start(flag: &'a AtomicBool) -> Option<Self> {
-        (!flag.swap(true, Ordering::AcqRel)).then_some(Self(flag))
+    fn start(shared: &Arc<Shared>) -> Option<Self> {
+        (!shared.polling.swap(true, Ordering::AcqRel)).then(|| Self(shared.clone()))
     }
 }
 
-impl Drop for Polling<'_> {
+impl Drop for Polling {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.0.polling.store(false, Ordering::Release);
     }
 }
 
@@ -339,7 +373,9 @@ impl SnapshotSource for UsersTableStore {
         StoreStatus {
             kind: "dynamodb",
             version: state.version.map(|_| self.shared.label(&state)),
-            users: state.entries.len(),
+            // The table's count (the CLI keeps it in the version item), not the cache's.
+            users: state.users.and_then(|n| usize::try_from(n).ok()),
+            cached_entries: Some(state.entries.len()),
             refused: 0,
             age_seconds: state
                 .confirmed_at

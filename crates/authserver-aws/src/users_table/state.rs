@@ -52,6 +52,8 @@ pub struct State {
     pub entries: LruCache<String, Cached>,
     /// Table version last read; `None` before the first read.
     pub version: Option<u64>,
+    /// The user count the version item carried at that read (see [`super::Head::users`]).
+    pub users: Option<u64>,
     /// Counts the changes of `version` seen, in either direction: a version item deleted and
     /// bumped again goes back to a value already seen, and entries read before must not be
     /// current again. Entries are current only under the epoch they were read in.
@@ -80,6 +82,7 @@ impl State {
         Self {
             entries: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
             version: None,
+            users: None,
             epoch: 0,
             failed_keys: LruCache::new(NonZeroUsize::new(TRACKED_KEYS).unwrap_or(NonZeroUsize::MIN)),
             polled_at: None,

@@ -1,14 +1,15 @@
 //! The moto harness: separate AWS accounts, SDK clients for one, the few calls moto only takes
 //! raw, resources in an account ([`resources`]), the wire tap that counts calls and injects
 //! faults ([`wire`]), the Secrets Manager store rig ([`store`]), the rotation rig
-//! ([`rotation`]), the DynamoDB users table ([`users_table`]) and the OAuth signing keys and jti
-//! table ([`oauth`]).
+//! ([`rotation`]), the DynamoDB users table ([`users_table`]) with a relay that can hold its
+//! answers ([`relay`]), and the OAuth signing keys and jti table ([`oauth`]).
 //!
 //! Accounts: moto keeps one set of resources per account id. An account here is an IAM user
 //! with an access key created in that account (raw IAM call with moto's `x-moto-account-id`
 //! header); every SDK call signed with that key then lands in that account, just as on AWS.
 
 pub mod oauth;
+pub mod relay;
 pub mod resources;
 pub mod rotation;
 pub mod store;

@@ -77,10 +77,17 @@ pub fn status_table(s: &Value) -> String {
     let rows = [
         (
             "store",
-            format!(
-                "{} version {} ({} users)",
-                store["kind"], store["version"], store["users"]
-            ),
+            match store["cached_entries"].as_u64() {
+                // A store read user by user (the DynamoDB table): its count and its cache.
+                Some(cached) => format!(
+                    "{} version {} ({} users, {cached} cached)",
+                    store["kind"], store["version"], store["users"]
+                ),
+                None => format!(
+                    "{} version {} ({} users)",
+                    store["kind"], store["version"], store["users"]
+                ),
+            },
         ),
         (
             "store age",

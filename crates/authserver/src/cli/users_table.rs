@@ -127,32 +127,34 @@ enum Edit {
     Remove,
 }
 
-/// Makes the conditional write, then bumps the version (a bump that fails leaves the change
-/// to `users_table.entry_ttl_seconds`: said, not hidden).
+/// Makes the conditional write, then bumps the version, moving the user count by the users
+/// added or removed (a bump that fails leaves the change to `users_table.entry_ttl_seconds`
+/// and the count off by it: said, not hidden).
 async fn write(table: &UsersTable, user: &str, edit: Edit) -> anyhow::Result<String> {
-    let done = match edit {
+    let (done, users) = match edit {
         Edit::Add(record) => {
             table.add(user, &record).await?;
-            format!("added user {user:?}")
+            (format!("added user {user:?}"), 1)
         }
         Edit::Status(status) => {
             table.set_status(user, status).await?;
-            format!("user {user:?} is now {}", status_name(status))
+            (format!("user {user:?} is now {}", status_name(status)), 0)
         }
         Edit::Remove => {
             table.remove(user).await?;
-            format!("removed user {user:?}")
+            (format!("removed user {user:?}"), -1)
         }
     };
-    bump(table).await;
+    bump(table, users).await;
     Ok(done)
 }
 
-async fn bump(table: &UsersTable) {
-    if let Err(e) = table.bump_version().await {
+async fn bump(table: &UsersTable, users: i64) {
+    if let Err(e) = table.bump_counting(users).await {
         eprintln!(
             "warning: the change is written but the table version was not bumped ({e}): servers \
-             apply it within users_table.entry_ttl_seconds instead of version_poll_seconds"
+             apply it within users_table.entry_ttl_seconds instead of version_poll_seconds, and \
+             the table's user count is off by {users}"
         );
     }
 }
@@ -253,7 +255,7 @@ async fn import_entries(
         }
     }
     if added + replaced > 0 {
-        bump(&table).await;
+        bump(&table, i64::try_from(added).unwrap_or(i64::MAX)).await;
     }
     if !failed.is_empty() {
         bail!(

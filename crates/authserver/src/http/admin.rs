@@ -96,10 +96,14 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let mut store = json!({"kind": status.kind, "version": status.version, "users": status.users,
+                           "ageSeconds": status.age_seconds, "lastError": status.last_error});
+    if let Some(entries) = status.cached_entries {
+        store["cachedEntries"] = entries.into();
+    }
     let body = json!({
         "ready": status.ready,
-        "store": {"kind": status.kind, "version": status.version, "users": status.users,
-                  "ageSeconds": status.age_seconds, "lastError": status.last_error},
+        "store": store,
         "rules": rules_detail(&state),
         "timestamp": now_ms(),
     });

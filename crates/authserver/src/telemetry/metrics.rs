@@ -302,7 +302,8 @@ mod tests {
         StoreStatus {
             kind: "file",
             version: None,
-            users: 1,
+            users: Some(1),
+            cached_entries: None,
             refused: 0,
             age_seconds: 42,
             ready: true,

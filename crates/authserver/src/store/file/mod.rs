@@ -322,7 +322,8 @@ impl SnapshotSource for FileStore {
         StoreStatus {
             kind: "file",
             version: Some(snap.version().to_owned()),
-            users: snap.len(),
+            users: Some(snap.len()),
+            cached_entries: None,
             refused: snap.refused().len(),
             age_seconds: st.confirmed_at.elapsed().as_secs(),
             ready: !snap.serves_nobody(),
