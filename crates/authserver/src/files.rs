@@ -56,7 +56,7 @@ impl FileKey {
     }
 
     /// The file's size when the key was taken.
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.len
     }
 

@@ -97,6 +97,9 @@ struct State {
     loaded: [u8; 32],
     /// Digest of the content last read, good or bad.
     tried: [u8; 32],
+    /// Sizes of those two contents: a file of another size holds new content for sure, so a
+    /// reload parses it at once instead of digesting it first.
+    sizes: (u64, u64),
     /// Last poll that found the content in service on disk.
     confirmed_at: Instant,
     last_error: Option<String>,
@@ -139,6 +142,7 @@ impl FileStore {
                 seen: Some(Seen::now(key)),
                 loaded: digest,
                 tried: digest,
+                sizes: (key.size(), key.size()),
                 confirmed_at: Instant::now(),
                 last_error: None,
             }),
@@ -158,28 +162,31 @@ impl FileStore {
     /// snapshot went into service. Blocking I/O and possibly one hashing: call off the executor.
     pub fn check(&self) -> bool {
         let _span = tracing::info_span!("store_fetch", store = "file").entered();
-        if !self.may_have_changed() {
+        let Some(len) = self.may_have_changed() else {
             return false;
-        }
-        if !self.content_is_new() {
+        };
+        let (loaded, tried) = self.lock().sizes;
+        let resized = len != loaded && len != tried;
+        if !resized && !self.content_is_new() {
             return false;
         }
         self.load()
     }
 
-    /// Stats the file: false when that fails (noted) or the metadata says it is unchanged since
-    /// the last read (which confirms the content in service).
-    fn may_have_changed(&self) -> bool {
+    /// Stats the file: its size when it must be read, None when the stat fails (noted) or the
+    /// metadata says it is unchanged since the last read (which confirms the content in
+    /// service).
+    fn may_have_changed(&self) -> Option<u64> {
         let key = match stat_key(&self.path) {
             Ok(k) => k,
             Err(e) => {
                 self.note_error(format!("cannot read users file: {e}"));
-                return false;
+                return None;
             }
         };
         let mut st = self.lock();
         if Seen::must_read(st.seen.as_ref(), &key) {
-            return true;
+            return Some(key.size());
         }
         if st.tried == st.loaded {
             // Unchanged and still the content in service: confirmed, and any error left (a
@@ -187,7 +194,7 @@ impl FileStore {
             st.confirmed_at = Instant::now();
             st.last_error = None;
         }
-        false
+        None
     }
 
     /// Digests the file (no parse): true when it holds content neither in service nor already
@@ -211,6 +218,7 @@ impl FileStore {
         if st.loaded == digest {
             // Touched, rewritten identical, or back after a broken edit or a deletion.
             st.tried = digest;
+            st.sizes.1 = st.sizes.0;
             st.confirmed_at = Instant::now();
             if st.last_error.take().is_some() {
                 tracing::info!("users file holds the content in service again");
@@ -247,6 +255,7 @@ impl FileStore {
                 return false; // changed back between the digest and the parse
             }
             st.tried = read.digest;
+            st.sizes.1 = read.key.size();
         }
         match read.parsed {
             Ok(snapshot) if snapshot.serves_nobody() && !self.current.load().serves_nobody() => {
@@ -257,7 +266,7 @@ impl FileStore {
                 false
             }
             Ok(snapshot) => {
-                self.swap(snapshot, read.digest);
+                self.swap(snapshot, read.digest, read.key.size());
                 true
             }
             Err(e) => {
@@ -269,7 +278,7 @@ impl FileStore {
     }
 
     /// Puts `snapshot` in service and audits the version change.
-    fn swap(&self, snapshot: Snapshot, digest: [u8; 32]) {
+    fn swap(&self, snapshot: Snapshot, digest: [u8; 32], len: u64) {
         tracing::info!(
             version = snapshot.version(),
             users = snapshot.len(),
@@ -287,6 +296,7 @@ impl FileStore {
         self.audit.emit(event);
         let mut st = self.lock();
         st.loaded = digest;
+        st.sizes.0 = len;
         st.confirmed_at = Instant::now();
         st.last_error = None;
     }
