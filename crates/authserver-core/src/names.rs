@@ -99,7 +99,12 @@ pub enum EntryNameProblem {
 }
 
 /// The username and roles of one entry against these rules (the loader and `users add`).
-pub fn check_names<R: AsRef<str>>(name: &str, roles: &[R]) -> Result<(), EntryNameProblem> {
+pub fn check_names(name: &str, roles: &[String]) -> Result<(), EntryNameProblem> {
+    check_entry_names(name, roles)
+}
+
+/// [`check_names`] over borrowed roles (the loader's, straight from the document's buffer).
+pub fn check_entry_names<R: AsRef<str>>(name: &str, roles: &[R]) -> Result<(), EntryNameProblem> {
     check_username(name).map_err(EntryNameProblem::Username)?;
     for (i, role) in roles.iter().enumerate() {
         check_role(role.as_ref()).map_err(|problem| EntryNameProblem::Role {

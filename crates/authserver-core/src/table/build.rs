@@ -11,7 +11,7 @@
 use super::{Shard, User, UserTable, shard_bits};
 use crate::document::Entry;
 use crate::hash::{Cost, HashPolicy, StoredHash};
-use crate::names::check_names;
+use crate::names::check_entry_names;
 use crate::record::{EntryProblem, StoreError};
 use crate::table::RefusedEntry;
 use std::borrow::Cow;
@@ -190,7 +190,7 @@ impl<'a> Builder<'a> {
                 old = Some(user);
             }
         }
-        if let Err(problem) = check_names(name, &entry.roles) {
+        if let Err(problem) = check_entry_names(name, &entry.roles) {
             return Err(entry_error(name, problem.into()));
         }
         if let Some(Err(problem)) = entry.oauth.as_ref().map(crate::oauth::OAuthClient::validate) {
