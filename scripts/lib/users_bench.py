@@ -3,7 +3,8 @@
 time to ready, memory, reload and `users add` on it.
 
     users_bench.py generate COUNT OUT          writes COUNT users to OUT (pretty JSON, as `users add` writes)
-    users_bench.py measure BIN FILE            starts BIN on FILE and prints the figures
+    users_bench.py measure BIN FILE            starts BIN on FILE and prints the figures (ready, RSS,
+                                               `users add`, the reload it causes, `users list`)
 
 The generated hashes are well-formed Argon2id PHC strings at m=19456,t=2,p=1 (the cheapest the
 default policy accepts) with a random 16-byte salt and 32-byte tag: they are not the hash of any
@@ -87,8 +88,38 @@ def wait_for(pid, check, limit):
     sys.exit(f"bench-users: not done within {limit} s")
 
 
+def count_users(path):
+    """Entries in the file, counted in chunks: this process must stay small, because a child's
+    peak RSS (wait4's ru_maxrss) starts from the RSS its parent had when it forked."""
+    key, count, tail = b'"passwordHash"', 0, b""
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            data = tail + chunk
+            count += data.count(key)
+            tail = data[-(len(key) - 1):]
+    return count
+
+
+def run_child(argv, env, stdin):
+    """Runs one CLI command to its end: (wall s, CPU s, peak RSS KiB, stderr, exit code), the
+    CPU and peak RSS that child's own (wait4), stdout discarded."""
+    import tempfile
+    with tempfile.TemporaryFile() as err:
+        t = time.monotonic()
+        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        if stdin:
+            child.stdin.write(stdin)
+        child.stdin.close()
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        took = time.monotonic() - t
+        err.seek(0)
+        return (took, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, err.read().decode(errors="replace"),
+                child.returncode)
+
+
 def measure(binary, users):
-    count = len(open(users, "rb").read().split(b'"passwordHash"')) - 1
+    count = count_users(users)
     size = os.path.getsize(users)
     port, admin = free_port(), free_port()
     env = dict(os.environ, AUTHSERVER_ADMIN_LISTEN=f"127.0.0.1:{admin}", LOG_LEVEL="warn",
@@ -105,20 +136,15 @@ def measure(binary, users):
               f"(users in service: {store['users']})")
         print(f"RSS when ready: {steady / 1024:.0f} MiB ({steady * 1024 / count:.0f} B/user); "
               f"start-up peak (VmHWM) {start_peak / 1024:.0f} MiB")
-        before_add = resource.getrusage(resource.RUSAGE_CHILDREN)
-        children_before = before_add.ru_utime + before_add.ru_stime
-        t = time.monotonic()
-        add = subprocess.Popen([binary, "users", "add", users, "bench-added-user", "--m-cost", "19456",
-                                "--t-cost", "2"], stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        _, err = add.communicate(b"bench-Password-1\n")
-        took = time.monotonic() - t
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        add_cpu = children.ru_utime + children.ru_stime - children_before
+        took, add_cpu, add_rss, err, code = run_child(
+            [binary, "users", "add", users, "bench-added-user", "--m-cost", "19456", "--t-cost", "2"],
+            env, b"bench-Password-1\n")
         cpu_before = cpu_seconds(server.pid)
-        if add.returncode != 0:
-            print(f"users add: failed after {took:.2f} s: {err.decode().strip()}")
+        if code != 0:
+            print(f"users add: failed after {took:.2f} s: {err.strip()}")
             return
-        print(f"users add on {count} users: {took:.2f} s wall, {add_cpu:.2f} s CPU (one Argon2id hash at m=19456,t=2 included)")
+        print(f"users add on {count} users: {took:.2f} s wall, {add_cpu:.2f} s CPU (one Argon2id hash at m=19456,t=2 included); "
+              f"peak RSS {add_rss / 1024:.0f} MiB")
         before = store["version"]
         new, reload_s, peak = wait_for(
             server.pid, lambda: (s := ready(admin)) and s["version"] != before and s, 120)
@@ -127,6 +153,9 @@ def measure(binary, users):
         print(f"reload after the edit: {reload_s:.2f} s from the edit's end (poll interval 0.1 s); "
               f"peak RSS sampled {peak / 1024:.0f} MiB = {peak / steady:.2f}x steady; "
               f"RSS after {after / 1024:.0f} MiB; users {new['users']}")
+        took, cpu, rss, err, code = run_child([binary, "users", "list", users], env, None)
+        print(f"users list on {count + 1} users: {took:.2f} s wall, {cpu:.2f} s CPU, peak RSS {rss / 1024:.0f} MiB"
+              + ("" if code == 0 else f" (failed: {err.strip()})"))
     finally:
         server.terminate()
         server.wait()

@@ -1,6 +1,7 @@
 //! The immutable [`Snapshot`] the rest of the program reads, built from a parsed store
 //! document (the stored format itself is [`crate::record`]; its parser [`crate::document`]).
 
+use crate::document::{Entry, StreamError};
 use crate::hash::{Cost, HashPolicy, StoredHash, dummy_hash};
 use crate::table::{Builder, Built, UserTable};
 pub use crate::table::{RefusedEntry, User};
@@ -11,6 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 // Callers have always found the stored format and its parser here.
 pub use crate::document::parse_document;
 pub use crate::record::{EntryProblem, Status, StoreDocument, StoreError, UserRecord};
+
+/// About how many bytes one user takes in a users file (pretty JSON, an Argon2id hash): sizes
+/// the table before the document is read.
+pub const BYTES_PER_USER: usize = 200;
 
 /// An immutable, validated view of the store. Replaced whole on every change.
 #[derive(Debug)]
@@ -99,11 +104,11 @@ impl Snapshot {
         policy: &HashPolicy,
         version: impl Into<String>,
     ) -> Result<Self, StoreError> {
-        let mut builder = Builder::new(policy, None, doc.len());
-        for (name, rec) in doc {
-            builder.add(name, rec)?;
+        let mut builder = Builder::new(policy, None, false, doc.len());
+        for (name, rec) in &doc {
+            builder.add(name, Entry::of(rec))?;
         }
-        Ok(Self::from_built(builder.finish(), policy, version.into()))
+        Ok(Self::from_built(builder.finish()?, policy, version.into()))
     }
 
     fn from_built(built: Built, policy: &HashPolicy, version: String) -> Self {
@@ -221,23 +226,51 @@ impl Snapshot {
     }
 
     /// [`Snapshot::from_json`] for a reload: entries stream from the bytes straight into the
-    /// new snapshot (no intermediate document), and the users whose hash did not change share
-    /// `previous`'s parsed hash (when `previous` was built under the same policy) instead of a
-    /// second copy. Same result as `from_json`; what changes is the memory a reload holds next
-    /// to the snapshot in service.
+    /// new snapshot (no intermediate document), and every shard of users none of which changed
+    /// is shared with `previous` (when `previous` was built under the same policy), as are the
+    /// parsed hashes and role lists of users that changed otherwise. Same result as
+    /// `from_json`; what changes is the memory and time a reload takes next to the snapshot in
+    /// service.
     pub fn from_json_after(
         bytes: &[u8],
         policy: &HashPolicy,
         version: impl Into<String>,
         previous: Option<&Snapshot>,
     ) -> Result<Self, StoreError> {
-        // A reload holds about as many users as the snapshot it replaces.
-        let capacity = previous.map_or(0, Snapshot::len);
-        // Hashes are lent only by a snapshot checked against the same policy.
-        let lender = previous.filter(|p| p.policy == *policy).map(|p| &*p.users);
-        let mut builder = Builder::new(policy, lender, capacity);
-        crate::document::for_each_entry(bytes, |name, rec| builder.add(name, rec))?;
-        Ok(Self::from_built(builder.finish(), policy, version.into()))
+        let expected = (bytes.len() / BYTES_PER_USER).max(1);
+        Self::read_after(bytes, policy, previous, expected)
+            .map(|s| s.with_version(version.into()))
+            .map_err(|e| match e {
+                StreamError::Invalid(e) => e,
+                // A slice reads without failing; were it to, nothing goes into service.
+                StreamError::Read(_) => StoreError::Json {
+                    category: "io",
+                    line: 0,
+                    column: 0,
+                },
+            })
+    }
+
+    /// Builds a snapshot from a document read from `reader` through a small buffer (the file
+    /// store's start and reloads), sharing what it can with `previous` as
+    /// [`Snapshot::from_json_after`] does. `expected`: about how many users (sizes the table).
+    /// The version is empty: the reader's digest names it ([`Snapshot::with_version`]).
+    pub fn read_after(
+        reader: impl std::io::Read,
+        policy: &HashPolicy,
+        previous: Option<&Snapshot>,
+        expected: usize,
+    ) -> Result<Self, StreamError> {
+        let same_policy = previous.is_some_and(|p| p.policy == *policy);
+        let mut builder = Builder::new(policy, previous.map(|p| &*p.users), same_policy, expected);
+        crate::document::read_entries(reader, |name, entry| builder.add(name, entry))?;
+        Ok(Self::from_built(builder.finish()?, policy, String::new()))
+    }
+
+    /// This snapshot under another version label (before it goes into service).
+    pub fn with_version(mut self, version: String) -> Self {
+        self.version = version;
+        self
     }
 
     /// The hash policy this snapshot's entries were checked against.

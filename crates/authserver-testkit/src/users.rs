@@ -108,3 +108,19 @@ pub const LEGACY_USERS: [(&str, &str, &str); 5] = [
 ];
 /// The user of `slow.htpasswd` (bcrypt cost 10) and its password.
 pub const SLOW_BCRYPT: (&str, &str) = ("bertha", "bcrypt-pass-10");
+
+/// Writes a users file of `count` users (`user-0000000`, ...; sorted, pretty, as `users add`
+/// writes it), all with one FAST hash of `pw`: a large store without hashing per user.
+pub fn write_many(path: &Path, count: usize) {
+    use std::io::Write;
+    let h = crate::hash::hash("pw", crate::hash::FAST);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut doc = authserver_core::StoreDocument::new();
+    for i in 0..count {
+        let rec =
+            serde_json::from_value(serde_json::json!({"passwordHash": h, "roles": ["reader"]})).unwrap();
+        doc.insert(format!("user-{i:07}"), rec);
+    }
+    serde_json::to_writer_pretty(&mut out, &doc).unwrap();
+    out.write_all(b"\n").unwrap();
+}

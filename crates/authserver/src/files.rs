@@ -55,6 +55,11 @@ impl FileKey {
         }
     }
 
+    /// The file's size when the key was taken.
+    pub fn size(&self) -> u64 {
+        self.len
+    }
+
     /// True when either timestamp is within [`RACY_WINDOW`] before `read_at`, or after it by
     /// at most [`DIGEST_EVERY`] (a file server's clock running ahead). A timestamp further in
     /// the future would keep the file racy, and re-read at every poll, for as long as the skew:
@@ -114,6 +119,29 @@ pub fn stat_key(path: &Path) -> std::io::Result<FileKey> {
 /// Reads `path` if it is a regular file of at most `max` bytes. The key returned is the open
 /// file's, taken before reading, so a write during the read shows as a change next time.
 pub fn read_regular(path: &Path, max: u64) -> Result<(Vec<u8>, FileKey), FileError> {
+    let (file, meta) = open_checked(path, max)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(FileError::TooLarge { max });
+    }
+    Ok((bytes, FileKey::of(&meta)))
+}
+
+/// Opens `path` for reading if it is a regular file of at most `max` bytes (for now: the reader
+/// returned stops with [`FileError::TooLarge`] should it grow past `max` while read). The key
+/// is the open file's, taken before any byte is read.
+pub fn open_regular(path: &Path, max: u64) -> Result<(Capped, FileKey), FileError> {
+    let (file, meta) = open_checked(path, max)?;
+    let capped = Capped {
+        file,
+        left: max.saturating_add(1),
+        max,
+    };
+    Ok((capped, FileKey::of(&meta)))
+}
+
+fn open_checked(path: &Path, max: u64) -> Result<(File, Metadata), FileError> {
     let file: File = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -125,12 +153,42 @@ pub fn read_regular(path: &Path, max: u64) -> Result<(Vec<u8>, FileKey), FileErr
     if meta.len() > max {
         return Err(FileError::TooLarge { max });
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(max + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(FileError::TooLarge { max });
+    Ok((file, meta))
+}
+
+/// A regular file opened by [`open_regular`]: reads fail once more than its cap went through.
+#[derive(Debug)]
+pub struct Capped {
+    file: File,
+    left: u64,
+    max: u64,
+}
+
+/// The error a [`Capped`] read fails with past the cap ([`FileError::from_read`] tells it).
+#[derive(Debug, thiserror::Error)]
+#[error("file is larger than the {0}-byte limit")]
+struct OverCap(u64);
+
+impl Read for Capped {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let room = usize::try_from(self.left).unwrap_or(usize::MAX).min(buf.len());
+        let n = self.file.read(&mut buf[..room])?;
+        self.left -= n as u64;
+        if self.left == 0 && n > 0 {
+            return Err(std::io::Error::other(OverCap(self.max)));
+        }
+        Ok(n)
     }
-    Ok((bytes, FileKey::of(&meta)))
+}
+
+impl FileError {
+    /// A read error from a [`Capped`] reader: over the cap, or the I/O error it was.
+    pub fn from_read(e: std::io::Error) -> Self {
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<OverCap>()) {
+            Some(OverCap(max)) => FileError::TooLarge { max: *max },
+            None => FileError::Io(e),
+        }
+    }
 }
 
 /// What a poller last read: when the metadata says nothing changed, whether to read anyway.

@@ -6,7 +6,7 @@
 use super::admin::AdminAudit;
 use super::password;
 use crate::config::Settings;
-use crate::store::file::edit::{self, Missing};
+use crate::store::file::edit::{self, Change, Missing, Outcome};
 use anyhow::bail;
 use authserver_core::{Cost, HashPolicy, Status, UserRecord, hash_password};
 use clap::{Args, Subcommand};
@@ -253,20 +253,18 @@ fn add(
 ) -> anyhow::Result<()> {
     authserver_core::names::check_names(username, &roles)
         .map_err(|p| anyhow::anyhow!("invalid username or role: {p}"))?;
-    // Fail before the prompt when the user exists; checked again under the edit lock.
-    // (Regular files only: the edit itself refuses anything else, and reading a FIFO would hang.)
-    if std::fs::metadata(file).is_ok_and(|m| m.is_file()) && read(file)?.contains_key(username) {
-        bail!("user {username:?} already exists in {}", file.display());
+    // Fail before the prompt when the user exists (a byte search, then a parse only if the
+    // quoted name is there at all); checked again under the edit lock. (Regular files only: the
+    // edit itself refuses anything else, and reading a FIFO would hang.)
+    let exists = || format!("user {username:?} already exists in {}", file.display());
+    if std::fs::metadata(file).is_ok_and(|m| m.is_file()) && edit::may_hold(file, username)? {
+        bail!(exists());
     }
     let policy = Settings::load(config)?.hash.policy;
     let record = new_record(roles, disabled, cost, &policy)?;
-    edit::edit(file, Missing::Create, |doc| {
-        if doc.contains_key(username) {
-            bail!("user {username:?} already exists in {}", file.display());
-        }
-        doc.insert(username.to_owned(), record);
-        Ok(())
-    })?;
+    if edit::edit_user(file, Missing::Create, username, Change::Add(record))? == Outcome::Exists {
+        bail!(exists());
+    }
     eprintln!("added user {username:?}");
     Ok(())
 }
@@ -315,25 +313,22 @@ pub(super) fn new_record(
 
 /// `users remove`.
 fn remove(file: &Path, username: &str) -> anyhow::Result<()> {
-    edit::edit(file, Missing::Fail, |doc| {
-        if doc.remove(username).is_none() {
-            bail!("no user {username:?} in {}", file.display());
-        }
-        Ok(())
-    })?;
+    if edit::edit_user(file, Missing::Fail, username, Change::Remove)? != Outcome::Written {
+        bail!("no user {username:?} in {}", file.display());
+    }
     eprintln!("removed user {username:?}");
     Ok(())
 }
 
 /// `users disable` / `users enable`.
 fn set_status(file: &Path, username: &str, status: Status) -> anyhow::Result<()> {
-    edit::edit(file, Missing::Fail, |doc| {
-        let Some(rec) = doc.get_mut(username) else {
-            bail!("no user {username:?} in {}", file.display());
-        };
+    let mut set = |rec: &mut UserRecord| {
         rec.status = status;
-        Ok(())
-    })?;
+        true
+    };
+    if edit::edit_user(file, Missing::Fail, username, Change::Update(&mut set))? != Outcome::Written {
+        bail!("no user {username:?} in {}", file.display());
+    }
     eprintln!("user {username:?} is now {}", status_name(status));
     Ok(())
 }
@@ -356,18 +351,18 @@ const LIST_POLICY: HashPolicy = HashPolicy {
     legacy: true,
 };
 
-/// `users list`: one row per user, never a hash.
+/// `users list`: one row per user, never a hash, in the file's order (sorted, for a file the
+/// commands wrote), printed as the file streams by: a broken file ends the listing with the
+/// error (exit 1) after the rows before the break.
 fn list(file: &Path) -> anyhow::Result<()> {
-    let doc = read(file)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     writeln!(
         out,
         "{:<24} {:<9} {:<24} {:<9} {:<26} PASSWORD_CHANGED_AT",
         "USERNAME", "STATUS", "ROLES", "ALGORITHM", "HASH"
     )?;
-    for (name, rec) in &doc {
-        writeln!(out, "{}", list_row(name, rec))?;
-    }
+    edit::for_each_user(file, |name, rec| writeln!(out, "{}", list_row(name, &rec)))?;
+    out.flush()?;
     Ok(())
 }
 

@@ -20,12 +20,18 @@
 //!   when we may set it) is applied before the rename; new files stay 0600.
 //! - **Durability.** fsync the temp file, rename it over the target, fsync the directory.
 //!
+//! Two ways to edit: [`edit`] hands the whole document to a closure (`users import`, `pull`);
+//! [`edit_user`] changes one user while the file streams through (`users add`, `disable`,
+//! `enable`, `remove`, the legacy re-hash), which a file of a million users needs.
+//!
 //! Edits are made by an operator's command, not by the server: the warnings (a loose mode, a
 //! wait for another editor, an owner that cannot be kept) go to stderr, where that operator is.
 
 mod error;
+mod stream;
 
 pub use error::{EditError, WriteError};
+pub use stream::{Change, Outcome, edit_user, for_each_user, may_hold};
 
 use authserver_core::{StoreDocument, parse_document};
 use std::ffi::OsString;

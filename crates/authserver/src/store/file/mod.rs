@@ -16,18 +16,20 @@
 //!
 //! # Layout
 //! - this module: [`FileStore`], the read side the server polls.
+//! - `read`: one pass over the file, parsed and digested together (and a digest-only pass
+//!   that tells a reload whether to parse).
 //! - [`edit`]: the write side: one editor at a time, atomic replacement, modes kept.
 
 pub mod edit;
+mod read;
 pub mod rehash;
 
 use super::{SnapshotSource, StoreStatus, Unavailable};
-use crate::files::{FileError, Seen, poll, read_regular, stat_key};
+use crate::files::{FileError, Seen, poll, stat_key};
 use arc_swap::ArcSwap;
 use authserver_core::{
     AuditEvent, AuditSink, HashPolicy, NoAudit, Snapshot, StoreCounters, StoreError, UserHasher,
 };
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -95,6 +97,9 @@ struct State {
     loaded: [u8; 32],
     /// Digest of the content last read, good or bad.
     tried: [u8; 32],
+    /// Sizes of those two contents: a file of another size holds new content for sure, so a
+    /// reload parses it at once instead of digesting it first.
+    sizes: (u64, u64),
     /// Last poll that found the content in service on disk.
     confirmed_at: Instant,
     last_error: Option<String>,
@@ -110,16 +115,15 @@ impl FileStore {
         hasher: UserHasher,
         limits: FileLimits,
     ) -> Result<Self, FileStoreError> {
-        let (bytes, key) = read_regular(path, limits.max_bytes).map_err(|source| FileStoreError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        let snapshot = Snapshot::from_json(&bytes, &policy, version_of(&digest)).map_err(|source| {
-            FileStoreError::Invalid {
+        let read =
+            read::parse(path, limits.max_bytes, &policy, None).map_err(|source| FileStoreError::Read {
                 path: path.to_owned(),
                 source,
-            }
+            })?;
+        let (key, digest) = (read.key, read.digest);
+        let snapshot = read.parsed.map_err(|source| FileStoreError::Invalid {
+            path: path.to_owned(),
+            source,
         })?;
         tracing::info!(
             version = snapshot.version(),
@@ -138,6 +142,7 @@ impl FileStore {
                 seen: Some(Seen::now(key)),
                 loaded: digest,
                 tried: digest,
+                sizes: (key.size(), key.size()),
                 confirmed_at: Instant::now(),
                 last_error: None,
             }),
@@ -157,28 +162,31 @@ impl FileStore {
     /// snapshot went into service. Blocking I/O and possibly one hashing: call off the executor.
     pub fn check(&self) -> bool {
         let _span = tracing::info_span!("store_fetch", store = "file").entered();
-        if !self.may_have_changed() {
-            return false;
-        }
-        let Some((bytes, digest)) = self.read_new_content() else {
+        let Some(len) = self.may_have_changed() else {
             return false;
         };
-        self.load(&bytes, digest)
+        let (loaded, tried) = self.lock().sizes;
+        let resized = len != loaded && len != tried;
+        if !resized && !self.content_is_new() {
+            return false;
+        }
+        self.load()
     }
 
-    /// Stats the file: false when that fails (noted) or the metadata says it is unchanged since
-    /// the last read (which confirms the content in service).
-    fn may_have_changed(&self) -> bool {
+    /// Stats the file: its size when it must be read, None when the stat fails (noted) or the
+    /// metadata says it is unchanged since the last read (which confirms the content in
+    /// service).
+    fn may_have_changed(&self) -> Option<u64> {
         let key = match stat_key(&self.path) {
             Ok(k) => k,
             Err(e) => {
                 self.note_error(format!("cannot read users file: {e}"));
-                return false;
+                return None;
             }
         };
         let mut st = self.lock();
         if Seen::must_read(st.seen.as_ref(), &key) {
-            return true;
+            return Some(key.size());
         }
         if st.tried == st.loaded {
             // Unchanged and still the content in service: confirmed, and any error left (a
@@ -186,46 +194,70 @@ impl FileStore {
             st.confirmed_at = Instant::now();
             st.last_error = None;
         }
-        false
+        None
     }
 
-    /// Reads the file: its bytes and digest when they are new, None when it cannot be read
-    /// (noted), holds the content in service, or holds content already reported broken.
-    fn read_new_content(&self) -> Option<(Vec<u8>, [u8; 32])> {
-        let (bytes, key) = match read_regular(&self.path, self.limits.max_bytes) {
+    /// Digests the file (no parse): true when it holds content neither in service nor already
+    /// reported broken. False too when it cannot be read (noted).
+    fn content_is_new(&self) -> bool {
+        let (digest, key) = match read::digest(&self.path, self.limits.max_bytes) {
             Ok(read) => read,
             Err(e) => {
-                self.lock().seen = None; // retried at every poll until it reads
-                self.note_error(format!("cannot read users file: {e}"));
-                return None;
+                self.cannot_read(&e);
+                return false;
             }
         };
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
         let mut st = self.lock();
         st.seen = Some(Seen::now(key));
+        !self.known(&mut st, digest)
+    }
+
+    /// True when `digest` is the content in service (confirming it) or content already
+    /// reported broken.
+    fn known(&self, st: &mut State, digest: [u8; 32]) -> bool {
         if st.loaded == digest {
             // Touched, rewritten identical, or back after a broken edit or a deletion.
             st.tried = digest;
+            st.sizes.1 = st.sizes.0;
             st.confirmed_at = Instant::now();
             if st.last_error.take().is_some() {
                 tracing::info!("users file holds the content in service again");
             }
-            return None;
+            return true;
         }
-        if st.tried == digest {
-            return None; // the broken content already reported
-        }
-        st.tried = digest;
-        Some((bytes, digest))
+        st.tried == digest // the broken content already reported
     }
 
-    /// Parses new content and puts it in service; a broken one is noted and the last good
-    /// snapshot stays.
-    fn load(&self, bytes: &[u8], digest: [u8; 32]) -> bool {
-        // The snapshot in service lends its parsed hashes to the users whose hash is unchanged,
-        // so a reload of 1 M users does not hold a second copy of them.
+    fn cannot_read(&self, e: &crate::files::FileError) {
+        self.lock().seen = None; // retried at every poll until it reads
+        self.note_error(format!("cannot read users file: {e}"));
+    }
+
+    /// Parses the file (digesting it again: the parse's own digest names what was parsed) and
+    /// puts it in service; a broken content is noted and the last good snapshot stays.
+    fn load(&self) -> bool {
+        // The snapshot in service lends every unchanged shard of users (and the parsed hashes
+        // of users changed otherwise), so a reload of 1 M users after a small edit holds little
+        // more than the snapshot in service.
         let current = self.current.load_full();
-        match Snapshot::from_json_after(bytes, &self.policy, version_of(&digest), Some(&current)) {
+        let read = match read::parse(&self.path, self.limits.max_bytes, &self.policy, Some(&current)) {
+            Ok(read) => read,
+            Err(e) => {
+                self.cannot_read(&e);
+                return false;
+            }
+        };
+        drop(current);
+        {
+            let mut st = self.lock();
+            st.seen = Some(Seen::now(read.key));
+            if self.known(&mut st, read.digest) {
+                return false; // changed back between the digest and the parse
+            }
+            st.tried = read.digest;
+            st.sizes.1 = read.key.size();
+        }
+        match read.parsed {
             Ok(snapshot) if snapshot.serves_nobody() && !self.current.load().serves_nobody() => {
                 // A policy change or a file regenerated with refused hashes: keep the users who
                 // can sign in rather than deny everyone behind a green readiness check.
@@ -234,7 +266,7 @@ impl FileStore {
                 false
             }
             Ok(snapshot) => {
-                self.swap(snapshot, digest);
+                self.swap(snapshot, read.digest, read.key.size());
                 true
             }
             Err(e) => {
@@ -246,7 +278,7 @@ impl FileStore {
     }
 
     /// Puts `snapshot` in service and audits the version change.
-    fn swap(&self, snapshot: Snapshot, digest: [u8; 32]) {
+    fn swap(&self, snapshot: Snapshot, digest: [u8; 32], len: u64) {
         tracing::info!(
             version = snapshot.version(),
             users = snapshot.len(),
@@ -264,6 +296,7 @@ impl FileStore {
         self.audit.emit(event);
         let mut st = self.lock();
         st.loaded = digest;
+        st.sizes.0 = len;
         st.confirmed_at = Instant::now();
         st.last_error = None;
     }
@@ -354,8 +387,4 @@ fn log_refused(snapshot: &Snapshot, hasher: &UserHasher) {
             "users file entry refused by the hash policy; that user is denied"
         );
     }
-}
-
-fn version_of(digest: &[u8; 32]) -> String {
-    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }

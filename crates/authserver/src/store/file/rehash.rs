@@ -4,13 +4,13 @@
 //! Off the request path: the login is answered first, the write-back runs on the blocking pool.
 //! One at a time per process (a semaphore of one): a burst of legacy logins must not run an
 //! Argon2id hashing each (64 MiB at the default cost) next to the limiter's budget. Under the
-//! same lock as `users` commands ([`super::edit::edit`]), the file is re-read and the hash is
+//! same lock as `users` commands ([`super::edit::edit_user`]), the file is re-read and the hash is
 //! replaced only if the user still has the very legacy string that matched, so an edit made in
 //! between (a password reset, a removal) is never undone. A failure logs (user_hash, never the
 //! hash) and keeps the legacy hash: the next login tries again. The poll picks up the new file
 //! like any other change.
 
-use super::edit::{self, EditError, Missing};
+use super::edit::{self, Change, Missing, Outcome};
 use authserver_core::legacy::LegacyLogin;
 use authserver_core::{Cost, HashPolicy, UserHasher, hash_password};
 use std::path::{Path, PathBuf};
@@ -40,17 +40,19 @@ pub fn upgrade_cost(policy: &HashPolicy) -> Cost {
 /// Hashes and writes back, synchronously (the blocking pool's side).
 pub fn write_back(file: &Path, login: &LegacyLogin, cost: Cost) -> anyhow::Result<Upgraded> {
     let phc = hash_password(&login.password, cost)?;
-    let done = edit::edit(file, Missing::Fail, |doc| {
-        let Some(rec) = doc.get_mut(&login.username) else {
-            return Ok::<_, EditError>(Upgraded::Changed);
-        };
+    let mut replace = |rec: &mut authserver_core::UserRecord| {
         if rec.password_hash != login.legacy.expose() {
-            return Ok(Upgraded::Changed);
+            return false;
         }
-        rec.password_hash = phc;
-        Ok(Upgraded::Replaced)
-    })?;
-    Ok(done)
+        rec.password_hash.clone_from(&phc);
+        true
+    };
+    let done = edit::edit_user(file, Missing::Fail, &login.username, Change::Update(&mut replace))?;
+    Ok(if done == Outcome::Written {
+        Upgraded::Replaced
+    } else {
+        Upgraded::Changed
+    })
 }
 
 /// How long re-hashes pause after a write-back failed.

@@ -95,6 +95,12 @@ pub enum EditError {
         /// Why.
         source: io::Error,
     },
+    /// The listing could not be written (`users list` into a closed pipe, say).
+    #[error("cannot write the listing")]
+    Output {
+        /// Why.
+        source: io::Error,
+    },
     /// The new content could not be written and renamed into place (the old file is intact).
     #[error("cannot write {}", path.display())]
     Write {
