@@ -8,8 +8,9 @@ use super::error::OAuthError;
 use super::form::{Form, urldecode};
 use super::issuer::Issuer;
 use super::signer::unix_now;
+use super::trail::Trail;
 use crate::decide::Gate;
-use authserver_core::oauth::jwt::Jws;
+use authserver_core::oauth::jwt::{Jws, MAX_JTI_BYTES};
 use authserver_core::oauth::{AuthMethod, OAuthClient, VerifyingKey};
 use authserver_core::{Credentials, Reason, Status};
 use std::net::IpAddr;
@@ -85,24 +86,39 @@ fn basic_credentials(header: &[u8]) -> Result<(Credentials, Option<Credentials>)
 }
 
 /// Authenticates the client of a request to an OAuth endpoint (`path`: the endpoint, one
-/// accepted assertion audience).
+/// accepted assertion audience). `trail` learns the presented id, the method and why it failed.
 pub async fn authenticate(
     gate: &Arc<Gate>,
     issuer: &Issuer,
-    authorization: &[&[u8]],
-    form: &Form,
-    source: Option<IpAddr>,
-    path: &str,
+    req: Presentation<'_>,
+    trail: &mut Trail,
 ) -> Result<Client, OAuthError> {
-    let (method, creds, undecoded) = match presented(authorization, form)? {
+    let Presentation {
+        authorization,
+        form,
+        source,
+        path,
+    } = req;
+    let presented = presented(authorization, form).inspect_err(|e| {
+        if matches!(e, OAuthError::InvalidClient { .. }) {
+            trail.method = Some(AuthMethod::ClientSecretBasic.as_str());
+            trail.auth_failed("malformed");
+        }
+    })?;
+    let (method, creds, undecoded) = match presented {
         None => {
-            crate::telemetry::oauth::figures().client_auth_failure("missing");
+            trail.auth_failed("missing");
             return Err(OAuthError::InvalidClient { challenge: true });
         }
-        Some(Presented::Assertion) => return assertion(gate, issuer, form, source, path).await,
+        Some(Presented::Assertion) => {
+            trail.method = Some(AuthMethod::PrivateKeyJwt.as_str());
+            return assertion(gate, issuer, form, source, path, trail).await;
+        }
         Some(Presented::Basic(c, raw)) => (AuthMethod::ClientSecretBasic, c, raw),
         Some(Presented::Post(c)) => (AuthMethod::ClientSecretPost, c, None),
     };
+    trail.method = Some(method.as_str());
+    trail.presented(creds.username());
     let challenge = method == AuthMethod::ClientSecretBasic;
     if form.get("client_id").is_some_and(|id| id != creds.username()) {
         return Err(OAuthError::InvalidRequest(
@@ -120,21 +136,35 @@ pub async fn authenticate(
         // The second verification is regulated like the first: a wrong secret with `%` or `+`
         // counts twice toward the client's and the source's limits.
         id = raw.username().to_owned();
+        trail.presented(&id);
         attempt = gate.attempt_credentials(raw, source).await;
     }
-    match attempt.decision.reason() {
-        None => {}
-        Some(r) => {
-            crate::telemetry::oauth::figures().client_auth_failure(r.as_str());
-            return Err(refusal(r, attempt.retry_after, challenge));
-        }
+    if let Some(r) = attempt.decision.reason() {
+        trail.auth_failed(r.as_str());
+        return Err(refusal(r, attempt.retry_after, challenge));
     }
-    let registration = registration(gate, &id).ok_or(OAuthError::UnauthorizedClient)?;
+    let registration = registration(gate, &id)
+        .await
+        .ok_or(OAuthError::UnauthorizedClient)?;
     if registration.token_endpoint_auth_method != method {
-        crate::telemetry::oauth::figures().client_auth_failure("wrong_method");
+        trail.auth_failed("wrong_method");
         return Err(OAuthError::InvalidClient { challenge });
     }
+    trail.authenticated();
     Ok(Client { id, registration })
+}
+
+/// What a request presents for client authentication, and where.
+#[derive(Debug, Clone, Copy)]
+pub struct Presentation<'a> {
+    /// Every `Authorization` header value.
+    pub authorization: &'a [&'a [u8]],
+    /// The form body.
+    pub form: &'a Form,
+    /// The client address.
+    pub source: Option<IpAddr>,
+    /// The endpoint (one accepted assertion audience).
+    pub path: &'a str,
 }
 
 /// The answer for a denied gate attempt.
@@ -147,10 +177,12 @@ fn refusal(r: Reason, retry_after: Option<std::time::Duration>, challenge: bool)
     }
 }
 
-/// The registration of an ACTIVE client in the snapshot in service (also what keeps a bearer
-/// token valid: [`super::bearer::current`]).
-pub(crate) fn registration(gate: &Gate, id: &str) -> Option<Arc<OAuthClient>> {
-    let snapshot = gate.store.current().ok()?;
+/// The registration of an ACTIVE client in the store in service (also what keeps a bearer
+/// token valid: [`super::bearer::current`]). Asked per client (`current_for`), so a per-user
+/// store (the DynamoDB users table) answers from its entry cache or one lookup, exactly as
+/// the whole-document stores answer from their snapshot.
+pub(crate) async fn registration(gate: &Gate, id: &str) -> Option<Arc<OAuthClient>> {
+    let snapshot = gate.store.current_for(id).resolve().await.ok()?;
     let user = snapshot.user(id)?;
     (user.status == Status::Active)
         .then(|| user.oauth.clone())
@@ -164,6 +196,7 @@ async fn assertion(
     form: &Form,
     source: Option<IpAddr>,
     path: &str,
+    trail: &mut Trail,
 ) -> Result<Client, OAuthError> {
     if form.get("client_assertion_type") != Some(JWT_BEARER) {
         return Err(OAuthError::InvalidRequest("client_assertion_type"));
@@ -172,22 +205,29 @@ async fn assertion(
     let text = form
         .get("client_assertion")
         .ok_or(OAuthError::InvalidRequest("client_assertion"))?;
-    let jws = Jws::parse(text).map_err(|_| bad.clone())?;
-    let id = jws
+    let Ok(jws) = Jws::parse(text) else {
+        trail.auth_failed("malformed");
+        return Err(bad);
+    };
+    let Some(id) = jws
         .claim_str("iss")
         .filter(|iss| jws.claim_str("sub") == Some(*iss))
-        .ok_or_else(|| bad.clone())?
-        .to_owned();
+        .map(str::to_owned)
+    else {
+        trail.auth_failed("malformed");
+        return Err(bad);
+    };
+    trail.presented(&id);
     if form.get("client_id").is_some_and(|c| c != id) {
         return Err(OAuthError::InvalidRequest("client_id differs from the assertion"));
     }
     let user_hash = gate.user_hasher.hash(&id);
-    if let Some((_, left)) = gate.regulator.check_local(source) {
-        return Err(OAuthError::TooMany {
-            retry_after: std::time::Duration::from_secs(left),
-        });
-    }
-    if let Some((_, left)) = gate.regulator.check(source, &user_hash).await {
+    let banned = match gate.regulator.check_local(source) {
+        Some(ban) => Some(ban),
+        None => gate.regulator.check(source, &user_hash).await,
+    };
+    if let Some((_, left)) = banned {
+        trail.auth_failed("rate_limited");
         return Err(OAuthError::TooMany {
             retry_after: std::time::Duration::from_secs(left),
         });
@@ -195,10 +235,11 @@ async fn assertion(
     match check_assertion(issuer, &jws, &id, gate, path).await {
         Ok(registration) => {
             gate.regulator.success(source, &user_hash);
+            trail.authenticated();
             Ok(Client { id, registration })
         }
         Err(why) => {
-            crate::telemetry::oauth::figures().client_auth_failure(why);
+            trail.auth_failed(why);
             // Before a valid signature there is nothing to guess (a key cannot be brute-forced)
             // and anyone can name any client: counting those against the client id would hand
             // out a lockout switch. They count against the source only; failures after a valid
@@ -236,7 +277,7 @@ async fn check_assertion(
     gate: &Gate,
     path: &str,
 ) -> Result<Arc<OAuthClient>, &'static str> {
-    let Some(registration) = registration(gate, id) else {
+    let Some(registration) = registration(gate, id).await else {
         dummy_verify(jws);
         return Err("unknown_client");
     };
@@ -267,7 +308,7 @@ async fn check_assertion(
     }
     let jti = jws
         .claim_str("jti")
-        .filter(|j| !j.is_empty())
+        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_BYTES)
         .ok_or("assertion_jti")?;
     // Per client: one client's ids cannot block another's.
     let key = format!("assertion\n{id}\n{jti}");

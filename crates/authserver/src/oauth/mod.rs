@@ -13,6 +13,7 @@
 //! - `issuer`: `Issuer`: issue, verify, introspect, revoke, JWKS, metadata.
 //! - `token`: the three endpoints as functions of (headers, body, source).
 //! - `bearer`: bearer tokens on the auth surfaces, as an `Attempt`.
+//! - `trail`: the audit event of each token, introspection and revocation request.
 //!
 //! [`Gate`]: crate::decide::Gate
 
@@ -26,6 +27,7 @@ pub mod keyset;
 pub mod rate;
 pub mod signer;
 pub mod token;
+pub mod trail;
 
 pub use error::OAuthError;
 pub use issuer::{Issuer, TokenResponse};
