@@ -158,8 +158,8 @@ mod tests {
                 "scopes": ["read", "write"], "audiences": ["https://api.example.test"],
                 "defaultScopes": ["read"], "tokenEndpointAuthMethod": "private_key_jwt",
                 "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
-                    "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-                    "y": "x_FEzRjmGgsZRHv_d3KvEJSvBIZOC3vcuDozKqBoA4s"}]}
+                    "x": "UyH_9bPqz0xBXLEAkaDWt64YNDZ6e7oMAlKC0FmPbRE",
+                    "y": "lMp2Gdp1Om8nVdH0UM2gBlkPFiBG2gcQeAdPQPph-Uo"}]}
             }))
             .expect("client"),
         );

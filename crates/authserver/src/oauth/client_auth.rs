@@ -10,8 +10,8 @@ use super::issuer::Issuer;
 use super::signer::unix_now;
 use super::trail::Trail;
 use crate::decide::Gate;
-use authserver_core::oauth::jwt::{Jws, MAX_JTI_BYTES};
-use authserver_core::oauth::{AuthMethod, OAuthClient, VerifyingKey};
+use authserver_core::oauth::jwt::{Invalid, Jws, MAX_JTI_BYTES};
+use authserver_core::oauth::{Alg, AuthMethod, OAuthClient, VerifyingKey};
 use authserver_core::{Credentials, Reason, Status};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -251,20 +251,39 @@ async fn assertion(
     }
 }
 
-/// One signature verification whose answer is ignored, so an unknown client id (or one of
-/// another method) takes as long to refuse as a registered `private_key_jwt` client with a bad
-/// signature: the timing does not tell which ids are registered. The key is parsed per call like
-/// a registration's (`OAuthClient::keys`); it is RFC 7515 Appendix A.3's example P-256 key.
+/// One signature verification whose answer is ignored, so that every assertion refused at its
+/// signature costs one verification of its algorithm: an unknown client id, one of another
+/// method, and a registered client whose keys hold no key for the header's `kid` / `alg` (which
+/// refuses before any arithmetic) take as long as a registered key's failed check, and the
+/// timing does not tell which ids are registered. The key is parsed per call like a
+/// registration's (`OAuthClient::keys`) and takes the header's `kid`, so the lookup runs as for
+/// a match. ES256: a P-256 public key generated for this (its private half was discarded);
+/// RS256: the public half of the test suite's fixed RSA-2048 key
+/// (`authserver-testkit/fixtures/oauth-test-rsa2048.pem`); nothing reads the answer.
+///
+/// The key must be a point on the curve: ring refuses any other before the arithmetic, in a
+/// few microseconds. The key used here until now (said to be RFC 7515 A.3's) was not, so an
+/// unknown client id was answered in ~9 µs against ~119 µs for a registered one
+/// (docs/performance.md, "OAuth"); the unit test below checks the point with ring's ECDH.
 fn dummy_verify(jws: &Jws<'_>) {
-    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256",
-        "kid": jws.header_str("kid").unwrap_or_default(),
-        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-        "y": "x_FEzRjmGgsZRHv_d3KvEJSvBIZOC3vcuDozKqBoA4s"});
-    if let Ok(mut key) = VerifyingKey::from_jwk(&jwk) {
-        key.alg = jws.alg;
+    let kid = jws.header_str("kid").unwrap_or_default();
+    let jwk = match jws.alg {
+        Alg::Es256 => serde_json::json!({"kty": "EC", "crv": "P-256", "kid": kid,
+            "x": DUMMY_EC_X, "y": DUMMY_EC_Y}),
+        Alg::Rs256 => serde_json::json!({"kty": "RSA", "kid": kid, "e": "AQAB", "n": DUMMY_RSA_N}),
+    };
+    if let Ok(key) = VerifyingKey::from_jwk(&jwk) {
         let _ = jws.verify(std::slice::from_ref(&key));
     }
 }
+
+/// The point of [`dummy_verify`]'s ES256 key.
+const DUMMY_EC_X: &str = "UyH_9bPqz0xBXLEAkaDWt64YNDZ6e7oMAlKC0FmPbRE";
+/// See [`DUMMY_EC_X`].
+const DUMMY_EC_Y: &str = "lMp2Gdp1Om8nVdH0UM2gBlkPFiBG2gcQeAdPQPph-Uo";
+
+/// The modulus of [`dummy_verify`]'s RS256 key (2048 bits).
+const DUMMY_RSA_N: &str = "1CcdNFW-zz4KMkvgBfUluhF0iFvc7pAJ8Ar2cUCECPuGgzJX-Tfa47XN3z1H3F4NHor5Q3u_53YniFR78goKtIkLa17VUQJYQBnukDJBFnpFLGhjrdEO3PZ1_m_XHenyjdGVl7jd8QzQRVK2ZfpmE3nV6vTOI-Tn24-fD35hrNtv0aF50E0MK3uj3LnXqfmkFEyucYzD5YdtCcTdjuNb2b2a-s1BdbfP29PsFNKZWZAJrwNY9dlse6cL-fDN6Mw_3aR1S71DCxP4yc_M6hYz_FL76ptTuJ8UD3MOyOkqJ5EouLMRMnSyLkUDpz7y7PKoTMyxTI5Px2CrtKzmj9qYFw";
 
 /// Failures of [`check_assertion`] decided before the signature was verified.
 const UNSIGNED: [&str; 3] = ["unknown_client", "wrong_method", "assertion_signature"];
@@ -285,8 +304,16 @@ async fn check_assertion(
         dummy_verify(jws);
         return Err("wrong_method");
     }
-    jws.verify(&registration.keys())
-        .map_err(|_| "assertion_signature")?;
+    match jws.verify(&registration.keys()) {
+        Ok(()) => {}
+        // The signature was computed over and refused: a verification's cost spent.
+        Err(Invalid::Signature) => return Err("assertion_signature"),
+        // Refused before any arithmetic (no key with this kid, or of this alg): spend it now.
+        Err(_) => {
+            dummy_verify(jws);
+            return Err("assertion_signature");
+        }
+    }
     let audiences = [
         issuer.settings.issuer.clone(),
         issuer.endpoint("/oauth/token"),
@@ -319,5 +346,44 @@ async fn check_assertion(
             tracing::error!(error = %e, "jti store unavailable: client assertion refused");
             Err("jti_store_unavailable")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in key that does not parse, or a point off the curve (which ring refuses
+    /// before the arithmetic), would make `dummy_verify` cost nothing and tell unknown ids
+    /// apart by time: both parse under their algorithm, and the point passes ring's public
+    /// key validation (an ECDH agreement validates the peer point; ECDSA verify says only no).
+    #[test]
+    fn the_stand_in_keys_parse_and_the_point_is_on_the_curve() {
+        use base64::Engine as _;
+        let rsa = serde_json::json!({"kty": "RSA", "e": "AQAB", "n": DUMMY_RSA_N});
+        assert_eq!(VerifyingKey::from_jwk(&rsa).map(|k| k.alg).ok(), Some(Alg::Rs256));
+        let ec = serde_json::json!({"kty": "EC", "crv": "P-256", "x": DUMMY_EC_X, "y": DUMMY_EC_Y});
+        assert_eq!(VerifyingKey::from_jwk(&ec).map(|k| k.alg).ok(), Some(Alg::Es256));
+        let b64 = |s: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s)
+                .unwrap_or_default()
+        };
+        let on_curve = |x: &str, y: &str| {
+            let point = [&[4u8][..], &b64(x), &b64(y)].concat();
+            let rng = ring::rand::SystemRandom::new();
+            let mine = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng)
+                .expect("a key");
+            let peer = ring::agreement::UnparsedPublicKey::new(&ring::agreement::ECDH_P256, point);
+            ring::agreement::agree_ephemeral(mine, &peer, |_| ()).is_ok()
+        };
+        assert!(on_curve(DUMMY_EC_X, DUMMY_EC_Y));
+        assert!(
+            !on_curve(
+                "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                "x_FEzRjmGgsZRHv_d3KvEJSvBIZOC3vcuDozKqBoA4s"
+            ),
+            "the old key was off the curve"
+        );
     }
 }

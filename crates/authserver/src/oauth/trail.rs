@@ -76,6 +76,9 @@ impl Trail {
         let user_hash = self.client_id.as_deref().map(|id| gate.user_hasher.hash(id));
         let shown = match (&self.client_id, self.registered) {
             (Some(id), true) => Some(id.clone()),
+            // The store already said it holds no such id: no second lookup (on the DynamoDB
+            // users table, a spray of unknown ids would cost two reads each).
+            (Some(_), false) if matches!(self.reason, Some("unknown_user" | "unknown_client")) => None,
             // A refusal after the id was presented: shown if it names an OAuth client anyway
             // (a wrong secret of a real client), never a plain user's name.
             (Some(id), false) => super::client_auth::registration(gate, id)
