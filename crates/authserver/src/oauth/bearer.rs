@@ -67,7 +67,7 @@ pub async fn validate(
 /// client cuts its tokens off at the next store reload, not at their `exp` (up to
 /// `token_lifetime_seconds`, configurable to 24 h). [`Invalid::Client`] otherwise.
 pub async fn current(gate: &Gate, issuer: &Issuer, claims: AccessClaims) -> Result<AccessClaims, Invalid> {
-    let registration = super::client_auth::registration(gate, &claims.client_id)
+    let registration = super::registry::registration(gate, &claims.client_id)
         .await
         .ok_or(Invalid::Client)?;
     let scopes_ok = claims

@@ -7,12 +7,13 @@
 use super::error::OAuthError;
 use super::form::{Form, urldecode};
 use super::issuer::Issuer;
+use super::registry::registration;
 use super::signer::unix_now;
 use super::trail::Trail;
 use crate::decide::Gate;
 use authserver_core::oauth::jwt::{Invalid, Jws, MAX_JTI_BYTES};
 use authserver_core::oauth::{Alg, AuthMethod, OAuthClient, VerifyingKey};
-use authserver_core::{Credentials, Reason, Status};
+use authserver_core::{Credentials, Reason};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -175,18 +176,6 @@ fn refusal(r: Reason, retry_after: Option<std::time::Duration>, challenge: bool)
         Reason::Overloaded | Reason::StoreUnavailable => OAuthError::Unavailable { retry_after },
         _ => OAuthError::InvalidClient { challenge },
     }
-}
-
-/// The registration of an ACTIVE client in the store in service (also what keeps a bearer
-/// token valid: [`super::bearer::current`]). Asked per client (`current_for`), so a per-user
-/// store (the DynamoDB users table) answers from its entry cache or one lookup, exactly as
-/// the whole-document stores answer from their snapshot.
-pub(crate) async fn registration(gate: &Gate, id: &str) -> Option<Arc<OAuthClient>> {
-    let snapshot = gate.store.current_for(id).resolve().await.ok()?;
-    let user = snapshot.user(id)?;
-    (user.status == Status::Active)
-        .then(|| user.oauth.clone())
-        .flatten()
 }
 
 /// `private_key_jwt`, with regulation per client id and source like a secret.

@@ -9,6 +9,7 @@
 //! - `form`: strict form bodies and the RFC 6749 §2.3.1 decoding.
 //! - `error`: `OAuthError`, every refusal with its §5.2 code.
 //! - `rate`: tokens per client per minute.
+//! - `registry`: which entries of the store in service are OAuth clients, and how.
 //! - `client_auth`: the three client-authentication methods.
 //! - `issuer`: `Issuer`: issue, verify, introspect, revoke, JWKS, metadata.
 //! - `token`: the three endpoints as functions of (headers, body, source).
@@ -25,6 +26,7 @@ pub mod issuer;
 pub mod jti;
 pub mod keyset;
 pub mod rate;
+pub mod registry;
 pub mod signer;
 pub mod token;
 pub mod trail;

@@ -81,9 +81,7 @@ impl Trail {
             (Some(_), false) if matches!(self.reason, Some("unknown_user" | "unknown_client")) => None,
             // A refusal after the id was presented: shown if it names an OAuth client anyway
             // (a wrong secret of a real client), never a plain user's name.
-            (Some(id), false) => super::client_auth::registration(gate, id)
-                .await
-                .map(|_| id.clone()),
+            (Some(id), false) => super::registry::registration(gate, id).await.map(|_| id.clone()),
             (None, _) => None,
         };
         let (outcome, reason) = match (result, endpoint) {
