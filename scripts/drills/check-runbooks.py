@@ -24,7 +24,7 @@ PROPOSED = {"AuthServerBansHigh", "bans-high", "ExistingCredentialSecretArn"}
 # Resource-name suffixes of <svc>-<stage>-X that are not alarms (functions, topics, API, ...).
 RESOURCES = {"proxy", "authorizer", "rotation", "compliance", "regulation", "async-dlq", "critical", "warning",
              "edge", "http", "rest", "secrets", "data", "dashboard", "oauth-signing"}
-CLI = {"serve", "hash-password", "users add", "users disable", "users enable", "users remove", "users list",
+CLI = {"serve", "hash-password", "users add", "users disable", "users enable", "users remove", "users list", "users oauth",
        "users hash", "users push", "users pull", "config check", "config default", "audit verify",
        "ops cache-status", "ops cache-purge", "ops alarms", "ops alarms test", "compliance check", "lambda",
        "keys generate", "keys rotate", "keys list", "keys remove"}

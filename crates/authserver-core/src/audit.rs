@@ -1,6 +1,8 @@
 //! The audit port: a separate stream of security-relevant events (every authentication attempt,
-//! bans, store changes, administrative actions). Events carry `user_hash`, never usernames,
-//! passwords or hashes.
+//! every request to an OAuth endpoint, bans, store changes, administrative actions). Events
+//! carry `user_hash`, never usernames, passwords or hashes; the one name they may carry is a
+//! registered OAuth client's id ([`OAuthRequest::client_id`]), a public identifier (RFC 6749
+//! §2.2), never one merely presented.
 
 use serde::Serialize;
 
@@ -45,6 +47,12 @@ pub enum AuditEvent {
         /// Request id.
         request_id: String,
     },
+    /// A request to `POST /oauth/token`: a token issued, or refused and why.
+    OauthToken(OAuthRequest),
+    /// A request to `POST /oauth/introspect`.
+    OauthIntrospect(OAuthRequest),
+    /// A request to `POST /oauth/revoke`.
+    OauthRevoke(OAuthRequest),
     /// Brute-force regulation banned a source address or a username.
     Ban {
         /// `source` or `user`.
@@ -99,6 +107,51 @@ pub enum AuditEvent {
         /// The acting OS user.
         actor: String,
     },
+}
+
+/// One request to an OAuth endpoint (the `oauth_token`, `oauth_introspect` and `oauth_revoke`
+/// events). Never the secret, the assertion, a token or the `Authorization` header; the `jti`
+/// of an issued or revoked token is no secret (it names the token, it does not grant it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OAuthRequest {
+    /// `issued` (token), `answered` (introspection), `revoked` or `ignored` (revocation: RFC
+    /// 7009 answers 200 for unknown and foreign tokens too), or `refused`.
+    pub outcome: &'static str,
+    /// Why it was refused: the client-authentication label of
+    /// `authserver_oauth_client_auth_failure_total`, else the RFC 6749 §5.2 error code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// The client id, only when it names a registered OAuth client (an id merely presented
+    /// may be a typo or a secret pasted into the wrong field: it is `user_hash` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Keyed hash of the presented client id (joins `auth_attempt` and ban events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_hash: Option<String>,
+    /// The client-authentication method presented (`client_secret_basic`,
+    /// `client_secret_post`, `private_key_jwt`), when one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<&'static str>,
+    /// Granted scopes, space-separated (tokens issued).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The token's audience (tokens issued).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The `jti` of the token issued or revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Whether the introspected token was active (introspection answered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+    /// Client address, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Request id.
+    pub request_id: String,
+    /// X-Ray or W3C trace id, when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// Where audit events go.

@@ -45,7 +45,7 @@ pub mod source;
 pub mod store;
 mod table;
 
-pub use audit::{AuditEvent, AuditSink, NoAudit};
+pub use audit::{AuditEvent, AuditSink, NoAudit, OAuthRequest};
 pub use authenticator::{
     Authenticator, CacheUse, Decision, FlightKey, Outcome, Reason, Step, Verified, VerifyTask,
 };

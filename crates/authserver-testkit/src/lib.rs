@@ -35,6 +35,8 @@
 //! - [`users`]: users documents and files with distinctive plaintexts, settings over them.
 //! - [`oauth`]: OAuth clients (one per authentication method), a signing key set, settings
 //!   with `[oauth]` on, signed client assertions.
+//! - [`oauth_http`]: the OAuth endpoints in process from a peer, the audit trail recorded,
+//!   `/metrics` series read back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod access;
@@ -53,6 +55,7 @@ pub mod moto;
 pub mod nginx;
 pub mod oauth;
 pub mod oauth_aws;
+pub mod oauth_http;
 pub mod process;
 pub mod skip;
 pub mod tls;

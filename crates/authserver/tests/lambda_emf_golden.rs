@@ -39,9 +39,23 @@ const GOLDEN: &str = "tests/fixtures/emf-golden.jsonl";
 const PROMETHEUS_GOLDEN: &str = "tests/fixtures/prometheus-golden.txt";
 
 /// Values that change from run to run; the shape around them is what the golden file keeps.
-const VARIABLE: &[&str] = &["Latency", "HashVerifyDuration", "StoreStalenessSeconds"];
+/// The OAuth figures are process-wide: the two tests of this file issue tokens concurrently.
+const VARIABLE: &[&str] = &[
+    "Latency",
+    "HashVerifyDuration",
+    "StoreStalenessSeconds",
+    "OAuthTokensIssued",
+    "OAuthClientAuthFailure",
+    "OAuthTokenValidation",
+    "OAuthIntrospections",
+    "OAuthRevocations",
+    "OAuthSigningKeyAgeSeconds",
+];
 
 type Captured = Arc<Mutex<Vec<String>>>;
+
+/// The two tests of this file take turns at the OAuth case (its figures are process-wide).
+static OAUTH_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A state whose EMF blobs land in the returned buffer.
 fn capturing(mut s: authserver::config::Settings) -> (Arc<AppState>, Captured) {
@@ -164,6 +178,32 @@ async fn golden_cases() -> (Vec<(String, Value)>, String) {
         health["requestContext"]["http"]["method"] = json!("GET");
         run("not an auth request (/health)", health, 200).await;
         series = exposed_series(&state);
+    }
+
+    // With `[oauth]` on: a token issued through the proxy carries the OAuth figures.
+    {
+        let f = authserver_testkit::oauth::fixture();
+        let (state, captured) = capturing(authserver_testkit::oauth::settings(&f));
+        let proxy = Proxy::new(state, None, cold());
+        let form = "grant_type=client_credentials";
+        let mut event = fixture("apigw_v2_http_api.json");
+        event["rawPath"] = json!("/prod/oauth/token");
+        event["requestContext"]["http"]["path"] = json!("/prod/oauth/token");
+        let auth = authserver_testkit::oauth::basic_client(
+            authserver_testkit::oauth::BASIC_CLIENT,
+            authserver_testkit::oauth::BASIC_SECRET,
+        );
+        event["headers"]["authorization"] = json!(auth);
+        event["headers"]["content-type"] = json!("application/x-www-form-urlencoded");
+        event["headers"]["content-length"] = json!(form.len().to_string());
+        event["body"] = json!(form);
+        // The figures are process-wide: one token request at a time, so the delta is this one.
+        let _turn = OAUTH_TURN.lock().await;
+        assert_eq!(invoke(&proxy, event).await.0, 200, "oauth token");
+        let raw: Value = serde_json::from_str(&captured.lock().unwrap()[0]).unwrap();
+        assert_eq!(raw["OAuthTokensIssued"], 1, "{raw}");
+        assert_eq!(raw["OAuthClientAuthFailure"], 0, "{raw}");
+        out.push(("oauth token issued (with [oauth])".into(), take(&captured)));
     }
 
     // The authorizer's own accounting, with the store down.

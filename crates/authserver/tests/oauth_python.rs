@@ -1,7 +1,8 @@
 //! Independent implementations against the real `authserver serve` (issue 14): authlib,
 //! PyJWT and jwcrypto run `tests/python/oauth_interop.py` (each client-authentication method,
 //! validation from the discovery document's `jwks_uri`, forged and revoked tokens, a replayed
-//! assertion). The server's whole output is then searched for every secret, token, assertion
+//! assertion). The server's whole output and its audit file (which holds one event per token,
+//! introspection and revocation request) are then searched for every secret, token, assertion
 //! and key the run handled: none may appear.
 //!
 //! Needs `$VENV/bin/python` with the pinned `PY_OAUTH_TOOLS` of `scripts/lib/setup.sh`
@@ -42,11 +43,13 @@ fn authlib_pyjwt_and_jwcrypto_interoperate_and_no_secret_is_logged() {
     let port = authserver_testkit::emulator::free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let config = f.dir.path().join("config.toml");
+    let audit = f.dir.path().join("audit.log");
     std::fs::write(
         &config,
         format!(
-            "[oauth]\nissuer = \"{issuer}\"\naudiences = [\"{AUDIENCE}\"]\nkeys_dir = \"{}\"\n[log]\nlevel = \"debug\"\n",
-            f.keys.display()
+            "[oauth]\nissuer = \"{issuer}\"\naudiences = [\"{AUDIENCE}\"]\nkeys_dir = \"{}\"\n[log]\nlevel = \"debug\"\n[audit]\nfile = \"{}\"\n",
+            f.keys.display(),
+            audit.display()
         ),
     )
     .unwrap();
@@ -84,7 +87,14 @@ fn authlib_pyjwt_and_jwcrypto_interoperate_and_no_secret_is_logged() {
         "{stdout}"
     );
     let (_, lines) = server.terminate();
-    let log = lines.join("\n");
+    let audit = std::fs::read_to_string(&audit).unwrap();
+    for event in ["oauth_token", "oauth_introspect", "oauth_revoke"] {
+        assert!(
+            audit.contains(&format!("\"event\":\"{event}\"")),
+            "the audit file has {event} events"
+        );
+    }
+    let log = lines.join("\n") + "\n" + &audit;
     let mut secrets: Vec<String> = vec![BASIC_SECRET.into(), POST_SECRET.into()];
     secrets.extend(std::fs::read_to_string(&seen).unwrap().lines().map(str::to_owned));
     for pem in [&f.client_key, &server_key] {

@@ -4,6 +4,19 @@
 //! Table: partition key `jti` (string), attribute `exp` (number, unix seconds) as the table's
 //! TTL attribute, so DynamoDB deletes items after their token expired without any sweep of ours.
 //!
+//! The key is not always the id as given ([`item_key`]): a namespaced id
+//! (`assertion\n{client}\n{jti}`, built from a client's assertion) is stored as
+//! `assertion#<base64url SHA-256 of the whole string>`. The assertion's parts are client text
+//! of any length, and DynamoDB refuses a partition key over 2,048 bytes with a
+//! ValidationException (a 4 KB jti used to answer 503 "jti store unavailable"); the hash gives
+//! every key one short shape and keeps the kind readable in the console. Our own token ids
+//! (22 base64url characters, signature-checked before any lookup) stay as they are, so
+//! revocations recorded before this change are still found; an id over [`RAW_MAX`] bytes or
+//! holding `#` is hashed as `token#<hash>` (`#` never occurs in base64url, so the two shapes
+//! cannot meet). Changing the key shape of assertions forgets the ids used in the hour before
+//! the upgrade (`MAX_ASSERTION_SECONDS`): an assertion captured then could be replayed once
+//! after it.
+//!
 //! - `insert` is one conditional `PutItem`: `attribute_not_exists(jti) OR exp <= :now`. DynamoDB
 //!   evaluates the condition and the write atomically per item, so of N concurrent inserts of one
 //!   id exactly one succeeds; the others get `ConditionalCheckFailedException`, i.e. `false`. An
@@ -75,6 +88,27 @@ impl DynamoDbJtiStore {
     }
 }
 
+/// Longest id stored as given (ours are 22 bytes).
+pub const RAW_MAX: usize = 256;
+
+/// The partition key storing `jti` (see the module docs).
+pub fn item_key(jti: &str) -> String {
+    use base64::Engine as _;
+    let hashed = |kind: &str| {
+        let digest = ring::digest::digest(&ring::digest::SHA256, jti.as_bytes());
+        format!(
+            "{kind}#{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+        )
+    };
+    match jti.split_once('\n') {
+        Some((kind, _)) if !kind.is_empty() && kind.len() <= 32 && !kind.contains('#') => hashed(kind),
+        Some(_) => hashed("ns"),
+        None if jti.len() > RAW_MAX || jti.contains('#') => hashed("token"),
+        None => jti.to_owned(),
+    }
+}
+
 fn num(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
@@ -83,12 +117,13 @@ impl JtiStore for DynamoDbJtiStore {
     fn insert<'a>(&'a self, jti: &'a str, exp: u64) -> BoxFuture<'a, Result<bool, BackendError>> {
         Box::pin(async move {
             let now = (self.now)();
+            let key = item_key(jti);
             let put = with_retries(&self.retry, || async {
                 let result = self
                     .client
                     .put_item()
                     .table_name(&self.table)
-                    .item(KEY, AttributeValue::S(jti.to_owned()))
+                    .item(KEY, AttributeValue::S(key.clone()))
                     .item(TTL, num(exp))
                     .condition_expression("attribute_not_exists(#k) OR #e <= :now")
                     .expression_attribute_names("#k", KEY)
@@ -114,11 +149,12 @@ impl JtiStore for DynamoDbJtiStore {
 
     fn contains<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
         Box::pin(async move {
+            let key = item_key(jti);
             let out = with_retries(&self.retry, || async {
                 self.client
                     .get_item()
                     .table_name(&self.table)
-                    .key(KEY, AttributeValue::S(jti.to_owned()))
+                    .key(KEY, AttributeValue::S(key.clone()))
                     .consistent_read(true)
                     .projection_expression("#e")
                     .expression_attribute_names("#e", TTL)
@@ -135,5 +171,25 @@ impl JtiStore for DynamoDbJtiStore {
                 .and_then(|n| n.parse::<u64>().ok());
             Ok(exp.is_some_and(|exp| exp > (self.now)()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::item_key;
+
+    #[test]
+    fn namespaced_ids_are_hashed_under_a_readable_kind_and_ours_stay_as_they_are() {
+        let long = format!("assertion\nsvc\n{}", "j".repeat(4096));
+        let key = item_key(&long);
+        assert!(
+            key.starts_with("assertion#") && key.len() == "assertion#".len() + 43,
+            "{key}"
+        );
+        assert_ne!(item_key("assertion\nsvc\na"), item_key("assertion\nsvd\na"));
+        assert_eq!(item_key("AAAAAAAAAAAAAAAAAAAAAA"), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert!(item_key(&"t".repeat(300)).starts_with("token#"));
+        assert!(item_key("a#b").starts_with("token#"), "no raw id looks hashed");
+        assert!(!item_key(&long).contains("jjjj"));
     }
 }

@@ -156,6 +156,10 @@ impl TokenSigner for KmsSigner {
         (key.public.kid.clone(), key.public.alg)
     }
 
+    fn active_since(&self) -> Option<u64> {
+        self.schedule.active((self.now)()).map(|k| k.activates_at)
+    }
+
     fn sign<'a>(&'a self, signing_input: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, SignError>> {
         Box::pin(async move {
             let key = self.schedule.signing_key(signing_input, (self.now)())?;

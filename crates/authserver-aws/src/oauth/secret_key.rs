@@ -200,6 +200,10 @@ impl TokenSigner for SecretKeySigner {
         (key.public.kid.clone(), key.public.alg)
     }
 
+    fn active_since(&self) -> Option<u64> {
+        self.current().active((self.now)()).map(|k| k.activates_at)
+    }
+
     fn sign<'a>(&'a self, signing_input: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, SignError>> {
         // In place: an RS256 signature takes about a millisecond (docs/deployment.md, "OAuth on
         // AWS"), less than handing it to the blocking pool would add under load.

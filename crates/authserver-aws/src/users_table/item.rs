@@ -1,9 +1,12 @@
 //! One user as one DynamoDB item, in the users file's entry format: the partition key
 //! `username` and one attribute per entry field, named as in the file (`passwordHash`,
-//! `status`, `roles`, `passwordChangedAt`, `deliverySecretId`). Strings are `S`, roles an `L`
-//! of `S` (a list, so an empty role list survives: a string set cannot be empty). Reading goes
-//! through the same `UserRecord` deserializer as the file, so an unknown attribute (a typo such
-//! as `satus`) refuses the entry instead of leaving the user ACTIVE.
+//! `status`, `roles`, `passwordChangedAt`, `deliverySecretId`, `oauth`). Strings are `S`, roles
+//! an `L` of `S` (a list, so an empty role list survives: a string set cannot be empty), the
+//! `oauth` object (issue 14) an `M` holding the file's JSON as it is (`L` for arrays, `M` for
+//! objects, `N` for numbers, `BOOL`, `NULL`): its JWK set too, so a console reader sees the same
+//! fields as in the file. Reading goes through the same `UserRecord` deserializer as the file,
+//! so an unknown attribute (a typo such as `satus`) or a value of the wrong type refuses the
+//! entry instead of leaving the user ACTIVE, and an `oauth` object is checked as the file's is.
 
 use authserver_core::UserRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -42,25 +45,34 @@ pub fn record_of(item: &Item) -> Result<UserRecord, ItemError> {
 }
 
 fn json_of(value: &AttributeValue) -> Result<serde_json::Value, ItemError> {
-    match value {
-        AttributeValue::S(s) => Ok(serde_json::Value::String(s.clone())),
-        AttributeValue::L(list) => list
-            .iter()
-            .map(|v| match v {
-                AttributeValue::S(s) => Ok(serde_json::Value::String(s.clone())),
-                _ => Err(ItemError::Shape("a list holds a non-string")),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(serde_json::Value::Array),
-        _ => Err(ItemError::Shape("an attribute is neither a string nor a list")),
-    }
+    use serde_json::Value;
+    Ok(match value {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => Value::Number(
+            n.parse::<serde_json::Number>()
+                .map_err(|_| ItemError::Shape("a number attribute is not a JSON number"))?,
+        ),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::L(list) => Value::Array(list.iter().map(json_of).collect::<Result<_, _>>()?),
+        AttributeValue::M(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), json_of(v)?)))
+                .collect::<Result<_, ItemError>>()?,
+        ),
+        _ => {
+            return Err(ItemError::Shape(
+                "an attribute is a set or binary, which no entry field is",
+            ));
+        }
+    })
 }
 
 /// The item storing `record` for `username`.
 pub fn item_of(username: &str, record: &UserRecord) -> Item {
     let mut item = Item::with_capacity(6);
     item.insert(KEY.to_owned(), AttributeValue::S(username.to_owned()));
-    // A UserRecord always serializes to an object of strings and string lists.
+    // A UserRecord always serializes to an object (strings, string lists, the oauth object).
     if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(record) {
         for (name, value) in fields {
             if let Some(value) = attribute_of(value) {
@@ -72,13 +84,24 @@ pub fn item_of(username: &str, record: &UserRecord) -> Item {
 }
 
 fn attribute_of(value: serde_json::Value) -> Option<AttributeValue> {
-    match value {
-        serde_json::Value::String(s) => Some(AttributeValue::S(s)),
-        serde_json::Value::Array(list) => Some(AttributeValue::L(
-            list.into_iter().filter_map(attribute_of).collect(),
-        )),
-        _ => None,
-    }
+    use serde_json::Value;
+    Some(match value {
+        Value::String(s) => AttributeValue::S(s),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::Bool(b) => AttributeValue::Bool(b),
+        Value::Null => AttributeValue::Null(true),
+        Value::Array(list) => AttributeValue::L(list.into_iter().filter_map(attribute_of).collect()),
+        Value::Object(map) => AttributeValue::M(
+            map.into_iter()
+                .filter_map(|(k, v)| Some((k, attribute_of(v)?)))
+                .collect(),
+        ),
+    })
+}
+
+/// The `oauth` attribute storing `client` (`None`: the client object serializes to no map).
+pub fn oauth_attribute(client: &authserver_core::oauth::OAuthClient) -> Option<AttributeValue> {
+    serde_json::to_value(client).ok().and_then(attribute_of)
 }
 
 /// The username of `item`, unless it is the version item or has no string key.
@@ -125,6 +148,36 @@ mod tests {
             let err = record_of(&item).expect_err("refused").to_string();
             assert!(!err.contains("argon2id") && !err.contains("active"), "{err}");
         }
+    }
+
+    #[test]
+    fn an_oauth_client_round_trips_as_a_map_with_its_jwks() {
+        let mut with_client = record();
+        with_client.oauth = Some(
+            serde_json::from_value(serde_json::json!({
+                "scopes": ["read", "write"], "audiences": ["https://api.example.test"],
+                "defaultScopes": ["read"], "tokenEndpointAuthMethod": "private_key_jwt",
+                "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
+                    "x": "UyH_9bPqz0xBXLEAkaDWt64YNDZ6e7oMAlKC0FmPbRE",
+                    "y": "lMp2Gdp1Om8nVdH0UM2gBlkPFiBG2gcQeAdPQPph-Uo"}]}
+            }))
+            .expect("client"),
+        );
+        let item = item_of("svc", &with_client);
+        let Some(AttributeValue::M(oauth)) = item.get("oauth") else {
+            panic!("oauth is a map: {:?}", item.get("oauth"));
+        };
+        assert!(matches!(oauth.get("scopes"), Some(AttributeValue::L(_))));
+        assert!(matches!(oauth.get("jwks"), Some(AttributeValue::M(_))));
+        assert_eq!(record_of(&item).expect("entry"), with_client);
+        let mut typo = item.clone();
+        if let Some(AttributeValue::M(o)) = typo.get_mut("oauth") {
+            o.insert("scope".into(), AttributeValue::S("admin".into()));
+        }
+        assert!(
+            record_of(&typo).is_err(),
+            "an unknown oauth field refuses the entry"
+        );
     }
 
     #[test]

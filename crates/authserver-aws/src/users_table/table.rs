@@ -211,6 +211,34 @@ impl UsersTable {
         }
     }
 
+    /// `users oauth`: sets the user's `oauth` map (`Some`) or removes it (`None`), leaving
+    /// every other attribute as it is; refused when the user does not exist.
+    pub async fn set_oauth(
+        &self,
+        username: &str,
+        client: Option<&authserver_core::oauth::OAuthClient>,
+    ) -> Result<(), WriteError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(key(username)))
+            .condition_expression("attribute_exists(#k)")
+            .expression_attribute_names("#o", "oauth")
+            .expression_attribute_names("#k", KEY);
+        update = match client.and_then(super::item::oauth_attribute) {
+            Some(map) => update
+                .update_expression("SET #o = :o")
+                .expression_attribute_values(":o", map),
+            None => update.update_expression("REMOVE #o"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failed(&e) => Err(WriteError::Missing(username.to_owned())),
+            Err(e) => Err(classify("UpdateItem", &e).into()),
+        }
+    }
+
     /// `users disable` / `users enable`.
     pub async fn set_status(&self, username: &str, status: Status) -> Result<(), WriteError> {
         let status = match status {

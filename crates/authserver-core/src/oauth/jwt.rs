@@ -48,6 +48,10 @@ pub enum Invalid {
     /// The `jti` was revoked, or an assertion's `jti` was already used.
     #[error("revoked")]
     Revoked,
+    /// The token verifies, but its client is no longer an ACTIVE OAuth client registered for
+    /// the token's scopes and audience (disabled, removed or narrowed since it was issued).
+    #[error("client")]
+    Client,
 }
 
 impl Invalid {
@@ -64,6 +68,7 @@ impl Invalid {
             Invalid::Expired => "expired",
             Invalid::NotYetValid => "not_yet_valid",
             Invalid::Revoked => "revoked",
+            Invalid::Client => "client",
         }
     }
 }
@@ -110,6 +115,11 @@ impl AccessClaims {
             .collect()
     }
 }
+
+/// Longest `jti` taken, in bytes, from an access token or a client assertion. Ours are 22;
+/// RFC 7519 sets no limit, and a jti becomes a jti-store key (DynamoDB refuses partition keys
+/// over 2,048 bytes), so a longer one is refused where it is parsed.
+pub const MAX_JTI_BYTES: usize = 256;
 
 /// A fresh token id: 128 bits from the OS CSPRNG (`getrandom` through `rand::rngs::OsRng`),
 /// never the clock or a user-space generator.
@@ -276,5 +286,10 @@ pub fn verify_access_token(
         return Err(Invalid::Audience);
     }
     jws.check_times(expect.now, expect.skew)?;
-    serde_json::from_value(Value::Object(jws.claims)).map_err(|_| Invalid::Malformed)
+    let claims: AccessClaims =
+        serde_json::from_value(Value::Object(jws.claims)).map_err(|_| Invalid::Malformed)?;
+    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_BYTES {
+        return Err(Invalid::Malformed);
+    }
+    Ok(claims)
 }

@@ -40,6 +40,11 @@ pub trait TokenSigner: Send + Sync + std::fmt::Debug {
     /// Every key to publish in JWKS: the active one, the next one (published before it signs)
     /// and retired ones until their last token expired.
     fn published(&self) -> Vec<PublicJwk>;
+    /// When the active key started signing (unix seconds), for the key-age metric; `None` when
+    /// the signer does not say.
+    fn active_since(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Remembers token ids until they expire: revoked access tokens, and `private_key_jwt`

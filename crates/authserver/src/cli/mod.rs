@@ -14,6 +14,7 @@
 //!   [`crate::store::file::edit`] (one editor at a time, atomic, modes kept).
 //! - [`secret`]: `users push|pull`, the users file to and from the credential secret.
 //! - [`users_table`]: `users ... --table NAME`, the same edits on the DynamoDB users table.
+//! - [`users_oauth`]: `users oauth`, an entry's OAuth client registration (file or table).
 //! - [`rules`]: `rules check|explain`, an access rules file checked, a request explained.
 //! - [`keys`]: `keys generate|rotate|list|remove`, the OAuth signing key set.
 //! - [`healthcheck`]: `healthcheck`, exit 0/1 from the local listener's `/ready` (container
@@ -30,6 +31,7 @@ pub mod password;
 pub mod rules;
 pub mod secret;
 pub mod users;
+pub mod users_oauth;
 pub mod users_table;
 
 use crate::config::Settings;

@@ -23,7 +23,7 @@ pub struct UsersArgs {
     #[arg(long, env = "AUTHSERVER_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Edit or list the DynamoDB users table NAME instead of a users file (`add`, `disable`,
-    /// `enable`, `remove`, `list`, `import`): then give the username without FILE.
+    /// `enable`, `remove`, `oauth`, `list`, `import`): then give the username without FILE.
     #[arg(long, global = true, value_name = "NAME")]
     pub table: Option<String>,
     /// What to do.
@@ -71,6 +71,9 @@ pub enum UsersCommand {
         /// Username.
         username: Option<String>,
     },
+    /// Make an existing user an OAuth 2.0 client (its password is the client secret), change
+    /// its registration, or with --clear make it a plain user again.
+    Oauth(super::users_oauth::OAuthArgs),
     /// Import users from an htpasswd file (or JSON with --format json) into the users file, in
     /// one locked atomic edit. bcrypt and SHA-crypt need `hash.legacy = true`; apr1/MD5,
     /// {SHA}, crypt(3) DES and plaintext are refused. Nothing is written if any entry is refused.
@@ -183,6 +186,10 @@ fn audited_edit(cmd: &UsersCommand) -> Option<(&'static str, PathBuf, String)> {
             file,
             username: Some(username),
         } => ("users.remove", file, username),
+        UsersCommand::Oauth(args) => match &args.username {
+            Some(username) => ("users.oauth", &args.file, username),
+            None => return None,
+        },
         // No username: `execute` says what is missing.
         UsersCommand::Add { username: None, .. }
         | UsersCommand::Disable { username: None, .. }
@@ -216,6 +223,10 @@ fn execute(cmd: UsersCommand, config: Option<&Path>) -> anyhow::Result<()> {
         UsersCommand::Disable { file, username } => set_status(&file, &required(username)?, Status::Disabled),
         UsersCommand::Enable { file, username } => set_status(&file, &required(username)?, Status::Active),
         UsersCommand::Remove { file, username } => remove(&file, &required(username)?),
+        UsersCommand::Oauth(args) => {
+            let username = required(args.username.clone())?;
+            super::users_oauth::run_file(&args.file, &username, &args)
+        }
         UsersCommand::List { file } => match file {
             Some(file) => list(&file),
             None => bail!("users list: give the users FILE (or --table NAME)"),
@@ -358,8 +369,8 @@ fn list(file: &Path) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     writeln!(
         out,
-        "{:<24} {:<9} {:<24} {:<9} {:<26} PASSWORD_CHANGED_AT",
-        "USERNAME", "STATUS", "ROLES", "ALGORITHM", "HASH"
+        "{:<24} {:<9} {:<24} {:<9} {:<26} {:<25} OAUTH",
+        "USERNAME", "STATUS", "ROLES", "ALGORITHM", "HASH", "PASSWORD_CHANGED_AT"
     )?;
     edit::for_each_user(file, |name, rec| writeln!(out, "{}", list_row(name, &rec)))?;
     out.flush()?;
@@ -378,9 +389,10 @@ pub(super) fn list_row(name: &str, rec: &UserRecord) -> String {
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| "-".into());
     format!(
-        "{name:<24} {:<9} {:<24} {algorithm:<9} {cost:<26} {changed}",
+        "{name:<24} {:<9} {:<24} {algorithm:<9} {cost:<26} {changed:<25} {}",
         status_name(rec.status),
-        authserver_core::names::escape_for_display(&rec.roles.join(","))
+        authserver_core::names::escape_for_display(&rec.roles.join(",")),
+        super::users_oauth::column(rec.oauth.as_ref())
     )
 }
 

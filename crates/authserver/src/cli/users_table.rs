@@ -86,8 +86,12 @@ fn planned(
         UsersCommand::Remove { file, username } => {
             ("users.remove", username_only(&file, username)?, Edit::Remove)
         }
+        UsersCommand::Oauth(args) => {
+            let user = username_only(&args.file, args.username.clone())?;
+            ("users.oauth", user, Edit::OAuth(args.client()?.map(Box::new)))
+        }
         UsersCommand::Hash { .. } | UsersCommand::Push { .. } | UsersCommand::Pull { .. } => {
-            bail!("--table applies to add, disable, enable, remove, list and import")
+            bail!("--table applies to add, disable, enable, remove, oauth, list and import")
         }
     }))
 }
@@ -125,6 +129,8 @@ enum Edit {
     Add(Box<UserRecord>),
     Status(Status),
     Remove,
+    /// `users oauth`: the new object, `None` to clear it.
+    OAuth(Option<Box<authserver_core::oauth::OAuthClient>>),
 }
 
 /// Makes the conditional write, then bumps the version, moving the user count by the users
@@ -143,6 +149,10 @@ async fn write(table: &UsersTable, user: &str, edit: Edit) -> anyhow::Result<Str
         Edit::Remove => {
             table.remove(user).await?;
             (format!("removed user {user:?}"), -1)
+        }
+        Edit::OAuth(client) => {
+            table.set_oauth(user, client.as_deref()).await?;
+            (super::users_oauth::done(user, client.is_none()), 0)
         }
     };
     bump(table, users).await;
@@ -173,8 +183,8 @@ fn list(settings: &Settings, name: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<24} {:<9} {:<24} {:<9} {:<26} PASSWORD_CHANGED_AT",
-        "USERNAME", "STATUS", "ROLES", "ALGORITHM", "HASH"
+        "{:<24} {:<9} {:<24} {:<9} {:<26} {:<25} OAUTH",
+        "USERNAME", "STATUS", "ROLES", "ALGORITHM", "HASH", "PASSWORD_CHANGED_AT"
     )?;
     let mut start = None;
     loop {

@@ -4,8 +4,10 @@
 //! its inputs and [`OAuthError`] becomes a status (one `match`, [`status_of`]).
 
 use super::{AppState, ClientAddr};
-use crate::oauth::OAuthError;
+use crate::decide::Gate;
 use crate::oauth::token::{self, Request};
+use crate::oauth::trail::{Endpoint, Trail};
+use crate::oauth::{Issuer, OAuthError};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -75,37 +77,46 @@ fn is_form(headers: &HeaderMap) -> bool {
     mime.eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }
 
-/// Runs `f` with the request's parts; shared by the three POST routes.
+/// Runs `f` with the request's parts and writes its audit event (one per request, whatever
+/// the answer: see [`crate::oauth::trail`]); shared by the three POST routes.
 async fn with_request<T, F>(
     state: &AppState,
     peer: Option<ClientAddr>,
     headers: &HeaderMap,
     body: &[u8],
+    endpoint: Endpoint,
     f: F,
 ) -> Response
 where
     T: serde::Serialize,
-    F: AsyncFnOnce(&Arc<crate::decide::Gate>, &crate::oauth::Issuer, Request<'_>) -> Result<T, OAuthError>,
+    F: AsyncFnOnce(&Arc<Gate>, &Issuer, Request<'_>, &mut Trail) -> Result<T, OAuthError>,
 {
     let realm = &state.settings.server.realm;
     let Some(issuer) = state.oauth.as_deref() else {
         return super::handlers::not_found_response();
     };
-    if !is_form(headers) {
-        return refuse(&OAuthError::InvalidRequest("content type"), realm);
-    }
-    let authorization: Vec<&[u8]> = headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .map(HeaderValue::as_bytes)
-        .collect();
     let source = peer.and_then(|p| state.proxies.client(p.0.ip(), headers));
-    let req = Request {
-        authorization: &authorization,
-        body,
-        source,
+    let mut trail = Trail::default();
+    let result = if is_form(headers) {
+        let authorization: Vec<&[u8]> = headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        let req = Request {
+            authorization: &authorization,
+            body,
+            source,
+        };
+        f(&state.gate, issuer, req, &mut trail).await
+    } else {
+        Err(OAuthError::InvalidRequest("content type"))
     };
-    match f(&state.gate, issuer, req).await {
+    let event = trail
+        .event(endpoint, result.as_ref().map(|_| ()), &state.gate, source)
+        .await;
+    state.audit.emit(event);
+    match result {
         Ok(value) => no_store((StatusCode::OK, Json(value)).into_response()),
         Err(e) => refuse(&e, realm),
     }
@@ -117,10 +128,9 @@ async fn token_route(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    with_request(&state, peer.map(|p| p.0), &headers, &body, async |g, i, r| {
-        token::token(g, i, r).await
-    })
-    .await
+    let token =
+        async |g: &Arc<Gate>, i: &Issuer, r: Request<'_>, t: &mut Trail| token::token(g, i, r, t).await;
+    with_request(&state, peer.map(|p| p.0), &headers, &body, Endpoint::Token, token).await
 }
 
 async fn introspect_route(
@@ -129,9 +139,16 @@ async fn introspect_route(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    with_request(&state, peer.map(|p| p.0), &headers, &body, async |g, i, r| {
-        token::introspect(g, i, r).await
-    })
+    let introspect =
+        async |g: &Arc<Gate>, i: &Issuer, r: Request<'_>, t: &mut Trail| token::introspect(g, i, r, t).await;
+    with_request(
+        &state,
+        peer.map(|p| p.0),
+        &headers,
+        &body,
+        Endpoint::Introspect,
+        introspect,
+    )
     .await
 }
 
@@ -141,15 +158,23 @@ async fn revoke_route(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let revoke = async |g: &Arc<crate::decide::Gate>, i: &crate::oauth::Issuer, r: Request<'_>| {
-        token::revoke(g, i, r).await.map(|()| serde_json::json!({}))
+    let revoke = async |g: &Arc<Gate>, i: &Issuer, r: Request<'_>, t: &mut Trail| {
+        token::revoke(g, i, r, t).await.map(|()| serde_json::json!({}))
     };
-    with_request(&state, peer.map(|p| p.0), &headers, &body, revoke).await
+    with_request(
+        &state,
+        peer.map(|p| p.0),
+        &headers,
+        &body,
+        Endpoint::Revoke,
+        revoke,
+    )
+    .await
 }
 
 /// Public documents: cacheable for `jwks_max_age_seconds` (below the publish lead minus the 30 s
 /// key reload, so a consumer's cached copy always holds the next key before it signs).
-fn public(state: &AppState, doc: impl FnOnce(&crate::oauth::Issuer) -> serde_json::Value) -> Response {
+fn public(state: &AppState, doc: impl FnOnce(&Issuer) -> serde_json::Value) -> Response {
     let Some(issuer) = state.oauth.as_deref() else {
         return super::handlers::not_found_response();
     };
@@ -162,9 +187,9 @@ fn public(state: &AppState, doc: impl FnOnce(&crate::oauth::Issuer) -> serde_jso
 }
 
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
-    public(&state, crate::oauth::Issuer::jwks)
+    public(&state, Issuer::jwks)
 }
 
 async fn metadata(State(state): State<Arc<AppState>>) -> Response {
-    public(&state, crate::oauth::Issuer::metadata)
+    public(&state, Issuer::metadata)
 }

@@ -21,11 +21,7 @@ pub fn token<'a>(authorization: &[&'a [u8]]) -> Option<&'a str> {
 /// Decides for a bearer token. Every failure is the same denial (`Missing` for telemetry: no
 /// usable credential); which check failed goes to the `OAuthTokenValidations` metric only.
 pub async fn attempt(gate: &Gate, issuer: &Issuer, token: &str) -> Attempt {
-    match issuer
-        .verify(token, None)
-        .await
-        .and_then(|c| current(gate, issuer, c))
-    {
+    match validate(gate, issuer, token, None).await {
         Ok(claims) => Attempt {
             decision: Decision {
                 outcome: Outcome::Allowed {
@@ -49,12 +45,31 @@ pub async fn attempt(gate: &Gate, issuer: &Issuer, token: &str) -> Attempt {
     }
 }
 
-/// `claims` while their client is still an ACTIVE OAuth client of the snapshot in service and
+/// Every check of a bearer token against `audiences` (the deployment's when `None`): the
+/// token itself ([`Issuer::verify`]), then its client ([`current`]). The result is counted
+/// once, after the last check, under its final label (`valid`, or the check that refused).
+pub async fn validate(
+    gate: &Gate,
+    issuer: &Issuer,
+    token: &str,
+    audiences: Option<&[String]>,
+) -> Result<AccessClaims, Invalid> {
+    let result = match issuer.verify(token, audiences).await {
+        Ok(claims) => current(gate, issuer, claims).await,
+        Err(e) => Err(e),
+    };
+    crate::telemetry::oauth::figures().validation(result.as_ref().err().map_or("valid", |e| e.as_str()));
+    result
+}
+
+/// `claims` while their client is still an ACTIVE OAuth client of the store in service and
 /// the token's scopes and audience are still registered: disabling, deleting or narrowing a
 /// client cuts its tokens off at the next store reload, not at their `exp` (up to
-/// `token_lifetime_seconds`, configurable to 24 h).
-pub fn current(gate: &Gate, issuer: &Issuer, claims: AccessClaims) -> Result<AccessClaims, Invalid> {
-    let registration = super::client_auth::registration(gate, &claims.client_id).ok_or(Invalid::Revoked)?;
+/// `token_lifetime_seconds`, configurable to 24 h). [`Invalid::Client`] otherwise.
+pub async fn current(gate: &Gate, issuer: &Issuer, claims: AccessClaims) -> Result<AccessClaims, Invalid> {
+    let registration = super::registry::registration(gate, &claims.client_id)
+        .await
+        .ok_or(Invalid::Client)?;
     let scopes_ok = claims
         .scopes()
         .iter()
@@ -64,7 +79,7 @@ pub fn current(gate: &Gate, issuer: &Issuer, claims: AccessClaims) -> Result<Acc
     if scopes_ok && aud_ok {
         Ok(claims)
     } else {
-        Err(Invalid::Revoked)
+        Err(Invalid::Client)
     }
 }
 

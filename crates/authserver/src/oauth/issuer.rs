@@ -38,6 +38,12 @@ pub struct TokenResponse {
     pub expires_in: u64,
     /// Granted scopes.
     pub scope: String,
+    /// The token's audience (for the audit event; not part of the response).
+    #[serde(skip)]
+    pub audience: String,
+    /// The token's id (for the audit event; not part of the response).
+    #[serde(skip)]
+    pub jti: String,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -52,6 +58,9 @@ impl Issuer {
     /// An issuer over `signer` and `jti`.
     pub fn new(settings: OAuthSettings, signer: Arc<dyn TokenSigner>, jti: Arc<dyn JtiStore>) -> Self {
         let rate = TokenRate::new(settings.tokens_per_minute);
+        if let Some(since) = signer.active_since() {
+            crate::telemetry::oauth::figures().active_key_since(since);
+        }
         Self {
             settings,
             signer,
@@ -105,6 +114,9 @@ impl Issuer {
             jti: jwt::new_jti().map_err(|_| unavailable())?,
         };
         let (kid, alg) = self.signer.active();
+        if let Some(since) = self.signer.active_since() {
+            crate::telemetry::oauth::figures().active_key_since(since);
+        }
         let input = jwt::signing_input(alg, &kid, &claims).map_err(|_| unavailable())?;
         let sig = self.signer.sign(input.as_bytes()).await.map_err(|e| {
             tracing::error!(error = %e, "token signing failed");
@@ -116,6 +128,8 @@ impl Issuer {
             token_type: "Bearer",
             expires_in: self.settings.token_lifetime_seconds,
             scope: claims.scope,
+            audience: claims.aud,
+            jti: claims.jti,
         })
     }
 
@@ -138,7 +152,9 @@ impl Issuer {
 
     /// Checks a bearer token against `audiences` (the deployment's when `None`): signature,
     /// `typ`, `iss`, `aud`, times, and the revocation list. A jti store that cannot answer
-    /// refuses the token (fail closed: a revoked token must not pass during an outage).
+    /// refuses the token (fail closed: a revoked token must not pass during an outage). The
+    /// token only: its client is [`super::bearer::current`]'s, and the two together (counted
+    /// once, by final result) are [`super::bearer::validate`].
     pub async fn verify(&self, token: &str, audiences: Option<&[String]>) -> Result<AccessClaims, Invalid> {
         let keys = self.verifying_keys();
         let expect = Expect {
@@ -147,39 +163,35 @@ impl Issuer {
             now: unix_now(),
             skew: self.settings.skew_seconds,
         };
-        let result = match jwt::verify_access_token(token, &keys.1, expect) {
-            Ok(claims) => match self.jti.contains(&claims.jti).await {
-                Ok(false) => Ok(claims),
-                Ok(true) => Err(Invalid::Revoked),
-                Err(e) => {
-                    tracing::error!(error = %e, "jti store unavailable: bearer token refused");
-                    Err(Invalid::Revoked)
-                }
-            },
-            Err(e) => Err(e),
-        };
-        crate::telemetry::oauth::figures().validation(result.as_ref().err().map_or("valid", |e| e.as_str()));
-        result
+        let claims = jwt::verify_access_token(token, &keys.1, expect)?;
+        match self.jti.contains(&claims.jti).await {
+            Ok(false) => Ok(claims),
+            Ok(true) => Err(Invalid::Revoked),
+            Err(e) => {
+                tracing::error!(error = %e, "jti store unavailable: bearer token refused");
+                Err(Invalid::Revoked)
+            }
+        }
     }
 
-    /// RFC 7662 for `client_id`: active claims of a valid token of ours, for any audience, whose
-    /// client `current` still accepts ([`super::bearer::current`]); anything else is exactly
-    /// `{"active": false}`.
-    pub async fn introspect(
-        &self,
-        token: &str,
-        current: impl FnOnce(AccessClaims) -> Result<AccessClaims, Invalid>,
-    ) -> serde_json::Value {
-        crate::telemetry::oauth::figures().introspected();
-        // Any audience: the introspecting party may be a resource server of another audience.
-        let all: Vec<String> = match jwt::Jws::parse(token)
+    /// The audiences an introspected token may name: its own `aud` (the introspecting party
+    /// may be a resource server of any audience), nothing for a token without one.
+    pub fn any_audience(token: &str) -> Vec<String> {
+        match jwt::Jws::parse(token)
             .ok()
             .and_then(|j| j.claims.get("aud").cloned())
         {
             Some(serde_json::Value::String(a)) => vec![a],
             _ => Vec::new(),
-        };
-        match self.verify(token, Some(&all)).await.and_then(current) {
+        }
+    }
+
+    /// RFC 7662: the answer for `checked`, the result of [`super::bearer::validate`] over
+    /// [`Issuer::any_audience`]: active claims of a valid token of ours whose client is still
+    /// current; anything else is exactly `{"active": false}`.
+    pub fn introspection(checked: Result<AccessClaims, Invalid>) -> serde_json::Value {
+        crate::telemetry::oauth::figures().introspected();
+        match checked {
             Ok(c) => serde_json::json!({
                 "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub,
                 "aud": c.aud, "iss": c.iss, "exp": c.exp, "iat": c.iat, "jti": c.jti,
@@ -190,12 +202,12 @@ impl Issuer {
     }
 
     /// RFC 7009 for `client_id`: a valid token of that client goes on the denylist until it
-    /// expires; anything else (unknown, foreign, another client's) is ignored (200 either way,
-    /// §2.2). Only a jti store failure is an error.
-    pub async fn revoke(&self, token: &str, client_id: &str) -> Result<(), OAuthError> {
+    /// expires (its `jti` is returned); anything else (unknown, foreign, another client's) is
+    /// ignored (`None`: 200 either way, §2.2). Only a jti store failure is an error.
+    pub async fn revoke(&self, token: &str, client_id: &str) -> Result<Option<String>, OAuthError> {
         let keys = self.verifying_keys();
         let Ok(jws) = jwt::Jws::parse(token) else {
-            return Ok(());
+            return Ok(None);
         };
         let owned = jws.verify(&keys.1).is_ok()
             && jws.claim_str("iss") == Some(self.settings.issuer.as_str())
@@ -204,13 +216,13 @@ impl Issuer {
             jws.claim_str("jti"),
             jws.claims.get("exp").and_then(serde_json::Value::as_u64),
         ) else {
-            return Ok(());
+            return Ok(None);
         };
         // Recorded until exp + skew: verification accepts a token that long, so one revoked
         // within its skew must be recorded too.
         let until = exp.saturating_add(self.settings.skew_seconds);
-        if !owned || until <= unix_now() {
-            return Ok(());
+        if !owned || until <= unix_now() || jti.len() > jwt::MAX_JTI_BYTES {
+            return Ok(None);
         }
         self.jti.insert(jti, until).await.map_err(|e| {
             tracing::error!(error = %e, "jti store unavailable: revocation not recorded");
@@ -219,7 +231,7 @@ impl Issuer {
             }
         })?;
         crate::telemetry::oauth::figures().revoked();
-        Ok(())
+        Ok(Some(jti.to_owned()))
     }
 
     /// The JWKS document.

@@ -9,10 +9,12 @@
 //! - `form`: strict form bodies and the RFC 6749 §2.3.1 decoding.
 //! - `error`: `OAuthError`, every refusal with its §5.2 code.
 //! - `rate`: tokens per client per minute.
+//! - `registry`: which entries of the store in service are OAuth clients, and how.
 //! - `client_auth`: the three client-authentication methods.
 //! - `issuer`: `Issuer`: issue, verify, introspect, revoke, JWKS, metadata.
 //! - `token`: the three endpoints as functions of (headers, body, source).
 //! - `bearer`: bearer tokens on the auth surfaces, as an `Attempt`.
+//! - `trail`: the audit event of each token, introspection and revocation request.
 //!
 //! [`Gate`]: crate::decide::Gate
 
@@ -24,8 +26,10 @@ pub mod issuer;
 pub mod jti;
 pub mod keyset;
 pub mod rate;
+pub mod registry;
 pub mod signer;
 pub mod token;
+pub mod trail;
 
 pub use error::OAuthError;
 pub use issuer::{Issuer, TokenResponse};

@@ -48,6 +48,12 @@ pub fn carried<F: Future>(f: F) -> impl Future<Output = F::Output> {
     }
 }
 
+/// The context of the request being handled, if any (for records built away from the
+/// middleware, such as the OAuth endpoints' audit events).
+pub fn current() -> Option<RequestContext> {
+    REQUEST.try_with(Clone::clone).ok()
+}
+
 /// Line shape the ids are added to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {

@@ -1,11 +1,20 @@
 //! CloudWatch Embedded Metric Format: one JSON blob per Lambda invocation, written to stdout,
 //! which CloudWatch Logs turns into metrics without any API call on the request path.
 //!
-//! Three directives at most: `{Service,Stage}` with every metric of the invocation (including
-//! `Bans` and `RegulationBackendError`, counted since the previous blob),
-//! `{Service,Stage,Reason}` with `AuthFailure` when denied, `{Service,Stage,Country}` with
-//! `Requests` when a trusted country header was present. Latency and hash time are values, so
-//! CloudWatch computes P50/P95/P99 from them.
+//! Directives: `{Service,Stage}` with every metric of the invocation (including `Bans` and
+//! `RegulationBackendError`, counted since the previous blob), `{Service,Stage,Reason}` with
+//! `AuthFailure` when denied, `{Service,Stage,Country}` with `Requests` when a trusted country
+//! header was present. Latency and hash time are values, so CloudWatch computes P50/P95/P99 from
+//! them.
+//!
+//! With an OAuth issuer in the process, the blob also carries the OAuth figures since the
+//! previous blob (tokens issued, client-authentication failures, bearer validations,
+//! introspections, revocations) and the signing key's age, under `{Service,Stage}`; a
+//! client-authentication failure adds `{Service,Stage,Reason}` for `OAuthClientAuthFailure` and a
+//! validation `{Service,Stage,Result}` for `OAuthTokenValidation`. One request authenticates one
+//! client and checks one token at most, so one label moves per invocation; should more move
+//! (or the `Reason` key be taken by a denied `AuthFailure`), each further label gets a small blob
+//! of its own ([`blobs`]) rather than a wrong attribution.
 
 use super::names::{MetricId, NAMESPACE};
 use serde_json::{Map, Value, json};
@@ -53,11 +62,67 @@ pub struct Invocation<'a> {
     pub country: Option<&'a str>,
     /// Request id (a plain property for correlation, not a dimension).
     pub request_id: &'a str,
+    /// The OAuth figures since the previous blob, when an issuer runs.
+    pub oauth: Option<super::oauth::OAuthEmf>,
 }
 
 fn def(id: MetricId) -> Value {
     let m = id.metric();
     json!({"Name": m.cloudwatch, "Unit": m.unit})
+}
+
+/// Labels of one OAuth metric that moved since the previous blob, with their counts.
+type Moved<'i> = &'i [(&'static str, u64)];
+
+/// The labelled OAuth metrics: metric, dimension, and the labels that moved.
+fn oauth_labelled<'i>(inv: &'i Invocation<'_>) -> [(MetricId, &'static str, Moved<'i>); 2] {
+    let o = inv.oauth.as_ref();
+    [
+        (
+            MetricId::OAuthClientAuthFailure,
+            "Reason",
+            o.map_or(&[][..], |o| &o.auth_failures),
+        ),
+        (
+            MetricId::OAuthTokenValidation,
+            "Result",
+            o.map_or(&[][..], |o| &o.validations),
+        ),
+    ]
+}
+
+/// Whether the labelled series of `dim` fits the main blob: one label moved, and the dimension
+/// key is free (`Reason` is `AuthFailure`'s on a denied authentication).
+fn fits(inv: &Invocation<'_>, dim: &str, moved: Moved<'_>) -> bool {
+    let taken = dim == "Reason" && inv.auth && !inv.allowed && inv.reason.is_some();
+    moved.len() == 1 && !taken
+}
+
+/// Every blob of one invocation: [`blob`], then one per OAuth label that could not go in it
+/// (see the module docs; none in the usual case).
+pub fn blobs(inv: &Invocation<'_>) -> Vec<Value> {
+    let mut out = vec![blob(inv)];
+    for (id, dim, moved) in oauth_labelled(inv) {
+        if fits(inv, dim, moved) {
+            continue;
+        }
+        for (label, n) in moved {
+            let mut root = Map::new();
+            root.insert(id.name().to_owned(), json!(n));
+            root.insert(dim.to_owned(), json!(label));
+            root.insert("Service".into(), json!(inv.service));
+            root.insert("Stage".into(), json!(inv.stage));
+            root.insert("request_id".into(), json!(inv.request_id));
+            let directive = json!({"Namespace": NAMESPACE, "Dimensions": [["Service", "Stage", dim]],
+                "Metrics": [def(id)]});
+            root.insert(
+                "_aws".into(),
+                json!({"Timestamp": inv.timestamp_ms, "CloudWatchMetrics": [directive]}),
+            );
+            out.push(Value::Object(root));
+        }
+    }
+    out
 }
 
 /// The blob for one invocation.
@@ -112,6 +177,23 @@ pub fn blob(inv: &Invocation<'_>) -> Value {
         let limited = matches!(inv.reason, Some("rate_limited" | "locked_out"));
         put(MetricId::RateLimited, json!(u8::from(limited)), &mut root);
     }
+    if let Some(o) = &inv.oauth {
+        let sum = |rows: &[(&'static str, u64)]| rows.iter().map(|(_, n)| n).sum::<u64>();
+        put(MetricId::OAuthTokensIssued, json!(o.issued), &mut root);
+        put(
+            MetricId::OAuthClientAuthFailure,
+            json!(sum(&o.auth_failures)),
+            &mut root,
+        );
+        put(
+            MetricId::OAuthTokenValidation,
+            json!(sum(&o.validations)),
+            &mut root,
+        );
+        put(MetricId::OAuthIntrospections, json!(o.introspections), &mut root);
+        put(MetricId::OAuthRevocations, json!(o.revocations), &mut root);
+        put(MetricId::OAuthSigningKeyAge, json!(o.key_age), &mut root);
+    }
     let mut directives = vec![json!({
         "Namespace": NAMESPACE,
         "Dimensions": [["Service", "Stage"]],
@@ -124,6 +206,16 @@ pub fn blob(inv: &Invocation<'_>) -> Value {
             "Dimensions": [["Service", "Stage", "Reason"]],
             "Metrics": [def(MetricId::AuthFailure)],
         }));
+    }
+    for (id, dim, moved) in oauth_labelled(inv) {
+        if let (true, Some((label, _))) = (fits(inv, dim, moved), moved.first()) {
+            root.insert(dim.into(), json!(label));
+            directives.push(json!({
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Service", "Stage", dim]],
+                "Metrics": [def(id)],
+            }));
+        }
     }
     if let Some(country) = inv.country {
         root.insert("Country".into(), json!(country));
@@ -148,9 +240,12 @@ mod tests {
     use super::*;
     use crate::telemetry::listing::cloudwatch_dimensions;
     use crate::telemetry::names::Reach;
+    use crate::telemetry::oauth::OAuthEmf;
     use std::collections::BTreeSet;
 
-    /// An invocation on which every EMF path runs: denied after a verification, with a country.
+    /// An invocation on which every EMF path runs: denied after a verification, with a country,
+    /// and an OAuth token validated (the OAuth client-authentication failure of the same
+    /// invocation cannot share `Reason` with the denial: it gets a blob of its own).
     fn everything() -> Invocation<'static> {
         Invocation {
             service: "svc",
@@ -160,22 +255,98 @@ mod tests {
             hash_ms: Some(40.0),
             country: Some("DE"),
             request_id: "r",
+            oauth: Some(OAuthEmf {
+                issued: 1,
+                key_age: 60,
+                auth_failures: vec![("unknown_client", 1)],
+                validations: vec![("client", 1)],
+                ..OAuthEmf::default()
+            }),
             ..Invocation::default()
         }
+    }
+
+    /// The metrics, dimension sets and dimension values of `blob`'s directives.
+    fn directives(blob: &Value) -> BTreeSet<(String, Vec<String>, Vec<String>)> {
+        let mut out = BTreeSet::new();
+        for d in blob["_aws"]["CloudWatchMetrics"].as_array().expect("directives") {
+            let dims: Vec<String> = serde_json::from_value(d["Dimensions"][0].clone()).expect("dims");
+            let values: Vec<String> = dims
+                .iter()
+                .map(|k| blob[k].as_str().unwrap_or("").to_owned())
+                .collect();
+            for m in d["Metrics"].as_array().expect("metrics") {
+                let name = m["Name"].as_str().expect("name").to_owned();
+                out.insert((name, dims.clone(), values.clone()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn oauth_figures_reach_the_blob_with_their_label_when_an_issuer_runs() {
+        let token_request = Invocation {
+            service: "svc",
+            stage: "test",
+            request_id: "r",
+            oauth: Some(OAuthEmf {
+                key_age: 120,
+                auth_failures: vec![("assertion_replay", 1)],
+                ..OAuthEmf::default()
+            }),
+            ..Invocation::default()
+        };
+        let all = blobs(&token_request);
+        assert_eq!(all.len(), 1, "one label moved: one blob");
+        let b = &all[0];
+        assert_eq!(b["OAuthClientAuthFailure"], 1);
+        assert_eq!(b["OAuthTokensIssued"], 0);
+        assert_eq!(b["OAuthSigningKeyAgeSeconds"], 120);
+        let d = directives(b);
+        let labelled = (
+            "OAuthClientAuthFailure".to_owned(),
+            vec!["Service".into(), "Stage".into(), "Reason".into()],
+            vec!["svc".into(), "test".into(), "assertion_replay".into()],
+        );
+        assert!(d.contains(&labelled), "{d:?}");
+        // Without an issuer: no OAuth metric at all.
+        let plain = blob(&Invocation {
+            oauth: None,
+            ..token_request.clone()
+        });
+        assert!(plain.get("OAuthTokensIssued").is_none() && plain.get("Reason").is_none());
+        // Two labels moved (never one request, but never misattributed): one blob each.
+        let two = Invocation {
+            oauth: Some(OAuthEmf {
+                validations: vec![("valid", 2), ("expired", 1)],
+                ..OAuthEmf::default()
+            }),
+            ..token_request
+        };
+        let all = blobs(&two);
+        assert_eq!(all[0]["OAuthTokenValidation"], 3);
+        assert!(
+            all[0].get("Result").is_none(),
+            "the total only, under {{Service,Stage}}"
+        );
+        let extra: Vec<_> = all[1..]
+            .iter()
+            .map(|b| (b["Result"].clone(), b["OAuthTokenValidation"].clone()))
+            .collect();
+        assert_eq!(extra, [(json!("valid"), json!(2)), (json!("expired"), json!(1))]);
     }
 
     /// Every EMF metric has a value in the blob, under exactly the dimension sets the table
     /// declares (what the deploy checker and the dashboards rely on); nothing else is emitted.
     #[test]
     fn every_emf_metric_has_a_value_under_its_declared_dimensions() {
-        let blob = blob(&everything());
-        let mut emitted: BTreeSet<(String, Vec<String>)> = BTreeSet::new();
-        for d in blob["_aws"]["CloudWatchMetrics"].as_array().expect("directives") {
-            let dims: Vec<String> = serde_json::from_value(d["Dimensions"][0].clone()).expect("dims");
-            for m in d["Metrics"].as_array().expect("metrics") {
-                emitted.insert((m["Name"].as_str().expect("name").to_owned(), dims.clone()));
-            }
-        }
+        let all = blobs(&everything());
+        let blob = &all[0];
+        let emitted: BTreeSet<(String, Vec<String>)> = all
+            .iter()
+            .flat_map(directives)
+            .map(|(name, dims, _)| (name, dims))
+            .collect();
         let mut declared = BTreeSet::new();
         for id in MetricId::ALL
             .into_iter()

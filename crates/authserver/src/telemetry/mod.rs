@@ -236,6 +236,8 @@ pub struct Telemetry {
     emf: Option<EmfSink>,
     service: String,
     stage: String,
+    /// `[oauth]` is on: the OAuth figures go into EMF blobs.
+    oauth: bool,
     cold: AtomicBool,
     enabled: bool,
     emitted_refreshes: AtomicU64,
@@ -266,6 +268,7 @@ impl Telemetry {
             emf,
             service: settings.telemetry.service.clone(),
             stage: settings.telemetry.stage.clone(),
+            oauth: settings.oauth.enabled(),
             cold: AtomicBool::new(true),
             enabled: settings.telemetry.metrics,
             emitted_refreshes: AtomicU64::new(0),
@@ -324,16 +327,18 @@ impl Telemetry {
             });
         }
         if let Some(sink) = &self.emf {
-            sink(self.emf_blob(r, allowed, store).to_string());
+            for blob in self.emf_blobs(r, allowed, store) {
+                sink(blob.to_string());
+            }
         }
     }
 
-    fn emf_blob(
+    fn emf_blobs(
         &self,
         r: &RequestRecord<'_>,
         allowed: bool,
         store: &dyn SnapshotSource,
-    ) -> serde_json::Value {
+    ) -> Vec<serde_json::Value> {
         let counters = store.counters();
         let refreshes = counters
             .refreshes
@@ -356,7 +361,7 @@ impl Telemetry {
         let audit_dropped =
             audit_dropped.saturating_sub(self.emitted_audit_dropped.swap(audit_dropped, Relaxed));
         let status = store.status();
-        emf::blob(&emf::Invocation {
+        emf::blobs(&emf::Invocation {
             service: &self.service,
             stage: &self.stage,
             timestamp_ms: authserver_core::clock::now_ms(),
@@ -384,6 +389,9 @@ impl Telemetry {
             hash_abandoned,
             country: r.country,
             request_id: r.request_id,
+            oauth: self
+                .oauth
+                .then(|| oauth::figures().take_emf(authserver_core::clock::now_secs())),
         })
     }
 }

@@ -161,23 +161,23 @@ metrics! {
         StandaloneOnly,
         "Rules-file reloads that failed (unreadable, broken, stalled); the last good rules stay in service.");
     OAuthTokensIssued = ("OAuthTokensIssued", "authserver_oauth_tokens_issued_total", Counter, "Count", None,
-        StandaloneOnly,
+        Emf,
         "OAuth access tokens issued by /oauth/token.");
     OAuthClientAuthFailure = ("OAuthClientAuthFailure", "authserver_oauth_client_auth_failure_total", Counter, "Count",
-        Some("Reason"), StandaloneOnly,
+        Some("Reason"), Emf,
         "Failed OAuth client authentications (token, introspection, revocation), by reason.");
     OAuthTokenValidation = ("OAuthTokenValidation", "authserver_oauth_token_validation_total", Counter, "Count",
-        Some("Result"), StandaloneOnly,
+        Some("Result"), Emf,
         "Bearer-token checks, by result: valid, or the check that failed (clients are never told which).");
     OAuthIntrospections = ("OAuthIntrospections", "authserver_oauth_introspections_total", Counter, "Count", None,
-        StandaloneOnly,
+        Emf,
         "Introspection requests answered (RFC 7662).");
     OAuthRevocations = ("OAuthRevocations", "authserver_oauth_revocations_total", Counter, "Count", None,
-        StandaloneOnly,
+        Emf,
         "Access tokens revoked (RFC 7009).");
     OAuthSigningKeyAge = ("OAuthSigningKeyAgeSeconds", "authserver_oauth_signing_key_age_seconds", Gauge, "Seconds",
-        None, StandaloneOnly,
-        "Seconds the active OAuth signing key has signed; 0 without [oauth].");
+        None, Emf,
+        "Seconds the active OAuth signing key has signed (set when the issuer starts and at each token); 0 without [oauth].");
     ComplianceViolations = ("ComplianceViolations", "authserver_compliance_violations", Gauge, "Count", None,
         PutMetricData,
         "Failed controls in the last compliance check.");

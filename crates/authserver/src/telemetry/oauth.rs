@@ -1,7 +1,8 @@
 //! The OAuth issuer's figures (issue 14), process-wide like the TLS figures: the issuer
-//! (`crate::oauth`, a higher layer) counts into them and `/metrics` reads them, so neither the
-//! registry's signature nor the state grows for them. Label sets are fixed (`&'static str`
-//! from the code, never client input), so series stay bounded.
+//! (`crate::oauth`, a higher layer) counts into them, `/metrics` reads them, and on Lambda each
+//! invocation's EMF blob carries what changed since the previous blob ([`OAuthFigures::take_emf`]),
+//! so neither the registry's signature nor the state grows for them. Label sets are fixed
+//! (`&'static str` from the code, never client input), so series stay bounded.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -30,8 +31,9 @@ pub const CLIENT_AUTH_REASONS: [&str; 18] = [
     "jti_store_unavailable",
 ];
 
-/// Results of `OAuthTokenValidation`: `valid`, then `Invalid::as_str` of each check.
-pub const VALIDATION_RESULTS: [&str; 11] = [
+/// Results of `OAuthTokenValidation`: `valid`, then `Invalid::as_str` of each check (`client`:
+/// the token verifies but its client is no longer registered for it).
+pub const VALIDATION_RESULTS: [&str; 12] = [
     "valid",
     "malformed",
     "algorithm",
@@ -43,6 +45,7 @@ pub const VALIDATION_RESULTS: [&str; 11] = [
     "expired",
     "not_yet_valid",
     "revoked",
+    "client",
 ];
 
 /// The counters.
@@ -55,6 +58,45 @@ pub struct OAuthFigures {
     active_key_since: AtomicU64,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     validations: Mutex<BTreeMap<&'static str, u64>>,
+    /// What the previous EMF blob carried.
+    emitted: Mutex<Emitted>,
+}
+
+/// Totals at the previous EMF blob.
+#[derive(Debug, Default, Clone)]
+struct Emitted {
+    issued: u64,
+    introspections: u64,
+    revocations: u64,
+    auth_failures: BTreeMap<&'static str, u64>,
+    validations: BTreeMap<&'static str, u64>,
+}
+
+/// The OAuth figures of one EMF blob: counts since the previous blob, the key age now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OAuthEmf {
+    /// Tokens issued.
+    pub issued: u64,
+    /// Introspections answered.
+    pub introspections: u64,
+    /// Tokens revoked.
+    pub revocations: u64,
+    /// Seconds the active signing key has signed.
+    pub key_age: u64,
+    /// Client-authentication failures by reason (labels that moved only).
+    pub auth_failures: Vec<(&'static str, u64)>,
+    /// Bearer validations by result (labels that moved only).
+    pub validations: Vec<(&'static str, u64)>,
+}
+
+fn moved(
+    now: &BTreeMap<&'static str, u64>,
+    before: &BTreeMap<&'static str, u64>,
+) -> Vec<(&'static str, u64)> {
+    now.iter()
+        .map(|(k, v)| (*k, v.saturating_sub(before.get(k).copied().unwrap_or(0))))
+        .filter(|(_, d)| *d > 0)
+        .collect()
 }
 
 static FIGURES: LazyLock<OAuthFigures> = LazyLock::new(OAuthFigures::default);
@@ -87,6 +129,37 @@ fn rows(map: &Mutex<BTreeMap<&'static str, u64>>, labels: &[&'static str]) -> Ve
 }
 
 impl OAuthFigures {
+    /// The figures for the next EMF blob: what changed since the previous call, and the key
+    /// age at `now`. Process-wide like the counters: one EMF sink per process (a Lambda
+    /// function's, with `[oauth]` on), which calls this once per blob.
+    pub fn take_emf(&self, now: u64) -> OAuthEmf {
+        let lock =
+            |m: &Mutex<BTreeMap<&'static str, u64>>| m.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let (failures, validations) = (lock(&self.auth_failures), lock(&self.validations));
+        let (issued, introspections, revocations) = (
+            self.issued_total(),
+            self.introspections_total(),
+            self.revocations_total(),
+        );
+        let mut before = self.emitted.lock().unwrap_or_else(PoisonError::into_inner);
+        let out = OAuthEmf {
+            issued: issued.saturating_sub(before.issued),
+            introspections: introspections.saturating_sub(before.introspections),
+            revocations: revocations.saturating_sub(before.revocations),
+            key_age: self.key_age(now),
+            auth_failures: moved(&failures, &before.auth_failures),
+            validations: moved(&validations, &before.validations),
+        };
+        *before = Emitted {
+            issued,
+            introspections,
+            revocations,
+            auth_failures: failures,
+            validations,
+        };
+        out
+    }
+
     /// One token issued.
     pub fn issued(&self) {
         self.issued.fetch_add(1, Relaxed);
