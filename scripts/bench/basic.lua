@@ -1,8 +1,11 @@
 -- scripts/bench-http: one workload of Basic credentials against any peer, counting answers by
--- status. Arguments (after `--`): METHOD PATH WORKLOAD, where WORKLOAD is
+-- status. Arguments (after `--`): METHOD PATH WORKLOAD [forwarded], where WORKLOAD is
 --   valid   alice:wonderland every time (authserver: a verified-cache hit)
 --   wrong   alice with the same wrong password every time
 --   spray   a fresh wrong password per request for alice, bob, carol or one of 97 unknown users
+-- and `forwarded` adds what a Traefik/Caddy forward auth sends about the original request
+-- (X-Forwarded-Method/-Host/-Uri: GET https://app.example.com/app/section/item), which access
+-- rules on /auth/forward route by.
 local threads = {}
 function setup(thread)
   thread:set("id", #threads + 1)
@@ -22,10 +25,11 @@ local function b64(s)
   return table.concat(out)
 end
 
-local method, path, workload, counter, users = "GET", "/", "valid", 0, {}
+local method, path, workload, counter, users, forwarded = "GET", "/", "valid", 0, {}, false
 s200, s401, s429, s503, sother = 0, 0, 0, 0, 0
 function init(args)
   method, path, workload = args[1] or "GET", args[2] or "/", args[3] or "valid"
+  forwarded = args[4] == "forwarded"
   users = { "alice", "bob", "carol" }
   for i = 4, 100 do users[i] = "user" .. i end
   math.randomseed(os.time() * 100 + (id or 0))
@@ -42,7 +46,13 @@ function request()
     credential = string.format("%s:spray-%d-%d-%d", users[math.random(#users)], id, counter,
       math.random(1000000000))
   end
-  return wrk.format(method, path, { ["Authorization"] = "Basic " .. b64(credential) }, "")
+  local headers = { ["Authorization"] = "Basic " .. b64(credential) }
+  if forwarded then
+    headers["X-Forwarded-Method"] = "GET"
+    headers["X-Forwarded-Host"] = "app.example.com"
+    headers["X-Forwarded-Uri"] = "/app/section/item"
+  end
+  return wrk.format(method, path, headers, "")
 end
 
 function response(status, headers, body)

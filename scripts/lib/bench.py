@@ -45,6 +45,10 @@ def http_peers(argv):
         for label, name in (("baseline binary, all on", "base-valid"), ("baseline binary, all off", "base-quiet-valid")):
             runs = [r(f"{name}-1"), r(f"{name}-2")]
             rows.append(("valid", label, {k: mean(runs, k) for k in keys} | {"status": runs[0]["status"]}))
+    fwd = [r("forward-valid-1"), r("forward-valid-2")]
+    ruled = [r("rules-valid-1"), r("rules-valid-2")]
+    rows.append(("valid", "/auth/forward, no rules", {k: mean(fwd, k) for k in keys} | {"status": fwd[0]["status"]}))
+    rows.append(("valid", "/auth/forward, 100 rules", {k: mean(ruled, k) for k in keys} | {"status": ruled[0]["status"]}))
     for workload in ("valid", "wrong", "spray"):
         for peer, label in (("nginx-auth", "nginx auth_basic"), ("caddy", "Caddy basicauth")):
             rows.append((workload, label, r(f"{peer}-{workload}")))
@@ -60,12 +64,18 @@ def http_peers(argv):
     hit, quiet = rows[1][2], rows[2][2]
     overhead = 100 * (1 - hit["rps"] / quiet["rps"])
     runs = lambda xs: ", ".join(f"{x['rps']:.0f}" for x in xs)
+    cpu_runs = lambda xs: ", ".join(f"{x['cpu_us']:.1f}" for x in xs)
     answered = sum(int(v) for x in on for k, v in x["status"].items() if k != "errors")
     print(f"\ncache hit / nginx static throughput: {hit['rps'] / static['rps']:.2f} (target >= 0.8)")
     print(f"cache hit P99 / nginx static P99:    {hit['p99'] / static['p99']:.2f} (target <= 1)")
     print(f"telemetry overhead, all on vs all off: {overhead:.1f} % of req/s (req/s on {runs(on)}, "
           f"off {runs(off)}, alternating); {100 * (hit['cpu_us'] / quiet['cpu_us'] - 1):.1f} % "
-          f"more server CPU per request ({hit['cpu_us']:.1f} vs {quiet['cpu_us']:.1f} us) (target < 5 %)")
+          f"more server CPU per request ({hit['cpu_us']:.1f} vs {quiet['cpu_us']:.1f} us; runs on "
+          f"{cpu_runs(on)}, off {cpu_runs(off)}) (target < 5 %)")
+    f, w = {k: mean(fwd, k) for k in keys}, {k: mean(ruled, k) for k in keys}
+    print(f"access rules, /auth/forward cache hits (all on): 100 rules {w['cpu_us']:.1f} us of server "
+          f"CPU per request against {f['cpu_us']:.1f} us without ({w['cpu_us'] - f['cpu_us']:+.1f} us, "
+          f"{100 * (w['cpu_us'] / f['cpu_us'] - 1):+.1f} %); req/s {runs(ruled)} against {runs(fwd)}")
     # +1: the request that filled the cache.
     print(f"log lines of the all-on server: {lines} for {answered + 1} auth requests "
           "(target: 1 per auth request)")

@@ -96,8 +96,12 @@ pub enum Outcome {
 pub enum CacheUse {
     /// Answered from the cache.
     Hit,
-    /// Needed a verification.
+    /// Needed a verification, and ran it.
     Miss,
+    /// Needed a verification, and an identical request verifying at the same moment answered it
+    /// (single flight, in the server): no verification of its own. Its decision's
+    /// `verify_time` is how long it waited for that verification.
+    Shared,
     /// The cache was not consulted (no credentials, or refused before verification).
     None,
 }
@@ -108,6 +112,7 @@ impl CacheUse {
         match self {
             CacheUse::Hit => "hit",
             CacheUse::Miss => "miss",
+            CacheUse::Shared => "shared",
             CacheUse::None => "none",
         }
     }
@@ -120,7 +125,8 @@ pub struct Decision {
     pub outcome: Outcome,
     /// Cache use.
     pub cache: CacheUse,
-    /// How long the Argon2id verification took, when one ran.
+    /// How long the Argon2id verification took, when one ran; for [`CacheUse::Shared`], how
+    /// long this request waited for the verification it shared.
     pub verify_time: Option<Duration>,
 }
 

@@ -6,12 +6,12 @@ use crate::limiter::{HashLimiter, Overloaded, Permit};
 use crate::regulation::Regulator;
 use crate::store::SnapshotSource;
 use authserver_core::{
-    Authenticator, Credentials, Decision, ParseError, Reason, Step, UserHasher, VerifyTask,
+    Authenticator, CacheUse, Credentials, Decision, ParseError, Reason, Step, UserHasher, VerifyTask,
 };
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Retry-After for 503 overloaded.
 pub const OVERLOADED_RETRY: Duration = Duration::from_secs(1);
@@ -167,8 +167,10 @@ impl Gate {
 
     /// Regulation, a limiter slot and one verification, shared by every concurrent request with
     /// the same credential against the same snapshot ([`crate::flight`]): a follower takes the
-    /// leader's decision (a failure is recorded once, by the leader). Returns the decision, the
-    /// verification time and its Argon2id runs.
+    /// leader's outcome (a failure is recorded once, by the leader) with a decision of its own:
+    /// [`CacheUse::Shared`] and the time it waited, so its record, metrics and audit event do
+    /// not claim the leader's verification. Returns the decision, the verification time (the
+    /// leader's, for pacing) and its Argon2id runs.
     async fn verify_once(
         self: &Arc<Self>,
         task: VerifyTask,
@@ -178,6 +180,7 @@ impl Gate {
         if let Some(refusal) = self.regulator.check(source, user_hash).await {
             return Err(Stop::Refused(refusal));
         }
+        let joined = Instant::now();
         let leader = loop {
             match self.flights.join(task.flight_key()) {
                 Join::Lead(leader) => break leader,
@@ -186,6 +189,11 @@ impl Gate {
                         if decision.reason().is_none() {
                             self.regulator.success(source, user_hash);
                         }
+                        let decision = Decision {
+                            cache: CacheUse::Shared,
+                            verify_time: Some(joined.elapsed()),
+                            ..decision
+                        };
                         return Ok((decision, took, runs));
                     }
                 }

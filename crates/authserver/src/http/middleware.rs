@@ -278,7 +278,7 @@ impl Incoming {
             latency_ms: latency.as_secs_f64() * 1000.0,
             ..Access::default()
         };
-        let enabled = tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO);
+        let enabled = || tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO);
         crate::audit::access::write(state.audit.as_ref(), &access, state.settings.log.access, enabled);
     }
 }

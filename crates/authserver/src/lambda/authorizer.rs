@@ -247,7 +247,7 @@ fn account(
         rule: decided_by.as_ref().map(|(rule, _)| rule.as_str()),
         ..Default::default()
     };
-    let enabled = tracing::enabled!(target: crate::audit::access::ACCESS_TARGET, tracing::Level::INFO);
+    let enabled = || tracing::enabled!(target: crate::audit::access::ACCESS_TARGET, tracing::Level::INFO);
     crate::audit::access::write(state.audit.as_ref(), &access, state.settings.log.access, enabled);
 }
 

@@ -109,6 +109,14 @@ pub fn init(settings: &LogSettings) {
 /// stream (one ordering, one write per batch).
 static STDOUT: OnceLock<Arc<batch::Batch>> = OnceLock::new();
 
+/// Sends what [`write_stdout`] writes (access lines, audit records) through a batch writing to
+/// `out` instead of fd 1, when the process has no batched stdout yet (tests read the records
+/// from `out`; `flush` the batch first). Returns the batch in use, which is the existing one if
+/// a batched stdout was already installed.
+pub fn buffer_stdout(out: Box<dyn Write + Send>) -> Arc<batch::Batch> {
+    STDOUT.get_or_init(|| batch::Batch::start(out)).clone()
+}
+
 /// Set when spans are exported (OTLP): only then does each request open a span of its own.
 static EXPORTS_SPANS: AtomicBool = AtomicBool::new(false);
 
@@ -201,8 +209,25 @@ pub struct AuthRecord {
     pub cache: CacheUse,
     /// Keyed username hash.
     pub user_hash: Option<String>,
-    /// Argon2id time, if one ran.
+    /// Argon2id time, if one ran; for [`CacheUse::Shared`], the wait for another request's.
     pub verify_time: Option<Duration>,
+}
+
+impl AuthRecord {
+    /// The time of an Argon2id run this request made (none when it shared another's).
+    pub fn verified(&self) -> Option<Duration> {
+        self.verify_time.filter(|_| self.cache == CacheUse::Miss)
+    }
+
+    /// Hit or miss of the verified cache, for the hit ratio; `None` when the request neither
+    /// consulted it nor ran a verification of its own.
+    pub fn cache_hit(&self) -> Option<bool> {
+        match self.cache {
+            CacheUse::Hit => Some(true),
+            CacheUse::Miss => Some(false),
+            CacheUse::Shared | CacheUse::None => None,
+        }
+    }
 }
 
 /// One finished request.
@@ -302,12 +327,14 @@ impl Telemetry {
                 Some(Reason::RateLimited | Reason::LockedOut) => reg.rate_limited.fetch_add(1, Relaxed),
                 _ => 0,
             };
+            // A request that shared another's verification (single flight) is neither: misses
+            // and the verification histogram count Argon2id runs.
             match a.cache {
                 CacheUse::Hit => reg.cache_hit.fetch_add(1, Relaxed),
                 CacheUse::Miss => reg.cache_miss.fetch_add(1, Relaxed),
-                CacheUse::None => 0,
+                CacheUse::Shared | CacheUse::None => 0,
             };
-            if let Some(v) = a.verify_time {
+            if let Some(v) = a.verified() {
                 reg.hash_verify.observe(v.as_secs_f64());
             }
             reg.latency.observe(latency_s);
@@ -316,11 +343,7 @@ impl Telemetry {
                 epoch: authserver_core::clock::now_secs(),
                 auth: true,
                 allowed,
-                cache_hit: match a.cache {
-                    CacheUse::Hit => Some(true),
-                    CacheUse::Miss => Some(false),
-                    CacheUse::None => None,
-                },
+                cache_hit: a.cache_hit(),
                 latency_ms: latency_s * 1000.0,
                 failed_user_hash: a.user_hash.as_deref().filter(|_| credential_failure),
                 failed_source: r.source.filter(|_| a.reason.is_some()),
@@ -368,15 +391,11 @@ impl Telemetry {
             auth: r.auth.is_some(),
             allowed,
             reason: r.auth.and_then(|a| a.reason).map(Reason::as_str),
-            cache_hit: r.auth.and_then(|a| match a.cache {
-                CacheUse::Hit => Some(true),
-                CacheUse::Miss => Some(false),
-                CacheUse::None => None,
-            }),
+            cache_hit: r.auth.and_then(AuthRecord::cache_hit),
             latency_ms: r.latency.as_secs_f64() * 1000.0,
             hash_ms: r
                 .auth
-                .and_then(|a| a.verify_time)
+                .and_then(AuthRecord::verified)
                 .map(|d| d.as_secs_f64() * 1000.0),
             cold_start: self.cold.swap(false, Relaxed),
             staleness_s: status.age_seconds,

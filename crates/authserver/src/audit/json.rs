@@ -1,0 +1,111 @@
+//! JSON values written straight into a line buffer, for the access line ([`super::access`]):
+//! every request writes one, and `serde_json`'s general serialiser (a byte-by-byte escape scan
+//! of every string, `fmt` for addresses) was most of the line's cost. The bytes are the ones
+//! `serde_json` writes: strings that need an escape and every float go through it.
+
+use std::net::IpAddr;
+
+/// Whether JSON needs an escape anywhere in `bytes` (`"`, `\` or a control character), tested
+/// eight bytes at a time (the per-byte test was the line's largest cost). Exact for the
+/// question asked; a false "yes" would only send the string through `serde_json`.
+pub(super) fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Some byte of `x` is below `n` (n <= 0x80): the classic bit trick, no branch per byte.
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH != 0;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let x = u64::from_le_bytes(eight);
+        if below(x, 0x20) || below(x ^ (ONES * u64::from(b'"')), 1) || below(x ^ (ONES * u64::from(b'\\')), 1)
+        {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// A JSON string: as it is when nothing in it needs an escape (ids, labels, hex hashes and route
+/// templates never do), else escaped by `serde_json`.
+pub(super) fn string(line: &mut Vec<u8>, s: &str) {
+    if needs_escape(s.as_bytes()) {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *line, s);
+    } else {
+        line.push(b'"');
+        line.extend_from_slice(s.as_bytes());
+        line.push(b'"');
+    }
+}
+
+/// An unsigned integer in decimal.
+pub(super) fn number(line: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` is a single decimal digit.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    line.extend_from_slice(&digits[at..]);
+}
+
+/// A float as `serde_json` writes it (shortest round-trip form; `null` when not finite).
+pub(super) fn float(line: &mut Vec<u8>, v: f64) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *line, &v);
+}
+
+/// An address as a string: IPv4 dotted without `fmt` (every line of a request with a client),
+/// IPv6 in its `Display` form (hex digits, colons and dots: nothing to escape).
+pub(super) fn address(line: &mut Vec<u8>, ip: IpAddr) {
+    line.push(b'"');
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    line.push(b'.');
+                }
+                number(line, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            // Writing into a Vec cannot fail.
+            let _ = write!(line, "{v6}");
+        }
+    }
+    line.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needs_escape_finds_every_special_byte_at_every_position() {
+        for len in 0..20 {
+            let plain = "a\u{e9}-_.:;=/{*}".repeat(3);
+            let plain = &plain.as_bytes()[..len];
+            assert!(!needs_escape(plain), "{plain:?}");
+            for at in 0..len {
+                for special in [b'"', b'\\', 0, 0x1f, b'\n'] {
+                    let mut bytes = plain.to_vec();
+                    bytes[at] = special;
+                    assert!(needs_escape(&bytes), "{bytes:?}");
+                }
+            }
+        }
+        assert!(!needs_escape(&[
+            0x20, 0x7f, 0x80, 0xff, 0x21, 0x23, 0x5b, 0x5d, 0x7e
+        ]));
+    }
+}
