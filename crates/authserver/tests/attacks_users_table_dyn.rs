@@ -1,0 +1,233 @@
+//! Attacks on the DynamoDB users store's latest changes (issue 17): the version item the CLI
+//! keeps (version and user count), writes whose answer is lost, and usernames DynamoDB itself
+//! refuses as keys. The server talks to moto through the testkit's relay; the CLI is the real
+//! binary.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use authserver::config::StoreKind;
+use authserver::http::{AppState, ClientAddr, app};
+use authserver_aws::UsersTable;
+use authserver_core::{Status, UserRecord};
+use authserver_testkit::cli::{isolated, run_cli, text};
+use authserver_testkit::hash::{CHEAP, hash, policy};
+use authserver_testkit::moto::relay::{Hold, Relay};
+use authserver_testkit::moto::users_table as ut;
+use authserver_testkit::moto::wire::Wire;
+use authserver_testkit::users::{basic, settings};
+use authserver_testkit::{moto, or_skip};
+use aws_sdk_dynamodb::types::AttributeValue;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+async fn call(state: &Arc<AppState>, auth: &str) -> StatusCode {
+    let mut req = Request::post("/auth/validate")
+        .header(header::AUTHORIZATION, auth)
+        .body(Body::empty())
+        .unwrap();
+    req.extensions_mut()
+        .insert(ClientAddr("192.0.2.7:1000".parse().unwrap()));
+    app(state.clone()).oneshot(req).await.unwrap().status()
+}
+
+fn record(pw: &str, status: Status) -> UserRecord {
+    UserRecord {
+        password_hash: hash(pw, CHEAP),
+        status,
+        roles: vec!["ops".into()],
+        password_changed_at: None,
+        delivery_secret_id: None,
+        oauth: None,
+    }
+}
+
+/// A table holding alice (ACTIVE, added and counted as the CLI does) and a server on it through
+/// a relay, polling the version every second, entries kept for the default five minutes.
+async fn rig(url: &str) -> (aws_sdk_dynamodb::Client, UsersTable, Relay, Arc<AppState>) {
+    let c = ut::client(url).await;
+    let name = ut::create(&c).await;
+    let table = UsersTable::new(c.clone(), &name);
+    table
+        .add("alice", &record("alice-pw", Status::Active))
+        .await
+        .unwrap();
+    table.bump_counting(1).await.unwrap();
+    let relay = Relay::start(url).await;
+    let state = server(&relay.url, &name);
+    (c, table, relay, state)
+}
+
+fn server(endpoint: &str, table: &str) -> Arc<AppState> {
+    let mut s = settings(std::path::Path::new("/nonexistent"));
+    s.store.kind = StoreKind::Dynamodb;
+    s.store.endpoint_url = endpoint.to_owned();
+    s.users_table.name = table.to_owned();
+    s.users_table.version_poll_seconds = 1;
+    s.users_table.entry_ttl_seconds = 300;
+    s.hash.policy = policy();
+    authserver::wiring::build(s).unwrap().state
+}
+
+fn cli(url: &str, table: &str, args: &[&str]) -> (bool, String) {
+    let mut cmd = isolated();
+    cmd.env("AUTHSERVER_STORE_ENDPOINT_URL", url)
+        .env("AUTHSERVER_HASH_MIN_M_KIB", "64")
+        .env("AUTHSERVER_HASH_MIN_T", "1")
+        .args(["users", "--table", table])
+        .args(args);
+    let out = run_cli(&mut cmd, None);
+    (out.status.success(), text(&out.stderr))
+}
+
+/// Finding 1. A version item whose `version` does not parse as a `u64` (a hand edit, a restore,
+/// a number DynamoDB holds fine such as 2^64 or 7.5) is read as version 0 by `head_of`, and so
+/// is every later value the CLI's `ADD` makes of it: the version the servers see never changes,
+/// no CLI write is ever picked up within `version_poll`, silently (the CLI reports success and
+/// `/ready` shows the same `@0` label). The contract: a CLI write is in force for every request
+/// that starts more than `version_poll` plus one round trip after it returned.
+///
+/// Repro: put `{username: ":version", version: N "18446744073709551616"}`; a server polling
+/// every 1 s caches alice; `users disable alice --table T` (bump +1); 2.5 s later alice is
+/// still accepted (for `entry_ttl`, 5 min).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding 1: fails until fixed"]
+async fn a_version_past_u64_hides_every_later_cli_write() {
+    let url = or_skip!(moto::url("a_version_past_u64_hides_every_later_cli_write"));
+    let (c, table, _relay, state) = rig(&url).await;
+    c.put_item()
+        .table_name(table.name())
+        .item("username", AttributeValue::S(":version".into()))
+        .item("version", AttributeValue::N("18446744073709551616".into()))
+        .item("users", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    let alice = basic("alice", "alice-pw");
+    assert_eq!(call(&state, &alice).await, StatusCode::OK, "alice cached");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(call(&state, &alice).await, StatusCode::OK, "version polled");
+
+    // `users disable alice --table T`: the conditional write, then the bump.
+    table.set_status("alice", Status::Disabled).await.unwrap();
+    let bumped = table.bump_version().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        call(&state, &alice).await,
+        StatusCode::UNAUTHORIZED,
+        "alice was disabled 2.5 s ago through the CLI path (version_poll = 1 s, bump returned \
+         {bumped}); the server still accepts her: a version past u64 reads as 0 for good"
+    );
+}
+
+/// Finding 2. The version bump (`ADD version 1, users N`) is not idempotent but is retried by
+/// `with_retries`: an `UpdateItem` that DynamoDB applied and whose answer was lost (a 500, a
+/// timeout, a reset connection) is applied again, and the user count `/ready` reports drifts
+/// by N per lost answer, for good (the docs promise "users add +1"; only a hand edit repairs it).
+///
+/// Repro: `bump_counting(1)` through a client whose first `UpdateItem` answer is replaced by a
+/// 500 after moto applied it: the count goes 1 -> 3 for one added user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding 2: fails until fixed"]
+async fn a_lost_bump_answer_counts_the_added_user_twice() {
+    let url = or_skip!(moto::url("a_lost_bump_answer_counts_the_added_user_twice"));
+    let (_c, table, _relay, _state) = rig(&url).await;
+    let before = table.head().await.unwrap();
+    assert_eq!(before.users, Some(1), "alice counted");
+
+    let wire = Arc::new(Wire::default());
+    let tapped = UsersTable::new(ut::tapped_client(&url, wire.clone()).await, table.name());
+    tapped
+        .add("bob", &record("bob-pw", Status::Active))
+        .await
+        .unwrap();
+    // The UpdateItem reaches moto and takes effect; its answer is a 500.
+    wire.inject("UpdateItem", 500, "InternalServerError", 1);
+    let bumped = tapped.bump_counting(1).await;
+    let after = table.head().await.unwrap();
+    assert_eq!(
+        after.users,
+        Some(2),
+        "one user added (bump {bumped:?}, {} UpdateItem attempts): the table holds 2 users, \
+         the count says {:?}",
+        wire.attempts("UpdateItem"),
+        after.users
+    );
+}
+
+/// Finding 3. `users remove U --table T` whose `DeleteItem` took effect but whose answer was lost
+/// (timeout, reset) fails without bumping the version (a conditional write is not retried, and
+/// `write` bumps only after a success); the operator runs it again and is told `no user "U" in
+/// the table`, again without a bump. No CLI command bumps the version then, and the servers that
+/// cached U keep accepting the removed user for `entry_ttl` (5 min by default) instead of
+/// `version_poll`, with no warning printed (the warning exists only for a failed bump).
+///
+/// Repro: a server caches alice; `users remove alice --table T` through a relay holding the
+/// `DeleteItem` answers (fails after the SDK's timeouts); hold released; `users remove alice`
+/// again ("no user"); 2.5 s later (poll 1 s) alice is still accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding 3: fails until fixed"]
+async fn a_remove_whose_answer_was_lost_is_never_picked_up() {
+    let url = or_skip!(moto::url("a_remove_whose_answer_was_lost_is_never_picked_up"));
+    let (_c, table, relay, state) = rig(&url).await;
+    let alice = basic("alice", "alice-pw");
+    assert_eq!(call(&state, &alice).await, StatusCode::OK, "alice cached");
+    let version = table.version().await.unwrap();
+
+    // The CLI's own relay: its DeleteItem answers are held (the delete takes effect).
+    let cli_relay = Relay::start(&url).await;
+    cli_relay.hold(Hold::Matching(b"DeleteItem".to_vec()));
+    let (u, n) = (cli_relay.url.clone(), table.name().to_owned());
+    let (ok, err) = tokio::task::spawn_blocking(move || cli(&u, &n, &["remove", "alice"]))
+        .await
+        .unwrap();
+    assert!(!ok, "the remove's answer was lost: {err}");
+    cli_relay.hold(Hold::Nothing);
+    assert!(
+        table.get("alice").await.unwrap().is_none(),
+        "the delete took effect"
+    );
+
+    // The operator runs it again.
+    let (u, n) = (cli_relay.url.clone(), table.name().to_owned());
+    let (ok, err2) = tokio::task::spawn_blocking(move || cli(&u, &n, &["remove", "alice"]))
+        .await
+        .unwrap();
+    assert!(!ok && err2.contains("no user"), "{err2}");
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let status = call(&state, &alice).await;
+    let after = table.version().await.unwrap();
+    drop(relay);
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "alice was removed (first remove: {err:?}; second: {err2:?}); version {version} -> \
+         {after}: 2.5 s later (version_poll = 1 s) the server still accepts her, for entry_ttl"
+    );
+}
+
+/// Held (not a finding): usernames DynamoDB might choke on as keys (empty, control characters
+/// and past 256 bytes never get this far: the Basic parser refuses them), a 256-byte name of 4-byte characters, RTL and combining marks, `:version`-like
+/// names) are unknown users: 401, and the store stays healthy for everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_usernames_are_unknown_users_not_a_store_outage() {
+    let url = or_skip!(moto::url("odd_usernames_are_unknown_users_not_a_store_outage"));
+    let (_c, _table, _relay, state) = rig(&url).await;
+    let odd = [
+        "\u{1F600}".repeat(64),
+        "\u{202E}nimda\u{301}".to_owned(),
+        "\u{FEFF}alice".to_owned(),
+        "username".to_owned(),
+        " ".to_owned(),
+    ];
+    for name in &odd {
+        assert_eq!(
+            call(&state, &basic(name, "x")).await,
+            StatusCode::UNAUTHORIZED,
+            "{name:?}"
+        );
+    }
+    assert_eq!(call(&state, &basic("alice", "alice-pw")).await, StatusCode::OK);
+}
