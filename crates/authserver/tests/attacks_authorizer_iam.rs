@@ -19,7 +19,10 @@ fn the_authorizer_role_cannot_read_the_private_signing_keys() {
     )
     .unwrap();
     let start = template.find("\n  AuthorizerOAuthPolicy:\n").expect("the policy");
-    let end = start + template[start + 1..].find("\n  AuthorizerRole:\n").expect("next resource");
+    let end = start
+        + template[start + 1..]
+            .find("\n  AuthorizerRole:\n")
+            .expect("next resource");
     let policy = &template[start..end];
     let reads_private_keys =
         policy.contains("secretsmanager:GetSecretValue") && policy.contains("OAuthKeySecretArn");
