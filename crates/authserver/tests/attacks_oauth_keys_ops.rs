@@ -147,3 +147,37 @@ fn the_newest_immediate_rotation_signs() {
         kids[0]
     );
 }
+
+/// Finding 12. The key set directory's permissions are never checked: with `oauth.keys_dir`
+/// writable by group or others (a shared volume, `chmod 777` to "fix" a permission error, a
+/// directory under /tmp), any local user can drop a PEM and a `keys.json` naming it with a
+/// `signs_from` in the past, and within 30 s the server publishes it and signs with it (forged
+/// tokens for any client). The users file's editor refuses exactly this for a far less
+/// sensitive file ("its directory is writable by group or others"); `keys rotate` and the
+/// server's key load accept it silently. Private key files readable by others (0644, copied in
+/// by hand) are loaded without a word too.
+///
+/// Repro: `mkdir D; chmod 777 D; authserver keys generate --dir D` → exit 0;
+/// `LocalSigner::open(D)` → Ok.
+#[test]
+#[ignore = "finding 12: fails until fixed"]
+fn a_key_set_in_a_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("keys");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (generated, _, _) = keys(&d, &["generate"]);
+    // Whatever the CLI did, the server must not load a set others could have written.
+    if !generated {
+        let now = unix_now();
+        let kid = keyset::new_kid(Alg::Es256, now);
+        keyset::add(&d, &kid, &keyset::generate_es256_pem().unwrap(), now, now).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let opened = LocalSigner::open(d.clone(), 930).is_ok();
+    assert!(
+        !generated && !opened,
+        "keys dir mode 0777: `keys generate` succeeded: {generated}, the server loaded it: {opened}"
+    );
+}
