@@ -489,3 +489,54 @@ async fn a_store_started_without_its_table_becomes_ready_with_only_readiness_pro
          traffic, so nothing probes the table and it never becomes ready"
     );
 }
+
+/// Held: items the CLI did not write (hand-edited: a hash below the policy, a wrong type, a
+/// typo'd attribute, a string set for roles, a huge role list) deny their user like an unknown
+/// one (401, not 503, not 500), the store stays healthy, and the warning names neither the hash
+/// nor the username.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_edited_items_deny_their_user_and_leak_nothing() {
+    let url = or_skip!(moto::url("hand_edited_items_deny_their_user_and_leak_nothing"));
+    let (logs, _guard) = authserver_testkit::logs::capture_logs();
+    let (c, table, _relay, state) = rig(&url).await;
+    let weak = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+    let good = hash("pw", CHEAP);
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let items: Vec<(&str, Vec<(&str, AttributeValue)>)> = vec![
+        ("weak-user", vec![("passwordHash", s(weak))]),
+        ("number-user", vec![("passwordHash", s(&good)), ("status", AttributeValue::N("1".into()))]),
+        ("typo-user", vec![("passwordHash", s(&good)), ("satus", s("ACTIVE"))]),
+        ("set-user", vec![("passwordHash", s(&good)), ("roles", AttributeValue::Ss(vec!["a".into()]))]),
+        ("map-user", vec![("passwordHash", AttributeValue::M(Default::default()))]),
+        (
+            "huge-user",
+            vec![
+                ("passwordHash", s(&good)),
+                ("roles", AttributeValue::L((0..5000).map(|i| s(&format!("role-{i}"))).collect())),
+            ],
+        ),
+    ];
+    for (user, attrs) in &items {
+        let mut put = c
+            .put_item()
+            .table_name(table.name())
+            .item("username", s(user));
+        for (k, v) in attrs {
+            put = put.item(*k, v.clone());
+        }
+        put.send().await.unwrap();
+    }
+    for (user, _) in &items {
+        let got = call(&state, &basic(user, "pw")).await;
+        assert!(
+            got == StatusCode::UNAUTHORIZED || (*user == "huge-user" && got == StatusCode::OK),
+            "{user}: {got}"
+        );
+    }
+    assert_eq!(call(&state, &basic("alice", "alice-pw")).await, StatusCode::OK);
+    let text = logs.text();
+    assert!(!text.contains("aGFzaGhhc2hoYXNo") && !text.contains("$argon2id$"), "{text}");
+    for (user, _) in &items {
+        assert!(!text.contains(user), "{user} named in the logs: {text}");
+    }
+}
