@@ -602,3 +602,28 @@ async fn a_disabled_user_whose_own_read_fails_is_let_in_from_the_stale_entry() {
          in from the entry the server knew was stale"
     );
 }
+
+/// Finding 14 (low). `users remove|disable|enable --table` do not check the name (only `add`
+/// does): `users remove :version --table T` deletes the version item ("removed user
+/// \":version\""), the bump recreates it at version 1 with the count at -1, so `/ready` shows
+/// `users: null` for good and the version goes back; `users disable :version` writes a
+/// `status` onto it.
+///
+/// Repro: three users added through the CLI; `users remove :version --table T` → exit 0;
+/// the version item reads `{version: 1, users: -1}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding 14: fails until fixed"]
+async fn the_cli_refuses_to_remove_the_version_item() {
+    let url = or_skip!(moto::url("the_cli_refuses_to_remove_the_version_item"));
+    let (_c, table, _relay, _state) = rig(&url).await;
+    let before = table.head().await.unwrap();
+    let (u, n) = (url.clone(), table.name().to_owned());
+    let (ok, err) = tokio::task::spawn_blocking(move || cli(&u, &n, &["remove", ":version"]))
+        .await
+        .unwrap();
+    let after = table.head().await.unwrap();
+    assert!(
+        !ok && after.users == before.users,
+        "`users remove :version` succeeded ({err:?}): head {before:?} -> {after:?}"
+    );
+}
