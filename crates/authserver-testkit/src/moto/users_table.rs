@@ -14,6 +14,19 @@ pub async fn client(url: &str) -> aws_sdk_dynamodb::Client {
     authserver_aws::dynamodb_client(&authserver_aws::sdk_config(Some(url)).await)
 }
 
+/// A DynamoDB client for moto whose calls go through the wire tap `wire` (counted, and
+/// faults injected by operation name, e.g. `"UpdateItem"`).
+pub async fn tapped_client(url: &str, wire: std::sync::Arc<super::wire::Wire>) -> aws_sdk_dynamodb::Client {
+    let plain = client(url).await;
+    aws_sdk_dynamodb::Client::from_conf(
+        plain
+            .config()
+            .to_builder()
+            .interceptor(super::wire::Tap(wire))
+            .build(),
+    )
+}
+
 /// A new users table (partition key `username`, on demand), named uniquely.
 pub async fn create(c: &aws_sdk_dynamodb::Client) -> String {
     let name = format!("users-{}", super::unique());

@@ -112,7 +112,10 @@ impl Wire {
 fn operation(headers: &aws_smithy_runtime_api::http::Headers) -> String {
     headers
         .get("x-amz-target")
-        .and_then(|t| t.strip_prefix("secretsmanager."))
+        .and_then(|t| {
+            t.strip_prefix("secretsmanager.")
+                .or_else(|| t.strip_prefix("DynamoDB_20120810."))
+        })
         .unwrap_or("unknown")
         .to_owned()
 }
