@@ -96,6 +96,9 @@ impl OAuthClient {
             (AuthMethod::PrivateKeyJwt, Some(_)) if self.keys().is_empty() => {
                 Err(ClientProblem::Jwks("no usable RS256 / ES256 signing key".into()))
             }
+            (AuthMethod::PrivateKeyJwt, Some(_)) if !self.keys().iter().all(VerifyingKey::is_usable) => {
+                Err(ClientProblem::Jwks("an EC key is not a point on P-256".into()))
+            }
             (AuthMethod::PrivateKeyJwt, Some(_)) | (_, None) => Ok(()),
             (_, Some(_)) => Err(ClientProblem::Jwks(
                 "only private_key_jwt clients have keys".into(),
@@ -191,6 +194,15 @@ mod tests {
         }
         let jwt = client(serde_json::json!({"scopes": ["a"], "tokenEndpointAuthMethod": "private_key_jwt"}));
         assert!(matches!(jwt.validate(), Err(ClientProblem::Jwks(_))));
+        // A P-256 key whose point is not on the curve (x = y = 1): refused at load, where it
+        // would otherwise fail every assertion faster than a real verification.
+        let one = format!("{}AQ", "A".repeat(41));
+        let off_curve = client(serde_json::json!({"scopes": ["a"], "tokenEndpointAuthMethod": "private_key_jwt",
+            "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": one, "y": one}]}}));
+        assert_eq!(
+            off_curve.validate(),
+            Err(ClientProblem::Jwks("an EC key is not a point on P-256".into()))
+        );
         let keys_on_secret = client(serde_json::json!({"scopes": ["a"], "jwks": {"keys": []}}));
         assert!(matches!(keys_on_secret.validate(), Err(ClientProblem::Jwks(_))));
         assert!(

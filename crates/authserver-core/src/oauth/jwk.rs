@@ -93,6 +93,27 @@ impl VerifyingKey {
         Ok(Self { kid, alg, material })
     }
 
+    /// Whether the key can ever verify: an ES256 key's point must lie on P-256. `verify` refuses
+    /// an off-curve point in microseconds, before any arithmetic, so a registered client with
+    /// such a key would be told apart by timing (and could never authenticate): the store
+    /// refuses the registration instead. Checked by an ECDH agreement with a fresh ephemeral key,
+    /// ring's public-key validation (about 100 µs, at load only, never per request).
+    pub fn is_usable(&self) -> bool {
+        use ring::agreement;
+        match &self.material {
+            Material::Rsa { .. } => true,
+            Material::Ec(point) => {
+                let rng = ring::rand::SystemRandom::new();
+                agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng)
+                    .and_then(|mine| {
+                        let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, point);
+                        agreement::agree_ephemeral(mine, &peer, |_| ())
+                    })
+                    .is_ok()
+            }
+        }
+    }
+
     /// Whether `sig` is this key's signature over `message`.
     pub fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
         match &self.material {
