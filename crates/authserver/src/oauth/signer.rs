@@ -139,6 +139,7 @@ impl LocalSigner {
                 "no key signs now: run `authserver keys generate`".into(),
             ));
         }
+        crate::telemetry::oauth::figures().set_unloadable_keys(0);
         let set = KeySet {
             schedule: loaded.schedule,
             keys: loaded.keys.into_iter().map(Arc::new).collect(),
@@ -182,6 +183,7 @@ impl LocalSigner {
             schedule: loaded.schedule,
             keys,
         }));
+        crate::telemetry::oauth::figures().set_unloadable_keys(loaded.unreadable.len());
         Ok(loaded.unreadable)
     }
 
@@ -287,5 +289,78 @@ mod tests {
             states(&keys, 5900, retention),
             [KeyState::Expired, KeyState::Active]
         );
+    }
+
+    fn input(kid: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        let header = serde_json::json!({"alg": "ES256", "kid": kid}).to_string();
+        format!(
+            "{}.e30",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header)
+        )
+        .into_bytes()
+    }
+
+    fn new_key(dir: &std::path::Path, signs_from: u64) -> String {
+        let kid = keyset::new_kid(Alg::Es256, signs_from);
+        let pem = keyset::generate_es256_pem().unwrap();
+        keyset::add(dir, &kid, &pem, signs_from, signs_from).unwrap();
+        kid
+    }
+
+    fn damage(dir: &std::path::Path, kid: &str) {
+        std::fs::write(dir.join(format!("{kid}.pem")), b"-----BEGIN PRIVATE KEY-----\nx").unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_listed_key_that_cannot_be_read_again_keeps_the_copy_loaded_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("keys");
+        let a = new_key(&d, unix_now() - 1000);
+        let signer = LocalSigner::open(d.clone(), 930).unwrap();
+        damage(&d, &a);
+        let unreadable = signer.reload().unwrap();
+        assert_eq!(
+            unreadable.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            [a.as_str()]
+        );
+        assert_eq!(signer.active().0, a);
+        assert!(signer.sign(&input(&a)).await.is_ok());
+        // At start there is no earlier copy: refused.
+        assert!(LocalSigner::open(d, 930).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_active_key_never_loaded_fails_closed_and_the_older_key_does_not_sign_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("keys");
+        let now = unix_now();
+        let a = new_key(&d, now - 1000);
+        let signer = LocalSigner::open(d.clone(), 930).unwrap();
+        // B took over 100 s ago (past the switch grace) but its file cannot be read.
+        let b = new_key(&d, now - 100);
+        damage(&d, &b);
+        assert_eq!(signer.reload().unwrap().len(), 1);
+        assert_eq!(signer.active().0, "", "no key to sign with");
+        assert!(
+            signer.sign(&input(&a)).await.is_err(),
+            "A retired: it must not sign"
+        );
+        assert!(signer.sign(&input(&b)).await.is_err());
+        let published: Vec<String> = signer.published().into_iter().map(|k| k.kid).collect();
+        assert_eq!(published, [a], "A stays published for its tokens; B cannot be");
+    }
+
+    #[test]
+    fn of_keys_that_start_signing_in_the_same_second_the_one_listed_last_signs() {
+        let keys = [at("a", 100), at("b", 200), at("c", 200)];
+        assert_eq!(
+            states(&keys, 300, 900),
+            [KeyState::Retired, KeyState::Retired, KeyState::Active]
+        );
+        // b retired at c's start: it may still finish a token within the grace.
+        let loaded: Vec<_> = keys.to_vec();
+        assert!(retired_within_grace(&loaded, 1, 230));
+        assert!(!retired_within_grace(&loaded, 1, 261));
     }
 }
