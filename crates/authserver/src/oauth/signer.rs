@@ -324,6 +324,12 @@ mod tests {
             unreadable.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
             [a.as_str()]
         );
+        // What the reload task logs names the file, never its content.
+        let logged = unreadable[0].1.to_string();
+        assert!(
+            logged.contains(&format!("{a}.pem")) && !logged.contains("BEGIN"),
+            "{logged}"
+        );
         assert_eq!(signer.active().0, a);
         assert!(signer.sign(&input(&a)).await.is_ok());
         // At start there is no earlier copy: refused.
