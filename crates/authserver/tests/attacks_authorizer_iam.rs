@@ -12,7 +12,7 @@
 ///
 /// Repro: `deploy/aws/authserver.yaml`, `AuthorizerOAuthPolicy`, statement `OAuthReadCurrentKeySet`.
 #[test]
-#[ignore = "finding 10: fails until fixed"]
+#[ignore = "finding 10: open; the authorizer needs a public-only key source (public JWKS secret or the issuer JWKS); see docs/lambda.md"]
 fn the_authorizer_role_cannot_read_the_private_signing_keys() {
     let template = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/aws/authserver.yaml"),

@@ -26,7 +26,6 @@ fn keys(dir: &Path, args: &[&str]) -> (bool, String, String) {
 /// Repro: `keys generate`; then 25 times two `keys rotate --dir D` in parallel; count the kids
 /// printed against `keys.json`.
 #[test]
-#[ignore = "finding 5: fails until fixed"]
 fn two_rotations_at_once_keep_both_keys() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("keys");
@@ -78,7 +77,6 @@ fn two_rotations_at_once_keep_both_keys() {
 /// `keys rotate --immediate` (B); B's PEM unreadable; `keys remove A`; reload: Err, and A is
 /// still the active, published key.
 #[test]
-#[ignore = "finding 6: fails until fixed"]
 fn a_removed_compromised_key_leaves_service_even_when_another_key_is_unreadable() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("keys");
@@ -124,7 +122,6 @@ fn a_removed_compromised_key_leaves_service_even_when_another_key_is_unreadable(
 ///
 /// Repro: `keys generate`; 1 s later `keys rotate --immediate` twice in a row; `keys list`.
 #[test]
-#[ignore = "finding 7: fails until fixed"]
 fn the_newest_immediate_rotation_signs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("keys");
@@ -160,7 +157,6 @@ fn the_newest_immediate_rotation_signs() {
 /// Repro: `mkdir D; chmod 777 D; authserver keys generate --dir D` → exit 0;
 /// `LocalSigner::open(D)` → Ok.
 #[test]
-#[ignore = "finding 12: fails until fixed"]
 fn a_key_set_in_a_directory_others_can_write_is_refused() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();

@@ -5,8 +5,13 @@
 //! library for that alone is not worth it.
 //!
 //! Nothing here prints key material: only kids, algorithms and times.
+//!
+//! Every command that writes (`generate`, `rotate`, `remove`) first refuses a directory another
+//! user could write and then holds the set's edit lock from its read of `keys.json` to its
+//! rename (`crate::oauth::keyguard`): two at once queue instead of losing a key.
 
 use crate::config::Settings;
+use crate::oauth::keyguard;
 use crate::oauth::keyset::{self, Scheduled};
 use crate::oauth::signer::{KeyState, states, unix_now};
 use anyhow::{Context, bail};
@@ -76,6 +81,10 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
     let oauth = &settings.oauth;
     let retention = oauth.token_lifetime_seconds + oauth.skew_seconds;
     let now = unix_now();
+    let _lock = match args.command {
+        KeysCommand::List => None,
+        _ => Some(guard(&dir)?),
+    };
     match args.command {
         KeysCommand::Generate(key) => {
             if !keyset::read_manifest(&dir)?.is_empty() {
@@ -98,6 +107,13 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
         }
         KeysCommand::Remove { kid } => remove(&dir, &kid, now),
     }
+}
+
+/// Refuses an unsafe directory, creates a missing one and takes the edit lock.
+fn guard(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    keyguard::check_dir(dir)?;
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    Ok(keyguard::lock(dir)?)
 }
 
 fn add(dir: &std::path::Path, key: &NewKey, now: u64, signs_from: u64) -> anyhow::Result<()> {

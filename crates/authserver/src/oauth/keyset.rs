@@ -84,6 +84,9 @@ pub enum KeySetError {
     /// Key generation failed.
     #[error("key generation failed")]
     Generate,
+    /// The directory or a key file could have been written by another user: refused.
+    #[error("refusing {0}: {1}")]
+    Unsafe(PathBuf, String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeySetError + '_ {
@@ -122,14 +125,28 @@ pub fn read_manifest(dir: &Path) -> Result<Vec<Scheduled>, KeySetError> {
     Ok(list)
 }
 
-/// Writes the schedule atomically (temp file and rename).
+/// Writes the schedule atomically: a temp file of its own (random name, `O_EXCL`: two writers
+/// never share one, a planted name is never followed), then a rename. Callers that may run
+/// beside another writer hold [`keyguard::lock`](super::keyguard::lock) from their read.
 pub fn write_manifest(dir: &Path, list: &[Scheduled]) -> Result<(), KeySetError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let path = dir.join(MANIFEST);
-    let tmp = dir.join(".keys.json.tmp");
+    let tmp = dir.join(format!(".keys.json.{:016x}.tmp", rand::random::<u64>()));
     let text =
         serde_json::to_string_pretty(list).map_err(|e| KeySetError::Manifest(path.clone(), e.to_string()))?;
-    std::fs::write(&tmp, text + "\n").map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all((text + "\n").as_bytes()));
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
+        // Best effort: a temp file left behind is harmless (never read), only untidy.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&path)(e));
+    }
+    Ok(())
 }
 
 /// Reads one private key: PKCS#8 (ES256 or RSA) or PKCS#1 (RSA, `openssl genrsa`).
@@ -164,17 +181,50 @@ pub fn public_jwk(kid: &str, key: &PrivateKey) -> Option<serde_json::Value> {
     }
 }
 
-/// Loads every key of the schedule.
-pub fn load(dir: &Path) -> Result<Vec<LoadedKey>, KeySetError> {
-    read_manifest(dir)?
-        .into_iter()
-        .map(|at| {
-            let path = dir.join(format!("{}.pem", at.kid));
-            let (alg, key) = read_key(&path)?;
-            let jwk = public_jwk(&at.kid, &key).ok_or_else(|| KeySetError::Key(path.clone()))?;
-            Ok(LoadedKey { at, alg, key, jwk })
-        })
-        .collect()
+/// A key set as read: the whole schedule, the keys that could be loaded, and why the others
+/// could not.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Every key `keys.json` lists, in its order (the order breaks `signs_from` ties).
+    pub schedule: Vec<Scheduled>,
+    /// The listed keys whose PEM was read.
+    pub keys: Vec<LoadedKey>,
+    /// One error per listed key that could not be loaded (paths only).
+    pub unreadable: Vec<(String, KeySetError)>,
+}
+
+/// Loads what can be loaded of the schedule. Fails as a whole only when the directory is
+/// unsafe ([`keyguard::check_dir`](super::keyguard::check_dir)) or `keys.json` cannot be read:
+/// then nothing says which keys are still listed. A key file that is unreadable, damaged or
+/// unsafe is reported in [`Loaded::unreadable`] and left out.
+pub fn load(dir: &Path) -> Result<Loaded, KeySetError> {
+    super::keyguard::check_dir(dir)?;
+    let schedule = read_manifest(dir)?;
+    let mut keys = Vec::with_capacity(schedule.len());
+    let mut unreadable = Vec::new();
+    for at in &schedule {
+        let path = dir.join(format!("{}.pem", at.kid));
+        let loaded = super::keyguard::check_key_file(&path)
+            .and_then(|()| read_key(&path))
+            .and_then(|(alg, key)| {
+                let jwk = public_jwk(&at.kid, &key).ok_or_else(|| KeySetError::Key(path.clone()))?;
+                Ok(LoadedKey {
+                    at: at.clone(),
+                    alg,
+                    key,
+                    jwk,
+                })
+            });
+        match loaded {
+            Ok(k) => keys.push(k),
+            Err(e) => unreadable.push((at.kid.clone(), e)),
+        }
+    }
+    Ok(Loaded {
+        schedule,
+        keys,
+        unreadable,
+    })
 }
 
 /// A new kid: the algorithm, the creation time and 32 random bits (readable in `keys list`,
@@ -188,7 +238,9 @@ pub fn new_kid(alg: Alg, now: u64) -> String {
 }
 
 /// Writes `pem` as `<kid>.pem` (0600, never overwriting) and schedules it to sign from
-/// `signs_from`. Returns the schedule entry.
+/// `signs_from`, after the keys already listed (the position breaks a `signs_from` tie: the
+/// later key signs). Returns the schedule entry. The `keys` commands hold
+/// [`keyguard::lock`](super::keyguard::lock) around it.
 pub fn add(dir: &Path, kid: &str, pem: &[u8], now: u64, signs_from: u64) -> Result<Scheduled, KeySetError> {
     check_kid(kid)?;
     std::fs::create_dir_all(dir).map_err(io(dir))?;

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - `keyset`: the key set directory (PEM files and the `keys.json` schedule).
+//! - `keyguard`: who may have written that directory, and one `keys` command at a time.
 //! - `signer`: `LocalSigner`, the `TokenSigner` over the key set, publish-before-sign.
 //! - `jti`: the memory and file `JtiStore`s (revoked tokens, used assertion ids).
 //! - `form`: strict form bodies and the RFC 6749 §2.3.1 decoding.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod form;
 pub mod issuer;
 pub mod jti;
+pub mod keyguard;
 pub mod keyset;
 pub mod rate;
 pub mod registry;
@@ -78,15 +80,27 @@ pub struct Ports {
 }
 
 /// Re-reads the local key set every [`KEY_RELOAD`] (a failed read keeps the keys in service
-/// and is logged once per attempt; no key material in the message).
+/// and is logged once per attempt; a key file that cannot be loaded is logged as an error at
+/// every attempt while the rest of the set is applied; no key material in the messages).
 pub fn spawn_key_reload(signer: std::sync::Arc<signer::LocalSigner>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(KEY_RELOAD);
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = signer.reload() {
-                tracing::warn!(error = %e, "signing key set not reloaded; the keys in service stay");
+            match signer.reload() {
+                Ok(unreadable) => {
+                    for (kid, e) in unreadable {
+                        tracing::error!(
+                            kid = %kid, error = %e,
+                            "signing key listed in keys.json cannot be loaded; left out of service \
+                             (kept only if it was loaded before)"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "signing key set not reloaded; the keys in service stay")
+                }
             }
         }
     })

@@ -174,6 +174,7 @@ impl Registry {
                 let now = authserver_core::clock::now_ms() / 1000;
                 one(super::oauth::figures().key_age(now));
             }
+            MetricId::OAuthSigningKeysUnloadable => one(super::oauth::figures().unloadable_keys()),
             MetricId::OAuthClientAuthFailure => {
                 labelled(out, p, "reason", &super::oauth::figures().auth_failure_rows());
             }

@@ -178,6 +178,9 @@ metrics! {
     OAuthSigningKeyAge = ("OAuthSigningKeyAgeSeconds", "authserver_oauth_signing_key_age_seconds", Gauge, "Seconds",
         None, Emf,
         "Seconds the active OAuth signing key has signed (set when the issuer starts and at each token); 0 without [oauth].");
+    OAuthSigningKeysUnloadable = ("OAuthSigningKeysUnloadable", "authserver_oauth_signing_keys_unloadable", Gauge, "Count",
+        None, StandaloneOnly,
+        "Keys listed in the local OAuth key set's keys.json that the last reload could not load (unreadable, damaged, unsafe mode); 0 when every key loads.");
     ComplianceViolations = ("ComplianceViolations", "authserver_compliance_violations", Gauge, "Count", None,
         PutMetricData,
         "Failed controls in the last compliance check.");

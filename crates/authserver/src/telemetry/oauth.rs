@@ -56,6 +56,8 @@ pub struct OAuthFigures {
     revocations: AtomicU64,
     /// Unix seconds when the active signing key started signing (0: no issuer).
     active_key_since: AtomicU64,
+    /// Listed keys the last local key-set reload could not load.
+    unloadable_keys: AtomicU64,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     validations: Mutex<BTreeMap<&'static str, u64>>,
     /// What the previous EMF blob carried.
@@ -203,6 +205,14 @@ impl OAuthFigures {
     /// Validations by result.
     pub fn validation_rows(&self) -> Vec<(&'static str, u64)> {
         rows(&self.validations, &VALIDATION_RESULTS)
+    }
+    /// The local key set's last load left `n` listed keys out (0: all loaded).
+    pub fn set_unloadable_keys(&self, n: usize) {
+        self.unloadable_keys.store(n as u64, Relaxed);
+    }
+    /// Listed keys the last local key-set load could not load.
+    pub fn unloadable_keys(&self) -> u64 {
+        self.unloadable_keys.load(Relaxed)
     }
     /// Seconds the active key has signed at `now` (0 without an issuer).
     pub fn key_age(&self, now: u64) -> u64 {
