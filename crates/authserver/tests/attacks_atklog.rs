@@ -85,3 +85,64 @@ async fn secrets_in_any_request_field_never_reach_an_oauth_event() {
         }
     }
 }
+
+fn oauth_args(jwks: &std::path::Path) -> authserver::cli::users_oauth::OAuthArgs {
+    authserver::cli::users_oauth::OAuthArgs {
+        file: "users.json".into(),
+        username: Some("svc".into()),
+        scopes: vec!["read".into()],
+        audiences: vec![],
+        default_scopes: vec![],
+        method: authserver_core::oauth::AuthMethod::PrivateKeyJwt,
+        jwks: Some(jwks.to_owned()),
+        clear: false,
+    }
+}
+
+/// Finding 1 (low): `users oauth --jwks` promises to refuse private key material ("a JWK set of
+/// a client holds its *public* keys; a pasted private key would be kept in the users store"),
+/// but it only looks for `d`, `p`, `q`, `dp`, `dq`, `qi`, `k` as top-level members of each
+/// element of `keys`. Next to one usable public key (all `validate` needs), these are accepted
+/// and written to the users file verbatim:
+/// - a PEM private key pasted as an element of `keys` (a string, skipped as "not a JWK");
+/// - an RSA key's `oth` member (RFC 7518 §6.3.2.7, private: the other primes' CRT values),
+///   which the list's own comment claims to cover (§6.3.2);
+/// - a private JWK nested in any member of a key (e.g. `"private": {"kty":"EC","d":...}`).
+///
+/// Repro: `authserver users oauth users.json svc --scopes read --method private_key_jwt
+/// --jwks jwks.json` with `{"keys":[<public EC JWK>, "-----BEGIN PRIVATE KEY-----..."]}`:
+/// "is an OAuth client", and the PEM is in users.json.
+#[test]
+#[ignore = "finding 1: fails until fixed"]
+fn private_key_material_anywhere_in_the_jwks_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = authserver::oauth::keyset::generate_es256_pem().unwrap();
+    let pem_path = dir.path().join("k.pem");
+    std::fs::write(&pem_path, &pem).unwrap();
+    let (_, key) = authserver::oauth::keyset::read_key(&pem_path).unwrap();
+    let public = authserver::oauth::keyset::public_jwk("k1", &key).unwrap();
+    let pem_text = String::from_utf8(pem).unwrap();
+    let mut nested = public.clone();
+    nested["kid"] = "k2".into();
+    let mut private = public.clone();
+    private["d"] = "c2VjcmV0LXNjYWxhcg".into();
+    nested["private"] = private;
+    let cases = [
+        ("pem string", serde_json::json!({"keys": [public, pem_text]})),
+        (
+            "oth",
+            serde_json::json!({"keys": [public, {"kty": "RSA", "kid": "r1", "n": "AQAB", "e": "AQAB",
+                "oth": [{"r": "AQAB", "d": "c2VjcmV0", "t": "AQAB"}]}]}),
+        ),
+        ("nested private jwk", serde_json::json!({"keys": [public, nested]})),
+    ];
+    let mut accepted = Vec::new();
+    for (name, jwks) in cases {
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(&jwks).unwrap()).unwrap();
+        if oauth_args(&path).client().is_ok() {
+            accepted.push(name);
+        }
+    }
+    assert!(accepted.is_empty(), "private key material accepted into the users store: {accepted:?}");
+}
