@@ -146,3 +146,46 @@ fn private_key_material_anywhere_in_the_jwks_is_refused() {
     }
     assert!(accepted.is_empty(), "private key material accepted into the users store: {accepted:?}");
 }
+
+/// Finding 2 (low, operator mistake): `users oauth --method private_key_jwt` (and the store's
+/// `OAuthClient::validate`) promise to refuse a JWK set with "no usable RS256 / ES256 signing
+/// key", but `VerifyingKey::from_jwk` calls a key usable on its shape alone: an EC "P-256"
+/// key whose point is not on the curve, an RSA key over 8192 bits or with `e` = 1 all pass,
+/// and ring refuses every signature against them. The CLI says "is an OAuth client"; every
+/// assertion of that client then fails `bad_signature`, counted against its source.
+///
+/// Repro: `--jwks` with `{"keys":[{"kty":"EC","crv":"P-256","x":"AQEB...(32 bytes)","y":"AQEB..."}]}`
+/// is accepted.
+#[test]
+#[ignore = "finding 2: fails until fixed"]
+fn a_jwks_whose_only_keys_cannot_verify_anything_is_refused() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let dir = tempfile::tempdir().unwrap();
+    let mut big_n = vec![0xc3u8; 1100];
+    big_n[1099] |= 1;
+    let cases = [
+        (
+            "EC point off the curve",
+            serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "e1",
+                "x": b64(&[1u8; 32]), "y": b64(&[1u8; 32])}]}),
+        ),
+        (
+            "RSA over 8192 bits",
+            serde_json::json!({"keys": [{"kty": "RSA", "kid": "r1", "n": b64(&big_n), "e": "AQAB"}]}),
+        ),
+        (
+            "RSA e = 1",
+            serde_json::json!({"keys": [{"kty": "RSA", "kid": "r2", "n": b64(&[0xc3u8; 256]), "e": "AQ"}]}),
+        ),
+    ];
+    let mut accepted = Vec::new();
+    for (name, jwks) in cases {
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(&jwks).unwrap()).unwrap();
+        if oauth_args(&path).client().is_ok() {
+            accepted.push(name);
+        }
+    }
+    assert!(accepted.is_empty(), "unusable keys accepted as the client's only keys: {accepted:?}");
+}
