@@ -189,3 +189,97 @@ fn a_jwks_whose_only_keys_cannot_verify_anything_is_refused() {
     }
     assert!(accepted.is_empty(), "unusable keys accepted as the client's only keys: {accepted:?}");
 }
+
+/// Concurrent token requests (issued, wrong secret, unknown id, a plain user, a secret in
+/// `client_id`), a quarter of them abandoned by their client mid-request, against the binary:
+/// the audit file's hash chain verifies (`authserver audit verify`), and neither the audit
+/// file nor the output (trace level) holds a secret, a token or a plain user's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_token_requests_keep_the_chain_and_leak_nothing() {
+    use authserver_testkit::cli::{cli, run_cli};
+    use authserver_testkit::process::Server;
+    let f = fixture();
+    let port = authserver_testkit::emulator::free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let config = f.dir.path().join("config.toml");
+    let audit = f.dir.path().join("audit.log");
+    std::fs::write(
+        &config,
+        format!(
+            "[oauth]\nissuer = \"{issuer}\"\naudiences = [\"{AUDIENCE}\"]\nkeys_dir = \"{}\"\n[log]\nlevel = \"trace\"\n[audit]\nfile = \"{}\"\nstdout = true\n",
+            f.keys.display(),
+            audit.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_on(
+        &format!("127.0.0.1:{port}"),
+        &f.users,
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+    let url = server.url("/oauth/token");
+    let client = reqwest::Client::new();
+    let grant = "grant_type=client_credentials";
+    let mut tasks = Vec::new();
+    for i in 0..160u32 {
+        let (auth, form) = match i % 5 {
+            0 => (Some(basic_client(BASIC_CLIENT, BASIC_SECRET)), grant.to_owned()),
+            1 => (Some(basic_client(BASIC_CLIENT, "wrong-Secret-7")), grant.to_owned()),
+            2 => (Some(basic_client("nobody-here", "wrong-Secret-7")), grant.to_owned()),
+            3 => (Some(basic_client(PLAIN_USER, PLAIN_PW)), grant.to_owned()),
+            _ => (None, format!("{grant}&client_id={}&client_secret=x", enc(POST_SECRET))),
+        };
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut req = client.post(&url).header("content-type", "application/x-www-form-urlencoded").body(form);
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let send = req.send();
+            let answer = if i % 4 == 3 {
+                // Hang up mid-request.
+                let _ = tokio::time::timeout(std::time::Duration::from_millis(u64::from(i % 7)), send).await;
+                None
+            } else {
+                let r = send.await.unwrap();
+                Some(r.text().await.unwrap())
+            };
+            answer
+        }));
+    }
+    let mut tokens = Vec::new();
+    for t in tasks {
+        if let Some(body) = t.await.unwrap() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+                if let Some(tok) = v["access_token"].as_str() {
+                    tokens.push(tok.to_owned());
+                }
+            }
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let (_, lines) = server.terminate();
+    assert!(!tokens.is_empty());
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let n = text.lines().filter(|l| l.contains("oauth_token")).count();
+    assert!(n >= 120, "{n} oauth_token events of 160 requests");
+    let o = run_cli(cli().args(["audit", "verify", audit.to_str().unwrap()]), None);
+    assert!(
+        o.status.success(),
+        "chain broken: {} {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let output = lines.join("\n");
+    for secret in [BASIC_SECRET, POST_SECRET, PLAIN_PW, PLAIN_USER, "$argon2id"]
+        .into_iter()
+        .chain(tokens.iter().map(|t| &t[t.len() - 40..]))
+    {
+        assert!(!text.contains(secret), "{secret:?} in the audit file");
+        assert!(!output.contains(secret), "{secret:?} in the output");
+    }
+    for line in lines.iter().filter(|l| l.starts_with('{')) {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+}
