@@ -35,36 +35,105 @@ async fn secrets_in_any_request_field_never_reach_an_oauth_event() {
     let jwt = assertion(&f, "atk-jti-1");
     let hostile: Vec<(Option<String>, String, &str)> = vec![
         // The secret in the id field (post and basic), id and secret swapped.
-        (None, format!("{grant}&client_id={}&client_secret=x-Secret-1", enc(BASIC_SECRET)), "/oauth/token"),
-        (Some(basic_client(BASIC_SECRET, BASIC_CLIENT)), grant.to_owned(), "/oauth/token"),
-        (Some(basic_client(POST_SECRET, "whatever-Secret-9")), grant.to_owned(), "/oauth/token"),
+        (
+            None,
+            format!("{grant}&client_id={}&client_secret=x-Secret-1", enc(BASIC_SECRET)),
+            "/oauth/token",
+        ),
+        (
+            Some(basic_client(BASIC_SECRET, BASIC_CLIENT)),
+            grant.to_owned(),
+            "/oauth/token",
+        ),
+        (
+            Some(basic_client(POST_SECRET, "whatever-Secret-9")),
+            grant.to_owned(),
+            "/oauth/token",
+        ),
         // A plain user's name and password, by both methods and as an assertion's iss/sub.
-        (Some(basic_client(PLAIN_USER, PLAIN_PW)), grant.to_owned(), "/oauth/token"),
-        (Some(basic_client(PLAIN_USER, "wrong-Password-1")), grant.to_owned(), "/oauth/token"),
-        (None, format!("{grant}&client_id={PLAIN_USER}&client_secret={}", enc(PLAIN_PW)), "/oauth/token"),
+        (
+            Some(basic_client(PLAIN_USER, PLAIN_PW)),
+            grant.to_owned(),
+            "/oauth/token",
+        ),
+        (
+            Some(basic_client(PLAIN_USER, "wrong-Password-1")),
+            grant.to_owned(),
+            "/oauth/token",
+        ),
+        (
+            None,
+            format!("{grant}&client_id={PLAIN_USER}&client_secret={}", enc(PLAIN_PW)),
+            "/oauth/token",
+        ),
         // A token in token_type_hint, a JWT in scope, a password as resource, a token as client_id.
-        (Some(basic.clone()), format!("token=x&token_type_hint={}", enc(&token)), "/oauth/introspect"),
-        (Some(basic.clone()), format!("token=x&token_type_hint={}", enc(&token)), "/oauth/revoke"),
-        (Some(basic.clone()), format!("{grant}&scope={}", enc(&jwt)), "/oauth/token"),
-        (Some(basic.clone()), format!("{grant}&scope=read%20{}", enc(PLAIN_PW)), "/oauth/token"),
-        (Some(basic.clone()), format!("{grant}&resource={}", enc(PLAIN_PW)), "/oauth/token"),
-        (Some(basic.clone()), format!("{grant}&client_id={}", enc(&token)), "/oauth/token"),
-        (Some(basic.clone()), format!("{grant}&client_id={}", enc(PLAIN_PW)), "/oauth/token"),
-        (None, format!("{grant}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}&client_id={}", enc(&jwt), enc(PLAIN_PW)), "/oauth/token"),
-        (Some(basic.clone()), format!("token={}", enc(&token)), "/oauth/introspect"),
-        (Some(basic.clone()), format!("token={}", enc(&jwt)), "/oauth/revoke"),
+        (
+            Some(basic.clone()),
+            format!("token=x&token_type_hint={}", enc(&token)),
+            "/oauth/introspect",
+        ),
+        (
+            Some(basic.clone()),
+            format!("token=x&token_type_hint={}", enc(&token)),
+            "/oauth/revoke",
+        ),
+        (
+            Some(basic.clone()),
+            format!("{grant}&scope={}", enc(&jwt)),
+            "/oauth/token",
+        ),
+        (
+            Some(basic.clone()),
+            format!("{grant}&scope=read%20{}", enc(PLAIN_PW)),
+            "/oauth/token",
+        ),
+        (
+            Some(basic.clone()),
+            format!("{grant}&resource={}", enc(PLAIN_PW)),
+            "/oauth/token",
+        ),
+        (
+            Some(basic.clone()),
+            format!("{grant}&client_id={}", enc(&token)),
+            "/oauth/token",
+        ),
+        (
+            Some(basic.clone()),
+            format!("{grant}&client_id={}", enc(PLAIN_PW)),
+            "/oauth/token",
+        ),
+        (
+            None,
+            format!(
+                "{grant}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}&client_id={}",
+                enc(&jwt),
+                enc(PLAIN_PW)
+            ),
+            "/oauth/token",
+        ),
+        (
+            Some(basic.clone()),
+            format!("token={}", enc(&token)),
+            "/oauth/introspect",
+        ),
+        (
+            Some(basic.clone()),
+            format!("token={}", enc(&jwt)),
+            "/oauth/revoke",
+        ),
         (Some(format!("Bearer {token}")), grant.to_owned(), "/oauth/token"),
-        (Some(format!("Basic {}", enc(PLAIN_PW))), grant.to_owned(), "/oauth/token"),
+        (
+            Some(format!("Basic {}", enc(PLAIN_PW))),
+            grant.to_owned(),
+            "/oauth/token",
+        ),
     ];
     for (auth, form, path) in &hostile {
         let _ = post_form(&state, PEER, path, auth.as_deref(), form).await;
     }
     let events = recorder.events();
     assert!(events.len() > hostile.len(), "{}", events.len());
-    let text: Vec<String> = events
-        .iter()
-        .map(|e| serde_json::to_string(e).unwrap())
-        .collect();
+    let text: Vec<String> = events.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
     let secrets = [
         BASIC_SECRET,
         POST_SECRET,
@@ -134,7 +203,10 @@ fn private_key_material_anywhere_in_the_jwks_is_refused() {
             serde_json::json!({"keys": [public, {"kty": "RSA", "kid": "r1", "n": "AQAB", "e": "AQAB",
                 "oth": [{"r": "AQAB", "d": "c2VjcmV0", "t": "AQAB"}]}]}),
         ),
-        ("nested private jwk", serde_json::json!({"keys": [public, nested]})),
+        (
+            "nested private jwk",
+            serde_json::json!({"keys": [public, nested]}),
+        ),
     ];
     let mut accepted = Vec::new();
     for (name, jwks) in cases {
@@ -144,7 +216,10 @@ fn private_key_material_anywhere_in_the_jwks_is_refused() {
             accepted.push(name);
         }
     }
-    assert!(accepted.is_empty(), "private key material accepted into the users store: {accepted:?}");
+    assert!(
+        accepted.is_empty(),
+        "private key material accepted into the users store: {accepted:?}"
+    );
 }
 
 /// Finding 2 (low, operator mistake): `users oauth --method private_key_jwt` (and the store's
@@ -187,7 +262,10 @@ fn a_jwks_whose_only_keys_cannot_verify_anything_is_refused() {
             accepted.push(name);
         }
     }
-    assert!(accepted.is_empty(), "unusable keys accepted as the client's only keys: {accepted:?}");
+    assert!(
+        accepted.is_empty(),
+        "unusable keys accepted as the client's only keys: {accepted:?}"
+    );
 }
 
 /// Concurrent token requests (issued, wrong secret, unknown id, a plain user, a secret in
@@ -225,37 +303,47 @@ async fn concurrent_token_requests_keep_the_chain_and_leak_nothing() {
     for i in 0..160u32 {
         let (auth, form) = match i % 5 {
             0 => (Some(basic_client(BASIC_CLIENT, BASIC_SECRET)), grant.to_owned()),
-            1 => (Some(basic_client(BASIC_CLIENT, "wrong-Secret-7")), grant.to_owned()),
-            2 => (Some(basic_client("nobody-here", "wrong-Secret-7")), grant.to_owned()),
+            1 => (
+                Some(basic_client(BASIC_CLIENT, "wrong-Secret-7")),
+                grant.to_owned(),
+            ),
+            2 => (
+                Some(basic_client("nobody-here", "wrong-Secret-7")),
+                grant.to_owned(),
+            ),
             3 => (Some(basic_client(PLAIN_USER, PLAIN_PW)), grant.to_owned()),
-            _ => (None, format!("{grant}&client_id={}&client_secret=x", enc(POST_SECRET))),
+            _ => (
+                None,
+                format!("{grant}&client_id={}&client_secret=x", enc(POST_SECRET)),
+            ),
         };
         let (client, url) = (client.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
-            let mut req = client.post(&url).header("content-type", "application/x-www-form-urlencoded").body(form);
+            let mut req = client
+                .post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form);
             if let Some(a) = auth {
                 req = req.header("authorization", a);
             }
             let send = req.send();
-            let answer = if i % 4 == 3 {
+            if i % 4 == 3 {
                 // Hang up mid-request.
                 let _ = tokio::time::timeout(std::time::Duration::from_millis(u64::from(i % 7)), send).await;
                 None
             } else {
                 let r = send.await.unwrap();
                 Some(r.text().await.unwrap())
-            };
-            answer
+            }
         }));
     }
     let mut tokens = Vec::new();
     for t in tasks {
-        if let Some(body) = t.await.unwrap() {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
-                if let Some(tok) = v["access_token"].as_str() {
-                    tokens.push(tok.to_owned());
-                }
-            }
+        if let Some(body) = t.await.unwrap()
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
+            && let Some(tok) = v["access_token"].as_str()
+        {
+            tokens.push(tok.to_owned());
         }
     }
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;

@@ -49,11 +49,20 @@ async fn followers_from_other_sources_survive_the_leaders_hang_up_with_their_own
         held.push(gate.limiter.acquire(FAST).await.unwrap());
     }
     let leader = tokio::spawn(request(0));
-    eventually("the leader queued", Duration::from_secs(10), || gate.limiter.waiting() == 1).await;
+    eventually("the leader queued", Duration::from_secs(10), || {
+        gate.limiter.waiting() == 1
+    })
+    .await;
     let followers: Vec<_> = (1..16).map(|i| tokio::spawn(request(i))).collect();
-    eventually("15 followers", Duration::from_secs(10), || gate.flights.counts().waiting == 15).await;
+    eventually("15 followers", Duration::from_secs(10), || {
+        gate.flights.counts().waiting == 15
+    })
+    .await;
     drop(held);
-    eventually("the leader verifying", Duration::from_secs(10), || gate.limiter.waiting() == 0).await;
+    eventually("the leader verifying", Duration::from_secs(10), || {
+        gate.limiter.waiting() == 0
+    })
+    .await;
     leader.abort();
     for t in followers {
         let status = tokio::time::timeout(Duration::from_secs(20), t)
@@ -70,12 +79,23 @@ async fn followers_from_other_sources_survive_the_leaders_hang_up_with_their_own
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["request_id"].as_str().is_some_and(|id| id.starts_with("fl-")))
         .collect();
-    assert_eq!(records.len(), 16, "one record per request, the leader's too: {text}");
+    assert_eq!(
+        records.len(),
+        16,
+        "one record per request, the leader's too: {text}"
+    );
     for r in &records {
         let i: u16 = r["request_id"].as_str().unwrap()[3..].parse().unwrap();
-        assert_eq!(r["source"], Value::from(source(i).to_canonical().to_string()), "{r}");
+        assert_eq!(
+            r["source"],
+            Value::from(source(i).to_canonical().to_string()),
+            "{r}"
+        );
         assert_eq!(r["reason"], "wrong_password", "{r}");
     }
     let leader_record = records.iter().find(|r| r["request_id"] == "fl-0").unwrap();
-    assert_eq!((leader_record["status"].as_u64(), leader_record["cache"].as_str()), (Some(499), Some("miss")));
+    assert_eq!(
+        (leader_record["status"].as_u64(), leader_record["cache"].as_str()),
+        (Some(499), Some("miss"))
+    );
 }
