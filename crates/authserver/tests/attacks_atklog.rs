@@ -371,3 +371,39 @@ async fn concurrent_token_requests_keep_the_chain_and_leak_nothing() {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
 }
+
+/// Finding 4 (low, operator mistake): `users oauth --audiences URL[,URL]` (docs/oauth.md; RFC
+/// 8707: a `resource` is an absolute URI without a fragment) takes any non-empty text of at
+/// most 256 characters without control characters: `not a url`, a lone space, `*`,
+/// `javascript:alert(1)` are written to the users file, and the token endpoint then issues
+/// tokens with that `aud` to a client sending `resource=*`.
+///
+/// Repro: `authserver users oauth users.json svc --scopes read --audiences '*'`: "is an OAuth
+/// client", `"audiences": ["*"]` in the file.
+#[test]
+#[ignore = "finding 4: fails until fixed"]
+fn audiences_that_are_not_absolute_uris_are_refused() {
+    let mut accepted = Vec::new();
+    for aud in [
+        "not a url",
+        " ",
+        "*",
+        "relative/path",
+        "https://api.example.test/#frag",
+    ] {
+        let args = authserver::cli::users_oauth::OAuthArgs {
+            file: "users.json".into(),
+            username: Some("svc".into()),
+            scopes: vec!["read".into()],
+            audiences: vec![aud.into()],
+            default_scopes: vec![],
+            method: authserver_core::oauth::AuthMethod::ClientSecretBasic,
+            jwks: None,
+            clear: false,
+        };
+        if args.client().is_ok() {
+            accepted.push(aud);
+        }
+    }
+    assert!(accepted.is_empty(), "accepted as audiences: {accepted:?}");
+}
