@@ -339,3 +339,98 @@ mod tests {
         assert!(!AccessLog::None.wants(true, 401));
     }
 }
+
+/// Attack (wt-atklog): the hand-written line against `serde_json` for arbitrary text in every
+/// caller-reachable string field and arbitrary addresses (IPv4, IPv6, IPv4-mapped). Every line
+/// must be one line, parse with `serde_json` and carry the same values a `serde_json` rendering
+/// of the same fields carries; the string writer must emit exactly `serde_json`'s bytes.
+#[cfg(test)]
+mod attack_proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn special() -> impl Strategy<Value = String> {
+        // Text dense in the bytes that matter, at every offset mod 8 and at the end.
+        let piece = prop_oneof![
+            Just("\"".to_owned()),
+            Just("\\".to_owned()),
+            Just("\n".to_owned()),
+            Just("\r".to_owned()),
+            Just("\u{0}".to_owned()),
+            Just("\u{1f}".to_owned()),
+            Just("\u{7f}".to_owned()),
+            Just("\u{2028}".to_owned()),
+            Just("\u{2029}".to_owned()),
+            Just("\u{feff}".to_owned()),
+            Just("\u{10ffff}".to_owned()),
+            Just("é".to_owned()),
+            "[a-z]{0,9}",
+            any::<char>().prop_map(String::from),
+        ];
+        prop::collection::vec(piece, 0..24).prop_map(|v| v.concat())
+    }
+
+    fn ip() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
+            any::<[u8; 4]>().prop_map(|v4| IpAddr::V6(std::net::Ipv4Addr::from(v4).to_ipv6_mapped())),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn string_writer_is_byte_identical_to_serde_json(s in special()) {
+            let mut mine = Vec::new();
+            super::super::json::string(&mut mine, &s);
+            prop_assert_eq!(mine, serde_json::to_vec(&s).unwrap());
+        }
+
+        #[test]
+        fn any_string_at_any_offset(prefix in 0usize..16, body in any::<String>(), tail in special()) {
+            let s = format!("{}{body}{tail}", "x".repeat(prefix));
+            let mut mine = Vec::new();
+            super::super::json::string(&mut mine, &s);
+            prop_assert_eq!(mine, serde_json::to_vec(&s).unwrap());
+        }
+
+        #[test]
+        fn the_line_round_trips(
+            id in special(), xray in special(), tp in special(), method in special(),
+            route in special(), hash in special(), rule in special(), source in ip(),
+            status in any::<u16>(), verify in any::<f64>(), latency in any::<f64>(),
+        ) {
+            let a = Access {
+                request_id: &id, xray_trace_id: Some(&xray), traceparent: Some(&tp),
+                method: Some(&method), route: &route, authorizer: Some("http_request"),
+                status: Some(status), outcome: Some("denied"), reason: Some("wrong_password"),
+                user_hash: Some(&hash), source: Some(source), cache: Some("shared"),
+                verify_ms: Some(verify), rule: Some(&rule), latency_ms: latency,
+            };
+            let mut line = Vec::new();
+            render(&mut line, &a, true);
+            prop_assert!(line.ends_with(b"}\n"), "line end");
+            prop_assert!(!line[..line.len() - 1].contains(&b'\n'), "one line");
+            let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            let want = serde_json::json!({
+                "request_id": id, "xray_trace_id": xray, "traceparent": tp, "method": method,
+                "route": route, "status": status, "user_hash": hash,
+                "source": source.to_string(), "rule": rule,
+            });
+            // Floats: serde_json's own writer; its parser (no `float_roundtrip`) may be one ulp off.
+            for (k, f) in [("verify_ms", verify), ("latency_ms", latency)] {
+                match v[k].as_f64() {
+                    Some(g) => prop_assert!(f.is_finite() && (g - f).abs() <= f.abs() * 1e-15, "{} {} {}", k, g, f),
+                    None => prop_assert!(!f.is_finite() && v[k].is_null(), "{}", k),
+                }
+            }
+            for (k, w) in want.as_object().unwrap() {
+                prop_assert_eq!(&v[k], w, "{}", k);
+            }
+            let event = serde_json::to_value(a.audit_event().unwrap()).unwrap();
+            prop_assert_eq!(&event["source"], &v["source"]);
+        }
+    }
+}
