@@ -97,7 +97,7 @@ impl UsersTableStore {
             Err(e) => {
                 self.shared.fail(&mut state, now, &e);
                 // A version that is not a u64: the table answers, only that item is wrong.
-                state.answering = e.code.as_deref() == Some(super::table::INVALID_VERSION);
+                state.answering = e.code.as_deref() == Some(super::INVALID_VERSION);
                 Err(e)
             }
         }
