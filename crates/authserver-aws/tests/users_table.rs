@@ -152,15 +152,23 @@ async fn lookups_pickup_and_outage_on_a_loaded_table() {
         "the cached success no longer answers"
     );
 
-    // Outage: the table is gone. Cached entries keep answering (last good); others 503;
-    // past max_stale everything is 503.
+    // Outage: the table is gone. Entries read since the last version change seen keep
+    // answering (last good); others 503, an entry read before that change too (it may predate
+    // a write to its user: never served once the bump was seen); past max_stale everything
+    // is 503.
     let uncached = ut::name(n - 1);
+    let before_bump = &sample[3];
+    assert!(view(&store, bob).await.user(bob).is_some(), "bob read again");
     c.delete_table().table_name(&name).send().await.unwrap();
     clock.advance(Duration::from_secs(5));
     assert!(view(&store, bob).await.user(bob).is_some(), "last good entry");
     assert!(
         store.current_for(&uncached).resolve().await.is_err(),
         "not cached: 503"
+    );
+    assert!(
+        store.current_for(before_bump).resolve().await.is_err(),
+        "cached before the bump the store saw: 503"
     );
     let status = store.status();
     assert!(status.ready && status.last_error.is_some(), "{status:?}");

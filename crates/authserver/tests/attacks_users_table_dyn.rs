@@ -92,7 +92,6 @@ fn cli(url: &str, table: &str, args: &[&str]) -> (bool, String) {
 /// every 1 s caches alice; `users disable alice --table T` (bump +1); 2.5 s later alice is
 /// still accepted (for `entry_ttl`, 5 min).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 1: fails until fixed"]
 async fn a_version_past_u64_hides_every_later_cli_write() {
     let url = or_skip!(moto::url("a_version_past_u64_hides_every_later_cli_write"));
     let (c, table, _relay, state) = rig(&url).await;
@@ -129,7 +128,6 @@ async fn a_version_past_u64_hides_every_later_cli_write() {
 /// Repro: `bump_counting(1)` through a client whose first `UpdateItem` answer is replaced by a
 /// 500 after moto applied it: the count goes 1 -> 3 for one added user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 2: fails until fixed"]
 async fn a_lost_bump_answer_counts_the_added_user_twice() {
     let url = or_skip!(moto::url("a_lost_bump_answer_counts_the_added_user_twice"));
     let (_c, table, _relay, _state) = rig(&url).await;
@@ -167,7 +165,6 @@ async fn a_lost_bump_answer_counts_the_added_user_twice() {
 /// `DeleteItem` answers (fails after the SDK's timeouts); hold released; `users remove alice`
 /// again ("no user"); 2.5 s later (poll 1 s) alice is still accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 3: fails until fixed"]
 async fn a_remove_whose_answer_was_lost_is_never_picked_up() {
     let url = or_skip!(moto::url("a_remove_whose_answer_was_lost_is_never_picked_up"));
     let (_c, table, relay, state) = rig(&url).await;
@@ -246,7 +243,6 @@ async fn odd_usernames_are_unknown_users_not_a_store_outage() {
 /// `POST /oauth/token grant_type=client_credentials&client_id=svc-post&client_secret=…`
 /// (expected 200 with a token, as with the users file); today 400 `unauthorized_client`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 4: fails until fixed"]
 async fn an_oauth_client_in_the_users_table_can_get_a_token() {
     use authserver_testkit::oauth::{POST_CLIENT, POST_SECRET, fixture};
     use http_body_util::BodyExt as _;
@@ -300,7 +296,6 @@ async fn an_oauth_client_in_the_users_table_can_get_a_token() {
 /// request's version read gets two ThrottlingExceptions; the table is fine from then on;
 /// bob (not cached), asked every 250 ms, is 503 for ~5 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 8: fails until fixed"]
 async fn one_throttled_version_read_503s_uncached_users_for_a_whole_poll() {
     use authserver_aws::users_table::REQUEST_RETRY;
     use authserver_aws::{UsersTableConfig, UsersTableStore};
@@ -360,7 +355,6 @@ async fn one_throttled_version_read_503s_uncached_users_for_a_whole_poll() {
 /// `{"alice": H, "mallory": H}`: exit 1 "import incomplete: 1 added", mallory is in the table,
 /// no `"action":"users.import"` event on either stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 9: fails until fixed"]
 async fn a_partly_failed_import_still_leaves_an_audit_event() {
     let url = or_skip!(moto::url("a_partly_failed_import_still_leaves_an_audit_event"));
     let (_c, table, _relay, _state) = rig(&url).await;
@@ -430,7 +424,6 @@ async fn import(url: &str, table: &str, users: &[&str]) -> (bool, String, String
 /// /ready` once a second: 503 forever (8 s measured), until one `POST /auth/validate` (503)
 /// probes it and the next `/ready` is 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 11: fails until fixed"]
 async fn a_store_started_without_its_table_becomes_ready_with_only_readiness_probes() {
     use http_body_util::BodyExt as _;
     let url = or_skip!(moto::url(
@@ -576,7 +569,6 @@ async fn hand_edited_items_deny_their_user_and_leak_nothing() {
 /// version is read; alice's next `GetItem` answers are held (a throttled key: the SDK gives up
 /// after 2 × 2 s); that request answers 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 13: fails until fixed"]
 async fn a_disabled_user_whose_own_read_fails_is_let_in_from_the_stale_entry() {
     let url = or_skip!(moto::url(
         "a_disabled_user_whose_own_read_fails_is_let_in_from_the_stale_entry"
@@ -612,7 +604,6 @@ async fn a_disabled_user_whose_own_read_fails_is_let_in_from_the_stale_entry() {
 /// Repro: three users added through the CLI; `users remove :version --table T` → exit 0;
 /// the version item reads `{version: 1, users: -1}`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 14: fails until fixed"]
 async fn the_cli_refuses_to_remove_the_version_item() {
     let url = or_skip!(moto::url("the_cli_refuses_to_remove_the_version_item"));
     let (_c, table, _relay, _state) = rig(&url).await;

@@ -28,12 +28,18 @@
 //! - **Outage.** A failed call is retried (request path: 2 attempts). A failed `GetItem` backs
 //!   off that username only (its cached entry or 503 for a second; a throttled hot key must
 //!   not deny everyone) and has the next request read the version; a failed version read is
-//!   the table's failure: cached entries keep answering, even stale ones, for `max_stale` from
-//!   the first failure, users not cached get 503 with `Retry-After` at once (no `GetItem` is
+//!   the table's failure: cached entries keep answering, even past `entry_ttl`, for `max_stale`
+//!   from the first failure (only entries read since the last version change seen: one read
+//!   before a seen bump may predate a disable or removal, so it is never served, by an outage
+//!   nor by its user's own failed `GetItem`; 503 instead), users not cached get 503 with `Retry-After` at once (no `GetItem` is
 //!   sent while the table is failing), and the version is probed at most once a second
 //!   meanwhile, on a task of its own (no request waits for it; on Lambda it runs while
 //!   invocations do, the environment being frozen in between), also past `max_stale` and
-//!   after a start without the table: the first success ends it. Past `max_stale`, or when the
+//!   after a start without the table, and started by `status()` (`/ready`) as by requests, so
+//!   an instance a readiness probe keeps out of traffic still heals: the first success ends it.
+//!   A version item whose version is not a `u64` is such a failure (logged, `last_error`), not
+//!   version 0, but the table answers, so requests keep reading the version themselves and the
+//!   CLI's repair (any write's bump resets it) is in force within one `version_poll`. Past `max_stale`, or when the
 //!   table never answered, everything else is 503, as with the secret. Until the failure is
 //!   known, a request waits at most the SDK's bound (2 attempts of `crate::client::ATTEMPT_TIMEOUT`, ~4 s):
 //!   the one reading the version, and uncached users' `GetItem`s meanwhile.
@@ -50,7 +56,9 @@
 //! - **Argon2id only.** Legacy hashes (bcrypt, SHA-crypt) are refused whatever `hash.legacy`
 //!   says: their pacing would need the whole store's cost classes, which no view has.
 //! - **Writes** ([`UsersTable`]) are conditional (`attribute_not_exists` / `attribute_exists`;
-//!   status changes update one attribute), then bump the version. `BatchWriteItem` is only for
+//!   status changes update one attribute), then bump the version (idempotent: conditional on
+//!   the version read, with a token telling a lost answer's attempt; see `version.rs`). A write
+//!   whose outcome is unknown still bumps (the CLI's part). `BatchWriteItem` is only for
 //!   the bulk load of new users.
 //! - **Not here:** rotation. Service accounts rotate through Secrets Manager versions
 //!   (`AWSPENDING` / `AWSPREVIOUS`); a table has no versions, so no pending or previous
@@ -60,10 +68,12 @@ pub mod item;
 mod source;
 mod state;
 mod table;
+mod version;
 
 pub use item::{Item, ItemError};
 pub use source::UsersTableStore;
-pub use table::{BATCH, Head, Page, USERS_ATTR, UsersTable, WriteError};
+pub use table::{BATCH, Page, UsersTable, WriteError};
+pub use version::{BUMP_ATTR, Head, INVALID_VERSION, USERS_ATTR};
 
 use crate::retry::RetryPolicy;
 use authserver_core::HashPolicy;

@@ -96,6 +96,8 @@ impl UsersTableStore {
             }
             Err(e) => {
                 self.shared.fail(&mut state, now, &e);
+                // A version that is not a u64: the table answers, only that item is wrong.
+                state.answering = e.code.as_deref() == Some(super::INVALID_VERSION);
                 Err(e)
             }
         }
@@ -142,10 +144,14 @@ impl UsersTableStore {
         let now = self.shared.clock.now();
         let (due, failing) = {
             let state = self.shared.lock();
+            // Failing (even within `max_stale`, entries still answering): probe once a second,
+            // not once per `version_poll`, so a single failed read costs uncached users about a
+            // second of 503, as `Retry-After: 1` says.
+            let failing = state.failing_since.is_some();
             let unavailable = state.unavailable(now, self.shared.config.max_stale).is_some();
-            let due = (unavailable || state.poll_due(now, self.shared.config.version_poll))
+            let due = (failing || unavailable || state.poll_due(now, self.shared.config.version_poll))
                 && !state.backing_off(now);
-            (due, state.failing_since.is_some())
+            (due, failing && !state.answering)
         };
         // The guard clears the flag however this ends, a request dropped mid-read included.
         let Some(polling) = due.then(|| Polling::start(&self.shared)).flatten() else {
@@ -165,6 +171,31 @@ impl UsersTableStore {
                 let _ = self.read_version().await;
             }
         }
+    }
+
+    /// Starts a version read on a task of its own when the store is failing or has never read
+    /// the version, unless it backs off or a read is under way. Needs a Tokio runtime (none:
+    /// nothing starts; the next request probes).
+    fn probe_if_unhealthy(&self) {
+        let now = self.shared.clock.now();
+        let due = {
+            let state = self.shared.lock();
+            (state.failing_since.is_some() || state.confirmed_at.is_none()) && !state.backing_off(now)
+        };
+        if !due {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Some(polling) = Polling::start(&self.shared) else {
+            return;
+        };
+        let store = self.clone();
+        runtime.spawn(async move {
+            let _polling = polling;
+            let _ = store.read_version().await;
+        });
     }
 
     /// One `GetItem` for `user`, sent in `epoch`: its view (or the unknown-user view), or on
@@ -367,7 +398,11 @@ impl SnapshotSource for UsersTableStore {
         Lookup::Fetch(Box::pin(self.lookup(username)))
     }
 
+    /// Also drives the probe of a store that is not healthy (failing, or never read): behind
+    /// a readiness probe a not-ready instance gets no traffic, so `/ready` itself must start
+    /// the read that ends the failure (on a task of its own, at most one a second).
     fn status(&self) -> StoreStatus {
+        self.probe_if_unhealthy();
         let now = self.shared.clock.now();
         let state = self.shared.lock();
         StoreStatus {

@@ -68,6 +68,10 @@ pub struct State {
     pub failing_since: Option<Instant>,
     /// Last failure, when calls may be tried again.
     pub retry_at: Option<Instant>,
+    /// The last failure was the table's answer, not its silence (a version item that is not a
+    /// `u64`): requests read the version themselves, as when healthy, so that the CLI's repair
+    /// is in force within `version_poll` plus one round trip.
+    pub answering: bool,
     pub last_error: Option<String>,
     /// When a failed `GetItem` was last logged.
     pub key_logged_at: Option<Instant>,
@@ -89,6 +93,7 @@ impl State {
             confirmed_at: None,
             failing_since: None,
             retry_at: None,
+            answering: true,
             last_error: None,
             key_logged_at: None,
             refusals_logged: LruCache::new(NonZeroUsize::new(TRACKED_KEYS).unwrap_or(NonZeroUsize::MIN)),
@@ -171,16 +176,23 @@ impl State {
         }
     }
 
-    /// The cached view of `user` whatever its age: served while the table is failing, within
-    /// the staleness bound the caller checked.
+    /// The cached view of `user` whatever its age, as long as it was read in the epoch in
+    /// force: served while the table (or that user's key) is failing, within the staleness
+    /// bound the caller checked. An entry read before a version change the store has seen is
+    /// known to predate a CLI write (a disable, a removal) and is never served: 503 instead.
     pub fn last_good(&mut self, user: &str) -> Option<Arc<Snapshot>> {
-        self.entries.get(user).map(|c| c.view.clone())
+        let epoch = self.epoch;
+        self.entries
+            .get(user)
+            .filter(|c| c.epoch == epoch)
+            .map(|c| c.view.clone())
     }
 
     /// A call succeeded. True when this ends a failure (to log the recovery once).
     pub fn confirmed(&mut self, now: Instant) -> bool {
         self.confirmed_at = Some(now);
         self.retry_at = None;
+        self.answering = true;
         self.last_error = None;
         self.failing_since.take().is_some()
     }
@@ -189,6 +201,7 @@ impl State {
     pub fn failed(&mut self, now: Instant, error: String) -> bool {
         self.failing_since.get_or_insert(now);
         self.retry_at = Some(now + PROBE_EVERY);
+        self.answering = false;
         let new = self.last_error.as_deref() != Some(error.as_str());
         self.last_error = Some(error);
         new
@@ -259,8 +272,8 @@ mod tests {
             "a CLI write bumped the version"
         );
         assert!(
-            s.last_good("alice").is_some(),
-            "still the last good entry for an outage"
+            s.last_good("alice").is_none(),
+            "read before a version change: never served, even in an outage"
         );
         assert!(s.fresh("bob", t0, ttl).is_none() && s.last_good("bob").is_none());
     }

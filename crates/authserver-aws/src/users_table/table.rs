@@ -1,12 +1,12 @@
-//! The calls on the users table: consistent reads of one user and of the version item, the
-//! operators' conditional writes (each followed by a version bump), paginated listing and the
+//! The calls on the users table: consistent reads of one user, the operators' conditional
+//! writes (each followed by a version bump, see [`super::version`]), paginated listing and the
 //! bulk load.
 
-use super::item::{Item, KEY, VERSION_ATTR, VERSION_KEY, item_of, record_of, username_of};
+use super::item::{Item, KEY, item_of, record_of, username_of};
 use crate::retry::{CallError, RetryPolicy, classify, with_retries};
 use authserver_core::{Status, UserRecord};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
 /// Items per `BatchWriteItem` call: the API's limit.
 pub const BATCH: usize = 25;
@@ -14,9 +14,9 @@ pub const BATCH: usize = 25;
 /// The users table and how its calls are retried.
 #[derive(Debug, Clone)]
 pub struct UsersTable {
-    client: Client,
-    name: String,
-    retry: RetryPolicy,
+    pub(super) client: Client,
+    pub(super) name: String,
+    pub(super) retry: RetryPolicy,
 }
 
 /// Why an operator's write was not made.
@@ -37,11 +37,11 @@ pub enum WriteError {
 /// such, never quoted) and where the next page starts.
 pub type Page = (Vec<(String, Result<UserRecord, super::ItemError>)>, Option<Item>);
 
-fn key(username: &str) -> Item {
+pub(super) fn key(username: &str) -> Item {
     Item::from([(KEY.to_owned(), AttributeValue::S(username.to_owned()))])
 }
 
-fn conditional_failed<E>(
+pub(super) fn conditional_failed<E>(
     e: &aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> bool
 where
@@ -87,51 +87,6 @@ impl UsersTable {
                 .await
                 .map_err(|e| classify("GetItem", &e))?;
             Ok(out.item)
-        })
-        .await
-    }
-
-    /// The table's version: the counter every CLI write bumps (0 before the first).
-    pub async fn version(&self) -> Result<u64, CallError> {
-        Ok(self.head().await?.version)
-    }
-
-    /// The version item: the version and the user count the CLI keeps beside it.
-    pub async fn head(&self) -> Result<Head, CallError> {
-        let item = self.get(VERSION_KEY).await?;
-        Ok(item.as_ref().map_or(Head::default(), head_of))
-    }
-
-    /// Adds one to the version (atomic `ADD`: concurrent bumps all count) and returns it.
-    pub async fn bump_version(&self) -> Result<u64, CallError> {
-        self.bump_counting(0).await
-    }
-
-    /// [`Self::bump_version`] for a write that added (`users` > 0) or removed (< 0) users:
-    /// the version item's count moves by `users` in the same atomic `UpdateItem`.
-    pub async fn bump_counting(&self, users: i64) -> Result<u64, CallError> {
-        let expression = if users == 0 {
-            "ADD #v :one"
-        } else {
-            "ADD #v :one, #u :users"
-        };
-        with_retries(&self.retry, || async {
-            let mut update = self
-                .client
-                .update_item()
-                .table_name(&self.name)
-                .set_key(Some(key(VERSION_KEY)))
-                .update_expression(expression)
-                .expression_attribute_names("#v", VERSION_ATTR)
-                .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                .return_values(ReturnValue::UpdatedNew);
-            if users != 0 {
-                update = update
-                    .expression_attribute_names("#u", USERS_ATTR)
-                    .expression_attribute_values(":users", AttributeValue::N(users.to_string()));
-            }
-            let out = update.send().await.map_err(|e| classify("UpdateItem", &e))?;
-            Ok(out.attributes.as_ref().map_or(0, |a| head_of(a).version))
         })
         .await
     }
@@ -320,53 +275,5 @@ impl UsersTable {
             round += 1;
         }
         Ok(())
-    }
-}
-
-/// The version item's count of users (number): moved by `users add` (+1), `users remove` (−1)
-/// and `users import` (+ the users added), in the same `UpdateItem` as the version bump.
-pub const USERS_ATTR: &str = "users";
-
-/// What the version item says.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Head {
-    /// The version (0 before the first CLI write).
-    pub version: u64,
-    /// Users in the table as the CLI counted them; `None` when the version item has no count
-    /// (no user added through the CLI yet) or one below zero (users removed through the CLI that
-    /// were loaded around it): then the count is unknown, not zero.
-    pub users: Option<u64>,
-}
-
-fn head_of(item: &Item) -> Head {
-    let number = |attr: &str| item.get(attr).and_then(|v| v.as_n().ok()).cloned();
-    Head {
-        version: number(VERSION_ATTR).and_then(|n| n.parse().ok()).unwrap_or(0),
-        users: number(USERS_ATTR).and_then(|n| n.parse::<i64>().ok()?.try_into().ok()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn item(attrs: &[(&str, &str)]) -> Item {
-        attrs
-            .iter()
-            .map(|(k, v)| (k.to_string(), AttributeValue::N(v.to_string())))
-            .collect()
-    }
-
-    #[test]
-    fn the_user_count_is_unknown_when_absent_or_below_zero_never_zero() {
-        assert_eq!(
-            head_of(&item(&[("version", "7"), ("users", "42")])).users,
-            Some(42)
-        );
-        let absent = head_of(&item(&[("version", "7")]));
-        assert_eq!((absent.version, absent.users), (7, None));
-        // Users loaded around the CLI, then removed through it: the count went below zero.
-        assert_eq!(head_of(&item(&[("version", "7"), ("users", "-3")])).users, None);
-        assert_eq!(head_of(&Item::new()), Head::default());
     }
 }

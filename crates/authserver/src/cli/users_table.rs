@@ -11,6 +11,7 @@ use super::users::{UsersCommand, list_row, new_record, status_name};
 use crate::config::Settings;
 use anyhow::{Context, bail};
 use authserver_aws::UsersTable;
+use authserver_aws::users_table::WriteError;
 use authserver_core::{Status, UserRecord};
 use std::io::Write;
 use std::path::Path;
@@ -24,6 +25,11 @@ pub fn run(name: &str, cmd: UsersCommand, config: Option<&Path>) -> anyhow::Resu
     let Some((action, user, edit)) = planned(&settings, name, cmd)? else {
         return Ok(()); // list and import ran
     };
+    if user == authserver_aws::users_table::item::VERSION_KEY {
+        // `add` checks names; the others must not touch the version item either (a removal
+        // would reset the version and the count, a status would be written onto it).
+        bail!("{user:?} is the table's version item, not a user");
+    }
     // Opened before the write: an audit file that cannot be written stops the change.
     let audit = AdminAudit::open(&settings)?;
     let table = table(&settings, name)?;
@@ -135,28 +141,66 @@ enum Edit {
 
 /// Makes the conditional write, then bumps the version, moving the user count by the users
 /// added or removed (a bump that fails leaves the change to `users_table.entry_ttl_seconds`
-/// and the count off by it: said, not hidden).
+/// and the count off by it: said, not hidden). A write whose outcome is unknown (its answer
+/// lost: it may have been applied) and a `remove` told "no user" (an earlier remove's answer
+/// may have been lost) bump the version too, so that servers re-read the user within
+/// `version_poll_seconds` whatever happened; the count is left alone, and the warning says so.
 async fn write(table: &UsersTable, user: &str, edit: Edit) -> anyhow::Result<String> {
-    let (done, users) = match edit {
-        Edit::Add(record) => {
-            table.add(user, &record).await?;
-            (format!("added user {user:?}"), 1)
-        }
-        Edit::Status(status) => {
-            table.set_status(user, status).await?;
-            (format!("user {user:?} is now {}", status_name(status)), 0)
-        }
-        Edit::Remove => {
-            table.remove(user).await?;
-            (format!("removed user {user:?}"), -1)
-        }
-        Edit::OAuth(client) => {
-            table.set_oauth(user, client.as_deref()).await?;
-            (super::users_oauth::done(user, client.is_none()), 0)
-        }
+    let remove = matches!(edit, Edit::Remove);
+    let result = match edit {
+        Edit::Add(record) => table
+            .add(user, &record)
+            .await
+            .map(|()| (format!("added user {user:?}"), 1)),
+        Edit::Status(status) => table
+            .set_status(user, status)
+            .await
+            .map(|()| (format!("user {user:?} is now {}", status_name(status)), 0)),
+        Edit::Remove => table
+            .remove(user)
+            .await
+            .map(|()| (format!("removed user {user:?}"), -1)),
+        Edit::OAuth(client) => table
+            .set_oauth(user, client.as_deref())
+            .await
+            .map(|()| (super::users_oauth::done(user, client.is_none()), 0)),
     };
-    bump(table, users).await;
-    Ok(done)
+    match result {
+        Ok((done, users)) => {
+            bump(table, users).await;
+            Ok(done)
+        }
+        Err(e @ WriteError::Call(_)) => {
+            let bumped = table.bump_version().await;
+            eprintln!(
+                "warning: the write's outcome is unknown (it may have been applied); {}; the \
+                 table's user count is not moved: run the command again to see where it stands",
+                bumped_or_not(&bumped)
+            );
+            Err(e.into())
+        }
+        Err(e @ WriteError::Missing(_)) if remove => {
+            let bumped = table.bump_version().await;
+            eprintln!(
+                "note: in case an earlier remove was applied without its answer: {}",
+                bumped_or_not(&bumped)
+            );
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn bumped_or_not(bumped: &Result<u64, authserver_aws::retry::CallError>) -> String {
+    match bumped {
+        Ok(_) => "the table version was bumped, so servers re-read the user within \
+                  users_table.version_poll_seconds"
+            .to_owned(),
+        Err(e) => format!(
+            "the table version was not bumped either ({e}): servers apply any change within \
+             users_table.entry_ttl_seconds"
+        ),
+    }
 }
 
 async fn bump(table: &UsersTable, users: i64) {
@@ -234,10 +278,13 @@ fn import_into(
     let audit = AdminAudit::open(settings)?;
     let table = table(settings, name)?;
     let total = entries.len();
-    let (added, replaced) = block_on(import_entries(table, entries, replace))??;
-    eprintln!("imported into table {name}: {added} added, {replaced} replaced (of {total})");
+    let outcome = block_on(import_entries(table, entries, replace))?;
+    // Audited whatever the outcome: a partly failed import has written users too.
     audit.emit("users.import", None, format!("dynamodb:{name}"));
-    audit.close()
+    audit.close()?;
+    let (added, replaced) = outcome?;
+    eprintln!("imported into table {name}: {added} added, {replaced} replaced (of {total})");
+    Ok(())
 }
 
 async fn import_entries(
@@ -264,7 +311,8 @@ async fn import_entries(
             Err(e) => failed.push(format!("import task failed: {e}")),
         }
     }
-    if added + replaced > 0 {
+    // A failed write may have been applied (its answer lost): bumped then too.
+    if added + replaced > 0 || !failed.is_empty() {
         bump(&table, i64::try_from(added).unwrap_or(i64::MAX)).await;
     }
     if !failed.is_empty() {
@@ -290,11 +338,11 @@ async fn import_one(table: &UsersTable, entry: import::Entry, replace: bool) -> 
     };
     match table.add(&entry.username, &record).await {
         Ok(()) => Ok(false),
-        Err(authserver_aws::users_table::WriteError::Exists(user)) if replace => {
+        Err(WriteError::Exists(user)) if replace => {
             table.replace_credential(&user, entry.hash, &entry.roles).await?;
             Ok(true)
         }
-        Err(authserver_aws::users_table::WriteError::Exists(user)) => {
+        Err(WriteError::Exists(user)) => {
             bail!("user {user:?} already exists (use --replace)")
         }
         Err(e) => Err(e.into()),
