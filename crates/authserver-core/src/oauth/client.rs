@@ -197,8 +197,10 @@ mod tests {
         // A P-256 key whose point is not on the curve (x = y = 1): refused at load, where it
         // would otherwise fail every assertion faster than a real verification.
         let one = format!("{}AQ", "A".repeat(41));
-        let off_curve = client(serde_json::json!({"scopes": ["a"], "tokenEndpointAuthMethod": "private_key_jwt",
-            "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": one, "y": one}]}}));
+        let off_curve = client(
+            serde_json::json!({"scopes": ["a"], "tokenEndpointAuthMethod": "private_key_jwt",
+            "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": one, "y": one}]}}),
+        );
         assert_eq!(
             off_curve.validate(),
             Err(ClientProblem::Jwks("an EC key is not a point on P-256".into()))
