@@ -86,7 +86,6 @@ fn read_position(path: &Path) -> Option<u64> {
 /// 200 and the new one 401; the new one works only after the periodic re-read.
 /// The test drives `FileStore::check` itself (a debug build parses slowly enough).
 #[test]
-#[ignore = "finding 2: fails until fixed"]
 fn an_in_place_write_during_a_long_reload_is_picked_up_by_the_next_polls() {
     let Some(fs) = CoarseFs::mount(600) else {
         eprintln!("SKIPPED: needs root, mke2fs and a loop device (1-second timestamps)");

@@ -256,7 +256,7 @@ fn pair(
     let mut values = serde_json::Deserializer::from_slice(&buf[at..]).into_iter::<Parsed<'_>>();
     let parsed = match values.next() {
         Some(Ok(parsed)) => parsed,
-        Some(Err(e)) if e.is_eof() && !eof => return Ok(Step::More),
+        Some(Err(e)) if !eof && (e.is_eof() || at_end(&buf[at..], &e)) => return Ok(Step::More),
         Some(Err(e)) => return Err((at, PairProblem::Json(e))),
         None => return Ok(Step::More),
     };
@@ -270,6 +270,24 @@ fn pair(
     };
     outcome.map_err(|e| (0, PairProblem::Store(e)))?;
     Ok(Step::Took(end))
+}
+
+/// True when serde_json's error `e` on `slice` is at its last byte or past it. serde_json skips
+/// an ignored number (an unknown or duplicate field, or one after the entry is refused) reading
+/// the end of its input as a NUL: `1.`, `-` or `2e` cut by the buffer is "invalid number", not
+/// "end of input". Such an error may vanish with more bytes, so the pair is retried once more
+/// are in; a real error there comes back at the same spot with bytes after it.
+fn at_end(slice: &[u8], e: &serde_json::Error) -> bool {
+    let line_start = match e.line() {
+        0 | 1 => Some(0),
+        n => slice
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(n - 2)
+            .map(|(i, _)| i + 1),
+    };
+    line_start.is_some_and(|start| start + e.column() + 1 >= slice.len())
 }
 
 fn entry_error(name: &str, problem: EntryProblem) -> StoreError {

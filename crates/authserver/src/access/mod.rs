@@ -205,7 +205,7 @@ impl AccessRules {
         );
         {
             let mut st = rules.lock();
-            st.seen = Some(Seen::now(key));
+            st.seen = Some(Seen::after_read(key));
             st.tried = Sha256::digest(&bytes).into();
         }
         rules.current.store(Some(Arc::new(loaded)));
@@ -266,7 +266,7 @@ impl AccessRules {
     fn settled(&self, bytes: &[u8], key: crate::files::FileKey) -> bool {
         let digest: [u8; 32] = Sha256::digest(bytes).into();
         let mut st = self.lock();
-        st.seen = Some(Seen::now(key));
+        st.seen = Some(Seen::after_read(key));
         if st.tried == digest {
             st.pending = None;
             return false;

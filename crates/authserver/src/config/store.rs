@@ -30,7 +30,7 @@ pub struct StoreSettings {
     pub poll_interval_ms: u64,
     /// Largest users file read (bytes); a larger one is refused and the last good snapshot kept.
     pub max_file_bytes: u64,
-    /// A users-file poll still running after this (ms) is reported as stalled.
+    /// A users-file poll that reads no byte for this long (ms) is reported as stalled.
     pub reload_deadline_ms: u64,
     /// Secret name or ARN for the Secrets Manager store.
     pub secret_id: String,

@@ -121,7 +121,7 @@ metrics! {
         "Entries of the store in service whose password hash fails the hash policy (those users are denied; the log names them by user_hash).");
     StoreReloadStalled = ("StoreReloadStalled", "authserver_store_reload_stalled_total", Counter, "Count", None,
         StandaloneOnly,
-        "Users-file reloads still running after store.reload_deadline_ms (the last good snapshot serves).");
+        "Users-file reloads that read no byte for store.reload_deadline_ms (the last good snapshot serves).");
     LegacyHashUsers = ("LegacyHashUsers", "authserver_legacy_hash_users", Gauge, "Count", None, StandaloneOnly,
         "Users of the snapshot in service still on a legacy (bcrypt, SHA-crypt) hash; each is re-hashed to Argon2id at its next login (file store).");
     LegacyLoginNotRehashed = ("LegacyLoginNotRehashed", "authserver_legacy_login_not_rehashed_total", Counter, "Count",

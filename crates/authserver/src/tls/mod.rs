@@ -103,7 +103,7 @@ fn read_pair(cert: &Path, key: &Path) -> anyhow::Result<Pair> {
     Ok(Pair {
         cert: cert_pem,
         key: key_pem,
-        seen: (Seen::now(cert_key), Seen::now(key_key)),
+        seen: (Seen::after_read(cert_key), Seen::after_read(key_key)),
         digest: d.finalize().into(),
     })
 }

@@ -5,8 +5,9 @@
 //! `stat` per interval. [`crate::files`] decides when to read (every content change is seen,
 //! also same-length edits that keep the mtime) and reads regular files only, up to
 //! `store.max_file_bytes`. Each poll runs on a thread of its own with a deadline
-//! (`store.reload_deadline_ms`): a stuck read is reported as "reload stalled" instead of
-//! blocking polling or shutdown. A broken edit (not JSON, duplicate keys, wrong shape, an
+//! (`store.reload_deadline_ms`): a read that has read no byte for that long is reported as
+//! "reload stalled" instead of blocking polling or shutdown; a long parse that reads on (1 M
+//! users under load) is not a stall. A broken edit (not JSON, duplicate keys, wrong shape, an
 //! unusable name) keeps the last good snapshot and logs one error per distinct broken content.
 //! An entry whose hash fails the policy is not a broken file: that user alone is denied, with
 //! one ERROR (by `user_hash`) per load and the `refused` count in [`StoreStatus`].
@@ -25,7 +26,7 @@ mod read;
 pub mod rehash;
 
 use super::{SnapshotSource, StoreStatus, Unavailable};
-use crate::files::{FileError, Seen, poll, stat_key};
+use crate::files::{FileError, Seen, poll_progress, stat_key};
 use arc_swap::ArcSwap;
 use authserver_core::{
     AuditEvent, AuditSink, HashPolicy, NoAudit, Snapshot, StoreCounters, StoreError, UserHasher,
@@ -61,7 +62,7 @@ pub enum FileStoreError {
 pub struct FileLimits {
     /// Larger files are refused (`store.max_file_bytes`).
     pub max_bytes: u64,
-    /// A poll still running after this is reported as stalled (`store.reload_deadline_ms`).
+    /// A poll that reads no byte for this long is reported as stalled (`store.reload_deadline_ms`).
     pub reload_deadline: Duration,
 }
 
@@ -87,6 +88,8 @@ pub struct FileStore {
     refreshes: AtomicU64,
     fetch_errors: AtomicU64,
     stalls: AtomicU64,
+    /// Bytes read by this store's reads so far: the stall detector's sign of progress.
+    progress: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -115,11 +118,13 @@ impl FileStore {
         hasher: UserHasher,
         limits: FileLimits,
     ) -> Result<Self, FileStoreError> {
-        let read =
-            read::parse(path, limits.max_bytes, &policy, None).map_err(|source| FileStoreError::Read {
+        let progress = Arc::new(AtomicU64::new(0));
+        let read = read::parse(path, limits.max_bytes, &policy, None, &progress).map_err(|source| {
+            FileStoreError::Read {
                 path: path.to_owned(),
                 source,
-            })?;
+            }
+        })?;
         let (key, digest) = (read.key, read.digest);
         let snapshot = read.parsed.map_err(|source| FileStoreError::Invalid {
             path: path.to_owned(),
@@ -139,7 +144,7 @@ impl FileStore {
             audit: Arc::new(NoAudit),
             current: ArcSwap::from_pointee(snapshot),
             state: Mutex::new(State {
-                seen: Some(Seen::now(key)),
+                seen: Some(Seen::after_read(key)),
                 loaded: digest,
                 tried: digest,
                 sizes: (key.size(), key.size()),
@@ -149,6 +154,7 @@ impl FileStore {
             refreshes: AtomicU64::new(1),
             fetch_errors: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
+            progress,
         })
     }
 
@@ -200,7 +206,7 @@ impl FileStore {
     /// Digests the file (no parse): true when it holds content neither in service nor already
     /// reported broken. False too when it cannot be read (noted).
     fn content_is_new(&self) -> bool {
-        let (digest, key) = match read::digest(&self.path, self.limits.max_bytes) {
+        let (digest, key) = match read::digest(&self.path, self.limits.max_bytes, &self.progress) {
             Ok(read) => read,
             Err(e) => {
                 self.cannot_read(&e);
@@ -208,7 +214,7 @@ impl FileStore {
             }
         };
         let mut st = self.lock();
-        st.seen = Some(Seen::now(key));
+        st.seen = Some(Seen::after_read(key));
         !self.known(&mut st, digest)
     }
 
@@ -240,7 +246,13 @@ impl FileStore {
         // of users changed otherwise), so a reload of 1 M users after a small edit holds little
         // more than the snapshot in service.
         let current = self.current.load_full();
-        let read = match read::parse(&self.path, self.limits.max_bytes, &self.policy, Some(&current)) {
+        let read = match read::parse(
+            &self.path,
+            self.limits.max_bytes,
+            &self.policy,
+            Some(&current),
+            &self.progress,
+        ) {
             Ok(read) => read,
             Err(e) => {
                 self.cannot_read(&e);
@@ -250,7 +262,7 @@ impl FileStore {
         drop(current);
         {
             let mut st = self.lock();
-            st.seen = Some(Seen::now(read.key));
+            st.seen = Some(Seen::after_read(read.key));
             if self.known(&mut st, read.digest) {
                 return false; // changed back between the digest and the parse
             }
@@ -301,20 +313,21 @@ impl FileStore {
         st.last_error = None;
     }
 
-    /// Polls every `interval` until the returned task is aborted; a poll still running after
-    /// the reload deadline is reported as stalled (log, metric, `lastError`).
+    /// Polls every `interval` until the returned task is aborted; a poll that has read nothing
+    /// for the reload deadline is reported as stalled (log, metric, `lastError`).
     pub fn watch(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         let (me, stalled) = (self.clone(), self);
-        poll(
+        poll_progress(
             interval,
             stalled.limits.reload_deadline,
+            stalled.progress.clone(),
             move || {
                 me.check();
             },
             move |running| {
                 stalled.stalls.fetch_add(1, Relaxed);
                 let message = format!(
-                    "users file reload stalled: a read has not finished after {} ms",
+                    "users file reload stalled: a read has read nothing for {} ms",
                     running.as_millis()
                 );
                 tracing::error!(error = %message, "users file reload stalled; keeping last good snapshot");

@@ -19,25 +19,29 @@ use authserver_core::{HashPolicy, Snapshot, StoreError};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Read size for the digest-only pass.
 const CHUNK: usize = 1 << 20;
 
-/// A reader that digests what passes through it.
-struct Digesting<R> {
+/// A reader that digests what passes through it, and counts it in `progress` (the poller's
+/// stall detector tells a long read that moves from one that hangs by it).
+struct Digesting<'a, R> {
     inner: R,
     sha: Sha256,
+    progress: &'a AtomicU64,
 }
 
-impl<R: Read> Read for Digesting<R> {
+impl<R: Read> Read for Digesting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.sha.update(&buf[..n]);
+        self.progress.fetch_add(n as u64, Relaxed);
         Ok(n)
     }
 }
 
-impl<R: Read> Digesting<R> {
+impl<R: Read> Digesting<'_, R> {
     /// Reads the rest (so the digest covers the whole content) and returns the digest.
     fn finish(mut self) -> Result<[u8; 32], FileError> {
         let mut buf = vec![0; CHUNK];
@@ -52,12 +56,14 @@ impl<R: Read> Digesting<R> {
     }
 }
 
-/// The digest of the file's content, and the key of the file read.
-pub(super) fn digest(path: &Path, max: u64) -> Result<([u8; 32], FileKey), FileError> {
+/// The digest of the file's content, and the key of the file read (bytes read counted in
+/// `progress`).
+pub(super) fn digest(path: &Path, max: u64, progress: &AtomicU64) -> Result<([u8; 32], FileKey), FileError> {
     let (file, key) = open_regular(path, max)?;
     let reader = Digesting {
         inner: file,
         sha: Sha256::new(),
+        progress,
     };
     Ok((reader.finish()?, key))
 }
@@ -71,12 +77,14 @@ pub(super) struct Read1 {
 }
 
 /// Parses the file into a snapshot (sharing what it can with `previous`), digesting it on the
-/// way. Fails only when the file cannot be read; refused content is in [`Read1::parsed`].
+/// way (bytes read counted in `progress`). Fails only when the file cannot be read; refused
+/// content is in [`Read1::parsed`].
 pub(super) fn parse(
     path: &Path,
     max: u64,
     policy: &HashPolicy,
     previous: Option<&Snapshot>,
+    progress: &AtomicU64,
 ) -> Result<Read1, FileError> {
     let (file, key) = open_regular(path, max)?;
     let by_size = usize::try_from(key.size() / BYTES_PER_USER as u64).unwrap_or(usize::MAX);
@@ -84,6 +92,7 @@ pub(super) fn parse(
     let mut reader = Digesting {
         inner: file,
         sha: Sha256::new(),
+        progress,
     };
     let parsed = match Snapshot::read_after(&mut reader, policy, previous, expected) {
         Ok(snapshot) => Ok(snapshot),

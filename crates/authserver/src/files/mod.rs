@@ -12,19 +12,23 @@
 //!   same-length edit within the filesystem's timestamp granularity and tools that keep mtimes
 //!   (`cp -p`, `rsync -a`, `tar x`); the inode sees replacements, ctime (which no tool can set)
 //!   sees in-place writes. Like git's "racy" index entries, a file whose timestamps were within
-//!   [`RACY_WINDOW`] of the moment it was read is read again at every poll until they are not
+//!   [`RACY_WINDOW`] of the moment its read *started* (the `open`, not the end of a parse that
+//!   may take seconds) is read again at every poll until they are not
 //!   (a later write in the same timestamp tick would leave the metadata unchanged), and the
 //!   content is re-read every [`DIGEST_EVERY`] regardless (filesystems with unreliable ctime,
 //!   file servers whose clocks run far ahead).
 //!
 //! A leaf module: it uses nothing else in this crate, so `store` and `tls` can both use it.
+//! [`poll`] (the poll loop and its stall report) is in `poll`.
+
+mod poll;
+
+pub use poll::{poll, poll_progress};
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Timestamps this close to the read are not trusted to reveal a later write (FAT has 2 s
@@ -34,24 +38,42 @@ pub const RACY_WINDOW: Duration = Duration::from_secs(3);
 /// Content is re-read at least this often even when the metadata says nothing changed.
 pub const DIGEST_EVERY: Duration = Duration::from_secs(60);
 
-/// The metadata that changes when a file's content may have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The metadata that changes when a file's content may have, and when it was taken.
+///
+/// Equality compares the metadata only. `taken` is the moment the timestamps are judged
+/// against ([`Seen::after_read`]): the `stat`/`open` before a read, not the read's end. A
+/// streamed parse of 1 M users takes seconds; judged at its end, a write made during it in the
+/// same timestamp tick as the one that started it looked settled, and was missed until the
+/// periodic digest (issue 17, finding 2).
+#[derive(Debug, Clone, Copy)]
 pub struct FileKey {
     dev: u64,
     ino: u64,
     ctime: (i64, i64),
     mtime: (i64, i64),
     len: u64,
+    taken: (SystemTime, Instant),
 }
 
+impl PartialEq for FileKey {
+    fn eq(&self, other: &Self) -> bool {
+        (self.dev, self.ino, self.ctime, self.mtime, self.len)
+            == (other.dev, other.ino, other.ctime, other.mtime, other.len)
+    }
+}
+
+impl Eq for FileKey {}
+
 impl FileKey {
-    fn of(m: &Metadata) -> Self {
+    /// The key of `m`, stat'ed at `taken` (taken before the `stat`, so never late).
+    fn of(m: &Metadata, taken: (SystemTime, Instant)) -> Self {
         Self {
             dev: m.dev(),
             ino: m.ino(),
             ctime: (m.ctime(), m.ctime_nsec()),
             mtime: (m.mtime(), m.mtime_nsec()),
             len: m.len(),
+            taken,
         }
     }
 
@@ -113,32 +135,35 @@ fn kind(m: &Metadata) -> &'static str {
 
 /// The key of `path` now (follows symlinks; `stat` never blocks on a FIFO).
 pub fn stat_key(path: &Path) -> std::io::Result<FileKey> {
-    std::fs::metadata(path).map(|m| FileKey::of(&m))
+    let taken = (SystemTime::now(), Instant::now());
+    std::fs::metadata(path).map(|m| FileKey::of(&m, taken))
 }
 
 /// Reads `path` if it is a regular file of at most `max` bytes. The key returned is the open
 /// file's, taken before reading, so a write during the read shows as a change next time.
 pub fn read_regular(path: &Path, max: u64) -> Result<(Vec<u8>, FileKey), FileError> {
+    let taken = (SystemTime::now(), Instant::now());
     let (file, meta) = open_checked(path, max)?;
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(FileError::TooLarge { max });
     }
-    Ok((bytes, FileKey::of(&meta)))
+    Ok((bytes, FileKey::of(&meta, taken)))
 }
 
 /// Opens `path` for reading if it is a regular file of at most `max` bytes (for now: the reader
 /// returned stops with [`FileError::TooLarge`] should it grow past `max` while read). The key
 /// is the open file's, taken before any byte is read.
 pub fn open_regular(path: &Path, max: u64) -> Result<(Capped, FileKey), FileError> {
+    let taken = (SystemTime::now(), Instant::now());
     let (file, meta) = open_checked(path, max)?;
     let capped = Capped {
         file,
         left: max.saturating_add(1),
         max,
     };
-    Ok((capped, FileKey::of(&meta)))
+    Ok((capped, FileKey::of(&meta, taken)))
 }
 
 fn open_checked(path: &Path, max: u64) -> Result<(File, Metadata), FileError> {
@@ -200,12 +225,15 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// Records a read of a file with `key`, done now.
-    pub fn now(key: FileKey) -> Self {
+    /// Records a read of a file whose `key` was taken when the read started: the timestamps
+    /// are judged against that moment, however long the read took, so a write made during
+    /// the read in the tick of the last one is always checked again.
+    pub fn after_read(key: FileKey) -> Self {
+        let (wall, mono) = key.taken;
         Self {
             key,
-            racy: key.racy(SystemTime::now()),
-            read_at: Instant::now(),
+            racy: key.racy(wall),
+            read_at: mono,
         }
     }
 
@@ -214,59 +242,6 @@ impl Seen {
     pub fn must_read(seen: Option<&Seen>, key: &FileKey) -> bool {
         seen.is_none_or(|s| s.key != *key || s.racy || s.read_at.elapsed() >= DIGEST_EVERY)
     }
-}
-
-/// Runs `check` every `interval`, each run on a thread of its own: a stuck read (a hung network
-/// filesystem) never blocks the poll task or the runtime's blocking pool, no second run starts
-/// while one is stuck, and shutdown never waits for it (the thread is detached). A run still
-/// going after `deadline` is reported once through `on_stall`. Stops when the task is aborted.
-pub fn poll<C, S>(
-    interval: Duration,
-    deadline: Duration,
-    check: C,
-    on_stall: S,
-) -> tokio::task::JoinHandle<()>
-where
-    C: Fn() + Send + Sync + 'static,
-    S: Fn(Duration) + Send + 'static,
-{
-    struct Done(Arc<AtomicBool>);
-    impl Drop for Done {
-        fn drop(&mut self) {
-            self.0.store(false, Ordering::Release); // also when `check` panics
-        }
-    }
-    let check = Arc::new(check);
-    tokio::spawn(async move {
-        let busy = Arc::new(AtomicBool::new(false));
-        let mut started = Instant::now();
-        let mut reported = false;
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if busy.load(Ordering::Acquire) {
-                if !reported && started.elapsed() >= deadline {
-                    on_stall(started.elapsed());
-                    reported = true;
-                }
-                continue;
-            }
-            (started, reported) = (Instant::now(), false);
-            busy.store(true, Ordering::Release);
-            let (run, done) = (check.clone(), Done(busy.clone()));
-            let spawned = std::thread::Builder::new()
-                .name("file-poll".into())
-                .spawn(move || {
-                    let _done = done;
-                    run();
-                });
-            if let Err(e) = spawned {
-                busy.store(false, Ordering::Release);
-                tracing::error!(error = %e, "cannot start a file poll thread");
-            }
-        }
-    })
 }
 
 #[cfg(test)]
@@ -307,7 +282,7 @@ mod tests {
         let f = dir.path().join("f");
         std::fs::write(&f, "a").expect("write");
         let key = stat_key(&f).expect("stat");
-        let fresh = Seen::now(key);
+        let fresh = Seen::after_read(key);
         assert!(fresh.racy, "just written");
         assert!(Seen::must_read(Some(&fresh), &key));
         assert!(Seen::must_read(None, &key));
@@ -337,6 +312,15 @@ mod tests {
                 ..key
             }
         };
+        // Judged when the read started, not when it ended: a write during a long read, in
+        // the tick of the key, is read again (finding 2).
+        let long_read = at(now - Duration::from_secs(9));
+        let started = FileKey {
+            taken: (now - Duration::from_secs(10), Instant::now()),
+            ..long_read
+        };
+        assert!(Seen::after_read(started).racy, "racy when the read started");
+        assert!(!long_read.racy(now), "settled by the read's end");
         assert!(at(now - Duration::from_secs(1)).racy(now));
         assert!(!at(now - Duration::from_secs(10)).racy(now));
         assert!(at(now + Duration::from_secs(30)).racy(now), "small clock skew");
@@ -344,29 +328,5 @@ mod tests {
             !at(now + Duration::from_secs(3600)).racy(now),
             "skew: left to the digest"
         );
-    }
-
-    #[tokio::test]
-    async fn a_stuck_check_is_reported_once_and_never_doubled() {
-        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let stalls = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let (r, s) = (runs.clone(), stalls.clone());
-        let task = poll(
-            Duration::from_millis(10),
-            Duration::from_millis(50),
-            move || {
-                r.fetch_add(1, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(300));
-            },
-            move |_| {
-                s.fetch_add(1, Ordering::SeqCst);
-            },
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(runs.load(Ordering::SeqCst), 1, "no second run while one is stuck");
-        assert_eq!(stalls.load(Ordering::SeqCst), 1, "reported once");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        assert!(runs.load(Ordering::SeqCst) >= 2, "polling resumes");
-        task.abort();
     }
 }
