@@ -42,6 +42,23 @@ pub async fn post_form(
     send(app(state.clone()), req).await
 }
 
+/// A form `POST path` with an optional `Authorization` value and no peer address.
+pub async fn post(state: &Arc<AppState>, path: &str, auth: Option<&str>, form: &str) -> Answer {
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(a) = auth {
+        req = req.header(header::AUTHORIZATION, a);
+    }
+    request(state, req.body(Body::from(form.to_owned())).expect("request")).await
+}
+
+/// Any request through the router of `state`.
+pub async fn request(state: &Arc<AppState>, req: Request<Body>) -> Answer {
+    send(app(state.clone()), req).await
+}
+
 /// A `GET path` with an optional `Authorization` value (the auth surfaces).
 pub async fn get_with(state: &Arc<AppState>, path: &str, auth: Option<&str>) -> Answer {
     let mut req = Request::builder().method(Method::GET).uri(path);

@@ -2,52 +2,12 @@
 //! test states the secure behaviour; a failing test is a finding (see the attack report).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use authserver::http::{AppState, app};
+use authserver::http::AppState;
 use authserver::wiring::build;
 use authserver_testkit::oauth::*;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
+use authserver_testkit::oauth_http::{get_with as get, post};
+use axum::http::{StatusCode, header};
 use std::sync::Arc;
-use tower::ServiceExt;
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    bytes: Vec<u8>,
-    body: serde_json::Value,
-}
-
-async fn send(state: &Arc<AppState>, req: Request<Body>) -> Answer {
-    let res = app(state.clone()).oneshot(req).await.unwrap();
-    let (parts, body) = res.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes().to_vec();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body: serde_json::from_slice(&bytes).unwrap_or_default(),
-        bytes,
-    }
-}
-
-async fn post(state: &Arc<AppState>, path: &str, auth: Option<&str>, form: &str) -> Answer {
-    let mut req = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(a) = auth {
-        req = req.header(header::AUTHORIZATION, a);
-    }
-    send(state, req.body(Body::from(form.to_owned())).unwrap()).await
-}
-
-async fn get(state: &Arc<AppState>, path: &str, auth: Option<&str>) -> Answer {
-    let mut req = Request::builder().method(Method::GET).uri(path);
-    if let Some(a) = auth {
-        req = req.header(header::AUTHORIZATION, a);
-    }
-    send(state, req.body(Body::empty()).unwrap()).await
-}
 
 fn state(f: &OAuthFixture) -> Arc<AppState> {
     build(settings(f)).unwrap().state
@@ -460,7 +420,7 @@ async fn forged_assertions_do_not_lock_out_a_private_key_jwt_client() {
         legit.status,
         StatusCode::OK,
         "the real client, with a valid assertion, after ten forged ones: {} Retry-After {:?}",
-        String::from_utf8_lossy(&legit.bytes),
+        legit.body,
         legit.headers.get(header::RETRY_AFTER)
     );
 }

@@ -3,50 +3,14 @@
 //! JWKS, introspection, revocation, and tokens on `/auth/forward` and `/auth/validate`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use authserver::http::{AppState, app};
+use authserver::http::AppState;
 use authserver::wiring::build;
+use authserver_testkit::access::Answer;
 use authserver_testkit::oauth::*;
+use authserver_testkit::oauth_http::{get_with as get, post, request as send};
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::{Request, StatusCode, header};
 use std::sync::Arc;
-use tower::ServiceExt;
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: serde_json::Value,
-}
-
-async fn send(state: &Arc<AppState>, req: Request<Body>) -> Answer {
-    let res = app(state.clone()).oneshot(req).await.unwrap();
-    let (parts, body) = res.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body: serde_json::from_slice(&bytes).unwrap_or_default(),
-    }
-}
-
-async fn post(state: &Arc<AppState>, path: &str, auth: Option<&str>, form: &str) -> Answer {
-    let mut req = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(a) = auth {
-        req = req.header(header::AUTHORIZATION, a);
-    }
-    send(state, req.body(Body::from(form.to_owned())).unwrap()).await
-}
-
-async fn get(state: &Arc<AppState>, path: &str, auth: Option<&str>) -> Answer {
-    let mut req = Request::builder().method(Method::GET).uri(path);
-    if let Some(a) = auth {
-        req = req.header(header::AUTHORIZATION, a);
-    }
-    send(state, req.body(Body::empty()).unwrap()).await
-}
 
 fn state(f: &OAuthFixture) -> Arc<AppState> {
     build(settings(f)).unwrap().state
