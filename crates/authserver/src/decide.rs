@@ -28,6 +28,11 @@ pub struct Attempt {
     pub retry_after: Option<Duration>,
     /// The OAuth scopes of a bearer token (the rules engine reads them); empty for Basic.
     pub scopes: Vec<String>,
+    /// The OAuth registration of the named user, as the snapshot this attempt judged against
+    /// holds it (an ACTIVE user with an `oauth` object), whatever the decision: client
+    /// authentication and its audit event use it instead of looking the id up again. `None`
+    /// when the attempt never reached the store (refused before, or no such client).
+    pub client: Option<Arc<authserver_core::oauth::OAuthClient>>,
 }
 
 impl fmt::Debug for Attempt {
@@ -89,6 +94,7 @@ impl Gate {
             user_hash: None,
             retry_after: retry_after.map(Duration::from_secs),
             scopes: Vec::new(),
+            client: None,
         };
         let Some(value) = authorization.next() else {
             return deny(Reason::Missing, None);
@@ -126,6 +132,7 @@ impl Gate {
             user_hash: Some(user_hash.clone()),
             retry_after,
             scopes: Vec::new(),
+            client: None,
         };
         let overloaded = |e: Overloaded| {
             tracing::warn!(error = %e, "verification refused: overloaded");
@@ -143,6 +150,14 @@ impl Gate {
             Err(u) => return with_user(Decision::denied(Reason::StoreUnavailable), Some(u.retry_after)),
         };
         let lookup = looking_up.elapsed();
+        let client = snapshot
+            .user(&username)
+            .filter(|u| u.status == authserver_core::Status::Active)
+            .and_then(|u| u.oauth.clone());
+        let with_user = |decision: Decision, retry_after: Option<Duration>| Attempt {
+            client: client.clone(),
+            ..with_user(decision, retry_after)
+        };
         let decision = match self.auth.begin(&snapshot, creds) {
             Step::Done(d) => d,
             Step::Verify(task) => {

@@ -182,7 +182,6 @@ fn oauth_args(jwks: &std::path::Path) -> authserver::cli::users_oauth::OAuthArgs
 /// --jwks jwks.json` with `{"keys":[<public EC JWK>, "-----BEGIN PRIVATE KEY-----..."]}`:
 /// "is an OAuth client", and the PEM is in users.json.
 #[test]
-#[ignore = "finding 1: fails until fixed"]
 fn private_key_material_anywhere_in_the_jwks_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let pem = authserver::oauth::keyset::generate_es256_pem().unwrap();
@@ -232,7 +231,6 @@ fn private_key_material_anywhere_in_the_jwks_is_refused() {
 /// Repro: `--jwks` with `{"keys":[{"kty":"EC","crv":"P-256","x":"AQEB...(32 bytes)","y":"AQEB..."}]}`
 /// is accepted.
 #[test]
-#[ignore = "finding 2: fails until fixed"]
 fn a_jwks_whose_only_keys_cannot_verify_anything_is_refused() {
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
@@ -381,7 +379,6 @@ async fn concurrent_token_requests_keep_the_chain_and_leak_nothing() {
 /// Repro: `authserver users oauth users.json svc --scopes read --audiences '*'`: "is an OAuth
 /// client", `"audiences": ["*"]` in the file.
 #[test]
-#[ignore = "finding 4: fails until fixed"]
 fn audiences_that_are_not_absolute_uris_are_refused() {
     let mut accepted = Vec::new();
     for aud in [

@@ -26,7 +26,6 @@ use axum::http::StatusCode;
 /// Repro: 60 × `POST /oauth/token` with `Authorization: Basic base64(rnd-i:x)` and body
 /// `grant_type=client_credentials&client_id=other`: 60 × 400, 60 more table reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 3: fails until fixed"]
 async fn an_unjudged_oauth_request_costs_no_table_read_for_its_audit_event() {
     let url = or_skip!(moto::url(
         "an_unjudged_oauth_request_costs_no_table_read_for_its_audit_event"
@@ -77,7 +76,6 @@ async fn an_unjudged_oauth_request_costs_no_table_read_for_its_audit_event() {
 /// Repro: ban 192.0.2.10 (`max_source_failures` wrong secrets), then 60 × Basic `rnd-i:x`
 /// from it: 60 × 429, 60 table reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 3: fails until fixed"]
 async fn a_banned_source_costs_no_table_read() {
     let url = or_skip!(moto::url("a_banned_source_costs_no_table_read"));
     let c = ut::client(&url).await;

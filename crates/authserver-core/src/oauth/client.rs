@@ -60,8 +60,8 @@ pub enum ClientProblem {
     /// A default scope is not among `scopes`.
     #[error("oauth.defaultScopes #{0} is not in oauth.scopes")]
     DefaultScope(usize),
-    /// An audience is empty, longer than 256 bytes or has a control character.
-    #[error("oauth.audiences #{0} is empty, over 256 bytes or has a control character")]
+    /// An audience is not an absolute URI without a fragment (RFC 8707 §2), or is over 256 bytes.
+    #[error("oauth.audiences #{0} is not an absolute URI without a fragment (RFC 8707), or over 256 bytes")]
     Audience(usize),
     /// `private_key_jwt` without a usable key, or `jwks` with a secret method.
     #[error("oauth.jwks: {0}")]
@@ -76,6 +76,23 @@ pub fn is_scope_token(s: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
+/// RFC 8707 §2: a `resource` (here: an audience) is an absolute URI (RFC 3986 §4.3:
+/// `scheme ":" hier-part`, scheme `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`) without a
+/// fragment; at most 256 bytes of URI characters (no space, control, `"<>\^`{|}` or non-ASCII).
+pub fn is_resource_uri(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    let uri_char = |b: u8| b.is_ascii_graphic() && !b"\"<>\\^`{|}#".contains(&b);
+    s.len() <= 256
+        && scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        && !rest.is_empty()
+        && rest.bytes().all(uri_char)
+}
+
 impl OAuthClient {
     /// Checks the object; a store refuses the document it is in otherwise.
     pub fn validate(&self) -> Result<(), ClientProblem> {
@@ -85,8 +102,7 @@ impl OAuthClient {
         if let Some(i) = self.default_scopes.iter().position(|s| !self.scopes.contains(s)) {
             return Err(ClientProblem::DefaultScope(i + 1));
         }
-        let bad_aud = |a: &String| a.is_empty() || a.len() > 256 || a.chars().any(char::is_control);
-        if let Some(i) = self.audiences.iter().position(bad_aud) {
+        if let Some(i) = self.audiences.iter().position(|a| !is_resource_uri(a)) {
             return Err(ClientProblem::Audience(i + 1));
         }
         match (self.token_endpoint_auth_method, &self.jwks) {
@@ -97,7 +113,9 @@ impl OAuthClient {
                 Err(ClientProblem::Jwks("no usable RS256 / ES256 signing key".into()))
             }
             (AuthMethod::PrivateKeyJwt, Some(_)) if !self.keys().iter().all(VerifyingKey::is_usable) => {
-                Err(ClientProblem::Jwks("an EC key is not a point on P-256".into()))
+                Err(ClientProblem::Jwks(
+                    "a key can never verify (EC point off P-256; RSA over 8192 bits, or e even or 1)".into(),
+                ))
             }
             (AuthMethod::PrivateKeyJwt, Some(_)) | (_, None) => Ok(()),
             (_, Some(_)) => Err(ClientProblem::Jwks(
@@ -201,10 +219,48 @@ mod tests {
             serde_json::json!({"scopes": ["a"], "tokenEndpointAuthMethod": "private_key_jwt",
             "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": one, "y": one}]}}),
         );
+        assert!(matches!(off_curve.validate(), Err(ClientProblem::Jwks(m)) if m.contains("never verify")));
+        // RSA keys ring refuses before any arithmetic: over 8192 bits, e = 1, e even.
+        let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
+        let rsa = |n: &[u8], e: &[u8]| {
+            client(
+                serde_json::json!({"scopes": ["a"], "tokenEndpointAuthMethod": "private_key_jwt",
+                "jwks": {"keys": [{"kty": "RSA", "n": b64(n), "e": b64(e)}]}}),
+            )
+            .validate()
+        };
+        assert_eq!(rsa(&[0xc3; 256], &[1, 0, 1]), Ok(()));
         assert_eq!(
-            off_curve.validate(),
-            Err(ClientProblem::Jwks("an EC key is not a point on P-256".into()))
+            rsa(&[0xc3; 1024], &[1, 0, 1]),
+            Ok(()),
+            "8192 bits is the bound, included"
         );
+        for (n, e) in [
+            (&[0xc3u8; 1025][..], &[1u8, 0, 1][..]),
+            (&[0xc3; 256], &[1]),
+            (&[0xc3; 256], &[1, 0, 0]),
+        ] {
+            assert!(
+                matches!(rsa(n, e), Err(ClientProblem::Jwks(_))),
+                "{} bytes, e {e:?}",
+                n.len()
+            );
+        }
+        // RFC 8707 §2: absolute URIs without a fragment only.
+        for (aud, ok) in [
+            ("https://api.example.test", true),
+            ("urn:example:api", true),
+            ("https://api.example.test/v1?x=1", true),
+            ("*", false),
+            ("not a url", false),
+            ("relative/path", false),
+            ("https://api.example.test/#frag", false),
+            ("1http://x", false),
+            ("https:", false),
+        ] {
+            let c = client(serde_json::json!({"scopes": ["a"], "audiences": [aud]}));
+            assert_eq!(c.validate().is_ok(), ok, "{aud:?}");
+        }
         let keys_on_secret = client(serde_json::json!({"scopes": ["a"], "jwks": {"keys": []}}));
         assert!(matches!(keys_on_secret.validate(), Err(ClientProblem::Jwks(_))));
         assert!(

@@ -93,15 +93,17 @@ impl VerifyingKey {
         Ok(Self { kid, alg, material })
     }
 
-    /// Whether the key can ever verify: an ES256 key's point must lie on P-256. `verify` refuses
-    /// an off-curve point in microseconds, before any arithmetic, so a registered client with
-    /// such a key would be told apart by timing (and could never authenticate): the store
-    /// refuses the registration instead. Checked by an ECDH agreement with a fresh ephemeral key,
-    /// ring's public-key validation (about 100 µs, at load only, never per request).
+    /// Whether the key can ever verify: an ES256 key's point must lie on P-256, an RS256 key's
+    /// modulus must be at most 8192 bits and its exponent odd, at least 3 and under 2^33 (ring's
+    /// bounds: `RSA_PKCS1_2048_8192_SHA256` refuses any other key before any arithmetic). A
+    /// registered client with such a key could never authenticate, and its refusals would be
+    /// told apart by timing: the store refuses the registration instead. The point is checked by
+    /// an ECDH agreement with a fresh ephemeral key, ring's public-key validation (about 100 µs,
+    /// at load only, never per request).
     pub fn is_usable(&self) -> bool {
         use ring::agreement;
         match &self.material {
-            Material::Rsa { .. } => true,
+            Material::Rsa { n, e } => rsa_usable(n, e),
             Material::Ec(point) => {
                 let rng = ring::rand::SystemRandom::new();
                 agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng)
@@ -127,6 +129,42 @@ impl VerifyingKey {
     }
 }
 
+/// Longest RSA modulus ring verifies with (bits).
+const MAX_RSA_BITS: usize = 8192;
+
+/// Whether ring would take an RSA public key of modulus `n` and exponent `e` (big-endian):
+/// the modulus at most [`MAX_RSA_BITS`] (its lower bound is `from_jwk`'s), the exponent odd,
+/// at least 3 and under 2^33.
+fn rsa_usable(n: &[u8], e: &[u8]) -> bool {
+    let bits = |b: &[u8]| {
+        let b: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
+        b.first()
+            .map_or(0, |top| (b.len() - 1) * 8 + (8 - top.leading_zeros() as usize))
+    };
+    let odd = e.last().is_some_and(|last| last & 1 == 1);
+    bits(n) <= MAX_RSA_BITS && odd && (2..=33).contains(&bits(e))
+}
+
+/// The public members a client's JWK may have (RFC 7517 §4, RFC 7518 §6.2.1 and §6.3.1): an
+/// allowlist, so private material under any name (`d`, `oth`, a nested object) is refused.
+pub const PUBLIC_MEMBERS: [&str; 14] = [
+    "kty", "crv", "x", "y", "n", "e", "kid", "alg", "use", "key_ops", "x5c", "x5t", "x5t#S256", "x5u",
+];
+
+/// Whether `jwk` is an object of [`PUBLIC_MEMBERS`] only, each of its JSON type (`key_ops` and
+/// `x5c`: arrays of strings; the rest strings): nothing else can hide private key material.
+pub fn is_public_only(jwk: &serde_json::Value) -> bool {
+    let Some(members) = jwk.as_object() else {
+        return false;
+    };
+    members.iter().all(|(name, value)| match name.as_str() {
+        "key_ops" | "x5c" => value
+            .as_array()
+            .is_some_and(|a| a.iter().all(serde_json::Value::is_string)),
+        other => PUBLIC_MEMBERS.contains(&other) && value.is_string(),
+    })
+}
+
 /// The public JWK of an ES256 key from its uncompressed SEC1 point.
 pub fn ec_jwk(kid: &str, point: &[u8]) -> Option<serde_json::Value> {
     let coords = point.strip_prefix(&[4u8])?;
@@ -145,6 +183,29 @@ pub fn rsa_jwk(kid: &str, n: &[u8], e: &[u8]) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Private material under any name is outside the allowlist: a PEM string, `oth`, `d`, a
+    /// nested private JWK, an object inside `x5c`.
+    #[test]
+    fn only_objects_of_public_members_are_public() {
+        let public = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "k", "x": "AQ", "y": "AQ",
+            "use": "sig", "key_ops": ["verify"], "x5c": ["MIIB"], "x5t#S256": "AQ"});
+        assert!(is_public_only(&public));
+        let with = |name: &str, value: serde_json::Value| {
+            let mut k = public.clone();
+            k[name] = value;
+            is_public_only(&k)
+        };
+        assert!(!with("d", "AQ".into()));
+        assert!(!with(
+            "oth",
+            serde_json::json!([{"r": "AQ", "d": "AQ", "t": "AQ"}])
+        ));
+        assert!(!with("private", serde_json::json!({"kty": "EC", "d": "AQ"})));
+        assert!(!with("x5c", serde_json::json!([{"d": "AQ"}])));
+        assert!(!with("kid", serde_json::json!({"d": "AQ"})));
+        assert!(!is_public_only(&"-----BEGIN PRIVATE KEY-----".into()));
+    }
 
     #[test]
     fn keys_of_other_types_and_uses_are_refused() {

@@ -9,6 +9,7 @@
 //! would be kept in the users store). Any refusal leaves the file or table untouched.
 
 use anyhow::{Context, bail};
+use authserver_core::oauth::jwk::{PUBLIC_MEMBERS, is_public_only};
 use authserver_core::oauth::{AuthMethod, OAuthClient};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -52,9 +53,6 @@ fn parse_method(s: &str) -> Result<AuthMethod, String> {
 /// Longest JWK set file read.
 const MAX_JWKS_BYTES: u64 = 64 * 1024;
 
-/// JWK members that only a private key has (RFC 7518 §6.2.2, §6.3.2, §6.4).
-const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
-
 impl OAuthArgs {
     /// The object the options describe (`None` with `--clear`), checked as the store checks it.
     pub fn client(&self) -> anyhow::Result<Option<OAuthClient>> {
@@ -93,14 +91,14 @@ fn read_jwks(path: &Path) -> anyhow::Result<serde_json::Value> {
     if jwks.as_object().is_some_and(|o| o.len() != 1) {
         bail!("--jwks {}: a JWK set holds only \"keys\"", path.display());
     }
-    if let Some(i) = keys
-        .iter()
-        .position(|k| PRIVATE_MEMBERS.iter().any(|m| k.get(m).is_some()))
-    {
+    // An allowlist of public members, not a list of private ones: a PEM string, an RSA key's
+    // `oth` or a private JWK nested in any member would otherwise be kept in the users store.
+    if let Some(i) = keys.iter().position(|k| !is_public_only(k)) {
         bail!(
-            "--jwks {}: key #{} holds private key material; give the client's public keys only",
+            "--jwks {}: key #{} may hold private key material (a client key is an object of {} only); give the client's public keys only",
             path.display(),
-            i + 1
+            i + 1,
+            PUBLIC_MEMBERS.join(" ")
         );
     }
     Ok(jwks)

@@ -112,9 +112,7 @@ where
     } else {
         Err(OAuthError::InvalidRequest("content type"))
     };
-    let event = trail
-        .event(endpoint, result.as_ref().map(|_| ()), &state.gate, source)
-        .await;
+    let event = trail.event(endpoint, result.as_ref().map(|_| ()), &state.gate, source);
     state.audit.emit(event);
     match result {
         Ok(value) => no_store((StatusCode::OK, Json(value)).into_response()),

@@ -34,6 +34,7 @@ pub async fn attempt(gate: &Gate, issuer: &Issuer, token: &str) -> Attempt {
             scopes: claims.scopes(),
             username: Some(claims.client_id),
             retry_after: None,
+            client: None,
         },
         Err(_) => Attempt {
             decision: Decision::denied(Reason::Missing),
@@ -41,6 +42,7 @@ pub async fn attempt(gate: &Gate, issuer: &Issuer, token: &str) -> Attempt {
             user_hash: None,
             retry_after: None,
             scopes: Vec::new(),
+            client: None,
         },
     }
 }

@@ -140,18 +140,20 @@ pub async fn authenticate(
         trail.presented(&id);
         attempt = gate.attempt_credentials(raw, source).await;
     }
+    // The registration the gate's own lookup found: no second store read, here or in the
+    // audit event (a wrong secret of a real client is shown by its id, a plain user is not).
+    if attempt.client.is_some() {
+        trail.registered();
+    }
     if let Some(r) = attempt.decision.reason() {
         trail.auth_failed(r.as_str());
         return Err(refusal(r, attempt.retry_after, challenge));
     }
-    let registration = registration(gate, &id)
-        .await
-        .ok_or(OAuthError::UnauthorizedClient)?;
+    let registration = attempt.client.ok_or(OAuthError::UnauthorizedClient)?;
     if registration.token_endpoint_auth_method != method {
         trail.auth_failed("wrong_method");
         return Err(OAuthError::InvalidClient { challenge });
     }
-    trail.authenticated();
     Ok(Client { id, registration })
 }
 
@@ -221,10 +223,9 @@ async fn assertion(
             retry_after: std::time::Duration::from_secs(left),
         });
     }
-    match check_assertion(issuer, &jws, &id, gate, path).await {
+    match check_assertion(issuer, &jws, &id, gate, path, trail).await {
         Ok(registration) => {
             gate.regulator.success(source, &user_hash);
-            trail.authenticated();
             Ok(Client { id, registration })
         }
         Err(why) => {
@@ -277,18 +278,21 @@ const DUMMY_RSA_N: &str = "1CcdNFW-zz4KMkvgBfUluhF0iFvc7pAJ8Ar2cUCECPuGgzJX-Tfa4
 /// Failures of [`check_assertion`] decided before the signature was verified.
 const UNSIGNED: [&str; 3] = ["unknown_client", "wrong_method", "assertion_signature"];
 
-/// The checks of RFC 7523 §3; the failure reason is for the metric only.
+/// The checks of RFC 7523 §3; the failure reason is for the metric only. `trail` learns that
+/// `id` names a registered client once the lookup found it (the audit event reads no store).
 async fn check_assertion(
     issuer: &Issuer,
     jws: &Jws<'_>,
     id: &str,
     gate: &Gate,
     path: &str,
+    trail: &mut Trail,
 ) -> Result<Arc<OAuthClient>, &'static str> {
     let Some(registration) = registration(gate, id).await else {
         dummy_verify(jws);
         return Err("unknown_client");
     };
+    trail.registered();
     if registration.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
         dummy_verify(jws);
         return Err("wrong_method");

@@ -4,9 +4,12 @@
 //! `auth_attempt` takes (same stdout stream, same hash-chained file).
 //!
 //! What a trail may hold is what the event may show: the presented client id is kept only when
-//! it is a possible name (a username's bounds: `names::check_username`), and shown only when it
-//! names a registered OAuth client; otherwise the event has its keyed `user_hash` alone. Never
-//! the secret, the assertion, a token or the `Authorization` header.
+//! it is a possible name (a username's bounds: `names::check_username`), and shown only when
+//! the request's own client authentication found it registered as an OAuth client (the gate's
+//! lookup, or the assertion check's); otherwise the event has its keyed `user_hash` alone.
+//! Building the event never reads the store: a request refused before any lookup (a `client_id`
+//! mismatch, a banned source) must not cost a DynamoDB read for its audit line. Never the
+//! secret, the assertion, a token or the `Authorization` header.
 
 use super::error::OAuthError;
 use crate::decide::Gate;
@@ -29,7 +32,7 @@ pub enum Endpoint {
 pub struct Trail {
     /// The presented client id, when within a username's bounds.
     client_id: Option<String>,
-    /// Whether `client_id` is known to name a registered OAuth client.
+    /// Whether the request's own authentication found `client_id` registered as an OAuth client.
     registered: bool,
     /// The client-authentication method presented.
     pub method: Option<&'static str>,
@@ -54,8 +57,9 @@ impl Trail {
         self.registered = false;
     }
 
-    /// The presented client authenticated: a registered OAuth client.
-    pub fn authenticated(&mut self) {
+    /// The request's own authentication looked the presented id up and found an OAuth client
+    /// (authenticated or not): the event may show the id.
+    pub fn registered(&mut self) {
         self.registered = self.client_id.is_some();
     }
 
@@ -66,7 +70,7 @@ impl Trail {
     }
 
     /// The event for a request answered `result` from `source`.
-    pub async fn event(
+    pub fn event(
         self,
         endpoint: Endpoint,
         result: Result<(), &OAuthError>,
@@ -74,16 +78,7 @@ impl Trail {
         source: Option<IpAddr>,
     ) -> AuditEvent {
         let user_hash = self.client_id.as_deref().map(|id| gate.user_hasher.hash(id));
-        let shown = match (&self.client_id, self.registered) {
-            (Some(id), true) => Some(id.clone()),
-            // The store already said it holds no such id: no second lookup (on the DynamoDB
-            // users table, a spray of unknown ids would cost two reads each).
-            (Some(_), false) if matches!(self.reason, Some("unknown_user" | "unknown_client")) => None,
-            // A refusal after the id was presented: shown if it names an OAuth client anyway
-            // (a wrong secret of a real client), never a plain user's name.
-            (Some(id), false) => super::registry::registration(gate, id).await.map(|_| id.clone()),
-            (None, _) => None,
-        };
+        let shown = self.client_id.filter(|_| self.registered);
         let (outcome, reason) = match (result, endpoint) {
             (Err(e), _) => ("refused", Some(self.reason.unwrap_or_else(|| e.code()))),
             (Ok(()), Endpoint::Token) => ("issued", None),
