@@ -1,5 +1,6 @@
 //! The guards around the key set directory ([`super::keyset`]): who may have written it, and
-//! one `keys` command at a time.
+//! one `keys` command at a time. [`KeySetError`] lives here (re-exported by `keyset`) so the
+//! guards need nothing from the key set they guard.
 //!
 //! - **Permissions.** Whoever can write the directory can drop a PEM and a `keys.json` naming
 //!   it, and within one reload the server publishes it and signs with it (forged tokens for any
@@ -15,11 +16,38 @@
 //!   file lets two holders lock two inodes) is held from the read to the rename, like the
 //!   users-file editor's (`store::file::edit`).
 
-use super::keyset::KeySetError;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a key set could not be read or changed (paths and kids only, never key material).
+#[derive(Debug, thiserror::Error)]
+pub enum KeySetError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `keys.json` is not a schedule.
+    #[error("{0}: not a key schedule ({1})")]
+    Manifest(PathBuf, String),
+    /// A PEM file holds no usable RS256 / ES256 private key.
+    #[error("{0}: no PKCS#8 / PKCS#1 P-256 or RSA (>= 2048 bits) private key")]
+    Key(PathBuf),
+    /// A kid of the schedule is not a plain file name.
+    #[error("key id {0:?} is not [A-Za-z0-9_-]+")]
+    Kid(String),
+    /// Key generation failed.
+    #[error("key generation failed")]
+    Generate,
+    /// The directory or a key file could have been written by another user: refused.
+    #[error("refusing {0}: {1}")]
+    Unsafe(PathBuf, String),
+}
 
 /// The lock file of a key set directory.
 pub const LOCK: &str = ".keys.json.lock";

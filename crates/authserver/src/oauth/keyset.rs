@@ -14,7 +14,7 @@ use ring::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject as _;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The schedule file in a key set directory.
 pub const MANIFEST: &str = "keys.json";
@@ -61,33 +61,7 @@ pub struct LoadedKey {
     pub jwk: serde_json::Value,
 }
 
-/// Why a key set could not be read or changed (paths and kids only, never key material).
-#[derive(Debug, thiserror::Error)]
-pub enum KeySetError {
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// `keys.json` is not a schedule.
-    #[error("{0}: not a key schedule ({1})")]
-    Manifest(PathBuf, String),
-    /// A PEM file holds no usable RS256 / ES256 private key.
-    #[error("{0}: no PKCS#8 / PKCS#1 P-256 or RSA (>= 2048 bits) private key")]
-    Key(PathBuf),
-    /// A kid of the schedule is not a plain file name.
-    #[error("key id {0:?} is not [A-Za-z0-9_-]+")]
-    Kid(String),
-    /// Key generation failed.
-    #[error("key generation failed")]
-    Generate,
-    /// The directory or a key file could have been written by another user: refused.
-    #[error("refusing {0}: {1}")]
-    Unsafe(PathBuf, String),
-}
+pub use super::keyguard::KeySetError;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeySetError + '_ {
     move |source| KeySetError::Io {
