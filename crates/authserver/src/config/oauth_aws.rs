@@ -212,6 +212,18 @@ mod tests {
         assert!(s.validate().is_err());
         s.key_secret_id = "oauth-keys".into();
         s.validate().unwrap();
+        s.signer = OAuthSigner::try_from("secrets_manager_public".to_owned()).unwrap();
+        assert!(matches!(
+            s.signer_choice(),
+            SignerChoice::SecretsManagerPublic { .. }
+        ));
+        s.key_secret_id.clear();
+        assert!(
+            s.validate().is_err(),
+            "verify-only needs the public key set secret"
+        );
+        s.key_secret_id = "oauth-keys-public".into();
+        s.validate().unwrap();
         s.retain_retired_seconds = 60;
         assert!(s.validate().is_err());
     }
