@@ -99,6 +99,9 @@ GLOBAL_PREFIXES = ("aws:principaltag/",)
 
 
 # ----------------------------------------------------------------------------------- negative tests
+# The public key set secret of the negative cases with the Secrets Manager signer.
+PUBLIC_KEY_SET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:authserver/prod/oauth-keys-public-GhIjKl"
+
 # A planted mistake per case: (old text, new text, message the check must print). Each must fail.
 NEGATIVES = {
     # the defects of issue 12, planted back
@@ -178,11 +181,22 @@ NEGATIVES = {
         "OAuthRuntimePolicy does not allow kms:Sign on arn:aws:kms"),
     # VPC mode: the Secrets Manager endpoint must admit the OAuth key set secret.
     "endpoint-without-key-set": (
-        "              - !If [OAuthSecretsManager, !Ref OAuthKeySecretArn, !Ref 'AWS::NoValue']\n\n  LogsEndpoint:",
-        "\n  LogsEndpoint:",
+        "              - !If [OAuthSecretsManager, !Ref OAuthKeySecretArn, !Ref 'AWS::NoValue']\n",
+        "",
         "SecretsManagerEndpoint policy does not admit secretsmanager:GetSecretValue",
         {"OAuthSigner": "secrets_manager",
          "OAuthKeySecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:authserver/prod/oauth-keys-AbCdEf",
+         "OAuthPublicKeySecretArn": PUBLIC_KEY_SET_ARN,
+         "OAuthKmsKeySlots": "a", "OAuthKmsNextActivatesAt": ""}),
+    # Issue 14 finding 10: the authorizer reads the public key set only; the key set secret holds
+    # the private keys, with which it could mint any token.
+    "authorizer-reads-private-key-set": (
+        "              Resource: !Ref OAuthPublicKeySecretArn\n",
+        "              Resource: [!Ref OAuthPublicKeySecretArn, !Ref OAuthKeySecretArn]\n",
+        "AuthorizerRole may read the private key set",
+        {"OAuthSigner": "secrets_manager",
+         "OAuthKeySecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:authserver/prod/oauth-keys-AbCdEf",
+         "OAuthPublicKeySecretArn": PUBLIC_KEY_SET_ARN,
          "OAuthKmsKeySlots": "a", "OAuthKmsNextActivatesAt": ""}),
     # The Lambda authorizer validates bearer tokens: it may read the jti table and the public keys,
     # never write the table or sign, and each signing key's policy must name its role.

@@ -40,6 +40,10 @@ NEGATIVES = {
         "SecretReplicaNeedsKeyAndOtherRegion"),
     "oauth-secrets-manager-without-secret": (
         "us-east-1", {"OAuthSigner": "secrets_manager"}, "OAuthSecretsManagerNeedsKeySecret"),
+    "oauth-authorizer-without-public-secret": (
+        "us-east-1", {"OAuthSigner": "secrets_manager", "EnableAuthorizer": "true", "OAuthKeySecretArn":
+                      "arn:aws:secretsmanager:us-east-1:123456789012:secret:oauth-keys-AbCdEf"},
+        "OAuthAuthorizerNeedsPublicKeySecret"),
     "jwt-authorizer-without-signer": (
         "us-east-1", {"EnableJwtAuthorizer": "true", "OAuthAudience": "https://api.example.com",
                       "ProtectedBackendUrl": "https://backend.example.com"},

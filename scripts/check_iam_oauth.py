@@ -13,8 +13,9 @@ ProxyRole by each key's own key policy (a key policy that does not name the role
 grant void).
 
 Lambda authorizer (AuthorizerRole, EnableAuthorizer=true with OAuth on): it validates bearer tokens
-with the same issuer code, so it loads the public keys the way the signer does (kms:GetPublicKey per
-key; secrets_manager: GetSecretValue AWSCURRENT of the key set) and reads revoked ids (GetItem). It
+with the same issuer code, so it loads the public keys (kms:GetPublicKey per key; secrets_manager:
+GetSecretValue AWSCURRENT of the *public* key set OAuthPublicKeySecretArn, never of the key set
+OAuthKeySecretArn, whose private keys would let it mint any token) and reads revoked ids (GetItem). It
 never issues tokens, records assertion ids or revokes (the /oauth/* routes are the proxy's): every
 statement attached to AuthorizerRole must allow exactly the reads (same resources and conditions),
 and must not allow kms:Sign on a signing key or dynamodb:PutItem on the jti table; each key policy
@@ -91,14 +92,15 @@ def _signing_keys(stack):
     return [(k, stack.resolve({"Fn::GetAtt": [k, "Arn"]})) for k in KEY_SLOTS if stack.exists(k)]
 
 
-def _wanted(stack, keys, actions):
-    """action -> resources the code calls it on, for the actions in `actions`."""
+def _wanted(stack, keys, actions, key_secret="OAuthKeySecretArn"):
+    """action -> resources the code calls it on, for the actions in `actions` (`key_secret`: the
+    parameter naming the key secret this function reads: the authorizer's is the public one)."""
     table = stack.resolve({"Fn::GetAtt": ["OAuthJtiTable", "Arn"]})
     wanted = {"dynamodb:PutItem": [table], "dynamodb:GetItem": [table]}
     if keys:
         wanted["kms:Sign"] = wanted["kms:GetPublicKey"] = [arn for _, arn in keys]
     if stack.condition("OAuthSecretsManager"):
-        wanted["secretsmanager:GetSecretValue"] = [stack.params["OAuthKeySecretArn"]]
+        wanted["secretsmanager:GetSecretValue"] = [stack.params[key_secret]]
     return {a: r for a, r in wanted.items() if a in actions}
 
 
@@ -152,6 +154,9 @@ def endpoint_findings(stack, label, calls, holds, matches):
     wanted = []
     if stack.exists("SecretsManagerEndpoint") and stack.condition("OAuthSecretsManager"):
         wanted.append(("SecretsManagerEndpoint", "secretsmanager:GetSecretValue", stack.params["OAuthKeySecretArn"]))
+        if stack.exists("AuthorizerRole"):
+            wanted.append(("SecretsManagerEndpoint", "secretsmanager:GetSecretValue",
+                           stack.params["OAuthPublicKeySecretArn"]))
     if stack.exists("DynamoDbEndpoint"):
         table = stack.resolve({"Fn::GetAtt": ["OAuthJtiTable", "Arn"]})
         wanted += [("DynamoDbEndpoint", a, table) for a in ("dynamodb:GetItem", "dynamodb:PutItem")]
@@ -173,7 +178,7 @@ def authorizer_findings(stack, label, calls, holds, matches, keys):
     region, contexts = _contexts(stack)
     reads = calls - ISSUE_ONLY
     out = []
-    for action, resources in sorted(_wanted(stack, keys, reads).items()):
+    for action, resources in sorted(_wanted(stack, keys, reads, "OAuthPublicKeySecretArn").items()):
         ctx = contexts.get(action, region)
         for resource in resources:
             if not _allowed(stmts, action, resource, ctx, holds, matches):
@@ -185,6 +190,12 @@ def authorizer_findings(stack, label, calls, holds, matches, keys):
             if _allowed(stmts, action, resource, ctx, holds, matches):
                 out.append(f"{label}: AuthorizerRole may {action} on {resource}: the authorizer only "
                            f"validates tokens (issuing is the proxy's)")
+    if stack.condition("OAuthSecretsManager"):
+        private = stack.params["OAuthKeySecretArn"]
+        ctx = contexts["secretsmanager:GetSecretValue"]
+        if _allowed(stmts, "secretsmanager:GetSecretValue", private, ctx, holds, matches):
+            out.append(f"{label}: AuthorizerRole may read the private key set {private}: the authorizer "
+                       f"only validates tokens (OAuthPublicKeySecretArn holds the public keys)")
     if stack.exists("AuthorizerOAuthPolicy"):
         policy = stack.resolve(stack.resources["AuthorizerOAuthPolicy"]["Properties"])
         for st in statements(policy["PolicyDocument"]):

@@ -11,8 +11,11 @@
 /// public-only secret the proxy writes) would do.
 ///
 /// Repro: `deploy/aws/authserver.yaml`, `AuthorizerOAuthPolicy`, statement `OAuthReadCurrentKeySet`.
+///
+/// Fixed: the authorizer is verify-only (`oauth_aws.signer = secrets_manager_public`) and reads
+/// `OAuthPublicKeySecretArn`, the public half `authserver keys public-set` writes
+/// (`authorizer_public_keys_moto.rs` runs it; scripts/check_iam_oauth.py checks the policy).
 #[test]
-#[ignore = "finding 10: open; the authorizer needs a public-only key source (public JWKS secret or the issuer JWKS); see docs/lambda.md"]
 fn the_authorizer_role_cannot_read_the_private_signing_keys() {
     let template = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/aws/authserver.yaml"),

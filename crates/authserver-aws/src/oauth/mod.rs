@@ -18,17 +18,21 @@
 //! - [`schedule`]: activation times → active, next and retired keys.
 //! - [`kms`]: signing with KMS keys, [`KmsSigner`].
 //! - [`secret_key`]: signing with a key set from Secrets Manager, [`SecretKeySigner`].
+//! - [`public_key`]: the verify-only public half of that key set (the Lambda authorizer's),
+//!   [`PublicKeySet`].
 //! - [`jti`]: the token-id store in DynamoDB, [`DynamoDbJtiStore`].
 
 pub mod der;
 pub mod jti;
 pub mod kms;
+pub mod public_key;
 pub mod schedule;
 pub mod secret_key;
 
 pub use authserver_core::oauth::{JtiStore, TokenSigner};
 pub use jti::DynamoDbJtiStore;
 pub use kms::{KmsKey, KmsSigner};
+pub use public_key::PublicKeySet;
 pub use secret_key::SecretKeySigner;
 
 use aws_config::SdkConfig;
@@ -80,6 +84,14 @@ pub enum SignerChoice {
         /// How often the key set is re-read (a rotation added a key).
         refresh: Duration,
     },
+    /// Verify-only: the public half of a Secrets Manager key set, in its own secret (the Lambda
+    /// authorizer, which must not read the private keys). Signing always fails.
+    SecretsManagerPublic {
+        /// The public key set secret's ARN or name.
+        secret_id: String,
+        /// How often it is re-read.
+        refresh: Duration,
+    },
 }
 
 /// Builds the signer `choice` names (`None` for [`SignerChoice::Local`]). For Secrets Manager
@@ -104,11 +116,29 @@ pub async fn build_signer(
             spawn_refresh(Arc::downgrade(&signer), *refresh);
             Ok(Some(signer))
         }
+        SignerChoice::SecretsManagerPublic { secret_id, refresh } => {
+            let client = crate::secrets_client(sdk);
+            let keys = Arc::new(PublicKeySet::load(client, secret_id, retain, system_clock()).await?);
+            spawn_refresh(Arc::downgrade(&keys), *refresh);
+            Ok(Some(keys))
+        }
+    }
+}
+
+/// A key source re-read from its secret; on failure the loaded keys stay.
+pub trait Refresh: Send + Sync {
+    /// Re-reads the keys.
+    fn refresh(&self) -> authserver_core::regulation::BoxFuture<'_, Result<(), LoadError>>;
+}
+
+impl Refresh for SecretKeySigner {
+    fn refresh(&self) -> authserver_core::regulation::BoxFuture<'_, Result<(), LoadError>> {
+        Box::pin(SecretKeySigner::refresh(self))
     }
 }
 
 /// Re-reads the key set every `every` until the signer is dropped.
-fn spawn_refresh(signer: std::sync::Weak<SecretKeySigner>, every: Duration) {
+fn spawn_refresh<S: Refresh + 'static>(signer: std::sync::Weak<S>, every: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.tick().await; // the first tick is immediate: `load` just read the set

@@ -88,6 +88,11 @@ impl<K> Schedule<K> {
         self.keys.iter().rposition(|k| k.activates_at <= now)
     }
 
+    /// Every key, in activation order.
+    pub fn keys(&self) -> &[Scheduled<K>] {
+        &self.keys
+    }
+
     /// The earliest key (`new` refused an empty set, so there is one).
     pub fn first(&self) -> &Scheduled<K> {
         &self.keys[0]

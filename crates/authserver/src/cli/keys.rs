@@ -60,6 +60,11 @@ pub enum KeysCommand {
         /// The key id.
         kid: String,
     },
+    /// Reads an AWS key set secret value (`{"keys": [{"activates_at", "private_key_pem"}]}`)
+    /// on stdin and prints its public key set (`{"keys": [{"activates_at", "jwk"}]}`), the
+    /// value of the `<name>-public` secret the Lambda authorizer reads (docs/deployment.md).
+    /// Prints public JWKs only.
+    PublicSet,
 }
 
 /// Where a new key comes from.
@@ -73,6 +78,9 @@ pub struct NewKey {
 
 /// Runs a `keys` command.
 pub fn run(args: KeysArgs) -> anyhow::Result<()> {
+    if let KeysCommand::PublicSet = args.command {
+        return public_set();
+    }
     let settings = Settings::load(args.config.as_deref())?;
     let dir = args.dir.unwrap_or_else(|| settings.oauth.keys_dir.clone());
     if dir.as_os_str().is_empty() {
@@ -82,7 +90,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
     let retention = oauth.token_lifetime_seconds + oauth.skew_seconds;
     let now = unix_now();
     let _lock = match args.command {
-        KeysCommand::List => None,
+        KeysCommand::List | KeysCommand::PublicSet => None,
         _ => Some(guard(&dir)?),
     };
     match args.command {
@@ -106,7 +114,19 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::Remove { kid } => remove(&dir, &kid, now),
+        KeysCommand::PublicSet => public_set(),
     }
+}
+
+/// `keys public-set`: the private key set on stdin, its public half on stdout.
+fn public_set() -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut value = zeroize::Zeroizing::new(Vec::new());
+    std::io::stdin()
+        .read_to_end(&mut value)
+        .context("reading the key set from stdin")?;
+    println!("{}", authserver_aws::oauth::public_key::public_key_set(&value)?);
+    Ok(())
 }
 
 /// Refuses an unsafe directory, creates a missing one and takes the edit lock.

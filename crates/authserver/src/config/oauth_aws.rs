@@ -22,6 +22,9 @@ pub enum OAuthSigner {
     Kms,
     /// A key set in a Secrets Manager secret (`oauth_aws.key_secret_id`).
     SecretsManager,
+    /// Verify-only (the Lambda authorizer with the `secrets_manager` signer): the public half
+    /// of the key set, in its own secret (`oauth_aws.key_secret_id`); it never signs.
+    SecretsManagerPublic,
 }
 
 impl TryFrom<String> for OAuthSigner {
@@ -32,7 +35,8 @@ impl TryFrom<String> for OAuthSigner {
             "local" => Ok(Self::Local),
             "kms" => Ok(Self::Kms),
             "secrets_manager" => Ok(Self::SecretsManager),
-            _ => Err("must be local, kms or secrets_manager"),
+            "secrets_manager_public" => Ok(Self::SecretsManagerPublic),
+            _ => Err("must be local, kms, secrets_manager or secrets_manager_public"),
         }
     }
 }
@@ -43,6 +47,7 @@ impl From<OAuthSigner> for &'static str {
             OAuthSigner::Local => "local",
             OAuthSigner::Kms => "kms",
             OAuthSigner::SecretsManager => "secrets_manager",
+            OAuthSigner::SecretsManagerPublic => "secrets_manager_public",
         }
     }
 }
@@ -127,10 +132,12 @@ impl OAuthAwsSettings {
             OAuthSigner::Kms if self.kms_keys.is_empty() => {
                 return ConfigError::invalid("oauth_aws.kms_keys", "signer kms needs at least one key");
             }
-            OAuthSigner::SecretsManager if self.key_secret_id.is_empty() => {
+            OAuthSigner::SecretsManager | OAuthSigner::SecretsManagerPublic
+                if self.key_secret_id.is_empty() =>
+            {
                 return ConfigError::invalid(
                     "oauth_aws.key_secret_id",
-                    "signer secrets_manager needs the key set secret",
+                    "signer secrets_manager(_public) needs the key set secret",
                 );
             }
             _ => {}
@@ -153,6 +160,10 @@ impl OAuthAwsSettings {
             OAuthSigner::Local => SignerChoice::Local,
             OAuthSigner::Kms => SignerChoice::Kms(self.kms_keys.iter().map(|k| k.0.clone()).collect()),
             OAuthSigner::SecretsManager => SignerChoice::SecretsManager {
+                secret_id: self.key_secret_id.clone(),
+                refresh: Duration::from_secs(self.key_refresh_seconds),
+            },
+            OAuthSigner::SecretsManagerPublic => SignerChoice::SecretsManagerPublic {
                 secret_id: self.key_secret_id.clone(),
                 refresh: Duration::from_secs(self.key_refresh_seconds),
             },
@@ -200,6 +211,18 @@ mod tests {
         s.signer = OAuthSigner::SecretsManager;
         assert!(s.validate().is_err());
         s.key_secret_id = "oauth-keys".into();
+        s.validate().unwrap();
+        s.signer = OAuthSigner::try_from("secrets_manager_public".to_owned()).unwrap();
+        assert!(matches!(
+            s.signer_choice(),
+            SignerChoice::SecretsManagerPublic { .. }
+        ));
+        s.key_secret_id.clear();
+        assert!(
+            s.validate().is_err(),
+            "verify-only needs the public key set secret"
+        );
+        s.key_secret_id = "oauth-keys-public".into();
         s.validate().unwrap();
         s.retain_retired_seconds = 60;
         assert!(s.validate().is_err());
