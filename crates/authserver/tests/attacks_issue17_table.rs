@@ -6,40 +6,17 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use authserver::config::StoreKind;
-use authserver::http::{AppState, ClientAddr, app};
+use authserver::http::AppState;
 use authserver_aws::UsersTable;
-use authserver_core::{Status, UserRecord};
-use authserver_testkit::hash::{CHEAP, hash, policy};
+use authserver_core::Status;
+use authserver_testkit::hash::policy;
 use authserver_testkit::moto::relay::{Hold, Relay};
 use authserver_testkit::moto::users_table as ut;
 use authserver_testkit::users::{basic, settings};
 use authserver_testkit::{moto, or_skip};
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tower::ServiceExt;
-
-async fn call(state: &Arc<AppState>, auth: &str) -> StatusCode {
-    let mut req = Request::post("/auth/validate")
-        .header(header::AUTHORIZATION, auth)
-        .body(Body::empty())
-        .unwrap();
-    req.extensions_mut()
-        .insert(ClientAddr("192.0.2.7:1000".parse().unwrap()));
-    app(state.clone()).oneshot(req).await.unwrap().status()
-}
-
-fn record(pw: &str, status: Status) -> UserRecord {
-    UserRecord {
-        password_hash: hash(pw, CHEAP),
-        status,
-        roles: vec!["ops".into()],
-        password_changed_at: None,
-        delivery_secret_id: None,
-        oauth: None,
-    }
-}
 
 /// A table holding alice (ACTIVE) and a server on it through a relay, polling the version
 /// every second, entries kept for the default five minutes.
@@ -48,7 +25,7 @@ async fn rig(url: &str) -> (UsersTable, Relay, Arc<AppState>) {
     let name = ut::create(&c).await;
     let table = UsersTable::new(c, &name);
     table
-        .add("alice", &record("alice-pw", Status::Active))
+        .add("alice", &ut::record("alice-pw", Status::Active))
         .await
         .unwrap();
     table.bump_version().await.unwrap();
@@ -80,12 +57,16 @@ async fn a_request_cancelled_during_the_version_poll_stops_every_later_pickup() 
     ));
     let (table, relay, state) = rig(&url).await;
     let alice = basic("alice", "alice-pw");
-    assert_eq!(call(&state, &alice).await, StatusCode::OK, "alice cached");
+    assert_eq!(
+        ut::validate(&state, &alice).await.0,
+        StatusCode::OK,
+        "alice cached"
+    );
 
     // The next request after the poll interval reads the version; its client goes away then.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     relay.hold(Hold::All);
-    let dropped = tokio::time::timeout(Duration::from_millis(300), call(&state, &alice)).await;
+    let dropped = tokio::time::timeout(Duration::from_millis(300), ut::validate(&state, &alice)).await;
     assert!(dropped.is_err(), "the request was cancelled while polling");
     relay.hold(Hold::Nothing);
 
@@ -93,7 +74,7 @@ async fn a_request_cancelled_during_the_version_poll_stops_every_later_pickup() 
     disable(&table, "alice").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
-        call(&state, &alice).await,
+        ut::validate(&state, &alice).await.0,
         StatusCode::UNAUTHORIZED,
         "alice was disabled 2.5 s ago through the CLI path (version_poll = 1 s); the server \
          still accepts her: no version poll has run since the cancelled request"
@@ -108,12 +89,12 @@ async fn control_without_cancellation_a_disable_is_picked_up_within_the_poll() {
     ));
     let (table, _relay, state) = rig(&url).await;
     let alice = basic("alice", "alice-pw");
-    assert_eq!(call(&state, &alice).await, StatusCode::OK);
+    assert_eq!(ut::validate(&state, &alice).await.0, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(call(&state, &alice).await, StatusCode::OK);
+    assert_eq!(ut::validate(&state, &alice).await.0, StatusCode::OK);
     disable(&table, "alice").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(call(&state, &alice).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(ut::validate(&state, &alice).await.0, StatusCode::UNAUTHORIZED);
 }
 
 /// A `GetItem` answered before a write, whose answer is processed after a later version poll
@@ -129,7 +110,7 @@ async fn a_read_racing_a_version_poll_caches_the_old_entry_under_the_new_version
     let alice = basic("alice", "alice-pw");
     // The version is read now (first request); alice is not cached.
     assert_eq!(
-        call(&state, &basic("nobody", "x")).await,
+        ut::validate(&state, &basic("nobody", "x")).await.0,
         StatusCode::UNAUTHORIZED
     );
 
@@ -137,7 +118,7 @@ async fn a_read_racing_a_version_poll_caches_the_old_entry_under_the_new_version
     relay.hold(Hold::Matching(br#"{"S":"alice"}"#.to_vec()));
     let in_flight = {
         let (state, alice) = (state.clone(), alice.clone());
-        tokio::spawn(async move { call(&state, &alice).await })
+        tokio::spawn(async move { ut::validate(&state, &alice).await.0 })
     };
     tokio::time::sleep(Duration::from_millis(150)).await;
     // Meanwhile an operator disables alice; the next request after the poll interval reads
@@ -145,7 +126,7 @@ async fn a_read_racing_a_version_poll_caches_the_old_entry_under_the_new_version
     disable(&table, "alice").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
-        call(&state, &basic("nobody", "x")).await,
+        ut::validate(&state, &basic("nobody", "x")).await.0,
         StatusCode::UNAUTHORIZED
     );
     assert!(!in_flight.is_finished(), "alice's read is held by the relay");
@@ -157,7 +138,7 @@ async fn a_read_racing_a_version_poll_caches_the_old_entry_under_the_new_version
     // Requests starting more than version_poll + a round trip after the write returned.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        call(&state, &alice).await,
+        ut::validate(&state, &alice).await.0,
         StatusCode::UNAUTHORIZED,
         "alice was disabled (and the version bumped) 2.6 s ago; version_poll = 1 s"
     );
@@ -175,7 +156,7 @@ async fn a_version_that_goes_back_revives_entries_read_before_the_write() {
     let (table, _relay, state) = rig(&url).await;
     let alice = basic("alice", "alice-pw");
     assert_eq!(
-        call(&state, &alice).await,
+        ut::validate(&state, &alice).await.0,
         StatusCode::OK,
         "alice cached under version 1"
     );
@@ -192,7 +173,7 @@ async fn a_version_that_goes_back_revives_entries_read_before_the_write() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        call(&state, &basic("nobody", "x")).await,
+        ut::validate(&state, &basic("nobody", "x")).await.0,
         StatusCode::UNAUTHORIZED,
         "reads version 0"
     );
@@ -200,7 +181,7 @@ async fn a_version_that_goes_back_revives_entries_read_before_the_write() {
     disable(&table, "alice").await; // bumps the version to 1 again
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
-        call(&state, &alice).await,
+        ut::validate(&state, &alice).await.0,
         StatusCode::UNAUTHORIZED,
         "alice was disabled through the CLI path 2.5 s ago (version_poll = 1 s)"
     );
@@ -230,7 +211,10 @@ async fn a_store_that_started_without_the_table_never_reads_it_again() {
     let state = authserver::wiring::build(s).unwrap().state;
     assert!(!state.gate.store.status().ready, "no table: not ready");
     let alice = basic("alice", "alice-pw");
-    assert_eq!(call(&state, &alice).await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        ut::validate(&state, &alice).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 
     // The table appears (same name) with alice in it.
     c.create_table()
@@ -255,7 +239,7 @@ async fn a_store_that_started_without_the_table_never_reads_it_again() {
         .unwrap();
     let table = UsersTable::new(c.clone(), &scratch);
     table
-        .add("alice", &record("alice-pw", Status::Active))
+        .add("alice", &ut::record("alice-pw", Status::Active))
         .await
         .unwrap();
     table.bump_version().await.unwrap();
@@ -264,7 +248,7 @@ async fn a_store_that_started_without_the_table_never_reads_it_again() {
     let mut answers = Vec::new();
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        answers.push(call(&state, &alice).await);
+        answers.push(ut::validate(&state, &alice).await.0);
     }
     assert_eq!(
         answers.last(),
@@ -285,16 +269,16 @@ async fn one_failed_read_for_one_username_503s_every_uncached_user() {
     ));
     let (_table, relay, state) = rig(&url).await;
     assert_eq!(
-        call(&state, &basic("nobody", "x")).await,
+        ut::validate(&state, &basic("nobody", "x")).await.0,
         StatusCode::UNAUTHORIZED
     );
 
     relay.hold(Hold::Matching(br#"{"S":"hot-key"}"#.to_vec()));
-    let attacker = call(&state, &basic("hot-key", "x")).await;
+    let attacker = ut::validate(&state, &basic("hot-key", "x")).await.0;
     assert_eq!(attacker, StatusCode::SERVICE_UNAVAILABLE, "the held read failed");
     // The table answers every other key, at once.
     assert_eq!(
-        call(&state, &basic("alice", "alice-pw")).await,
+        ut::validate(&state, &basic("alice", "alice-pw")).await.0,
         StatusCode::OK,
         "alice's item is readable; the store answered 503 from the other user's failure"
     );

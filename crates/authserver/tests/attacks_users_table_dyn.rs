@@ -22,27 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
-async fn call(state: &Arc<AppState>, auth: &str) -> StatusCode {
-    let mut req = Request::post("/auth/validate")
-        .header(header::AUTHORIZATION, auth)
-        .body(Body::empty())
-        .unwrap();
-    req.extensions_mut()
-        .insert(ClientAddr("192.0.2.7:1000".parse().unwrap()));
-    app(state.clone()).oneshot(req).await.unwrap().status()
-}
-
-fn record(pw: &str, status: Status) -> UserRecord {
-    UserRecord {
-        password_hash: hash(pw, CHEAP),
-        status,
-        roles: vec!["ops".into()],
-        password_changed_at: None,
-        delivery_secret_id: None,
-        oauth: None,
-    }
-}
-
 /// A table holding alice (ACTIVE, added and counted as the CLI does) and a server on it through
 /// a relay, polling the version every second, entries kept for the default five minutes.
 async fn rig(url: &str) -> (aws_sdk_dynamodb::Client, UsersTable, Relay, Arc<AppState>) {
@@ -50,7 +29,7 @@ async fn rig(url: &str) -> (aws_sdk_dynamodb::Client, UsersTable, Relay, Arc<App
     let name = ut::create(&c).await;
     let table = UsersTable::new(c.clone(), &name);
     table
-        .add("alice", &record("alice-pw", Status::Active))
+        .add("alice", &ut::record("alice-pw", Status::Active))
         .await
         .unwrap();
     table.bump_counting(1).await.unwrap();
@@ -104,16 +83,24 @@ async fn a_version_past_u64_hides_every_later_cli_write() {
         .await
         .unwrap();
     let alice = basic("alice", "alice-pw");
-    assert_eq!(call(&state, &alice).await, StatusCode::OK, "alice cached");
+    assert_eq!(
+        ut::validate(&state, &alice).await.0,
+        StatusCode::OK,
+        "alice cached"
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(call(&state, &alice).await, StatusCode::OK, "version polled");
+    assert_eq!(
+        ut::validate(&state, &alice).await.0,
+        StatusCode::OK,
+        "version polled"
+    );
 
     // `users disable alice --table T`: the conditional write, then the bump.
     table.set_status("alice", Status::Disabled).await.unwrap();
     let bumped = table.bump_version().await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
-        call(&state, &alice).await,
+        ut::validate(&state, &alice).await.0,
         StatusCode::UNAUTHORIZED,
         "alice was disabled 2.5 s ago through the CLI path (version_poll = 1 s, bump returned \
          {bumped}); the server still accepts her: a version past u64 reads as 0 for good"
@@ -137,7 +124,7 @@ async fn a_lost_bump_answer_counts_the_added_user_twice() {
     let wire = Arc::new(Wire::default());
     let tapped = UsersTable::new(ut::tapped_client(&url, wire.clone()).await, table.name());
     tapped
-        .add("bob", &record("bob-pw", Status::Active))
+        .add("bob", &ut::record("bob-pw", Status::Active))
         .await
         .unwrap();
     // The UpdateItem reaches moto and takes effect; its answer is a 500.
@@ -169,7 +156,11 @@ async fn a_remove_whose_answer_was_lost_is_never_picked_up() {
     let url = or_skip!(moto::url("a_remove_whose_answer_was_lost_is_never_picked_up"));
     let (_c, table, relay, state) = rig(&url).await;
     let alice = basic("alice", "alice-pw");
-    assert_eq!(call(&state, &alice).await, StatusCode::OK, "alice cached");
+    assert_eq!(
+        ut::validate(&state, &alice).await.0,
+        StatusCode::OK,
+        "alice cached"
+    );
     let version = table.version().await.unwrap();
 
     // The CLI's own relay: its DeleteItem answers are held (the delete takes effect).
@@ -194,7 +185,7 @@ async fn a_remove_whose_answer_was_lost_is_never_picked_up() {
     assert!(!ok && err2.contains("no user"), "{err2}");
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let status = call(&state, &alice).await;
+    let status = ut::validate(&state, &alice).await.0;
     let after = table.version().await.unwrap();
     drop(relay);
     assert_eq!(
@@ -221,12 +212,15 @@ async fn odd_usernames_are_unknown_users_not_a_store_outage() {
     ];
     for name in &odd {
         assert_eq!(
-            call(&state, &basic(name, "x")).await,
+            ut::validate(&state, &basic(name, "x")).await.0,
             StatusCode::UNAUTHORIZED,
             "{name:?}"
         );
     }
-    assert_eq!(call(&state, &basic("alice", "alice-pw")).await, StatusCode::OK);
+    assert_eq!(
+        ut::validate(&state, &basic("alice", "alice-pw")).await.0,
+        StatusCode::OK
+    );
 }
 
 /// Finding 4. OAuth on with the DynamoDB users store: no OAuth client can exist. `item_of`
@@ -304,7 +298,10 @@ async fn one_throttled_version_read_503s_uncached_users_for_a_whole_poll() {
         "one_throttled_version_read_503s_uncached_users_for_a_whole_poll"
     ));
     let (_c, table, _relay, _state) = rig(&url).await;
-    table.add("bob", &record("bob-pw", Status::Active)).await.unwrap();
+    table
+        .add("bob", &ut::record("bob-pw", Status::Active))
+        .await
+        .unwrap();
     table.bump_counting(1).await.unwrap();
     let wire = Arc::new(Wire::default());
     let tapped =
@@ -458,7 +455,7 @@ async fn a_store_started_without_its_table_becomes_ready_with_only_readiness_pro
         .unwrap();
     let table = UsersTable::new(c, &name);
     table
-        .add("alice", &record("alice-pw", Status::Active))
+        .add("alice", &ut::record("alice-pw", Status::Active))
         .await
         .unwrap();
     table.bump_counting(1).await.unwrap();
@@ -538,13 +535,16 @@ async fn hand_edited_items_deny_their_user_and_leak_nothing() {
         put.send().await.unwrap();
     }
     for (user, _) in &items {
-        let got = call(&state, &basic(user, "pw")).await;
+        let got = ut::validate(&state, &basic(user, "pw")).await.0;
         assert!(
             got == StatusCode::UNAUTHORIZED || (*user == "huge-user" && got == StatusCode::OK),
             "{user}: {got}"
         );
     }
-    assert_eq!(call(&state, &basic("alice", "alice-pw")).await, StatusCode::OK);
+    assert_eq!(
+        ut::validate(&state, &basic("alice", "alice-pw")).await.0,
+        StatusCode::OK
+    );
     let text = logs.text();
     assert!(
         !text.contains("aGFzaGhhc2hoYXNo") && !text.contains("$argon2id$"),
@@ -575,17 +575,21 @@ async fn a_disabled_user_whose_own_read_fails_is_let_in_from_the_stale_entry() {
     ));
     let (_c, table, relay, state) = rig(&url).await;
     let alice = basic("alice", "alice-pw");
-    assert_eq!(call(&state, &alice).await, StatusCode::OK, "alice cached");
+    assert_eq!(
+        ut::validate(&state, &alice).await.0,
+        StatusCode::OK,
+        "alice cached"
+    );
     table.set_status("alice", Status::Disabled).await.unwrap();
     table.bump_version().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Another user's request reads the bumped version: alice's entry is now stale.
     assert_eq!(
-        call(&state, &basic("nobody", "x")).await,
+        ut::validate(&state, &basic("nobody", "x")).await.0,
         StatusCode::UNAUTHORIZED
     );
     relay.hold(Hold::Matching(br#"{"S":"alice"}"#.to_vec()));
-    let got = call(&state, &alice).await;
+    let got = ut::validate(&state, &alice).await.0;
     relay.hold(Hold::Nothing);
     assert_ne!(
         got,

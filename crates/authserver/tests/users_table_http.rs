@@ -7,7 +7,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use authserver::config::StoreKind;
-use authserver::http::{AppState, ClientAddr, app};
+use authserver::http::AppState;
 use authserver_aws::UsersTable;
 use authserver_core::{Status, UserRecord};
 use authserver_testkit::hash::{CHEAP, hash, policy};
@@ -15,26 +15,9 @@ use authserver_testkit::moto::relay::{Hold, Relay};
 use authserver_testkit::moto::users_table as ut;
 use authserver_testkit::users::{basic, settings};
 use authserver_testkit::{moto, or_skip};
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tower::ServiceExt;
-
-async fn call(state: &Arc<AppState>, auth: &str) -> (StatusCode, Option<String>) {
-    let mut req = Request::post("/auth/validate")
-        .header(header::AUTHORIZATION, auth)
-        .body(Body::empty())
-        .unwrap();
-    req.extensions_mut()
-        .insert(ClientAddr("192.0.2.7:1000".parse().unwrap()));
-    let res = app(state.clone()).oneshot(req).await.unwrap();
-    let retry = res
-        .headers()
-        .get(header::RETRY_AFTER)
-        .map(|v| v.to_str().unwrap().to_owned());
-    (res.status(), retry)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_table_serves_the_http_contract_and_an_outage_ends_in_503() {
@@ -44,21 +27,16 @@ async fn the_table_serves_the_http_contract_and_an_outage_ends_in_503() {
     let c = ut::client(&url).await;
     let name = ut::create(&c).await;
     let table = UsersTable::new(c.clone(), &name);
-    let record = |pw: &str, status| UserRecord {
-        password_hash: hash(pw, CHEAP),
-        status,
-        roles: vec!["ops".into()],
-        password_changed_at: None,
-        delivery_secret_id: None,
-        oauth: None,
-    };
     table
-        .add("alice", &record("alice-pw", Status::Active))
+        .add("alice", &ut::record("alice-pw", Status::Active))
         .await
         .unwrap();
-    table.add("bob", &record("bob-pw", Status::Active)).await.unwrap();
     table
-        .add("dora", &record("dora-pw", Status::Disabled))
+        .add("bob", &ut::record("bob-pw", Status::Active))
+        .await
+        .unwrap();
+    table
+        .add("dora", &ut::record("dora-pw", Status::Disabled))
         .await
         .unwrap();
     table.bump_counting(3).await.unwrap();
@@ -70,15 +48,18 @@ async fn the_table_serves_the_http_contract_and_an_outage_ends_in_503() {
     let state = authserver::wiring::build(s).unwrap().state;
     assert!(state.gate.store.status().ready);
 
-    assert_eq!(call(&state, &basic("alice", "alice-pw")).await.0, StatusCode::OK);
     assert_eq!(
-        call(&state, &basic("alice", "alice-pw")).await.0,
+        ut::validate(&state, &basic("alice", "alice-pw")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        ut::validate(&state, &basic("alice", "alice-pw")).await.0,
         StatusCode::OK,
         "cache hit"
     );
     for (user, pw) in [("alice", "wrong"), ("dora", "dora-pw"), ("nobody", "x")] {
         assert_eq!(
-            call(&state, &basic(user, pw)).await.0,
+            ut::validate(&state, &basic(user, pw)).await.0,
             StatusCode::UNAUTHORIZED,
             "{user}"
         );
@@ -94,8 +75,11 @@ async fn the_table_serves_the_http_contract_and_an_outage_ends_in_503() {
 
     // Outage: alice's entry is cached and keeps answering; bob's is not: 503, Retry-After.
     c.delete_table().table_name(&name).send().await.unwrap();
-    assert_eq!(call(&state, &basic("alice", "alice-pw")).await.0, StatusCode::OK);
-    let (status, retry) = call(&state, &basic("bob", "bob-pw")).await;
+    assert_eq!(
+        ut::validate(&state, &basic("alice", "alice-pw")).await.0,
+        StatusCode::OK
+    );
+    let (status, retry) = ut::validate(&state, &basic("bob", "bob-pw")).await;
     assert_eq!(
         (status, retry.as_deref()),
         (StatusCode::SERVICE_UNAVAILABLE, Some("1"))
@@ -133,7 +117,7 @@ fn table_settings(endpoint: &str, table: &UsersTable) -> authserver::config::Set
 /// `call`, and how long it took.
 async fn timed(state: &Arc<AppState>, auth: &str) -> (StatusCode, Duration) {
     let start = Instant::now();
-    let (status, _) = call(state, auth).await;
+    let (status, _) = ut::validate(state, auth).await;
     (status, start.elapsed())
 }
 
@@ -175,7 +159,7 @@ async fn init_within_its_budget_then_503_until_the_first_good_read() {
     relay.hold(Hold::Nothing);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if call(&state, &alice).await.0 == StatusCode::OK {
+        if ut::validate(&state, &alice).await.0 == StatusCode::OK {
             break;
         }
         assert!(Instant::now() < deadline, "never served after the table answered");
@@ -199,7 +183,11 @@ async fn a_hung_table_serves_cached_users_503s_the_rest_at_once_and_recovers() {
         .unwrap()
         .state;
     let (alice, bob) = (basic("alice", "alice-pw"), basic("bob", "bob-pw"));
-    assert_eq!(call(&state, &alice).await.0, StatusCode::OK, "alice cached");
+    assert_eq!(
+        ut::validate(&state, &alice).await.0,
+        StatusCode::OK,
+        "alice cached"
+    );
 
     relay.hold(Hold::All);
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -240,7 +228,7 @@ async fn a_hung_table_serves_cached_users_503s_the_rest_at_once_and_recovers() {
 
     relay.hold(Hold::Nothing);
     let back = Instant::now();
-    while call(&state, &bob).await.0 != StatusCode::OK {
+    while ut::validate(&state, &bob).await.0 != StatusCode::OK {
         assert!(back.elapsed() < Duration::from_secs(10), "no recovery");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -95,3 +95,40 @@ pub fn percentile_ms(samples: &mut [Duration], p: f64) -> f64 {
     let i = ((samples.len() as f64 - 1.0) * p / 100.0).round() as usize;
     samples.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
+
+/// A user record with the password `pw` (cheap Argon2id), `status` and the role `ops`.
+pub fn record(pw: &str, status: Status) -> UserRecord {
+    UserRecord {
+        password_hash: crate::hash::hash(pw, crate::hash::CHEAP),
+        status,
+        roles: vec!["ops".into()],
+        password_changed_at: None,
+        delivery_secret_id: None,
+        oauth: None,
+    }
+}
+
+/// `POST /auth/validate` with `auth` from 192.0.2.7: the status and any `Retry-After`.
+pub async fn validate(
+    state: &std::sync::Arc<authserver::http::AppState>,
+    auth: &str,
+) -> (axum::http::StatusCode, Option<String>) {
+    use tower::ServiceExt as _;
+    let mut req = axum::http::Request::post("/auth/validate")
+        .header(axum::http::header::AUTHORIZATION, auth)
+        .body(axum::body::Body::empty())
+        .expect("request");
+    req.extensions_mut().insert(authserver::http::ClientAddr(
+        "192.0.2.7:1000".parse().expect("address"),
+    ));
+    let res = authserver::http::app(state.clone())
+        .oneshot(req)
+        .await
+        .expect("infallible");
+    let retry = res
+        .headers()
+        .get(axum::http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (res.status(), retry)
+}
