@@ -35,7 +35,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn verifications(state: &AppState) -> u64 {
-    state.telemetry.registry.hash_verify.count()
+    state.telemetry.registry.verifications()
 }
 
 /// Item 6: the lock was checked before a request queued for a verification slot, so 20

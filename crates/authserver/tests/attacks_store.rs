@@ -14,7 +14,6 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
@@ -99,10 +98,10 @@ async fn a_roles_change_flushes_only_that_users_cache_entry() {
     })
     .await;
     let reg = &state.telemetry.registry;
-    let (hits, misses) = (reg.cache_hit.load(Relaxed), reg.cache_miss.load(Relaxed));
+    let (hits, misses) = (reg.total(|h| &h.cache_hit), reg.total(|h| &h.cache_miss));
     assert_eq!(call(&state, "/auth/forward", CAROL, CAROL_PW).await.0, 200);
     assert_eq!(
-        reg.cache_hit.load(Relaxed),
+        reg.total(|h| &h.cache_hit),
         hits + 1,
         "the unchanged user stays a cache hit"
     );
@@ -113,7 +112,7 @@ async fn a_roles_change_flushes_only_that_users_cache_entry() {
         "new roles at once"
     );
     assert_eq!(
-        reg.cache_miss.load(Relaxed),
+        reg.total(|h| &h.cache_miss),
         misses + 1,
         "the changed user was verified again"
     );

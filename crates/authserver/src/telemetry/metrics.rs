@@ -5,6 +5,7 @@
 //! their own, and the same numbers feed `/metrics`, `/stats` and the Lambda EMF blobs.
 
 use super::names::{Metric, MetricId};
+use super::shard::Sharded;
 use authserver_core::{Reason, StoreStatus};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -45,9 +46,34 @@ impl Histogram {
     }
 }
 
-/// Every series the service keeps.
+/// A histogram's shards added up.
+struct HistogramSum {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum_ns: u64,
+}
+
+impl HistogramSum {
+    fn of<'a>(shards: impl Iterator<Item = &'a Histogram>) -> Self {
+        let mut s = Self {
+            buckets: [0; BUCKETS.len()],
+            count: 0,
+            sum_ns: 0,
+        };
+        for h in shards {
+            for (acc, b) in s.buckets.iter_mut().zip(&h.buckets) {
+                *acc += b.load(Relaxed);
+            }
+            s.count += h.count.load(Relaxed);
+            s.sum_ns = s.sum_ns.wrapping_add(h.sum_ns.load(Relaxed));
+        }
+        s
+    }
+}
+
+/// The series every request writes, one set per thread ([`Sharded`]): `/metrics` adds them up.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub struct Hot {
     /// AuthSuccess.
     pub auth_success: AtomicU64,
     /// AuthFailure by reason (index: [`Reason::index`]).
@@ -64,12 +90,19 @@ pub struct Registry {
     pub hash_queue_rejected: AtomicU64,
     /// RateLimited.
     pub rate_limited: AtomicU64,
+    /// Requests without a country (rendered as `country="unknown"`).
+    pub requests_unknown: AtomicU64,
+}
+
+/// Every series the service keeps.
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// The per-request series, per thread.
+    pub hot: Sharded<Hot>,
     /// ColdStart.
     pub cold_start: AtomicU64,
     /// Requests by country from a trusted header.
     pub requests: Mutex<HashMap<String, u64>>,
-    /// Requests without a country (rendered as `country="unknown"`).
-    pub requests_unknown: AtomicU64,
     /// ComplianceViolations (last check).
     pub compliance_violations: AtomicU64,
     /// AuditDropped: shared with the audit sink (see [`audit_dropped_counter`]).
@@ -90,11 +123,21 @@ pub fn audit_dropped_counter(path: &str) -> Arc<AtomicU64> {
 }
 
 impl Registry {
+    /// A counter of [`Hot`], every thread's shard added up.
+    pub fn total(&self, counter: impl Fn(&Hot) -> &AtomicU64) -> u64 {
+        self.hot.iter().map(|h| counter(h).load(Relaxed)).sum()
+    }
+
+    /// Argon2id verifications timed so far (every thread's).
+    pub fn verifications(&self) -> u64 {
+        self.hot.iter().map(|h| h.hash_verify.count()).sum()
+    }
+
     /// Counts one request from `country`.
     pub fn count_request(&self, country: Option<&str>) {
         let Some(country) = country else {
             // The common case takes no lock.
-            self.requests_unknown.fetch_add(1, Relaxed);
+            self.hot.local().requests_unknown.fetch_add(1, Relaxed);
             return;
         };
         let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
@@ -136,12 +179,14 @@ impl Registry {
         let p = id.metric().prometheus;
         let mut one = |v: u64| sample(out, p, "", v);
         match id {
-            MetricId::AuthSuccess => one(self.auth_success.load(Relaxed)),
+            MetricId::AuthSuccess => one(self.total(|h| &h.auth_success)),
             MetricId::AuthFailure => self.render_failures(out, p),
-            MetricId::Latency => histogram(out, p, &self.latency),
-            MetricId::HashVerifyDuration => histogram(out, p, &self.hash_verify),
-            MetricId::CacheHit => one(self.cache_hit.load(Relaxed)),
-            MetricId::CacheMiss => one(self.cache_miss.load(Relaxed)),
+            MetricId::Latency => histogram(out, p, &HistogramSum::of(self.hot.iter().map(|h| &h.latency))),
+            MetricId::HashVerifyDuration => {
+                histogram(out, p, &HistogramSum::of(self.hot.iter().map(|h| &h.hash_verify)));
+            }
+            MetricId::CacheHit => one(self.total(|h| &h.cache_hit)),
+            MetricId::CacheMiss => one(self.total(|h| &h.cache_miss)),
             MetricId::StoreRefresh => one(r.counters.refreshes),
             MetricId::StoreFetchError => one(r.counters.fetch_errors),
             MetricId::StoreStaleness => one(r.store.age_seconds),
@@ -155,9 +200,9 @@ impl Registry {
                 let at = crate::tls::figures().not_after.unwrap_or(0).max(0);
                 one(u64::try_from(at).unwrap_or(0));
             }
-            MetricId::HashQueueRejected => one(self.hash_queue_rejected.load(Relaxed)),
+            MetricId::HashQueueRejected => one(self.total(|h| &h.hash_queue_rejected)),
             MetricId::HashQueueAbandoned => one(r.hash_abandoned),
-            MetricId::RateLimited => one(self.rate_limited.load(Relaxed)),
+            MetricId::RateLimited => one(self.total(|h| &h.rate_limited)),
             MetricId::RegulationBackendError => one(r.regulation.backend_errors),
             MetricId::Bans => one(r.regulation.bans),
             MetricId::ColdStart => one(self.cold_start.load(Relaxed)),
@@ -188,7 +233,7 @@ impl Registry {
     fn render_failures(&self, out: &mut String, p: &str) {
         for r in Reason::ALL {
             let label = format!("{{reason=\"{}\"}}", r.as_str());
-            sample(out, p, &label, self.auth_failure[r.index()].load(Relaxed));
+            sample(out, p, &label, self.total(|h| &h.auth_failure[r.index()]));
         }
     }
 
@@ -200,7 +245,7 @@ impl Registry {
         for (country, n) in rows {
             sample(out, p, &format!("{{country=\"{country}\"}}"), *n);
         }
-        let unknown = self.requests_unknown.load(Relaxed);
+        let unknown = self.total(|h| &h.requests_unknown);
         if unknown > 0 {
             sample(out, p, "{country=\"unknown\"}", unknown);
         }
@@ -282,15 +327,15 @@ fn sample(out: &mut String, name: &str, labels: &str, value: u64) {
     let _ = writeln!(out, "{name}{labels} {value}");
 }
 
-fn histogram(out: &mut String, name: &str, h: &Histogram) {
+fn histogram(out: &mut String, name: &str, h: &HistogramSum) {
     let mut cumulative = 0;
     for (i, bound) in BUCKETS.iter().enumerate() {
-        cumulative += h.buckets[i].load(Relaxed);
+        cumulative += h.buckets[i];
         let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
     }
-    let count = h.count.load(Relaxed);
+    let count = h.count;
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(out, "{name}_sum {}", h.sum_ns.load(Relaxed) as f64 / 1e9);
+    let _ = writeln!(out, "{name}_sum {}", h.sum_ns as f64 / 1e9);
     let _ = writeln!(out, "{name}_count {count}");
 }
 
@@ -315,11 +360,17 @@ mod tests {
     #[test]
     fn renders_every_metric_with_valid_histograms() {
         let r = Registry::default();
-        r.auth_success.fetch_add(3, Relaxed);
-        r.auth_failure[Reason::WrongPassword.index()].fetch_add(2, Relaxed);
-        r.latency.observe(0.000_07);
-        r.latency.observe(0.15);
-        r.latency.observe(9.0);
+        // Two threads' shards: /metrics shows their sum.
+        r.hot.local().auth_success.fetch_add(1, Relaxed);
+        r.hot.local().latency.observe(0.000_07);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                r.hot.local().auth_success.fetch_add(2, Relaxed);
+                r.hot.local().auth_failure[Reason::WrongPassword.index()].fetch_add(2, Relaxed);
+                r.hot.local().latency.observe(0.15);
+                r.hot.local().latency.observe(9.0);
+            });
+        });
         r.count_request(Some("DE"));
         let text = r.render_prometheus(
             &status(),

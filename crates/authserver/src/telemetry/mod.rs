@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod names;
 pub mod oauth;
 pub mod otlp;
+pub mod shard;
 pub mod stats;
 
 use crate::config::{LogFormat, LogSettings, Settings};
@@ -317,27 +318,28 @@ impl Telemetry {
         let latency_s = r.latency.as_secs_f64();
         let mut allowed = false;
         if let Some(a) = r.auth {
+            let hot = reg.hot.local();
             allowed = a.reason.is_none();
             match a.reason {
-                None => reg.auth_success.fetch_add(1, Relaxed),
-                Some(reason) => reg.auth_failure[reason.index()].fetch_add(1, Relaxed),
+                None => hot.auth_success.fetch_add(1, Relaxed),
+                Some(reason) => hot.auth_failure[reason.index()].fetch_add(1, Relaxed),
             };
             match a.reason {
-                Some(Reason::Overloaded) => reg.hash_queue_rejected.fetch_add(1, Relaxed),
-                Some(Reason::RateLimited | Reason::LockedOut) => reg.rate_limited.fetch_add(1, Relaxed),
+                Some(Reason::Overloaded) => hot.hash_queue_rejected.fetch_add(1, Relaxed),
+                Some(Reason::RateLimited | Reason::LockedOut) => hot.rate_limited.fetch_add(1, Relaxed),
                 _ => 0,
             };
             // A request that shared another's verification (single flight) is neither: misses
             // and the verification histogram count Argon2id runs.
             match a.cache {
-                CacheUse::Hit => reg.cache_hit.fetch_add(1, Relaxed),
-                CacheUse::Miss => reg.cache_miss.fetch_add(1, Relaxed),
+                CacheUse::Hit => hot.cache_hit.fetch_add(1, Relaxed),
+                CacheUse::Miss => hot.cache_miss.fetch_add(1, Relaxed),
                 CacheUse::Shared | CacheUse::None => 0,
             };
             if let Some(v) = a.verified() {
-                reg.hash_verify.observe(v.as_secs_f64());
+                hot.hash_verify.observe(v.as_secs_f64());
             }
-            reg.latency.observe(latency_s);
+            hot.latency.observe(latency_s);
             let credential_failure = a.reason.is_some_and(Reason::is_credential_failure);
             self.window.record(stats::Sample {
                 epoch: authserver_core::clock::now_secs(),

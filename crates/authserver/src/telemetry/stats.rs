@@ -2,6 +2,7 @@
 //! latency buckets over the last [`WINDOW`] seconds, and the top failing `user_hash` values and
 //! source addresses over the current and previous minute. Never plaintext usernames.
 
+use super::shard::Sharded;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -39,6 +40,17 @@ struct Second {
 }
 
 impl Second {
+    fn add(&mut self, o: &Self) {
+        self.requests += o.requests;
+        self.allowed += o.allowed;
+        self.denied += o.denied;
+        self.cache_hits += o.cache_hits;
+        self.cache_misses += o.cache_misses;
+        for (acc, c) in self.latency.iter_mut().zip(&o.latency) {
+            *acc += c;
+        }
+    }
+
     fn empty() -> Self {
         Self {
             requests: 0,
@@ -174,11 +186,22 @@ pub struct Sample<'a> {
     pub failed_source: Option<IpAddr>,
 }
 
-/// The window. Counts are atomics (the hot path takes no lock); the second's rollover and the
-/// failure top lists take one.
+/// One thread's seconds.
+#[derive(Debug)]
+struct Seconds(Vec<Slot>);
+
+impl Default for Seconds {
+    fn default() -> Self {
+        Self((0..WINDOW).map(|_| Slot::new()).collect())
+    }
+}
+
+/// The window. Counts are atomics, one set of seconds per thread ([`Sharded`]: requests on two
+/// cores do not write the same cache lines) added up by [`Window::summary`]; the hot path takes
+/// no lock; the second's rollover and the failure top lists take one.
 #[derive(Debug)]
 pub struct Window {
-    seconds: Vec<Slot>,
+    seconds: Sharded<Seconds>,
     rollover: Mutex<()>,
     tops: Mutex<TopLists>,
 }
@@ -277,7 +300,7 @@ fn percentiles(hist: &[u32; LAT_BUCKETS]) -> Percentiles {
 impl Default for Window {
     fn default() -> Self {
         Self {
-            seconds: (0..WINDOW).map(|_| Slot::new()).collect(),
+            seconds: Sharded::default(),
             rollover: Mutex::new(()),
             tops: Mutex::new(TopLists::default()),
         }
@@ -287,7 +310,7 @@ impl Default for Window {
 impl Window {
     /// Adds one request.
     pub fn record(&self, s: Sample<'_>) {
-        let slot = &self.seconds[(s.epoch % WINDOW as u64) as usize];
+        let slot = &self.seconds.local().0[(s.epoch % WINDOW as u64) as usize];
         if s.auth && self.claim(slot, s.epoch) {
             let r = Ordering::Relaxed;
             slot.requests.fetch_add(1, r);
@@ -341,7 +364,11 @@ impl Window {
         let mut total = [0u32; LAT_BUCKETS];
         let (mut req, mut ok, mut hit, mut miss, mut recent) = (0, 0, 0, 0, 0);
         for t in oldest..=now {
-            let s = self.seconds[(t % WINDOW as u64) as usize].load(t);
+            let i = (t % WINDOW as u64) as usize;
+            let mut s = Second::empty();
+            for shard in self.seconds.iter() {
+                s.add(&shard.0[i].load(t));
+            }
             req += s.requests;
             ok += s.allowed;
             hit += s.cache_hits;
@@ -398,6 +425,27 @@ mod tests {
             failed_user_hash: (!allowed).then_some("u1"),
             failed_source: (!allowed).then(|| "10.0.0.9".parse().expect("ip")),
         }
+    }
+
+    /// Each thread counts into its own seconds; the summary adds every thread's up, and a
+    /// thread whose slot still holds an older second adds nothing to this one.
+    #[test]
+    fn every_threads_requests_are_summed() {
+        let w = Window::default();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for i in 0..50 {
+                        w.record(sample(2000, i % 5 != 0, 0.2));
+                    }
+                });
+            }
+            scope.spawn(|| w.record(sample(2000 - WINDOW as u64, true, 0.2)));
+        });
+        let s = w.summary(2000);
+        assert_eq!(s.requests, 200, "all four threads' requests, not the one of 60 s before");
+        assert_eq!(s.success_ratio, Some(0.8));
+        assert_eq!(s.series.last().map(|p| p.cache_misses), Some(40));
     }
 
     #[test]
