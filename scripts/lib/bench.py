@@ -2,6 +2,7 @@
 """The Python parts of the benchmarks (standard library only).
 
     bench.py http-peers WORKDIR AUTH_LINES BASE_LINES|-           scripts/bench-http's table
+    bench.py telemetry WORKDIR ROUNDS base|-                       ONLY=telemetry scripts/bench-http
     bench.py spray-legit PORT DURATION RATE XFF|-                 scripts/bench-spray's client
     bench.py spray-report RESULTS BUDGET_MIB DURATION RATE SOURCES USERS   its table
 """
@@ -89,6 +90,27 @@ def http_peers(argv):
               f"{base_lines} log lines for {base_answered + 1} requests")
 
 
+def telemetry(argv):
+    """All on against all off, pair by pair (ONLY=telemetry scripts/bench-http): CPU per request
+    is the figure (req/s moves with the neighbours' load); the median of the pairs' overheads
+    is robust to one disturbed run."""
+    d, rounds = argv[1], int(argv[2])
+    servers = [("", "this binary")] + ([("base", "baseline binary")] if argv[3] != "-" else [])
+    median = lambda xs: sorted(xs)[len(xs) // 2] if len(xs) % 2 else sum(sorted(xs)[len(xs) // 2 - 1:len(xs) // 2 + 1]) / 2
+    for prefix, label in servers:
+        on_name, off_name = (f"{prefix}-valid", f"{prefix}-quiet-valid") if prefix else ("auth-valid", "quiet-valid")
+        pairs = [(wrk_result(f"{d}/{on_name}-{i}.txt"), wrk_result(f"{d}/{off_name}-{i}.txt"))
+                 for i in range(1, rounds + 1)]
+        print(f"\n{label}: CPU us per request, all on / all off (req/s), overhead")
+        for i, (on, off) in enumerate(pairs, 1):
+            print(f"  round {i}: {on['cpu_us']:.2f} / {off['cpu_us']:.2f} us "
+                  f"({on['rps']:.0f} / {off['rps']:.0f} req/s)  {100 * (on['cpu_us'] / off['cpu_us'] - 1):+.1f} %")
+        cpu = [100 * (on["cpu_us"] / off["cpu_us"] - 1) for on, off in pairs]
+        rps = [100 * (1 - on["rps"] / off["rps"]) for on, off in pairs]
+        print(f"  telemetry overhead, median of {rounds} pairs: {median(cpu):.1f} % CPU per request "
+              f"(range {min(cpu):.1f} .. {max(cpu):.1f}), {median(rps):.1f} % of req/s (target < 5 %)")
+
+
 def spray_legit(argv):
     """The legitimate client: alice's valid credentials at a steady rate on one keep-alive
     connection; latency from send to the end of the answer; anything but 200 is a failure."""
@@ -153,6 +175,7 @@ def spray_report(argv):
 
 COMMANDS = {
     "http-peers": (http_peers, ["workdir", "auth_lines", "baseline_lines"]),
+    "telemetry": (telemetry, ["workdir", "rounds", "baseline"]),
     "spray-legit": (spray_legit, ["port", "duration", "rate", "xff"]),
     "spray-report": (spray_report, ["results", "budget_mib", "duration", "rate", "sources", "users"]),
 }
