@@ -1,21 +1,15 @@
 //! Group-commit stdout for a long-running server: request threads append whole lines to a
-//! buffer of their own (per-thread shards: two cores appending to one shared buffer paid for
-//! its lock and its last cache line on every line); a full buffer ([`FLUSH_BYTES`]) is handed
-//! to the flush thread, which also writes whatever is buffered every [`FLUSH_EVERY`], and at
-//! exit. Request threads neither write nor reallocate: buffers are recycled. No thread is woken
-//! per line (a per-line wake-up cost more than the formatting itself: ~25 % of CPU in context
-//! switches on 2 cores), and none blocks on the output unless it falls [`MAX_PENDING`] buffers
-//! behind (then the appending thread writes, which is the back-pressure a slow stdout reader
-//! gets).
-//!
-//! Order: a thread's lines reach the output in the order it appended them. Lines of different
-//! threads may interleave a buffer at a time, up to [`FLUSH_EVERY`] apart (their timestamps
-//! tell the true order).
+//! shared buffer; a full buffer ([`FLUSH_BYTES`]) is handed to the flush thread, which also
+//! writes whatever is buffered every [`FLUSH_EVERY`], and at exit. Request threads neither
+//! write nor reallocate: buffers are recycled. No thread is woken per line (a per-line wake-up
+//! cost more than the formatting itself: ~25 % of CPU in context switches on 2 cores), and none
+//! blocks on the output unless it falls [`MAX_PENDING`] buffers behind (then the appending
+//! thread writes, which is the back-pressure a slow stdout reader gets).
 
-use super::shard::Sharded;
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Buffered bytes that hand a buffer to the flush thread.
@@ -24,18 +18,24 @@ pub const FLUSH_BYTES: usize = 64 * 1024;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Full buffers that may wait for the flush thread (4 MiB) before appenders write themselves.
 pub const MAX_PENDING: usize = 64;
+/// Failed writes closer together than this are one burst (one message on stderr).
+const BURST_GAP_MS: u64 = 10_000;
+/// What marks a line as an audit record (`"log_type":"audit"`, see `audit`).
+const AUDIT_MARK: &[u8] = b"\"log_type\":\"audit\"";
 
-/// The buffers and their destination. Locks are taken in the order `out`, a shard of
-/// `current`, `state` (never a shard while `state` is held).
+/// The shared buffer and its destination.
 pub struct Batch {
-    /// Each thread's partly filled buffer (empty until the thread's first line).
-    current: Sharded<Mutex<Vec<u8>>>,
     state: Mutex<State>,
     wake: Condvar,
     out: Mutex<Box<dyn Write + Send>>,
+    /// Where audit records lost to a failed write are counted (`AuditDropped`).
+    audit_dropped: OnceLock<Arc<AtomicU64>>,
+    /// Milliseconds since the epoch of the last failed write (0: none yet).
+    last_failure_ms: AtomicU64,
 }
 
 struct State {
+    current: Vec<u8>,
     full: VecDeque<Vec<u8>>,
     spare: Vec<Vec<u8>>,
     stopped: bool,
@@ -65,14 +65,16 @@ impl Batch {
     /// [`Batch::start`] with another timer interval.
     pub fn start_with(out: Box<dyn Write + Send>, every: Duration) -> Arc<Self> {
         let batch = Arc::new(Self {
-            current: Sharded::default(),
             state: Mutex::new(State {
+                current: buffer(),
                 full: VecDeque::new(),
                 spare: Vec::new(),
                 stopped: false,
             }),
             wake: Condvar::new(),
             out: Mutex::new(out),
+            audit_dropped: OnceLock::new(),
+            last_failure_ms: AtomicU64::new(0),
         });
         let flusher = batch.clone();
         let spawned = std::thread::Builder::new()
@@ -103,18 +105,13 @@ impl Batch {
     /// Appends one or more whole lines.
     pub fn append(&self, bytes: &[u8]) {
         let behind = {
-            let mut current = lock(self.current.local());
-            if current.capacity() == 0 {
-                *current = self.spare();
-            }
-            current.extend_from_slice(bytes);
-            if current.len() < FLUSH_BYTES {
+            let mut state = lock(&self.state);
+            state.current.extend_from_slice(bytes);
+            if state.current.len() < FLUSH_BYTES {
                 return;
             }
-            let full = std::mem::replace(&mut *current, self.spare());
-            // Queued before this thread can append again (it holds its shard): its later lines
-            // can only be taken after this buffer.
-            let mut state = lock(&self.state);
+            let next = state.spare.pop().unwrap_or_else(buffer);
+            let full = std::mem::replace(&mut state.current, next);
             state.full.push_back(full);
             state.full.len() > MAX_PENDING
         };
@@ -124,42 +121,32 @@ impl Batch {
         }
     }
 
-    /// An empty buffer, recycled if one is spare.
-    fn spare(&self) -> Vec<u8> {
-        lock(&self.state).spare.pop().unwrap_or_else(buffer)
-    }
-
     /// Writes out whatever is buffered.
     pub fn flush(&self) {
         self.drain(true);
     }
 
-    /// Writes the full buffers, oldest first, and with `partial` the partly filled ones after
-    /// them. The output lock is held from taking the buffers to writing them, so lines keep
-    /// their order whichever thread writes. Partly filled buffers are taken with every shard
-    /// locked, so that no thread is between its lines: the queue and the partial buffers are one
-    /// consistent cut (taken one shard at a time, a thread could fill and queue a buffer after
-    /// its partial was taken, and that later buffer would be written first).
+    /// Writes the full buffers, oldest first, and with `partial` the current one too. The
+    /// output lock is held from taking the buffers to writing them, so lines keep their order
+    /// whichever thread writes.
     fn drain(&self, partial: bool) {
         let mut out = lock(&self.out);
-        let mut taken: Vec<Vec<u8>> = if partial {
-            let mut shards: Vec<_> = self.current.iter().map(lock).collect();
-            let mut taken: Vec<Vec<u8>> = lock(&self.state).full.drain(..).collect();
-            for current in &mut shards {
-                if !current.is_empty() {
-                    // Left empty: the thread's next line takes a spare buffer.
-                    taken.push(std::mem::take(&mut **current));
-                }
+        let mut taken: Vec<Vec<u8>> = {
+            let mut state = lock(&self.state);
+            let mut taken: Vec<Vec<u8>> = state.full.drain(..).collect();
+            if partial && !state.current.is_empty() {
+                let next = state.spare.pop().unwrap_or_else(buffer);
+                taken.push(std::mem::replace(&mut state.current, next));
             }
             taken
-        } else {
-            lock(&self.state).full.drain(..).collect()
         };
         if taken.is_empty() {
             return;
         }
         for data in &taken {
-            let _ = out.write_all(data);
+            if let Err(e) = out.write_all(data) {
+                self.lost(data, &e);
+            }
         }
         let _ = out.flush();
         drop(out);
@@ -169,6 +156,38 @@ impl Batch {
                 data.clear();
                 state.spare.push(data);
             }
+        }
+    }
+
+    /// Counts the audit records lost to failed writes (stdout full, its reader gone) in
+    /// `counter`, the `AuditDropped` of the process's audit settings. Set once.
+    pub fn count_lost_audit_records_in(&self, counter: Arc<AtomicU64>) {
+        let _ = self.audit_dropped.set(counter);
+    }
+
+    /// A buffer that could not be written (whole or in part: a failed `write_all` does not say
+    /// how much went out, so all of it counts as lost): its audit records are counted, and once
+    /// per burst stderr says so (stdout is what failed; the error is the OS's, no content).
+    fn lost(&self, data: &[u8], e: &std::io::Error) {
+        let lines = data.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+        let (mut total, mut audit) = (0u64, 0u64);
+        for line in lines {
+            total += 1;
+            if line.windows(AUDIT_MARK.len()).any(|w| w == AUDIT_MARK) {
+                audit += 1;
+            }
+        }
+        if let Some(counter) = self.audit_dropped.get() {
+            counter.fetch_add(audit, Relaxed);
+        }
+        let now = authserver_core::clock::now_ms();
+        if now.saturating_sub(self.last_failure_ms.swap(now, Relaxed)) >= BURST_GAP_MS {
+            // stderr may be gone too: nothing left to tell then.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{{\"level\":\"ERROR\",\"message\":\"stdout write failed: log lines lost (audit records counted in AuditDropped)\",\"target\":\"authserver::telemetry\",\"lines\":{total},\"audit_records\":{audit},\"error\":{}}}",
+                serde_json::Value::String(e.to_string())
+            );
         }
     }
 
@@ -256,6 +275,35 @@ mod tests {
         assert!(lock(&sink.0).ends_with(b"tail\n"), "close flushes");
     }
 
+    struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(28)) // ENOSPC, as /dev/full
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_a_failing_output_loses_count_their_audit_records() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let batch = Batch::start_with(Box::new(Full), Duration::from_secs(3600));
+        batch.count_lost_audit_records_in(counter.clone());
+        batch.append(b"{\"log_type\":\"audit\",\"event\":\"auth_attempt\"}\n{\"message\":\"x\"}\n");
+        batch.append(b"{\"log_type\":\"audit\",\"event\":\"auth_attempt\"}\n");
+        batch.flush();
+        assert_eq!(
+            counter.load(Relaxed),
+            2,
+            "two audit records lost, the log line not counted"
+        );
+        batch.append(b"{\"log_type\":\"audit\"}\n");
+        batch.close();
+        assert_eq!(counter.load(Relaxed), 3);
+    }
+
     #[test]
     fn a_full_buffer_goes_out_without_waiting_for_the_timer() {
         let sink = Sink::default();
@@ -269,8 +317,8 @@ mod tests {
         assert!(lock(&sink.0).ends_with(b"tail\n"));
     }
 
-    /// With a 1 ms timer the flush thread takes partly filled buffers while the threads fill
-    /// and queue full ones: taking them one shard at a time wrote a later buffer first.
+    /// With a 1 ms timer the flush thread takes the partly filled buffer while the threads
+    /// fill and queue full ones.
     #[test]
     fn concurrent_appends_keep_lines_whole_and_in_order_per_thread() {
         for every in [FLUSH_EVERY, Duration::from_millis(1)] {
