@@ -333,7 +333,9 @@ fn histogram(out: &mut String, name: &str, h: &HistogramSum) {
         cumulative += h.buckets[i];
         let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
     }
-    let count = h.count;
+    // An observation counts its bucket before `count`; a scrape between the two would show
+    // +Inf below the last finite bucket, which is no histogram (finding 1 of the shards attack).
+    let count = h.count.max(cumulative);
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
     let _ = writeln!(out, "{name}_sum {}", h.sum_ns as f64 / 1e9);
     let _ = writeln!(out, "{name}_count {count}");

@@ -135,6 +135,7 @@ pub fn init_buffered(settings: &Settings) -> anyhow::Result<Guards> {
         Err(_) => Box::new(std::io::stdout()),
     };
     let batch = STDOUT.get_or_init(|| batch::Batch::start(out)).clone();
+    batch.count_lost_audit_records_in(metrics::audit_dropped_counter(&settings.audit.file));
     let (otel, provider) = otlp_layer(&settings.telemetry)?;
     EXPORTS_SPANS.store(otel.is_some(), Relaxed);
     let make = {

@@ -443,7 +443,10 @@ mod tests {
             scope.spawn(|| w.record(sample(2000 - WINDOW as u64, true, 0.2)));
         });
         let s = w.summary(2000);
-        assert_eq!(s.requests, 200, "all four threads' requests, not the one of 60 s before");
+        assert_eq!(
+            s.requests, 200,
+            "all four threads' requests, not the one of 60 s before"
+        );
         assert_eq!(s.success_ratio, Some(0.8));
         assert_eq!(s.series.last().map(|p| p.cache_misses), Some(40));
     }
