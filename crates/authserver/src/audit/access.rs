@@ -17,7 +17,7 @@
 //! derived `Serialize`: the bytes are the ones `serde_json` wrote before (a test pins them),
 //! at a fraction of the instructions (`scripts/bench-telemetry`).
 
-use super::json::{address, float, number, string};
+use super::json::{address, float, label, number, string};
 use crate::config::AccessLog;
 use authserver_core::{AuditEvent, AuditSink};
 use std::cell::RefCell;
@@ -149,15 +149,15 @@ fn render(line: &mut Vec<u8>, a: &Access<'_>, as_audit: bool) {
     optional(line, b",\"traceparent\":", a.traceparent, string);
     optional(line, b",\"method\":", a.method, string);
     optional(line, b",\"route\":", Some(a.route), string);
-    optional(line, b",\"authorizer\":", a.authorizer, string);
+    optional(line, b",\"authorizer\":", a.authorizer, label);
     optional(line, b",\"status\":", a.status, |line, s| {
         number(line, u64::from(s))
     });
-    optional(line, b",\"outcome\":", a.outcome, string);
-    optional(line, b",\"reason\":", a.reason, string);
+    optional(line, b",\"outcome\":", a.outcome, label);
+    optional(line, b",\"reason\":", a.reason, label);
     optional(line, b",\"user_hash\":", a.user_hash, string);
     optional(line, b",\"source\":", a.source, address);
-    optional(line, b",\"cache\":", a.cache, string);
+    optional(line, b",\"cache\":", a.cache, label);
     optional(line, b",\"verify_ms\":", a.verify_ms, float);
     optional(line, b",\"rule\":", a.rule, string);
     optional(line, b",\"latency_ms\":", Some(a.latency_ms), float);

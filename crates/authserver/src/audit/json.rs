@@ -42,6 +42,15 @@ pub(super) fn string(line: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// A JSON string of one of the program's own labels (outcomes, reasons, cache uses: `'static`
+/// text written in this code base, never a caller's), without looking for escapes.
+pub(super) fn label(line: &mut Vec<u8>, s: &'static str) {
+    debug_assert!(!needs_escape(s.as_bytes()), "label {s:?} needs escaping");
+    line.push(b'"');
+    line.extend_from_slice(s.as_bytes());
+    line.push(b'"');
+}
+
 /// An unsigned integer in decimal.
 pub(super) fn number(line: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
