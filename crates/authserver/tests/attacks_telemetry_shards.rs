@@ -5,7 +5,9 @@
 //! `batch.rs` module doc): counters are exact and monotonic, histograms are valid Prometheus
 //! histograms, every answered auth request's access line (its audit event) reaches stdout, also
 //! across SIGTERM, and a dropped audit event is counted in `authserver_audit_dropped_total` with
-//! one warning.
+//! one warning. The per-thread log buffers were reverted after this attack (finding 3); the
+//! tests hold the shared buffer to the same promises.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use authserver_core::{Reason, StoreStatus};
 use authserver_testkit::process::Server;
@@ -162,7 +164,7 @@ fn shard_sums_are_exact_and_monotonic_with_more_threads_than_shards() {
             s.spawn(move || {
                 for i in 0..per {
                     let hot = reg.hot.local();
-                    if (i + t as u64) % 3 == 0 {
+                    if (i + t as u64).is_multiple_of(3) {
                         hot.auth_failure[Reason::WrongPassword.index()].fetch_add(1, Relaxed);
                     } else {
                         hot.auth_success.fetch_add(1, Relaxed);
@@ -227,10 +229,10 @@ impl Conn {
             if h == "\r\n" {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse().ok()?;
-                }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().ok()?;
             }
         }
         let mut body = vec![0; len];
