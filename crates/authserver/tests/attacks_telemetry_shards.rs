@@ -659,3 +659,39 @@ fn displaced_round() -> Option<String> {
         )
     })
 }
+
+/// A pipe on stdout (what container runtimes, journald and Lambda's log agent give a server)
+/// is enlarged to 1 MiB at start, so a 256 KiB batch goes out in one write instead of the
+/// flush thread and the reader waking each other every 64 KiB (docs/performance.md).
+#[test]
+fn a_pipe_on_stdout_is_enlarged_to_hold_whole_batches() {
+    let max: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let want = authserver::telemetry::batch::PIPE_BYTES;
+    assert!(max >= want, "this kernel allows pipes of {max} bytes only");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let main = l.local_addr().unwrap().to_string();
+    drop(l);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authserver"))
+        .args(["serve", "--listen", &main, "--users"])
+        .arg(users())
+        .env("AUTHSERVER_ADMIN_LISTEN", "")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let enlarged =
+        authserver_testkit::wait::poll_blocking(Duration::from_secs(30), Duration::from_millis(20), || {
+            rustix::pipe::fcntl_getpipe_size(&stdout).unwrap() == want
+        });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        enlarged,
+        "stdout pipe still {} bytes",
+        rustix::pipe::fcntl_getpipe_size(&stdout).unwrap()
+    );
+}

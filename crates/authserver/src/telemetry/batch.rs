@@ -13,11 +13,13 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Buffered bytes that hand a buffer to the flush thread.
-pub const FLUSH_BYTES: usize = 64 * 1024;
+pub const FLUSH_BYTES: usize = 256 * 1024;
+/// The size asked for a pipe on stdout: a few batches.
+pub const PIPE_BYTES: usize = 1024 * 1024;
 /// Longest a line waits in the buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Full buffers that may wait for the flush thread (4 MiB) before appenders write themselves.
-pub const MAX_PENDING: usize = 64;
+pub const MAX_PENDING: usize = 16;
 /// Failed writes closer together than this are one burst (one message on stderr).
 const BURST_GAP_MS: u64 = 10_000;
 /// What marks a line as an audit record (`"log_type":"audit"`, see `audit`).

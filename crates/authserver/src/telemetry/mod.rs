@@ -131,7 +131,14 @@ pub fn exports_spans() -> bool {
 pub fn init_buffered(settings: &Settings) -> anyhow::Result<Guards> {
     // Our own handle on fd 1 without Stdout's line buffering, so a batch is one write.
     let out: Box<dyn Write + Send> = match std::io::stdout().as_fd().try_clone_to_owned() {
-        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Ok(fd) => {
+            // A pipe (container runtime, journald, a log shipper) holds 64 KiB by default: a
+            // batch filled it, and the flush thread and the reader took turns waking each other
+            // every 64 KiB. Asking for 1 MiB (Linux's limit for unprivileged processes) lets a
+            // batch go out in one write; refused or not a pipe: it stays as it is.
+            let _ = rustix::pipe::fcntl_setpipe_size(&fd, batch::PIPE_BYTES);
+            Box::new(std::fs::File::from(fd))
+        }
         Err(_) => Box::new(std::io::stdout()),
     };
     let batch = STDOUT.get_or_init(|| batch::Batch::start(out)).clone();
