@@ -13,20 +13,24 @@ pub(super) fn needs_escape(bytes: &[u8]) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Some byte of `x` is below `n` (n <= 0x80): the classic bit trick, no branch per byte.
     let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH != 0;
+    let special = |eight: [u8; 8]| {
+        let x = u64::from_le_bytes(eight);
+        below(x, 0x20) || below(x ^ (ONES * u64::from(b'"')), 1) || below(x ^ (ONES * u64::from(b'\\')), 1)
+    };
     let mut words = bytes.chunks_exact(8);
     for word in &mut words {
         let mut eight = [0u8; 8];
         eight.copy_from_slice(word);
-        let x = u64::from_le_bytes(eight);
-        if below(x, 0x20) || below(x ^ (ONES * u64::from(b'"')), 1) || below(x ^ (ONES * u64::from(b'\\')), 1)
-        {
+        if special(eight) {
             return true;
         }
     }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    // The last 0-7 bytes as one more word, padded with spaces (which need no escape): a loop
+    // over them cost more than the words before it for the line's short values.
+    let rest = words.remainder();
+    let mut eight = [b' '; 8];
+    eight[..rest.len()].copy_from_slice(rest);
+    special(eight)
 }
 
 /// A JSON string: as it is when nothing in it needs an escape (ids, labels, hex hashes and route
@@ -53,6 +57,24 @@ pub(super) fn label(line: &mut Vec<u8>, s: &'static str) {
 
 /// An unsigned integer in decimal.
 pub(super) fn number(line: &mut Vec<u8>, mut n: u64) {
+    // Statuses and address octets: three digits at most, written without a loop or a copy call.
+    // Each `as u8` below is of a single decimal digit.
+    if n < 10 {
+        line.push(b'0' + n as u8);
+        return;
+    }
+    if n < 100 {
+        line.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+        return;
+    }
+    if n < 1000 {
+        line.extend_from_slice(&[
+            b'0' + (n / 100) as u8,
+            b'0' + (n / 10 % 10) as u8,
+            b'0' + (n % 10) as u8,
+        ]);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -98,6 +120,15 @@ pub(super) fn address(line: &mut Vec<u8>, ip: IpAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_the_decimal_digits() {
+        for n in (0..2000).chain([9999, 10_000, 65_535, u64::from(u32::MAX), u64::MAX]) {
+            let mut line = Vec::new();
+            number(&mut line, n);
+            assert_eq!(line, n.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn needs_escape_finds_every_special_byte_at_every_position() {
