@@ -323,5 +323,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _flush_on_exit = crate::telemetry::init_buffered(&settings)?;
     settings.log_env_warnings();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(crate::server::start(settings, crate::server::shutdown_signal()))
+    let served = runtime.block_on(crate::server::start(settings, crate::server::shutdown_signal()));
+    // A worker blocked writing to a stdout nobody reads (the log batch's back-pressure) must not
+    // keep a server that was told to stop alive (dropping the runtime would wait for it); the
+    // log batch's own close waits at most `batch::CLOSE_WAIT` after this.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }

@@ -2,9 +2,12 @@
 //! shared buffer; a full buffer ([`FLUSH_BYTES`]) is handed to the flush thread, which also
 //! writes whatever is buffered every [`FLUSH_EVERY`], and at exit. Request threads neither
 //! write nor reallocate: buffers are recycled. No thread is woken per line (a per-line wake-up
-//! cost more than the formatting itself: ~25 % of CPU in context switches on 2 cores), and none
-//! blocks on the output unless it falls [`MAX_PENDING`] buffers behind (then the appending
-//! thread writes, which is the back-pressure a slow stdout reader gets).
+//! cost more than the formatting itself: ~25 % of CPU in context switches on 2 cores). When
+//! [`MAX_PENDING`] full buffers wait, an appending thread waits up to [`BEHIND_WAIT`] for the
+//! flush thread (the back-pressure a slow stdout reader gets); a stdout that takes nothing for
+//! that long counts as stalled, and lines are dropped and counted (`AuditDropped` for audit
+//! records, one stderr line per burst) until it takes bytes again: a stopped log reader must
+//! not stop the server.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -22,6 +25,15 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 pub const MAX_PENDING: usize = 16;
 /// Failed writes closer together than this are one burst (one message on stderr).
 const BURST_GAP_MS: u64 = 10_000;
+/// Longest [`Batch::close`] waits for stdout to take the last lines (a stopped reader must not
+/// keep a server that was told to stop from exiting).
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Longest an appender waits for room when [`MAX_PENDING`] buffers wait (the back-pressure a
+/// slow stdout reader gets); after that, stdout counts as stalled and lines are dropped and
+/// counted until it takes bytes again (a stopped log reader must not stop the server: finding 4).
+pub const BEHIND_WAIT: Duration = Duration::from_secs(1);
+/// Pause before trying again when stdout is non-blocking and full (`EAGAIN`).
+const RETRY_FULL: Duration = Duration::from_millis(5);
 /// What marks a line as an audit record (`"log_type":"audit"`, see `audit`).
 const AUDIT_MARK: &[u8] = b"\"log_type\":\"audit\"";
 
@@ -29,6 +41,8 @@ const AUDIT_MARK: &[u8] = b"\"log_type\":\"audit\"";
 pub struct Batch {
     state: Mutex<State>,
     wake: Condvar,
+    /// Signalled when the flush thread takes the queue.
+    room: Condvar,
     out: Mutex<Box<dyn Write + Send>>,
     /// Where audit records lost to a failed write are counted (`AuditDropped`).
     audit_dropped: OnceLock<Arc<AtomicU64>>,
@@ -41,6 +55,11 @@ struct State {
     full: VecDeque<Vec<u8>>,
     spare: Vec<Vec<u8>>,
     stopped: bool,
+    /// An appender waited [`BEHIND_WAIT`] for room in vain; cleared when the flush thread takes
+    /// the queue (its previous write finished).
+    stalled: bool,
+    /// The flush thread runs (else appenders that fall behind write themselves).
+    flusher: bool,
 }
 
 impl std::fmt::Debug for Batch {
@@ -72,8 +91,11 @@ impl Batch {
                 full: VecDeque::new(),
                 spare: Vec::new(),
                 stopped: false,
+                stalled: false,
+                flusher: true,
             }),
             wake: Condvar::new(),
+            room: Condvar::new(),
             out: Mutex::new(out),
             audit_dropped: OnceLock::new(),
             last_failure_ms: AtomicU64::new(0),
@@ -99,15 +121,37 @@ impl Batch {
         if spawned.is_err() {
             // Without the flush thread, appenders write once MAX_PENDING buffers wait, and
             // close() writes the rest.
-            eprintln!("log flush thread could not start");
+            lock(&batch.state).flusher = false;
+            let _ = writeln!(std::io::stderr(), "log flush thread could not start");
         }
         batch
     }
 
-    /// Appends one or more whole lines.
+    /// Appends one or more whole lines. With [`MAX_PENDING`] full buffers waiting, waits up to
+    /// [`BEHIND_WAIT`] for the flush thread to take them; if it does not (stdout takes nothing),
+    /// the lines are dropped and counted, at once while stdout stays stalled.
     pub fn append(&self, bytes: &[u8]) {
         let behind = {
             let mut state = lock(&self.state);
+            if state.flusher && state.full.len() >= MAX_PENDING {
+                if !state.stalled {
+                    let (waited, timeout) = self
+                        .room
+                        .wait_timeout_while(state, BEHIND_WAIT, |s| s.full.len() >= MAX_PENDING)
+                        .unwrap_or_else(|e| e.into_inner());
+                    state = waited;
+                    state.stalled = timeout.timed_out() && state.full.len() >= MAX_PENDING;
+                }
+                if state.stalled {
+                    drop(state);
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "stdout took nothing for 1 s: lines dropped until it takes bytes again",
+                    );
+                    self.lost(bytes, &e);
+                    return;
+                }
+            }
             state.current.extend_from_slice(bytes);
             if state.current.len() < FLUSH_BYTES {
                 return;
@@ -115,7 +159,7 @@ impl Batch {
             let next = state.spare.pop().unwrap_or_else(buffer);
             let full = std::mem::replace(&mut state.current, next);
             state.full.push_back(full);
-            state.full.len() > MAX_PENDING
+            !state.flusher && state.full.len() > MAX_PENDING
         };
         self.wake.notify_one();
         if behind {
@@ -135,6 +179,9 @@ impl Batch {
         let mut out = lock(&self.out);
         let mut taken: Vec<Vec<u8>> = {
             let mut state = lock(&self.state);
+            // Holding the output lock: whatever was written before has gone out.
+            state.stalled = false;
+            self.room.notify_all();
             let mut taken: Vec<Vec<u8>> = state.full.drain(..).collect();
             if partial && !state.current.is_empty() {
                 let next = state.spare.pop().unwrap_or_else(buffer);
@@ -146,8 +193,8 @@ impl Batch {
             return;
         }
         for data in &taken {
-            if let Err(e) = out.write_all(data) {
-                self.lost(data, &e);
+            if let Err((written, e)) = write_whole(&mut **out, data) {
+                self.lost(unwritten_lines(data, written), &e);
             }
         }
         let _ = out.flush();
@@ -167,9 +214,9 @@ impl Batch {
         let _ = self.audit_dropped.set(counter);
     }
 
-    /// A buffer that could not be written (whole or in part: a failed `write_all` does not say
-    /// how much went out, so all of it counts as lost): its audit records are counted, and once
-    /// per burst stderr says so (stdout is what failed; the error is the OS's, no content).
+    /// Lines that could not be written (a line cut by the failure counts as lost): their audit
+    /// records are counted, and once per burst stderr says so (stdout is what failed; the error
+    /// is the OS's, no content).
     fn lost(&self, data: &[u8], e: &std::io::Error) {
         let lines = data.split(|b| *b == b'\n').filter(|l| !l.is_empty());
         let (mut total, mut audit) = (0u64, 0u64);
@@ -193,11 +240,40 @@ impl Batch {
         }
     }
 
-    /// Stops the flush thread and writes everything (at exit).
-    pub fn close(&self) {
+    /// Stops the flush thread and writes everything (at exit), waiting at most [`CLOSE_WAIT`]:
+    /// when stdout takes nothing (its reader stopped, finding 4 of the telemetry attack), the
+    /// lines still buffered are counted as lost and the process exits without them.
+    pub fn close(self: &Arc<Self>) {
         lock(&self.state).stopped = true;
         self.wake.notify_all();
-        self.drain(true);
+        let (done, finished) = std::sync::mpsc::channel();
+        let batch = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("log-close".into())
+            .spawn(move || {
+                batch.drain(true);
+                let _ = done.send(());
+            });
+        if spawned.is_err() {
+            self.drain(true);
+            return;
+        }
+        if finished.recv_timeout(CLOSE_WAIT).is_err() {
+            let state = lock(&self.state);
+            let mut pending: Vec<u8> = state.full.iter().flatten().copied().collect();
+            pending.extend_from_slice(&state.current);
+            drop(state);
+            let e = std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "stdout took no more lines within {} s of shutdown",
+                    CLOSE_WAIT.as_secs()
+                ),
+            );
+            // Force the message out: the burst of the stalled writes may have said it already.
+            self.last_failure_ms.store(0, Relaxed);
+            self.lost(&pending, &e);
+        }
     }
 
     /// A `tracing` writer: collects one event, appends it whole on drop.
@@ -207,6 +283,35 @@ impl Batch {
             line: Vec::with_capacity(256),
         }
     }
+}
+
+/// Writes all of `data`: as `write_all`, and a non-blocking stdout (`O_NONBLOCK` set by another
+/// holder of the pipe) that is full is waited for rather than failing part-way through a line
+/// (finding 5: a torn line, and the batch's next line glued to it). On failure, how many bytes
+/// went out.
+fn write_whole(out: &mut dyn Write, data: &[u8]) -> Result<(), (usize, std::io::Error)> {
+    use std::io::ErrorKind::{Interrupted, WouldBlock, WriteZero};
+    let mut written = 0;
+    while written < data.len() {
+        match out.write(&data[written..]) {
+            Ok(0) => return Err((written, WriteZero.into())),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == Interrupted => {}
+            Err(e) if e.kind() == WouldBlock => std::thread::sleep(RETRY_FULL),
+            Err(e) => return Err((written, e)),
+        }
+    }
+    Ok(())
+}
+
+/// The lines of `data` from the one `written` bytes reached (whole lines after it, and the one
+/// it cut).
+fn unwritten_lines(data: &[u8], written: usize) -> &[u8] {
+    let start = data[..written.min(data.len())]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    &data[start..]
 }
 
 /// One event's bytes on their way into the batch.
@@ -304,6 +409,106 @@ mod tests {
         batch.append(b"{\"log_type\":\"audit\"}\n");
         batch.close();
         assert_eq!(counter.load(Relaxed), 3);
+    }
+
+    /// Takes `room` bytes, then answers `EAGAIN` `stalls` times before taking the rest.
+    struct NonBlocking {
+        took: Vec<u8>,
+        room: usize,
+        stalls: usize,
+    }
+
+    impl Write for NonBlocking {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.took.len() >= self.room && self.stalls > 0 {
+                self.stalls -= 1;
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            let n = b.len().min(7);
+            self.took.extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_non_blocking_output_that_is_full_is_waited_for_not_torn() {
+        let data = b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n";
+        let mut out = NonBlocking {
+            took: Vec::new(),
+            room: 12,
+            stalls: 3,
+        };
+        assert!(write_whole(&mut out, data).is_ok());
+        assert_eq!(out.took, data);
+        assert_eq!(
+            unwritten_lines(data, 12),
+            b"{\"b\":2}\n{\"c\":3}\n",
+            "the cut line counts"
+        );
+        assert_eq!(unwritten_lines(data, 16), b"{\"c\":3}\n");
+        assert_eq!(unwritten_lines(data, 0), data);
+    }
+
+    /// An output whose reader stopped: a write that never returns.
+    struct Stalled;
+
+    impl Write for Stalled {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(Duration::from_secs(3600));
+            Ok(0)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Appenders wait BEHIND_WAIT once, then drop and count while the output stays stalled:
+    /// a stopped log reader slows the server for a second, it does not stop it.
+    #[test]
+    fn appenders_behind_a_stalled_output_drop_and_count_instead_of_blocking() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let batch = Batch::start_with(Box::new(Stalled), Duration::from_millis(1));
+        batch.count_lost_audit_records_in(counter.clone());
+        let line = b"{\"log_type\":\"audit\",\"pad\":\"................................\"}\n";
+        let per_buffer = FLUSH_BYTES / line.len() + 1;
+        let started = std::time::Instant::now();
+        // The flush thread takes (and stalls on) one batch of buffers; then the queue fills.
+        for _ in 0..per_buffer * (2 * MAX_PENDING + 4) {
+            batch.append(line);
+        }
+        let took = started.elapsed();
+        assert!(took < BEHIND_WAIT * 4, "appends blocked for {took:?}");
+        assert!(counter.load(Relaxed) > 0, "dropped lines counted");
+        let before = counter.load(Relaxed);
+        let started = std::time::Instant::now();
+        batch.append(line);
+        assert!(
+            started.elapsed() < BEHIND_WAIT,
+            "stalled: dropped at once, no second wait"
+        );
+        assert_eq!(counter.load(Relaxed), before + 1);
+    }
+
+    /// An output that blocks for ever (its reader stopped): close gives up after CLOSE_WAIT.
+    #[test]
+    fn close_does_not_wait_for_ever_for_a_stalled_output() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let batch = Batch::start_with(Box::new(Stalled), Duration::from_secs(3600));
+        batch.count_lost_audit_records_in(counter.clone());
+        batch.append(&vec![b'x'; FLUSH_BYTES]); // the flush thread stalls writing this
+        std::thread::sleep(Duration::from_millis(50));
+        batch.append(b"{\"log_type\":\"audit\"}\n");
+        let started = std::time::Instant::now();
+        batch.close();
+        assert!(started.elapsed() < CLOSE_WAIT + Duration::from_secs(5));
+        assert_eq!(
+            counter.load(Relaxed),
+            1,
+            "the record still buffered counts as lost"
+        );
     }
 
     #[test]
