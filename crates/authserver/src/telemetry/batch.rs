@@ -3,11 +3,11 @@
 //! writes whatever is buffered every [`FLUSH_EVERY`], and at exit. Request threads neither
 //! write nor reallocate: buffers are recycled. No thread is woken per line (a per-line wake-up
 //! cost more than the formatting itself: ~25 % of CPU in context switches on 2 cores). When
-//! [`MAX_PENDING`] full buffers wait, an appending thread waits up to [`BEHIND_WAIT`] for the
-//! flush thread (the back-pressure a slow stdout reader gets); a stdout that takes nothing for
-//! that long counts as stalled, and lines are dropped and counted (`AuditDropped` for audit
-//! records, one stderr line per burst) until it takes bytes again: a stopped log reader must
-//! not stop the server.
+//! [`MAX_PENDING`] full buffers wait, an appending thread waits for the flush thread (the
+//! back-pressure a slow stdout reader gets) as long as stdout keeps taking bytes; a stdout that
+//! took nothing for [`BEHIND_WAIT`] counts as stalled, and lines are dropped and counted
+//! (`AuditDropped` for audit records, one stderr line per burst) until it takes bytes again: a
+//! stopped log reader must not stop the server.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -28,9 +28,10 @@ const BURST_GAP_MS: u64 = 10_000;
 /// Longest [`Batch::close`] waits for stdout to take the last lines (a stopped reader must not
 /// keep a server that was told to stop from exiting).
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// Longest an appender waits for room when [`MAX_PENDING`] buffers wait (the back-pressure a
-/// slow stdout reader gets); after that, stdout counts as stalled and lines are dropped and
-/// counted until it takes bytes again (a stopped log reader must not stop the server: finding 4).
+/// How long stdout may take nothing, while [`MAX_PENDING`] buffers wait, before it counts as
+/// stalled: lines are then dropped and counted until it takes bytes again (a stopped log reader
+/// must not stop the server: finding 4). A slow reader that keeps taking bytes (a batch, 256 KiB,
+/// in less than this) is waited for.
 pub const BEHIND_WAIT: Duration = Duration::from_secs(1);
 /// Pause before trying again when stdout is non-blocking and full (`EAGAIN`).
 const RETRY_FULL: Duration = Duration::from_millis(5);
@@ -55,9 +56,11 @@ struct State {
     full: VecDeque<Vec<u8>>,
     spare: Vec<Vec<u8>>,
     stopped: bool,
-    /// An appender waited [`BEHIND_WAIT`] for room in vain; cleared when the flush thread takes
-    /// the queue (its previous write finished).
+    /// Stdout took nothing for [`BEHIND_WAIT`] with the queue full; cleared when a write
+    /// completes.
     stalled: bool,
+    /// When a write to stdout last completed (or the batch started).
+    progress: std::time::Instant,
     /// The flush thread runs (else appenders that fall behind write themselves).
     flusher: bool,
 }
@@ -92,6 +95,7 @@ impl Batch {
                 spare: Vec::new(),
                 stopped: false,
                 stalled: false,
+                progress: std::time::Instant::now(),
                 flusher: true,
             }),
             wake: Condvar::new(),
@@ -127,30 +131,30 @@ impl Batch {
         batch
     }
 
-    /// Appends one or more whole lines. With [`MAX_PENDING`] full buffers waiting, waits up to
-    /// [`BEHIND_WAIT`] for the flush thread to take them; if it does not (stdout takes nothing),
-    /// the lines are dropped and counted, at once while stdout stays stalled.
+    /// Appends one or more whole lines. With [`MAX_PENDING`] full buffers waiting, waits for the
+    /// flush thread to take them while stdout keeps taking bytes; once it took nothing for
+    /// [`BEHIND_WAIT`], the lines are dropped and counted, at once while it stays stalled.
     pub fn append(&self, bytes: &[u8]) {
         let behind = {
             let mut state = lock(&self.state);
-            if state.flusher && state.full.len() >= MAX_PENDING {
-                if !state.stalled {
-                    let (waited, timeout) = self
-                        .room
-                        .wait_timeout_while(state, BEHIND_WAIT, |s| s.full.len() >= MAX_PENDING)
-                        .unwrap_or_else(|e| e.into_inner());
-                    state = waited;
-                    state.stalled = timeout.timed_out() && state.full.len() >= MAX_PENDING;
+            while state.flusher && state.full.len() >= MAX_PENDING && !state.stalled {
+                let (waited, _) = self
+                    .room
+                    .wait_timeout_while(state, BEHIND_WAIT, |s| s.full.len() >= MAX_PENDING && !s.stalled)
+                    .unwrap_or_else(|e| e.into_inner());
+                state = waited;
+                if state.full.len() >= MAX_PENDING && state.progress.elapsed() >= BEHIND_WAIT {
+                    state.stalled = true;
                 }
-                if state.stalled {
-                    drop(state);
-                    let e = std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "stdout took nothing for 1 s: lines dropped until it takes bytes again",
-                    );
-                    self.lost(bytes, &e);
-                    return;
-                }
+            }
+            if state.flusher && state.full.len() >= MAX_PENDING && state.stalled {
+                drop(state);
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "stdout took nothing for 1 s: lines dropped until it takes bytes again",
+                );
+                self.lost(bytes, &e);
+                return;
             }
             state.current.extend_from_slice(bytes);
             if state.current.len() < FLUSH_BYTES {
@@ -179,8 +183,6 @@ impl Batch {
         let mut out = lock(&self.out);
         let mut taken: Vec<Vec<u8>> = {
             let mut state = lock(&self.state);
-            // Holding the output lock: whatever was written before has gone out.
-            state.stalled = false;
             self.room.notify_all();
             let mut taken: Vec<Vec<u8>> = state.full.drain(..).collect();
             if partial && !state.current.is_empty() {
@@ -193,8 +195,13 @@ impl Batch {
             return;
         }
         for data in &taken {
-            if let Err((written, e)) = write_whole(&mut **out, data) {
-                self.lost(unwritten_lines(data, written), &e);
+            match write_whole(&mut **out, data) {
+                Ok(()) => {
+                    let mut state = lock(&self.state);
+                    state.progress = std::time::Instant::now();
+                    state.stalled = false;
+                }
+                Err((written, e)) => self.lost(unwritten_lines(data, written), &e),
             }
         }
         let _ = out.flush();
@@ -490,6 +497,35 @@ mod tests {
             "stalled: dropped at once, no second wait"
         );
         assert_eq!(counter.load(Relaxed), before + 1);
+    }
+
+    /// A slow reader that keeps taking bytes gets back-pressure, not losses: every line arrives.
+    #[test]
+    fn a_slow_but_moving_output_is_waited_for_and_loses_nothing() {
+        #[derive(Clone, Default)]
+        struct Slow(Arc<Mutex<usize>>);
+        impl Write for Slow {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                std::thread::sleep(Duration::from_millis(100));
+                *lock(&self.0) += b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let slow = Slow::default();
+        let counter = Arc::new(AtomicU64::new(0));
+        let batch = Batch::start_with(Box::new(slow.clone()), Duration::from_millis(1));
+        batch.count_lost_audit_records_in(counter.clone());
+        let line = [b"{\"log_type\":\"audit\"}".as_slice(), &[b' '; 1000], b"\n"].concat();
+        let lines = (MAX_PENDING + 6) * FLUSH_BYTES / line.len();
+        for _ in 0..lines {
+            batch.append(&line);
+        }
+        batch.flush();
+        assert_eq!(counter.load(Relaxed), 0, "nothing dropped");
+        assert_eq!(*lock(&slow.0), lines * line.len(), "every line written");
     }
 
     /// An output that blocks for ever (its reader stopped): close gives up after CLOSE_WAIT.
