@@ -135,8 +135,11 @@ pub fn init_buffered(settings: &Settings) -> anyhow::Result<Guards> {
             // A pipe (container runtime, journald, a log shipper) holds 64 KiB by default: a
             // batch filled it, and the flush thread and the reader took turns waking each other
             // every 64 KiB. Asking for 1 MiB (Linux's limit for unprivileged processes) lets a
-            // batch go out in one write; refused or not a pipe: it stays as it is.
-            let _ = rustix::pipe::fcntl_setpipe_size(&fd, batch::PIPE_BYTES);
+            // batch go out in one write; refused, not a pipe, or already larger (attack 2): it
+            // stays as it is.
+            if rustix::pipe::fcntl_getpipe_size(&fd).is_ok_and(|n| n < batch::PIPE_BYTES) {
+                let _ = rustix::pipe::fcntl_setpipe_size(&fd, batch::PIPE_BYTES);
+            }
             Box::new(std::fs::File::from(fd))
         }
         Err(_) => Box::new(std::io::stdout()),
