@@ -871,8 +871,11 @@ fn a_nonblocking_stdout_pipe_keeps_lines_whole_and_counts_only_lost_records() {
     drop(server);
     let out = reader.join().unwrap();
     let (bad, n_bad, arrived) = parse_lines(&out);
+    // + 2: each of the 2 clients may give up (2 s read timeout) on one request the server did
+    // answer and log while the slow reader held it back (CI saw 20,516 arrived + 2 dropped for
+    // 20,517 answered).
     assert!(
-        n_bad == 0 && arrived + dropped <= answered,
+        n_bad == 0 && arrived + dropped <= answered + 2,
         "{answered} auth requests answered, {arrived} audit records arrived, {dropped} counted dropped, {n_bad} lines not JSON: {bad:?}"
     );
 }

@@ -31,8 +31,8 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long stdout may take nothing, while [`MAX_PENDING`] buffers wait, before it counts as
 /// stalled: lines are then dropped and counted until it takes bytes again (a stopped log reader
 /// must not stop the server: finding 4). A slow reader that keeps taking bytes (a batch, 256 KiB,
-/// in less than this) is waited for.
-pub const BEHIND_WAIT: Duration = Duration::from_secs(1);
+/// in less than this: ~50 KiB/s, a non-blocking stdout any bytes at all) is waited for.
+pub const BEHIND_WAIT: Duration = Duration::from_secs(5);
 /// Pause before trying again when stdout is non-blocking and full (`EAGAIN`).
 const RETRY_FULL: Duration = Duration::from_millis(5);
 /// What marks a line as an audit record (`"log_type":"audit"`, see `audit`).
@@ -151,7 +151,7 @@ impl Batch {
                 drop(state);
                 let e = std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    "stdout took nothing for 1 s: lines dropped until it takes bytes again",
+                    "stdout took nothing for 5 s: lines dropped until it takes bytes again",
                 );
                 self.lost(bytes, &e);
                 return;
@@ -194,13 +194,14 @@ impl Batch {
         if taken.is_empty() {
             return;
         }
+        let progress = || {
+            let mut state = lock(&self.state);
+            state.progress = std::time::Instant::now();
+            state.stalled = false;
+        };
         for data in &taken {
-            match write_whole(&mut **out, data) {
-                Ok(()) => {
-                    let mut state = lock(&self.state);
-                    state.progress = std::time::Instant::now();
-                    state.stalled = false;
-                }
+            match write_whole(&mut **out, data, &progress) {
+                Ok(()) => progress(),
                 Err((written, e)) => self.lost(unwritten_lines(data, written), &e),
             }
         }
@@ -294,17 +295,25 @@ impl Batch {
 
 /// Writes all of `data`: as `write_all`, and a non-blocking stdout (`O_NONBLOCK` set by another
 /// holder of the pipe) that is full is waited for rather than failing part-way through a line
-/// (finding 5: a torn line, and the batch's next line glued to it). On failure, how many bytes
-/// went out.
-fn write_whole(out: &mut dyn Write, data: &[u8]) -> Result<(), (usize, std::io::Error)> {
+/// (finding 5: a torn line, and the batch's next line glued to it); each part it takes after
+/// such a wait is `progress`. On failure, how many bytes went out.
+fn write_whole(out: &mut dyn Write, data: &[u8], progress: &dyn Fn()) -> Result<(), (usize, std::io::Error)> {
     use std::io::ErrorKind::{Interrupted, WouldBlock, WriteZero};
-    let mut written = 0;
+    let (mut written, mut waited) = (0, false);
     while written < data.len() {
         match out.write(&data[written..]) {
             Ok(0) => return Err((written, WriteZero.into())),
-            Ok(n) => written += n,
+            Ok(n) => {
+                written += n;
+                if waited {
+                    progress();
+                }
+            }
             Err(e) if e.kind() == Interrupted => {}
-            Err(e) if e.kind() == WouldBlock => std::thread::sleep(RETRY_FULL),
+            Err(e) if e.kind() == WouldBlock => {
+                waited = true;
+                std::thread::sleep(RETRY_FULL);
+            }
             Err(e) => return Err((written, e)),
         }
     }
@@ -448,7 +457,9 @@ mod tests {
             room: 12,
             stalls: 3,
         };
-        assert!(write_whole(&mut out, data).is_ok());
+        let parts = std::cell::Cell::new(0);
+        assert!(write_whole(&mut out, data, &|| parts.set(parts.get() + 1)).is_ok());
+        assert!(parts.get() > 0, "parts taken after a wait are progress");
         assert_eq!(out.took, data);
         assert_eq!(
             unwritten_lines(data, 12),
