@@ -21,7 +21,8 @@ pub const FLUSH_BYTES: usize = 256 * 1024;
 pub const PIPE_BYTES: usize = 1024 * 1024;
 /// Longest a line waits in the buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// Full buffers that may wait for the flush thread (4 MiB) before appenders write themselves.
+/// Full buffers that may wait for the flush thread (4 MiB) before appenders wait for room (or,
+/// without a flush thread, write themselves).
 pub const MAX_PENDING: usize = 16;
 /// Failed writes closer together than this are one burst (one message on stderr).
 const BURST_GAP_MS: u64 = 10_000;
