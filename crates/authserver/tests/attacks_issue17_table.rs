@@ -217,26 +217,7 @@ async fn a_store_that_started_without_the_table_never_reads_it_again() {
     );
 
     // The table appears (same name) with alice in it.
-    c.create_table()
-        .table_name(&scratch)
-        .attribute_definitions(
-            aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                .attribute_name("username")
-                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                .attribute_name("username")
-                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    ut::create_named(&c, &scratch).await;
     let table = UsersTable::new(c.clone(), &scratch);
     table
         .add("alice", &ut::record("alice-pw", Status::Active))

@@ -433,26 +433,7 @@ async fn a_store_started_without_its_table_becomes_ready_with_only_readiness_pro
     assert!(!state.gate.store.status().ready, "no table: not ready");
 
     // The table appears (same name) with alice in it.
-    c.create_table()
-        .table_name(&name)
-        .attribute_definitions(
-            aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                .attribute_name("username")
-                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                .attribute_name("username")
-                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    ut::create_named(&c, &name).await;
     let table = UsersTable::new(c, &name);
     table
         .add("alice", &ut::record("alice-pw", Status::Active))

@@ -30,8 +30,15 @@ pub async fn tapped_client(url: &str, wire: std::sync::Arc<super::wire::Wire>) -
 /// A new users table (partition key `username`, on demand), named uniquely.
 pub async fn create(c: &aws_sdk_dynamodb::Client) -> String {
     let name = format!("users-{}", super::unique());
+    create_named(c, &name).await;
+    name
+}
+
+/// Creates the users table `name` (the schema of [`create`]): a table that comes back under
+/// the same name after it was deleted.
+pub async fn create_named(c: &aws_sdk_dynamodb::Client, name: &str) {
     c.create_table()
-        .table_name(&name)
+        .table_name(name)
         .attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name("username")
@@ -50,7 +57,6 @@ pub async fn create(c: &aws_sdk_dynamodb::Client) -> String {
         .send()
         .await
         .unwrap();
-    name
 }
 
 /// The name of user `i` of a bulk load.
