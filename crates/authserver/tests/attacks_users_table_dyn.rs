@@ -49,15 +49,10 @@ fn server(endpoint: &str, table: &str) -> Arc<AppState> {
     authserver::wiring::build(s).unwrap().state
 }
 
+/// `users --table` (see the testkit's `cli`): (success, stderr).
 fn cli(url: &str, table: &str, args: &[&str]) -> (bool, String) {
-    let mut cmd = isolated();
-    cmd.env("AUTHSERVER_STORE_ENDPOINT_URL", url)
-        .env("AUTHSERVER_HASH_MIN_M_KIB", "64")
-        .env("AUTHSERVER_HASH_MIN_T", "1")
-        .args(["users", "--table", table])
-        .args(args);
-    let out = run_cli(&mut cmd, None);
-    (out.status.success(), text(&out.stderr))
+    let (ok, _, stderr) = ut::cli(url, table, args, None);
+    (ok, stderr)
 }
 
 /// Finding 1. A version item whose `version` does not parse as a `u64` (a hand edit, a restore,

@@ -142,17 +142,6 @@ async fn users_oauth_makes_a_file_entry_a_client_and_refuses_bad_input_untouched
     assert_eq!(refused.body["error"], "unauthorized_client", "{:?}", refused.body);
 }
 
-fn table_cli(url: &str, table: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut cmd = isolated();
-    cmd.env("AUTHSERVER_STORE_ENDPOINT_URL", url)
-        .env("AUTHSERVER_HASH_MIN_M_KIB", "64")
-        .env("AUTHSERVER_HASH_MIN_T", "1")
-        .args(["users", "--table", table])
-        .args(args);
-    let out = run_cli(&mut cmd, stdin);
-    (out.status.success(), text(&out.stdout), text(&out.stderr))
-}
-
 /// A server over the users table `name` with `[oauth]` on (the fixture's signing keys).
 fn table_state(f: &OAuthFixture, url: &str, name: &str) -> std::sync::Arc<authserver::http::AppState> {
     let mut s = settings(f);
@@ -172,7 +161,9 @@ async fn a_client_defined_in_the_users_table_gets_a_token() {
     let table = UsersTable::new(c.clone(), &name);
     let run = |args: Vec<&'static str>, stdin: Option<&'static str>| {
         let (url, name) = (url.clone(), name.clone());
-        tokio::task::spawn_blocking(move || table_cli(&url, &name, &args, stdin))
+        tokio::task::spawn_blocking(move || {
+            authserver_testkit::moto::users_table::cli(&url, &name, &args, stdin)
+        })
     };
     let add = vec!["add", "svc-table", "--m-cost", "64", "--t-cost", "1"];
     let (ok, _, err) = run(add, Some("Table-Secret-77\n")).await.unwrap();

@@ -6,20 +6,10 @@
 
 use authserver_aws::UsersTable;
 use authserver_core::Status;
-use authserver_testkit::cli::{isolated, run_cli, text};
 use authserver_testkit::moto::users_table as ut;
 use authserver_testkit::{moto, or_skip};
 
-fn cli(url: &str, table: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut cmd = isolated();
-    cmd.env("AUTHSERVER_STORE_ENDPOINT_URL", url)
-        .env("AUTHSERVER_HASH_MIN_M_KIB", "64")
-        .env("AUTHSERVER_HASH_MIN_T", "1")
-        .args(["users", "--table", table])
-        .args(args);
-    let out = run_cli(&mut cmd, stdin);
-    (out.status.success(), text(&out.stdout), text(&out.stderr))
-}
+use ut::cli;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_commands_edit_the_table_conditionally() {

@@ -138,3 +138,20 @@ pub async fn validate(
         .map(str::to_owned);
     (res.status(), retry)
 }
+
+/// `authserver users --table TABLE ARGS...` against moto at `url` (low Argon2id floors for
+/// speed, an isolated environment), with `stdin` piped in: (success, stdout, stderr).
+pub fn cli(url: &str, table: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut cmd = crate::cli::isolated();
+    cmd.env("AUTHSERVER_STORE_ENDPOINT_URL", url)
+        .env("AUTHSERVER_HASH_MIN_M_KIB", "64")
+        .env("AUTHSERVER_HASH_MIN_T", "1")
+        .args(["users", "--table", table])
+        .args(args);
+    let out = crate::cli::run_cli(&mut cmd, stdin);
+    (
+        out.status.success(),
+        crate::cli::text(&out.stdout),
+        crate::cli::text(&out.stderr),
+    )
+}
