@@ -23,6 +23,7 @@
 //! - [`jti`]: the token-id store in DynamoDB, [`DynamoDbJtiStore`].
 
 pub mod der;
+pub mod from_secret;
 pub mod jti;
 pub mod kms;
 pub mod public_key;

@@ -17,14 +17,13 @@
 //! signer that cannot sign makes that a 500, never a token.
 
 use super::der::PublicKey;
+use super::from_secret::SecretSchedule;
 use super::schedule::{Schedule, Scheduled};
 use super::{LoadError, WallClock};
-use crate::retry::RetryPolicy;
 use authserver_core::oauth::{Alg, PublicJwk, SignError, TokenSigner};
 use authserver_core::regulation::BoxFuture;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use std::sync::{Arc, RwLock};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,17 +161,13 @@ pub fn public_key_set(private_value: &[u8]) -> Result<String, LoadError> {
 
 /// Publishes the public keys of a Secrets Manager public key set; never signs.
 pub struct PublicKeySet {
-    client: aws_sdk_secretsmanager::Client,
-    secret_id: String,
-    retain_for: u64,
-    now: WallClock,
-    schedule: RwLock<Arc<Schedule<()>>>,
+    keys: SecretSchedule<()>,
 }
 
 impl std::fmt::Debug for PublicKeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PublicKeySet")
-            .field("secret_id", &self.secret_id)
+            .field("secret_id", &self.keys.secret_id())
             .finish()
     }
 }
@@ -186,55 +181,32 @@ impl PublicKeySet {
         retain_for: u64,
         now: WallClock,
     ) -> Result<Self, LoadError> {
-        let secret_id = secret_id.into();
-        let schedule = fetch(&client, &secret_id, retain_for, now()).await?;
-        Ok(Self {
+        let keys = SecretSchedule::load(
             client,
-            secret_id,
+            secret_id.into(),
             retain_for,
             now,
-            schedule: RwLock::new(Arc::new(schedule)),
-        })
-    }
-
-    fn current(&self) -> Arc<Schedule<()>> {
-        self.schedule.read().unwrap_or_else(|e| e.into_inner()).clone()
+            parse_public_set,
+            "public key set secret",
+        )
+        .await?;
+        Ok(Self { keys })
     }
 }
 
 impl super::Refresh for PublicKeySet {
     fn refresh(&self) -> BoxFuture<'_, Result<(), LoadError>> {
-        Box::pin(async move {
-            let fresh = fetch(&self.client, &self.secret_id, self.retain_for, (self.now)()).await?;
-            *self.schedule.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
-            Ok(())
-        })
+        Box::pin(self.keys.refresh())
     }
-}
-
-async fn fetch(
-    client: &aws_sdk_secretsmanager::Client,
-    secret_id: &str,
-    retain_for: u64,
-    now: u64,
-) -> Result<Schedule<()>, LoadError> {
-    let value = crate::secrets::current_value(client, secret_id, &RetryPolicy::default())
-        .await
-        .map_err(|e| LoadError(format!("public key set secret: {e}")))?;
-    let schedule = parse_public_set(&value, retain_for)?;
-    super::check_schedule(&schedule, now)?;
-    Ok(schedule)
 }
 
 impl TokenSigner for PublicKeySet {
     fn active(&self) -> (String, Alg) {
-        let schedule = self.current();
-        let key = schedule.active((self.now)()).unwrap_or_else(|| schedule.first());
-        (key.public.kid.clone(), key.public.alg)
+        self.keys.active()
     }
 
     fn active_since(&self) -> Option<u64> {
-        self.current().active((self.now)()).map(|k| k.activates_at)
+        self.keys.active_since()
     }
 
     fn sign<'a>(&'a self, _signing_input: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, SignError>> {
@@ -244,7 +216,7 @@ impl TokenSigner for PublicKeySet {
     }
 
     fn published(&self) -> Vec<PublicJwk> {
-        self.current().published((self.now)())
+        self.keys.published()
     }
 }
 

@@ -17,14 +17,13 @@
 //! only, and no error quotes the secret: a PEM problem names the entry's index and the PEM tag.
 
 use super::der::PublicKey;
+use super::from_secret::SecretSchedule;
 use super::schedule::{Schedule, Scheduled};
 use super::{LoadError, WallClock};
-use crate::retry::RetryPolicy;
 use authserver_core::oauth::{Alg, PublicJwk, SignError, TokenSigner};
 use authserver_core::regulation::BoxFuture;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
-use std::sync::{Arc, RwLock};
 use zeroize::{Zeroize, Zeroizing};
 
 /// A private key ring signs with.
@@ -115,11 +114,7 @@ pub fn parse_key_set(value: &[u8], retain_for: u64) -> Result<Schedule<PrivateKe
 
 /// Signs with private keys from a Secrets Manager key set.
 pub struct SecretKeySigner {
-    client: aws_sdk_secretsmanager::Client,
-    secret_id: String,
-    retain_for: u64,
-    now: WallClock,
-    schedule: RwLock<Arc<Schedule<PrivateKey>>>,
+    keys: SecretSchedule<PrivateKey>,
     rng: SystemRandom,
 }
 
@@ -127,7 +122,7 @@ impl std::fmt::Debug for SecretKeySigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kids: Vec<String> = self.published().into_iter().map(|k| k.kid).collect();
         f.debug_struct("SecretKeySigner")
-            .field("secret_id", &self.secret_id)
+            .field("secret_id", &self.keys.secret_id())
             .field("published", &kids)
             .finish()
     }
@@ -141,42 +136,25 @@ impl SecretKeySigner {
         retain_for: u64,
         now: WallClock,
     ) -> Result<Self, LoadError> {
-        let secret_id = secret_id.into();
-        let schedule = fetch(&client, &secret_id, retain_for, now()).await?;
-        Ok(Self {
+        let keys = SecretSchedule::load(
             client,
-            secret_id,
+            secret_id.into(),
             retain_for,
             now,
-            schedule: RwLock::new(Arc::new(schedule)),
+            parse_key_set,
+            "signing key secret",
+        )
+        .await?;
+        Ok(Self {
+            keys,
             rng: SystemRandom::new(),
         })
     }
 
     /// Re-reads the key set (a rotation added a key); on failure the loaded set stays.
     pub async fn refresh(&self) -> Result<(), LoadError> {
-        let fresh = fetch(&self.client, &self.secret_id, self.retain_for, (self.now)()).await?;
-        *self.schedule.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
-        Ok(())
+        self.keys.refresh().await
     }
-
-    fn current(&self) -> Arc<Schedule<PrivateKey>> {
-        self.schedule.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-async fn fetch(
-    client: &aws_sdk_secretsmanager::Client,
-    secret_id: &str,
-    retain_for: u64,
-    now: u64,
-) -> Result<Schedule<PrivateKey>, LoadError> {
-    let value = crate::secrets::current_value(client, secret_id, &RetryPolicy::default())
-        .await
-        .map_err(|e| LoadError(format!("signing key secret: {e}")))?;
-    let schedule = parse_key_set(&value, retain_for)?;
-    super::check_schedule(&schedule, now)?;
-    Ok(schedule)
 }
 
 fn sign_with(key: &PrivateKey, rng: &SystemRandom, input: &[u8]) -> Result<Vec<u8>, SignError> {
@@ -194,28 +172,25 @@ fn sign_with(key: &PrivateKey, rng: &SystemRandom, input: &[u8]) -> Result<Vec<u
 
 impl TokenSigner for SecretKeySigner {
     fn active(&self) -> (String, Alg) {
-        let schedule = self.current();
-        // `load` and `refresh` refuse a set without an active key; see KmsSigner::active.
-        let key = schedule.active((self.now)()).unwrap_or_else(|| schedule.first());
-        (key.public.kid.clone(), key.public.alg)
+        self.keys.active()
     }
 
     fn active_since(&self) -> Option<u64> {
-        self.current().active((self.now)()).map(|k| k.activates_at)
+        self.keys.active_since()
     }
 
     fn sign<'a>(&'a self, signing_input: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, SignError>> {
         // In place: an RS256 signature takes about a millisecond (docs/deployment.md, "OAuth on
         // AWS"), less than handing it to the blocking pool would add under load.
         let result = (|| {
-            let schedule = self.current();
-            let key = schedule.signing_key(signing_input, (self.now)())?;
+            let schedule = self.keys.current();
+            let key = schedule.signing_key(signing_input, self.keys.now())?;
             sign_with(&key.key, &self.rng, signing_input)
         })();
         Box::pin(std::future::ready(result))
     }
 
     fn published(&self) -> Vec<PublicJwk> {
-        self.current().published((self.now)())
+        self.keys.published()
     }
 }
