@@ -8,6 +8,10 @@
 //!   password is `AWSPREVIOUS` by then, accepted during the grace period);
 //! - every request of both must succeed. After the grace period the old password is refused.
 //!
+//! The service account is an OAuth client too (issue 14): while both secrets are valid (pending,
+//! then previous during the grace) `/oauth/token` issues tokens for either, and after the grace
+//! only for the new one. That is client-secret rotation.
+//!
 //! It prints `FIGURE` lines: request counts, and the pickup times of the pending version and
 //! of the new `AWSCURRENT` (version check every second).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -18,6 +22,8 @@ use authserver::lambda::rotation::Rotation;
 use authserver_core::AlternateKind;
 use authserver_testkit::hash::{FAST, hash};
 use authserver_testkit::moto::{self, Account, Aws};
+use authserver_testkit::oauth::{self, AUDIENCE, ISSUER};
+use authserver_testkit::oauth_http;
 use authserver_testkit::users::basic;
 use authserver_testkit::wait::eventually;
 use axum::body::Body;
@@ -48,6 +54,19 @@ async fn validate(router: &axum::Router, user: &str, password: &str) -> u16 {
     router.clone().oneshot(request).await.unwrap().status().as_u16()
 }
 
+/// The status of a client_credentials token request by `svc` with `password`.
+async fn token_status(state: &Arc<authserver::http::AppState>, password: &str) -> u16 {
+    let auth = basic("svc", password);
+    let answer = oauth_http::post(
+        state,
+        "/oauth/token",
+        Some(&auth),
+        "grant_type=client_credentials",
+    )
+    .await;
+    answer.status.as_u16()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_client_fails_during_a_rotation() {
     let Some(url) = moto::url("no_client_fails_during_a_rotation") else {
@@ -69,7 +88,8 @@ async fn no_client_fails_during_a_rotation() {
     aws.secret(&delivery, OLD, None).await;
     let doc = json!({
         "svc": {"passwordHash": hash(OLD, FAST),
-                "deliverySecretId": delivery, "roles": ["m2m"]},
+                "deliverySecretId": delivery, "roles": ["m2m"],
+                "oauth": {"scopes": ["read"], "defaultScopes": ["read"]}},
     });
     let arn = aws
         .secret(&format!("zf/{u}/credentials"), &doc.to_string(), None)
@@ -88,6 +108,10 @@ async fn no_client_fails_during_a_rotation() {
     settings.rotation.settle_seconds = 1;
     settings.log.user_hash_key = "k".into();
     settings.audit.stdout = false;
+    let keys = oauth::fixture();
+    settings.oauth.issuer = ISSUER.into();
+    settings.oauth.audiences = vec![AUDIENCE.into()];
+    settings.oauth.keys_dir = keys.keys.clone();
     let built = authserver::wiring::build(settings.clone()).unwrap();
     let store = built.state.gate.store.clone();
     let router = app(built.state.clone());
@@ -160,6 +184,15 @@ async fn no_client_fails_during_a_rotation() {
         .unwrap();
     let new = new.secret_string().unwrap().to_owned();
     *early_pw.lock().unwrap() = new.clone();
+    // Two valid client secrets while the rotation is pending.
+    assert_eq!(
+        (
+            token_status(&built.state, OLD).await,
+            token_status(&built.state, &new).await
+        ),
+        (200, 200),
+        "pending: tokens for the old and the new secret"
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     assert_eq!(step("finishSecret").await["outcome"], "done");
@@ -170,6 +203,15 @@ async fn no_client_fails_during_a_rotation() {
     })
     .await;
     let current_pickup = finished.elapsed();
+    // And during the grace after finishSecret.
+    assert_eq!(
+        (
+            token_status(&built.state, OLD).await,
+            token_status(&built.state, &new).await
+        ),
+        (200, 200),
+        "grace: tokens for the old and the new secret"
+    );
     // The late client reads its delivery secret again only a while after finishSecret.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(aws.value(&delivery, "AWSCURRENT").await, new);
@@ -221,9 +263,15 @@ async fn no_client_fails_during_a_rotation() {
     assert_eq!(validate(&router, "svc", OLD).await, 401);
     assert_eq!(validate(&router, "svc", &new).await, 200);
     assert_eq!(
+        token_status(&built.state, OLD).await,
+        401,
+        "no token for the old secret after the grace"
+    );
+    assert_eq!(token_status(&built.state, &new).await, 200);
+    assert_eq!(
         built.state.gate.auth.cache().len(),
         1,
-        "only the new password, verified just now"
+        "only the new password, verified just now (the token request shares the entry)"
     );
     built.tasks.iter().for_each(tokio::task::JoinHandle::abort);
 }

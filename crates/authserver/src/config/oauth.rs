@@ -88,9 +88,13 @@ impl OAuthSettings {
         }
         let checks = [
             (
-                self.audiences.is_empty() || self.audiences.iter().any(String::is_empty),
+                self.audiences.is_empty()
+                    || !self
+                        .audiences
+                        .iter()
+                        .all(|a| authserver_core::oauth::client::is_resource_uri(a)),
                 "oauth.audiences",
-                "needs at least one non-empty audience",
+                "needs at least one audience, each an absolute URI without a fragment (RFC 8707), at most 256 bytes",
             ),
             (
                 !(60..=86_400).contains(&self.token_lifetime_seconds),
@@ -216,13 +220,17 @@ mod tests {
             }),
             "oauth.issuer"
         );
-        assert_eq!(
-            key(OAuthSettings {
-                audiences: vec![],
-                ..on()
-            }),
-            "oauth.audiences"
-        );
+        for audiences in [
+            vec![],
+            vec![String::new()],
+            vec!["api".to_owned()],
+            vec![
+                "https://api.example.com".to_owned(),
+                "https://a.example/#x".to_owned(),
+            ],
+        ] {
+            assert_eq!(key(OAuthSettings { audiences, ..on() }), "oauth.audiences");
+        }
         assert_eq!(
             key(OAuthSettings {
                 keys_dir: PathBuf::new(),
