@@ -26,8 +26,10 @@ def wrk_result(path):
     cpu = dict(re.findall(r"(\w+)=(\d+)", re.search(r"CPU (.*)", text).group(1)))
     answered = sum(int(v) for k, v in status.items() if k != "errors")
     # Server CPU per answered request, in microseconds (0 for the peers: not measured).
-    cpu_us = int(cpu["ticks"]) / int(cpu["hz"]) / max(answered, 1) * 1e6
-    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "status": status, "cpu_us": cpu_us}
+    per_request = lambda ticks: int(ticks) / int(cpu["hz"]) / max(answered, 1) * 1e6
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "status": status,
+            "cpu_us": per_request(cpu["ticks"]), "user_us": per_request(cpu.get("user", 0)),
+            "sys_us": per_request(cpu.get("sys", 0))}
 
 
 def http_peers(argv):
@@ -109,6 +111,17 @@ def telemetry(argv):
         rps = [100 * (1 - on["rps"] / off["rps"]) for on, off in pairs]
         print(f"  telemetry overhead, median of {rounds} pairs: {median(cpu):.1f} % CPU per request "
               f"(range {min(cpu):.1f} .. {max(cpu):.1f}), {median(rps):.1f} % of req/s (target < 5 %)")
+        split = lambda k: median([on[k] - off[k] for on, off in pairs])
+        print(f"  of which, median per request: user {split('user_us'):+.2f} us, kernel {split('sys_us'):+.2f} us "
+              f"(all off: user {median([off['user_us'] for _, off in pairs]):.2f}, "
+              f"kernel {median([off['sys_us'] for _, off in pairs]):.2f} us)")
+    if len(servers) == 2:
+        # Both binaries all on, same rounds: with BASELINE_BIN = this binary, an A/A test of the
+        # harness (how far apart two identical servers measure).
+        ab = [100 * (wrk_result(f"{d}/auth-valid-{i}.txt")["cpu_us"] / wrk_result(f"{d}/base-valid-{i}.txt")["cpu_us"] - 1)
+              for i in range(1, rounds + 1)]
+        print(f"\nthis binary against the baseline, both all on: median {median(ab):+.1f} % CPU per request "
+              f"(range {min(ab):+.1f} .. {max(ab):+.1f})")
 
 
 def spray_legit(argv):

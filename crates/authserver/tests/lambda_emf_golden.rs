@@ -240,6 +240,7 @@ async fn golden_cases() -> (Vec<(String, Value)>, String) {
                     backend_errors: errors,
                 },
                 hash_abandoned: 0,
+                end: &authserver::telemetry::EndClock::default(),
             },
             state.gate.store.as_ref(),
         );

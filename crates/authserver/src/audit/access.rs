@@ -11,17 +11,17 @@
 //! - otherwise: the line when `log.access` wants it and the access target is enabled; an auth
 //!   request still reaches the audit sinks through [`AuditSink::emit`].
 //!
-//! The line is written into a per-thread buffer that is reused (no allocation per request once
-//! warm), and handed to the batched stdout (`telemetry::write_stdout`), which never blocks a
-//! request thread on the output. It is written field by field ([`render`]), not through a
-//! derived `Serialize`: the bytes are the ones `serde_json` wrote before (a test pins them),
-//! at a fraction of the instructions (`scripts/bench-telemetry`).
+//! The line is written straight into the batched stdout's buffer
+//! (`telemetry::write_stdout_with`: no buffer of its own, no copy, no allocation), which never
+//! blocks a request thread on the output. It is written field by field ([`render`]), not
+//! through a derived `Serialize`: the bytes are the ones `serde_json` wrote before, durations
+//! aside (a test pins them), at a fraction of the instructions (`scripts/bench-telemetry`).
 
-use super::json::{address, float, label, number, string};
+use super::json::{address, label, millis, number, string, trusted};
 use crate::config::AccessLog;
 use authserver_core::{AuditEvent, AuditSink};
-use std::cell::RefCell;
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// Log target of the access line (filter it like any target, e.g. `authserver::access=warn`).
 pub const ACCESS_TARGET: &str = "authserver::access";
@@ -54,12 +54,20 @@ pub struct Access<'a> {
     pub source: Option<IpAddr>,
     /// `hit`, `miss` or `none`.
     pub cache: Option<&'static str>,
-    /// Argon2id time, when one ran.
-    pub verify_ms: Option<f64>,
+    /// Argon2id time, when one ran (`verify_ms`, milliseconds with three decimals).
+    pub verify: Option<Duration>,
     /// The access rule that decided (`/auth/forward` with rules configured).
     pub rule: Option<&'a str>,
-    /// Total handling time.
-    pub latency_ms: f64,
+    /// Total handling time (`latency_ms`, milliseconds with three decimals).
+    pub latency: Duration,
+    /// When the request ended (`timestamp`; the clock is read when absent).
+    pub end: Option<&'a crate::telemetry::EndClock>,
+    /// `request_id`, `traceparent`, `method`, `route` and `user_hash` are known to need no JSON
+    /// escape, so they are written without looking (the HTTP middleware: a request id it
+    /// generated or took only from `[A-Za-z0-9-_.:]`, a `traceparent` filtered the same way, a
+    /// method `http` parsed (RFC 9110 token characters), a route template of ours, a hex hash).
+    /// False (the default): every string is checked and escaped when it needs it.
+    pub trusted: bool,
 }
 
 impl Access<'_> {
@@ -111,19 +119,9 @@ pub fn write(
     }
 }
 
-thread_local! {
-    /// The line being built: reused, so a warm thread allocates nothing for it.
-    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// One JSON line (see [`render`]) through the per-thread buffer to the batched stdout.
+/// One JSON line (see [`render`]) written straight into the batched stdout's buffer.
 fn write_line(access: &Access<'_>, as_audit: bool) -> std::io::Result<()> {
-    LINE.with(|line| {
-        let mut line = line.try_borrow_mut().map_err(std::io::Error::other)?;
-        line.clear();
-        render(&mut line, access, as_audit);
-        crate::telemetry::write_stdout(&line)
-    })
+    crate::telemetry::write_stdout_with(|line| render(line, access, as_audit))
 }
 
 /// The line: the fixed head (`timestamp`, `level`, `message`, `target`, and `log_type` and
@@ -133,7 +131,10 @@ fn write_line(access: &Access<'_>, as_audit: bool) -> std::io::Result<()> {
 /// can never end the string or the line); numbers as `serde_json` writes them.
 fn render(line: &mut Vec<u8>, a: &Access<'_>, as_audit: bool) {
     line.extend_from_slice(b"{\"timestamp\":\"");
-    super::now_into(line);
+    match a.end {
+        Some(end) => super::time_into(line, end.now()),
+        None => super::now_into(line),
+    }
     line.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":");
     line.extend_from_slice(match a.outcome {
         Some(_) => b"\"auth request\"",
@@ -143,24 +144,25 @@ fn render(line: &mut Vec<u8>, a: &Access<'_>, as_audit: bool) {
     if as_audit {
         line.extend_from_slice(b"\"log_type\":\"audit\",\"event\":\"auth_attempt\",");
     }
+    let text: fn(&mut Vec<u8>, &str) = if a.trusted { trusted } else { string };
     line.extend_from_slice(b"\"request_id\":");
-    string(line, a.request_id);
+    text(line, a.request_id);
     optional(line, b",\"xray_trace_id\":", a.xray_trace_id, string);
-    optional(line, b",\"traceparent\":", a.traceparent, string);
-    optional(line, b",\"method\":", a.method, string);
-    optional(line, b",\"route\":", Some(a.route), string);
+    optional(line, b",\"traceparent\":", a.traceparent, text);
+    optional(line, b",\"method\":", a.method, text);
+    optional(line, b",\"route\":", Some(a.route), text);
     optional(line, b",\"authorizer\":", a.authorizer, label);
     optional(line, b",\"status\":", a.status, |line, s| {
         number(line, u64::from(s))
     });
     optional(line, b",\"outcome\":", a.outcome, label);
     optional(line, b",\"reason\":", a.reason, label);
-    optional(line, b",\"user_hash\":", a.user_hash, string);
+    optional(line, b",\"user_hash\":", a.user_hash, text);
     optional(line, b",\"source\":", a.source, address);
     optional(line, b",\"cache\":", a.cache, label);
-    optional(line, b",\"verify_ms\":", a.verify_ms, float);
+    optional(line, b",\"verify_ms\":", a.verify, millis);
     optional(line, b",\"rule\":", a.rule, string);
-    optional(line, b",\"latency_ms\":", Some(a.latency_ms), float);
+    optional(line, b",\"latency_ms\":", Some(a.latency), millis);
     line.extend_from_slice(b"}\n");
 }
 
@@ -202,8 +204,9 @@ mod tests {
         rest.to_owned()
     }
 
-    /// The exact bytes `serde_json` wrote for these records before the line was written by hand
-    /// (field names, order, number forms): the log contract the dashboards' queries read.
+    /// The exact bytes of the line (field names, order, number forms): the log contract the
+    /// dashboards' queries read. `serde_json` wrote these bytes before the line was written by
+    /// hand, but for the durations: milliseconds with three decimals since issue 17.
     #[test]
     fn the_line_keeps_its_bytes() {
         let full = Access {
@@ -219,9 +222,11 @@ mod tests {
             user_hash: Some("9f86d081884c7d65"),
             source: Some(IpAddr::from([203, 0, 113, 250])),
             cache: Some("shared"),
-            verify_ms: Some(131.25),
+            verify: Some(Duration::from_micros(131_250)),
             rule: Some("admin-area"),
-            latency_ms: 0.0421,
+            latency: Duration::from_nanos(42_199),
+            end: None,
+            trusted: false,
         };
         assert_eq!(
             text(&full, true),
@@ -234,7 +239,7 @@ mod tests {
                 r#""method":"GET","route":"/auth/forward/{*path}","authorizer":"rest_request","#,
                 r#""status":403,"outcome":"denied","reason":"wrong_password","#,
                 r#""user_hash":"9f86d081884c7d65","source":"203.0.113.250","cache":"shared","#,
-                r#""verify_ms":131.25,"rule":"admin-area","latency_ms":0.0421}"#,
+                r#""verify_ms":131.250,"rule":"admin-area","latency_ms":0.042}"#,
                 "\n"
             )
         );
@@ -242,14 +247,14 @@ mod tests {
             request_id: "r",
             route: "unmatched",
             source: Some(IpAddr::from([0, 0, 0, 0])),
-            latency_ms: 1e-5,
+            latency: Duration::from_nanos(10),
             ..Access::default()
         };
         assert_eq!(
             text(&least, false),
             concat!(
                 r#"","level":"INFO","message":"request","target":"authserver::access","#,
-                r#""request_id":"r","route":"unmatched","source":"0.0.0.0","latency_ms":0.00001}"#,
+                r#""request_id":"r","route":"unmatched","source":"0.0.0.0","latency_ms":0.000}"#,
                 "\n"
             )
         );
@@ -264,7 +269,7 @@ mod tests {
             request_id: nasty,
             route: "/x\"},{\"allowed\":true",
             source: Some(v6),
-            latency_ms: 2.0,
+            latency: Duration::from_millis(2),
             ..Access::default()
         };
         let v = rendered(&access, false);
@@ -297,7 +302,7 @@ mod tests {
             user_hash: Some("0123abcd"),
             source: Some(IpAddr::from([192, 0, 2, 1])),
             cache: Some("miss"),
-            latency_ms: 1.5,
+            latency: Duration::from_micros(1500),
             ..Access::default()
         }
     }
@@ -384,25 +389,79 @@ mod attack_proptests {
         ]
     }
 
-    /// CI's case: a subnormal time is written by `serde_json`'s writer and read back within
-    /// one ulp, which for a subnormal is far more than any relative bound.
+    /// Durations are milliseconds with three decimals, from zero to the largest `Duration`.
     #[test]
-    fn a_subnormal_time_is_written_as_a_number() {
-        let f = -2.40279332237763e-309_f64;
+    fn durations_are_milliseconds_with_three_decimals() {
+        for (d, want) in [
+            (Duration::ZERO, "0.000"),
+            (Duration::from_nanos(999), "0.000"),
+            (Duration::from_micros(1), "0.001"),
+            (Duration::from_micros(58_625), "58.625"),
+            (Duration::from_secs(3600), "3600000.000"),
+            (Duration::MAX, "18446744073709551615.999"),
+        ] {
+            let a = Access {
+                request_id: "r",
+                route: "/",
+                verify: Some(d),
+                latency: d,
+                ..Access::default()
+            };
+            let mut line = Vec::new();
+            render(&mut line, &a, true);
+            let line = String::from_utf8(line).unwrap();
+            assert!(
+                line.contains(&format!(r#""verify_ms":{want},"#))
+                    && line.ends_with(&format!(
+                        r#""latency_ms":{want}}}
+"#
+                    )),
+                "{line}"
+            );
+            serde_json::from_str::<serde_json::Value>(&line).unwrap();
+        }
+    }
+
+    /// The line's timestamp is the request's end when the caller read it (one clock read for
+    /// the metrics and the line).
+    #[test]
+    fn the_timestamp_is_the_end_the_caller_read() {
+        let at = std::time::UNIX_EPOCH + Duration::new(1_765_000_000, 123_456_789);
+        let end = crate::telemetry::EndClock::at(at);
         let a = Access {
             request_id: "r",
             route: "/",
-            verify_ms: Some(f),
-            latency_ms: f,
+            end: Some(&end),
             ..Access::default()
         };
         let mut line = Vec::new();
-        render(&mut line, &a, true);
-        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
-        for k in ["verify_ms", "latency_ms"] {
-            let g = v[k].as_f64().unwrap();
-            assert!(g < 0.0 && (g - f).abs() <= f64::MIN_POSITIVE, "{k}: {g}");
-        }
+        render(&mut line, &a, false);
+        assert!(
+            line.starts_with(br#"{"timestamp":"2025-12-06T05:46:40.123456789Z","#),
+            "{}",
+            String::from_utf8_lossy(&line)
+        );
+        assert_eq!(end.epoch_secs(), 1_765_000_000);
+    }
+
+    /// A trusted record is written byte for byte as the checked one when its text is plain.
+    #[test]
+    fn trusted_text_is_written_as_checked_text_would_be() {
+        let a = Access {
+            request_id: "0af7651916cd43dd8448eb211c80319c",
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            method: Some("PROPFIND"),
+            route: "/auth/forward/{*path}",
+            user_hash: Some("9f86d081884c7d65"),
+            outcome: Some("allowed"),
+            latency: Duration::from_micros(42),
+            ..Access::default()
+        };
+        let (mut checked, mut fast) = (Vec::new(), Vec::new());
+        render(&mut checked, &a, true);
+        render(&mut fast, &Access { trusted: true, ..a }, true);
+        let after_time = |l: &[u8]| l[l.iter().position(|b| *b == b'Z').unwrap()..].to_vec();
+        assert_eq!(after_time(&checked), after_time(&fast));
     }
 
     proptest! {
@@ -427,14 +486,15 @@ mod attack_proptests {
         fn the_line_round_trips(
             id in special(), xray in special(), tp in special(), method in special(),
             route in special(), hash in special(), rule in special(), source in ip(),
-            status in any::<u16>(), verify in any::<f64>(), latency in any::<f64>(),
+            status in any::<u16>(), verify in any::<u64>(), latency in any::<u64>(),
         ) {
             let a = Access {
                 request_id: &id, xray_trace_id: Some(&xray), traceparent: Some(&tp),
                 method: Some(&method), route: &route, authorizer: Some("http_request"),
                 status: Some(status), outcome: Some("denied"), reason: Some("wrong_password"),
                 user_hash: Some(&hash), source: Some(source), cache: Some("shared"),
-                verify_ms: Some(verify), rule: Some(&rule), latency_ms: latency,
+                verify: Some(Duration::from_nanos(verify)), rule: Some(&rule),
+                latency: Duration::from_nanos(latency), end: None, trusted: false,
             };
             let mut line = Vec::new();
             render(&mut line, &a, true);
@@ -446,16 +506,12 @@ mod attack_proptests {
                 "route": route, "status": status, "user_hash": hash,
                 "source": source.to_string(), "rule": rule,
             });
-            // Floats: serde_json's own writer; its parser (no `float_roundtrip`) may be one ulp off,
-            // and for a subnormal one ulp is larger than any relative bound (CI found -2.4e-309).
-            for (k, f) in [("verify_ms", verify), ("latency_ms", latency)] {
-                match v[k].as_f64() {
-                    Some(g) => prop_assert!(
-                        f.is_finite() && (g - f).abs() <= f.abs() * 1e-15 + f64::MIN_POSITIVE,
-                        "{} {} {}", k, g, f
-                    ),
-                    None => prop_assert!(!f.is_finite() && v[k].is_null(), "{}", k),
-                }
+            // Durations: milliseconds with three decimals, the microseconds exactly.
+            let text = String::from_utf8(line.clone()).unwrap();
+            for (k, n) in [("verify_ms", verify), ("latency_ms", latency)] {
+                let us = n / 1000;
+                let want = format!("\"{k}\":{}.{:03}", us / 1000, us % 1000);
+                prop_assert!(text.contains(&want), "{} {}", want, text);
             }
             for (k, w) in want.as_object().unwrap() {
                 prop_assert_eq!(&v[k], w, "{}", k);

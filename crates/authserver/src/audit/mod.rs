@@ -110,13 +110,16 @@ pub fn now() -> String {
 /// allocation, no `fmt`: callgrind counted `write!(".{:09}Z")` and the calendar arithmetic of
 /// `OffsetDateTime::now_utc` among the larger costs of an access line).
 pub fn now_into(out: &mut Vec<u8>) {
+    time_into(out, std::time::SystemTime::now());
+}
+
+/// `at` as [`now_into`] writes the present.
+pub fn time_into(out: &mut Vec<u8>, at: std::time::SystemTime) {
     thread_local! {
         static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
     }
     // Before 1970 only with a broken clock: then the epoch, as the Unix clock helpers do.
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let second = since.as_secs();
     SECOND.with(|cached| {
         let mut cached = cached.borrow_mut();

@@ -9,7 +9,7 @@ use crate::audit::access::Access;
 use crate::audit::handoff::Handoff;
 use crate::telemetry::context::RequestContext;
 use crate::telemetry::metrics::RegulationCounters;
-use crate::telemetry::{AuthRecord, RequestRecord};
+use crate::telemetry::{AuthRecord, EndClock, RequestRecord};
 use authserver_core::Reason;
 use authserver_core::clock::now_ms;
 use axum::extract::State;
@@ -98,8 +98,9 @@ pub async fn request_context(State(state): State<Arc<AppState>>, mut req: Reques
     let latency = incoming.start.elapsed();
     let record = response.extensions().get::<AuthRecord>();
     let rule = response.extensions().get::<super::access::RuleRecord>();
-    incoming.measure(&state, record, latency);
-    incoming.account(&state, response.status().as_u16(), record, rule, latency);
+    let end = EndClock::default();
+    incoming.measure(&state, record, latency, &end);
+    incoming.account(&state, response.status().as_u16(), record, rule, latency, &end);
     response
 }
 
@@ -135,8 +136,9 @@ impl Drop for Pending {
                 verify_time: done.decision.verify_time,
             };
             let latency = incoming.start.elapsed();
-            incoming.measure(&state, Some(&record), latency);
-            incoming.account(&state, CLIENT_CLOSED, Some(&record), None, latency);
+            let end = EndClock::default();
+            incoming.measure(&state, Some(&record), latency, &end);
+            incoming.account(&state, CLIENT_CLOSED, Some(&record), None, latency, &end);
         }));
     }
 }
@@ -220,7 +222,7 @@ impl Incoming {
     }
 
     /// The request's metrics (and the regulation and limiter gauges read with them).
-    fn measure(&self, state: &AppState, record: Option<&AuthRecord>, latency: Duration) {
+    fn measure(&self, state: &AppState, record: Option<&AuthRecord>, latency: Duration, end: &EndClock) {
         state.telemetry.record(
             &RequestRecord {
                 auth: record,
@@ -233,6 +235,7 @@ impl Incoming {
                     &state.gate.regulator.backend_errors,
                 ),
                 hash_abandoned: state.gate.limiter.abandoned(),
+                end,
             },
             state.gate.store.as_ref(),
         );
@@ -250,6 +253,7 @@ impl Incoming {
         record: Option<&AuthRecord>,
         rule: Option<&super::access::RuleRecord>,
         latency: Duration,
+        end: &EndClock,
     ) {
         if let Some(r) = rule.filter(|r| record.is_none() || !r.1) {
             state.audit.emit(authserver_core::AuditEvent::AccessDecision {
@@ -271,11 +275,12 @@ impl Incoming {
             user_hash: record.and_then(|r| r.user_hash.as_deref()),
             source: record.and(self.source),
             cache: record.map(|r| r.cache.as_str()),
-            verify_ms: record
-                .and_then(|r| r.verify_time)
-                .map(|d| d.as_secs_f64() * 1000.0),
+            verify: record.and_then(|r| r.verify_time),
             rule: rule.map(|r| &*r.0),
-            latency_ms: latency.as_secs_f64() * 1000.0,
+            latency,
+            end: Some(end),
+            // See `Access::trusted`: every one of those fields is ours or filtered above.
+            trusted: true,
             ..Access::default()
         };
         let enabled = || tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO);

@@ -205,6 +205,7 @@ fn account(
     decided_by: Option<(String, bool)>,
 ) {
     let latency = start.elapsed();
+    let end = crate::telemetry::EndClock::default();
     if let Some((rule, _)) = decided_by.as_ref().filter(|(_, allowed)| !allowed) {
         // A credential allowed and a rule refusing: the auth_attempt stays `allowed` (the
         // credential was right) and the refusal is its own event, as on `/auth/forward`.
@@ -226,6 +227,7 @@ fn account(
             &state.gate.regulator.backend_errors,
         ),
         hash_abandoned: state.gate.limiter.abandoned(),
+        end: &end,
     };
     state.telemetry.record(&request, state.gate.store.as_ref());
     // The one record (line and audit event), as the HTTP middleware writes it.
@@ -242,8 +244,9 @@ fn account(
         user_hash: record.user_hash.as_deref(),
         source: event.source,
         cache: Some(record.cache.as_str()),
-        verify_ms: record.verify_time.map(|d| d.as_secs_f64() * 1000.0),
-        latency_ms: latency.as_secs_f64() * 1000.0,
+        verify: record.verify_time,
+        latency,
+        end: Some(&end),
         rule: decided_by.as_ref().map(|(rule, _)| rule.as_str()),
         ..Default::default()
     };

@@ -136,6 +136,12 @@ impl Batch {
     /// flush thread to take them while stdout keeps taking bytes; once it took nothing for
     /// [`BEHIND_WAIT`], the lines are dropped and counted, at once while it stays stalled.
     pub fn append(&self, bytes: &[u8]) {
+        self.append_with(|buffer| buffer.extend_from_slice(bytes));
+    }
+
+    /// [`Batch::append`] of the lines `render` writes, straight into the buffer (no copy of
+    /// its own): `render` runs under the buffer's lock, so it must only write bytes.
+    pub fn append_with(&self, render: impl FnOnce(&mut Vec<u8>)) {
         let behind = {
             let mut state = lock(&self.state);
             while state.flusher && state.full.len() >= MAX_PENDING && !state.stalled {
@@ -154,10 +160,12 @@ impl Batch {
                     std::io::ErrorKind::TimedOut,
                     "stdout took nothing for 5 s: lines dropped until it takes bytes again",
                 );
-                self.lost(bytes, &e);
+                let mut lines = Vec::new();
+                render(&mut lines);
+                self.lost(&lines, &e);
                 return;
             }
-            state.current.extend_from_slice(bytes);
+            render(&mut state.current);
             if state.current.len() < FLUSH_BYTES {
                 return;
             }

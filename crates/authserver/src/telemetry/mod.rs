@@ -203,12 +203,22 @@ pub fn write_line<T: serde::Serialize>(line: &T) {
 /// Writes one whole line to stdout through the server's buffered writer when there is one
 /// (ordering with log lines kept), else directly.
 pub fn write_stdout(line: &[u8]) -> std::io::Result<()> {
+    write_stdout_with(|out| out.extend_from_slice(line))
+}
+
+/// [`write_stdout`] of the whole lines `render` writes: into the server's buffer directly (the
+/// access line of every request is written there, not built elsewhere and copied).
+pub fn write_stdout_with(render: impl FnOnce(&mut Vec<u8>)) -> std::io::Result<()> {
     match STDOUT.get() {
         Some(batch) => {
-            batch.append(line);
+            batch.append_with(render);
             Ok(())
         }
-        None => std::io::stdout().lock().write_all(line),
+        None => {
+            let mut line = Vec::new();
+            render(&mut line);
+            std::io::stdout().lock().write_all(&line)
+        }
     }
 }
 
@@ -242,6 +252,31 @@ impl AuthRecord {
     }
 }
 
+/// The wall-clock time a request ended, read once and only when something asks (its metrics'
+/// `/stats` second, its line's timestamp): two reads of the clock were two of the larger
+/// items of a request's telemetry.
+#[derive(Debug, Default)]
+pub struct EndClock(std::cell::OnceCell<std::time::SystemTime>);
+
+impl EndClock {
+    /// A clock that already read `at`.
+    pub fn at(at: std::time::SystemTime) -> Self {
+        Self(std::cell::OnceCell::from(at))
+    }
+
+    /// The end time (read at the first call).
+    pub fn now(&self) -> std::time::SystemTime {
+        *self.0.get_or_init(std::time::SystemTime::now)
+    }
+
+    /// [`EndClock::now`] in whole seconds since the epoch (0 before it: a broken clock).
+    pub fn epoch_secs(&self) -> u64 {
+        self.now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
 /// One finished request.
 #[derive(Debug)]
 pub struct RequestRecord<'a> {
@@ -259,6 +294,8 @@ pub struct RequestRecord<'a> {
     pub regulation: metrics::RegulationCounters,
     /// Requests gone while queued for a verification slot, since start (the limiter's count).
     pub hash_abandoned: u64,
+    /// When it ended.
+    pub end: &'a EndClock,
 }
 
 /// Where EMF blobs go (stdout on Lambda; a buffer in tests).
@@ -353,7 +390,7 @@ impl Telemetry {
             hot.latency.observe(latency_s);
             let credential_failure = a.reason.is_some_and(Reason::is_credential_failure);
             self.window.record(stats::Sample {
-                epoch: authserver_core::clock::now_secs(),
+                epoch: r.end.epoch_secs(),
                 auth: true,
                 allowed,
                 cache_hit: a.cache_hit(),
