@@ -9,6 +9,7 @@
 import argparse
 import http.client
 import json
+import random
 import re
 import sys
 import time
@@ -92,6 +93,13 @@ def http_peers(argv):
               f"{base_lines} log lines for {base_answered + 1} requests")
 
 
+def bootstrap(values, statistic, draws=5000):
+    """A 90 % interval of `statistic` by resampling `values` (fixed seed: reports repeat)."""
+    rng = random.Random(17)
+    stats = sorted(statistic(rng.choices(values, k=len(values))) for _ in range(draws))
+    return stats[draws // 20], stats[draws - draws // 20 - 1]
+
+
 def telemetry(argv):
     """All on against all off, pair by pair (ONLY=telemetry scripts/bench-http): CPU per request
     is the figure (req/s moves with the neighbours' load); the median of the pairs' overheads
@@ -109,8 +117,10 @@ def telemetry(argv):
                   f"({on['rps']:.0f} / {off['rps']:.0f} req/s)  {100 * (on['cpu_us'] / off['cpu_us'] - 1):+.1f} %")
         cpu = [100 * (on["cpu_us"] / off["cpu_us"] - 1) for on, off in pairs]
         rps = [100 * (1 - on["rps"] / off["rps"]) for on, off in pairs]
+        lo, hi = bootstrap(cpu, median)
         print(f"  telemetry overhead, median of {rounds} pairs: {median(cpu):.1f} % CPU per request "
-              f"(range {min(cpu):.1f} .. {max(cpu):.1f}), {median(rps):.1f} % of req/s (target < 5 %)")
+              f"(90 % bootstrap interval {lo:.1f} .. {hi:.1f}; pairs {min(cpu):.1f} .. {max(cpu):.1f}), "
+              f"{median(rps):.1f} % of req/s (target < 5 %)")
         split = lambda k: median([on[k] - off[k] for on, off in pairs])
         print(f"  of which, median per request: user {split('user_us'):+.2f} us, kernel {split('sys_us'):+.2f} us "
               f"(all off: user {median([off['user_us'] for _, off in pairs]):.2f}, "
