@@ -52,6 +52,8 @@ NEGATIVES = {
         "us-east-1", {"EnableJwtAuthorizer": "true", "OAuthSigner": "kms",
                       "ProtectedBackendUrl": "https://backend.example.com"},
         "JwtAuthorizerNeedsIssuerAudienceBackend"),
+    "oauth-without-audience": (
+        "us-east-1", {"OAuthSigner": "kms"}, "OAuthNeedsAudience"),
     "kms-second-key-without-activation": (
         "us-east-1", {"OAuthSigner": "kms", "OAuthKmsKeySlots": "a,b"}, "OAuthKmsSecondKeyNeedsActivation"),
     "kms-second-key-without-kms": (

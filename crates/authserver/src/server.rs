@@ -167,7 +167,20 @@ pub async fn serve(
     {
         tracing::warn!("drain timeout; closing remaining connections");
     }
+    // Requests whose clients left during their verification owe a record (`audit::handoff`):
+    // the runtime would drop their tasks with it.
+    let unwritten = crate::audit::handoff::settled(RECORDS_TIMEOUT).await;
+    if unwritten > 0 {
+        tracing::warn!(
+            unwritten,
+            "stopping with the records of abandoned requests unwritten"
+        );
+    }
 }
+
+/// How long a stopping server waits for the records of requests abandoned during their
+/// verification (one Argon2id run, or its queue for a slot).
+const RECORDS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The deadlines a connection's watchdog enforces.
 #[derive(Debug, Clone, Copy)]

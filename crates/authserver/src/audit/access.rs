@@ -66,8 +66,9 @@ pub struct Access<'a> {
     /// escape, so they are written without looking (the HTTP middleware: a request id it
     /// generated or took only from `[A-Za-z0-9-_.:]`, a `traceparent` filtered the same way, a
     /// method `http` parsed (RFC 9110 token characters), a route template of ours, a hex hash).
-    /// False (the default): every string is checked and escaped when it needs it.
-    pub trusted: bool,
+    /// False (the default): every string is checked and escaped when it needs it. Only this
+    /// crate can set it (the attack on this change, finding 4).
+    pub(crate) trusted: bool,
 }
 
 impl Access<'_> {
@@ -121,7 +122,26 @@ pub fn write(
 
 /// One JSON line (see [`render`]) written straight into the batched stdout's buffer.
 fn write_line(access: &Access<'_>, as_audit: bool) -> std::io::Result<()> {
+    // Checked here, before the output's lock is taken (see `json::trusted`).
+    debug_assert!(
+        !access.trusted || trusted_text_is_plain(access),
+        "a trusted record holds text that needs a JSON escape"
+    );
     crate::telemetry::write_stdout_with(|line| render(line, access, as_audit))
+}
+
+/// Whether every field [`Access::trusted`] vouches for needs no JSON escape.
+fn trusted_text_is_plain(a: &Access<'_>) -> bool {
+    [
+        Some(a.request_id),
+        a.traceparent,
+        a.method,
+        Some(a.route),
+        a.user_hash,
+    ]
+    .into_iter()
+    .flatten()
+    .all(|s| !super::json::needs_escape(s.as_bytes()))
 }
 
 /// The line: the fixed head (`timestamp`, `level`, `message`, `target`, and `log_type` and
@@ -339,6 +359,35 @@ mod tests {
         let v = rendered(&health, true);
         assert_eq!(v["message"], "request");
         assert!(v.get("outcome").is_none() && health.audit_event().is_none());
+    }
+
+    /// Attack on the access line (finding 4): a trusted record whose text needs an escape is
+    /// refused (debug builds) before the shared output's lock is taken, so nothing of it is
+    /// written and the output stays usable.
+    #[test]
+    #[cfg(debug_assertions)]
+    fn a_bad_trusted_record_panics_before_the_output_is_touched() {
+        let bad = Access {
+            request_id: "a\"b",
+            route: "/health",
+            trusted: true,
+            ..Access::default()
+        };
+        assert!(!trusted_text_is_plain(&bad));
+        let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_line(&bad, false)));
+        assert!(refused.is_err(), "a debug build refuses the record");
+        // The lock was never taken: a plain record still goes out (to the process's stdout,
+        // no batch in unit tests).
+        assert!(
+            write_line(
+                &Access {
+                    trusted: true,
+                    ..denied()
+                },
+                false
+            )
+            .is_ok()
+        );
     }
 
     #[test]

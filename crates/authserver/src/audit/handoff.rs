@@ -14,7 +14,49 @@
 //! under one lock and every terminal state is `Closed`.
 
 use authserver_core::Decision;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Abandoned requests whose record is not written yet (their verification still runs).
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+/// Told when [`WAITING`] goes down.
+static WRITTEN: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// One abandoned request counted in [`WAITING`] while it lives (in its slot).
+struct Waiting;
+
+impl Waiting {
+    fn new() -> Self {
+        WAITING.fetch_add(1, Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::SeqCst);
+        WRITTEN.notify_waiters();
+    }
+}
+
+/// Waits, at most `limit`, until every abandoned request's record is written (a server that
+/// was told to stop: the runtime would otherwise drop the verifications' tasks with the
+/// records they owe: the attack on issue 17's telemetry, finding 3). Returns how many are
+/// still unwritten (0: all written).
+pub async fn settled(limit: Duration) -> usize {
+    let wait = async {
+        loop {
+            let notified = WRITTEN.notified();
+            if WAITING.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    };
+    let _ = tokio::time::timeout(limit, wait).await;
+    WAITING.load(Ordering::SeqCst)
+}
 
 /// What the verification ended with.
 #[derive(Debug, Clone)]
@@ -35,7 +77,7 @@ enum Slot {
     Idle,
     Started,
     Done(Finished),
-    Abandoned(Writer),
+    Abandoned(Writer, Waiting),
     Closed,
 }
 
@@ -82,10 +124,11 @@ impl Handoff {
     pub fn finish(&self, finished: Finished) {
         let mut slot = self.lock();
         match std::mem::take(&mut *slot) {
-            Slot::Abandoned(write) => {
+            Slot::Abandoned(write, waiting) => {
                 *slot = Slot::Closed;
                 drop(slot);
                 write(finished);
+                drop(waiting);
             }
             Slot::Closed => *slot = Slot::Closed,
             Slot::Idle | Slot::Started | Slot::Done(_) => *slot = Slot::Done(finished),
@@ -107,8 +150,8 @@ impl Handoff {
                 drop(slot);
                 write(finished);
             }
-            Slot::Started => *slot = Slot::Abandoned(write),
-            Slot::Idle | Slot::Abandoned(_) | Slot::Closed => *slot = Slot::Closed,
+            Slot::Started => *slot = Slot::Abandoned(write, Waiting::new()),
+            Slot::Idle | Slot::Abandoned(..) | Slot::Closed => *slot = Slot::Closed,
         }
     }
 }

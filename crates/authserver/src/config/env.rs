@@ -1,6 +1,7 @@
 //! The environment engine: every key `section.key` has the variable `AUTHSERVER_SECTION_KEY`,
 //! plus the product brief's Lambda names as [`ALIASES`]. Values are typed like the default
-//! value at their key (integers, booleans, comma-separated lists, else strings); a malformed
+//! value at their key (integers, booleans, comma-separated lists or a TOML array `["a,b"]` for
+//! items with commas, else strings); a malformed
 //! value is an error. An `AUTHSERVER_*` variable that is no setting is ignored: silently when
 //! it is a Kubernetes service link, otherwise with an [`EnvWarning`] (see [`super::unknown`]).
 
@@ -162,6 +163,15 @@ fn typed(template: Option<&toml::Value>, var: &str, value: String) -> Result<tom
             .parse::<bool>()
             .map(toml::Value::Boolean)
             .map_err(|_| bad("expected true or false"))?,
+        // `["a,b", "c"]`: a TOML array, for items that hold a comma (an audience URI may).
+        Some(toml::Value::Array(_)) if value.trim_start().starts_with('[') => {
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .filter(|v| v.as_array().is_some_and(|a| a.iter().all(toml::Value::is_str)));
+            parsed.ok_or_else(|| bad("expected a TOML array of strings, [\"a\", \"b\"]"))?
+        }
         Some(toml::Value::Array(_)) => toml::Value::Array(
             value
                 .split(',')
@@ -195,6 +205,29 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    /// Attack on issue 14's audience check (finding 1): a list item may hold a comma when the
+    /// variable is a TOML array; the plain form splits at every comma, as documented.
+    #[test]
+    fn a_list_variable_may_be_a_toml_array() {
+        let audiences = |v: &str| {
+            Settings::load_with_env(None, env(&[("AUTHSERVER_OAUTH_AUDIENCES", v)]))
+                .map(|s| s.oauth.audiences)
+        };
+        let one = "https://api.example.com/v1,x:y";
+        assert_eq!(audiences(&format!(r#"["{one}"]"#)).expect("array"), [one]);
+        assert_eq!(
+            audiences(r#" ["urn:a", "urn:b"] "#).expect("array"),
+            ["urn:a", "urn:b"]
+        );
+        assert_eq!(
+            audiences(one).expect("split"),
+            ["https://api.example.com/v1", "x:y"]
+        );
+        for bad in ["[1, 2]", "[\"unclosed\"", "[\"a\"] trailing"] {
+            assert!(audiences(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -39,6 +39,20 @@ const RETRY_FULL: Duration = Duration::from_millis(5);
 /// What marks a line as an audit record (`"log_type":"audit"`, see `audit`).
 const AUDIT_MARK: &[u8] = b"\"log_type\":\"audit\"";
 
+/// Truncates a buffer to `len` when dropped by a panic's unwinding.
+struct Unwind<'a> {
+    buffer: &'a mut Vec<u8>,
+    len: usize,
+}
+
+impl Drop for Unwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.buffer.truncate(self.len);
+        }
+    }
+}
+
 /// The shared buffer and its destination.
 pub struct Batch {
     state: Mutex<State>,
@@ -165,7 +179,13 @@ impl Batch {
                 self.lost(&lines, &e);
                 return;
             }
-            render(&mut state.current);
+            // A panic inside `render` takes its half line back out (the buffer is shared).
+            let unwind = Unwind {
+                len: state.current.len(),
+                buffer: &mut state.current,
+            };
+            render(&mut *unwind.buffer);
+            drop(unwind);
             if state.current.len() < FLUSH_BYTES {
                 return;
             }
@@ -565,6 +585,25 @@ mod tests {
             1,
             "the record still buffered counts as lost"
         );
+    }
+
+    /// Attack on the access line (finding 4): a render that panics half-way leaves nothing of
+    /// its line in the shared buffer, and the next line is whole.
+    #[test]
+    fn a_render_that_panics_leaves_no_half_line() {
+        let sink = Sink::default();
+        let batch = Batch::start(Box::new(sink.clone()));
+        batch.append(b"{\"first\":1}\n");
+        let torn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            batch.append_with(|line| {
+                line.extend_from_slice(b"{\"half\":");
+                panic!("render failed");
+            });
+        }));
+        assert!(torn.is_err());
+        batch.append(b"{\"next\":2}\n");
+        batch.close();
+        assert_eq!(*lock(&sink.0), b"{\"first\":1}\n{\"next\":2}\n".to_vec());
     }
 
     #[test]
