@@ -12,51 +12,53 @@ use std::sync::{Arc, RwLock};
 /// Parses a secret's value into a schedule keeping retired keys `retain_for` seconds.
 pub type Parse<K> = fn(&[u8], u64) -> Result<Schedule<K>, LoadError>;
 
+/// Where a schedule comes from: one secret, and how its value is read.
+pub struct SecretSource<K> {
+    /// The Secrets Manager client.
+    pub client: aws_sdk_secretsmanager::Client,
+    /// The secret.
+    pub secret_id: String,
+    /// How long retired keys stay published, in seconds.
+    pub retain_for: u64,
+    /// The wall clock.
+    pub now: WallClock,
+    /// The parser of the secret's value.
+    pub parse: Parse<K>,
+    /// What the secret holds, for errors ("signing key secret").
+    pub what: &'static str,
+}
+
+impl<K> SecretSource<K> {
+    /// Reads and parses the secret; refuses a schedule with no key active now.
+    async fn fetch(&self) -> Result<Schedule<K>, LoadError> {
+        let value = crate::secrets::current_value(&self.client, &self.secret_id, &RetryPolicy::default())
+            .await
+            .map_err(|e| LoadError(format!("{}: {e}", self.what)))?;
+        let schedule = (self.parse)(&value, self.retain_for)?;
+        super::check_schedule(&schedule, (self.now)())?;
+        Ok(schedule)
+    }
+}
+
 /// The schedule in service and where it comes from.
 pub struct SecretSchedule<K> {
-    client: aws_sdk_secretsmanager::Client,
-    secret_id: String,
-    retain_for: u64,
-    now: WallClock,
-    parse: Parse<K>,
-    /// What the secret holds, for errors ("signing key secret").
-    what: &'static str,
+    source: SecretSource<K>,
     schedule: RwLock<Arc<Schedule<K>>>,
 }
 
 impl<K> SecretSchedule<K> {
     /// Reads the secret; fails when it is unreadable, does not parse or has no active key.
-    pub async fn load(
-        client: aws_sdk_secretsmanager::Client,
-        secret_id: String,
-        retain_for: u64,
-        now: WallClock,
-        parse: Parse<K>,
-        what: &'static str,
-    ) -> Result<Self, LoadError> {
-        let schedule = fetch(&client, &secret_id, retain_for, now(), parse, what).await?;
+    pub async fn load(source: SecretSource<K>) -> Result<Self, LoadError> {
+        let schedule = source.fetch().await?;
         Ok(Self {
-            client,
-            secret_id,
-            retain_for,
-            now,
-            parse,
-            what,
+            source,
             schedule: RwLock::new(Arc::new(schedule)),
         })
     }
 
     /// Re-reads the secret (a rotation added a key); on failure the loaded schedule stays.
     pub async fn refresh(&self) -> Result<(), LoadError> {
-        let fresh = fetch(
-            &self.client,
-            &self.secret_id,
-            self.retain_for,
-            self.now(),
-            self.parse,
-            self.what,
-        )
-        .await?;
+        let fresh = self.source.fetch().await?;
         *self.schedule.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         Ok(())
     }
@@ -68,12 +70,12 @@ impl<K> SecretSchedule<K> {
 
     /// The wall clock's now, in seconds.
     pub fn now(&self) -> u64 {
-        (self.now)()
+        (self.source.now)()
     }
 
     /// The secret's id.
     pub fn secret_id(&self) -> &str {
-        &self.secret_id
+        &self.source.secret_id
     }
 
     /// The key that signs now (`load` and `refresh` refuse a schedule without an active key, so
@@ -94,20 +96,4 @@ impl<K> SecretSchedule<K> {
     pub fn published(&self) -> Vec<PublicJwk> {
         self.current().published(self.now())
     }
-}
-
-async fn fetch<K>(
-    client: &aws_sdk_secretsmanager::Client,
-    secret_id: &str,
-    retain_for: u64,
-    now: u64,
-    parse: Parse<K>,
-    what: &str,
-) -> Result<Schedule<K>, LoadError> {
-    let value = crate::secrets::current_value(client, secret_id, &RetryPolicy::default())
-        .await
-        .map_err(|e| LoadError(format!("{what}: {e}")))?;
-    let schedule = parse(&value, retain_for)?;
-    super::check_schedule(&schedule, now)?;
-    Ok(schedule)
 }

@@ -17,7 +17,7 @@
 //! signer that cannot sign makes that a 500, never a token.
 
 use super::der::PublicKey;
-use super::from_secret::SecretSchedule;
+use super::from_secret::{SecretSchedule, SecretSource};
 use super::schedule::{Schedule, Scheduled};
 use super::{LoadError, WallClock};
 use authserver_core::oauth::{Alg, PublicJwk, SignError, TokenSigner};
@@ -181,14 +181,14 @@ impl PublicKeySet {
         retain_for: u64,
         now: WallClock,
     ) -> Result<Self, LoadError> {
-        let keys = SecretSchedule::load(
+        let keys = SecretSchedule::load(SecretSource {
             client,
-            secret_id.into(),
+            secret_id: secret_id.into(),
             retain_for,
             now,
-            parse_public_set,
-            "public key set secret",
-        )
+            parse: parse_public_set,
+            what: "public key set secret",
+        })
         .await?;
         Ok(Self { keys })
     }

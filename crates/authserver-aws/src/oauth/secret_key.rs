@@ -17,7 +17,7 @@
 //! only, and no error quotes the secret: a PEM problem names the entry's index and the PEM tag.
 
 use super::der::PublicKey;
-use super::from_secret::SecretSchedule;
+use super::from_secret::{SecretSchedule, SecretSource};
 use super::schedule::{Schedule, Scheduled};
 use super::{LoadError, WallClock};
 use authserver_core::oauth::{Alg, PublicJwk, SignError, TokenSigner};
@@ -136,14 +136,14 @@ impl SecretKeySigner {
         retain_for: u64,
         now: WallClock,
     ) -> Result<Self, LoadError> {
-        let keys = SecretSchedule::load(
+        let keys = SecretSchedule::load(SecretSource {
             client,
-            secret_id.into(),
+            secret_id: secret_id.into(),
             retain_for,
             now,
-            parse_key_set,
-            "signing key secret",
-        )
+            parse: parse_key_set,
+            what: "signing key secret",
+        })
         .await?;
         Ok(Self {
             keys,
