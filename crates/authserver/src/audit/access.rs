@@ -124,10 +124,18 @@ pub fn write(
 fn write_line(access: &Access<'_>, as_audit: bool) -> std::io::Result<()> {
     // Checked here, before the output's lock is taken (see `json::trusted`).
     debug_assert!(
-        !access.trusted || trusted_text_is_plain(access),
-        "a trusted record holds text that needs a JSON escape"
+        (!access.trusted || trusted_text_is_plain(access)) && labels_are_plain(access),
+        "a trusted record or a label holds text that needs a JSON escape"
     );
     crate::telemetry::write_stdout_with(|line| render(line, access, as_audit))
+}
+
+/// Whether the program's own labels (written unchecked, see `json::label`) need no JSON escape.
+fn labels_are_plain(a: &Access<'_>) -> bool {
+    [a.authorizer, a.outcome, a.reason, a.cache]
+        .into_iter()
+        .flatten()
+        .all(|s| !super::json::needs_escape(s.as_bytes()))
 }
 
 /// Whether every field [`Access::trusted`] vouches for needs no JSON escape.
