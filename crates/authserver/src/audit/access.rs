@@ -17,7 +17,7 @@
 //! through a derived `Serialize`: the bytes are the ones `serde_json` wrote before, durations
 //! aside (a test pins them), at a fraction of the instructions (`scripts/bench-telemetry`).
 
-use super::json::{address, label, millis, number, string, trusted};
+use super::json::{address, label, millis, status, string, trusted};
 use crate::config::AccessLog;
 use authserver_core::{AuditEvent, AuditSink};
 use std::net::IpAddr;
@@ -160,29 +160,52 @@ fn trusted_text_is_plain(a: &Access<'_>) -> bool {
 fn render(line: &mut Vec<u8>, a: &Access<'_>, as_audit: bool) {
     line.extend_from_slice(b"{\"timestamp\":\"");
     match a.end {
-        Some(end) => super::time_into(line, end.now()),
+        Some(end) => super::epoch_time_into(line, end.since_epoch()),
         None => super::now_into(line),
     }
-    line.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":");
-    line.extend_from_slice(match a.outcome {
-        Some(_) => b"\"auth request\"",
-        None => b"\"request\"",
-    });
-    line.extend_from_slice(b",\"target\":\"authserver::access\",");
-    if as_audit {
-        line.extend_from_slice(b"\"log_type\":\"audit\",\"event\":\"auth_attempt\",");
+    // The head after the timestamp, up to the request id's key: one constant per kind of line.
+    macro_rules! head {
+        ($message:literal $(, $audit:literal)?) => {
+            concat!(
+                "\",\"level\":\"INFO\",\"message\":\"", $message,
+                "\",\"target\":\"authserver::access\",", $($audit,)? "\"request_id\":"
+            )
+        };
     }
-    let text: fn(&mut Vec<u8>, &str) = if a.trusted { trusted } else { string };
-    line.extend_from_slice(b"\"request_id\":");
+    line.extend_from_slice(match (a.outcome.is_some(), as_audit) {
+        (true, true) => head!(
+            "auth request",
+            "\"log_type\":\"audit\",\"event\":\"auth_attempt\","
+        )
+        .as_bytes(),
+        (true, false) => head!("auth request").as_bytes(),
+        (false, true) => head!("request", "\"log_type\":\"audit\",\"event\":\"auth_attempt\",").as_bytes(),
+        (false, false) => head!("request").as_bytes(),
+    });
+    if a.trusted {
+        fields::<true>(line, a);
+    } else {
+        fields::<false>(line, a);
+    }
+}
+
+/// The fields after the head. `TRUSTED`: [`Access::trusted`] (a type parameter, not a function
+/// pointer, so the writes are inlined).
+fn fields<const TRUSTED: bool>(line: &mut Vec<u8>, a: &Access<'_>) {
+    let text = |line: &mut Vec<u8>, s: &str| {
+        if TRUSTED {
+            trusted(line, s);
+        } else {
+            string(line, s);
+        }
+    };
     text(line, a.request_id);
     optional(line, b",\"xray_trace_id\":", a.xray_trace_id, string);
     optional(line, b",\"traceparent\":", a.traceparent, text);
     optional(line, b",\"method\":", a.method, text);
     optional(line, b",\"route\":", Some(a.route), text);
     optional(line, b",\"authorizer\":", a.authorizer, label);
-    optional(line, b",\"status\":", a.status, |line, s| {
-        number(line, u64::from(s))
-    });
+    optional(line, b",\"status\":", a.status, status);
     optional(line, b",\"outcome\":", a.outcome, label);
     optional(line, b",\"reason\":", a.reason, label);
     optional(line, b",\"user_hash\":", a.user_hash, text);

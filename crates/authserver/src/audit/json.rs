@@ -50,6 +50,7 @@ pub(super) fn string(line: &mut Vec<u8>, s: &str) {
 /// A JSON string of one of the program's own labels (outcomes, reasons, cache uses: `'static`
 /// text written in this code base, never a caller's), without looking for escapes (debug
 /// builds check them with the trusted text, before the output's lock).
+#[inline]
 pub(super) fn label(line: &mut Vec<u8>, s: &'static str) {
     trusted(line, s);
 }
@@ -59,6 +60,7 @@ pub(super) fn label(line: &mut Vec<u8>, s: &'static str) {
 /// looking: the escape scan was the largest part of the line's instructions. (Debug builds
 /// check the record before the line is written: this runs under the output's lock, where a
 /// panic would reach the panic hook's own log line.)
+#[inline]
 pub(super) fn trusted(line: &mut Vec<u8>, s: &str) {
     line.push(b'"');
     line.extend_from_slice(s.as_bytes());
@@ -116,26 +118,78 @@ pub(super) fn number(line: &mut Vec<u8>, mut n: u64) {
     line.extend_from_slice(&digits[at..]);
 }
 
-/// An address as a string: IPv4 dotted without `fmt` (every line of a request with a client),
-/// IPv6 in its `Display` form (hex digits, colons and dots: nothing to escape).
+/// An HTTP status: three digits (`http` keeps every status in 100..=999), without the general
+/// loop; anything else (never, with `http`'s type) as [`number`] writes it.
+pub(super) fn status(line: &mut Vec<u8>, s: u16) {
+    if (100..1000).contains(&s) {
+        // Each `as u8` below is of a single decimal digit.
+        line.extend_from_slice(&[
+            b'0' + (s / 100) as u8,
+            b'0' + (s / 10 % 10) as u8,
+            b'0' + (s % 10) as u8,
+        ]);
+    } else {
+        number(line, u64::from(s));
+    }
+}
+
+/// Each octet's decimal text, left-aligned in three bytes, and its length: an IPv4 address is
+/// four lookups (four calls of [`number`] were ~150 instructions a line).
+const OCTETS: [([u8; 3], u8); 256] = {
+    let mut table = [([0u8; 3], 0u8); 256];
+    let mut n = 0;
+    while n < 256 {
+        // Each `as u8` below is of a value below 256 (`n`) or a single decimal digit.
+        table[n] = if n < 10 {
+            ([b'0' + n as u8, 0, 0], 1)
+        } else if n < 100 {
+            ([b'0' + (n / 10) as u8, b'0' + (n % 10) as u8, 0], 2)
+        } else {
+            (
+                [
+                    b'0' + (n / 100) as u8,
+                    b'0' + (n / 10 % 10) as u8,
+                    b'0' + (n % 10) as u8,
+                ],
+                3,
+            )
+        };
+        n += 1;
+    }
+    table
+};
+
+/// An address as a string: IPv4 dotted, assembled on the stack from [`OCTETS`] and appended in
+/// one copy (every line of a request with a client); IPv6 in its `Display` form (hex digits,
+/// colons and dots: nothing to escape).
 pub(super) fn address(line: &mut Vec<u8>, ip: IpAddr) {
-    line.push(b'"');
     match ip {
         IpAddr::V4(v4) => {
+            // `"255.255.255.255"` is 17 bytes. Each octet's copy writes 3 (a shorter octet's
+            // spare ones are overwritten next or left out): the last ends at byte 15 at most.
+            let mut text = [0u8; 17];
+            text[0] = b'"';
+            let mut at = 1;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    line.push(b'.');
+                    text[at] = b'.';
+                    at += 1;
                 }
-                number(line, u64::from(octet));
+                let (digits, len) = OCTETS[usize::from(octet)];
+                text[at..at + 3].copy_from_slice(&digits);
+                at += usize::from(len);
             }
+            text[at] = b'"';
+            line.extend_from_slice(&text[..=at]);
         }
         IpAddr::V6(v6) => {
             use std::io::Write as _;
+            line.push(b'"');
             // Writing into a Vec cannot fail.
             let _ = write!(line, "{v6}");
+            line.push(b'"');
         }
     }
-    line.push(b'"');
 }
 
 #[cfg(test)]
@@ -148,6 +202,29 @@ mod tests {
             let mut line = Vec::new();
             number(&mut line, n);
             assert_eq!(line, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn statuses_and_addresses_are_their_decimal_text() {
+        for s in [0, 7, 99, 100, 200, 404, 499, 999, 1000, u16::MAX] {
+            let mut line = Vec::new();
+            status(&mut line, s);
+            assert_eq!(line, s.to_string().as_bytes());
+        }
+        let mut addresses: Vec<IpAddr> = (0..=255u8)
+            .map(|n| IpAddr::from([n, 255 - n, n / 10, n % 10]))
+            .collect();
+        addresses.extend([
+            IpAddr::from([255; 4]),
+            IpAddr::from([0; 4]),
+            "2001:db8::ff00:42:8329".parse().unwrap(),
+            "::ffff:192.0.2.1".parse().unwrap(),
+        ]);
+        for ip in addresses {
+            let mut line = b"x".to_vec();
+            address(&mut line, ip);
+            assert_eq!(line, format!("x\"{ip}\"").as_bytes());
         }
     }
 

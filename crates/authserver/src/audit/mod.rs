@@ -115,32 +115,69 @@ pub fn now_into(out: &mut Vec<u8>) {
 
 /// `at` as [`now_into`] writes the present.
 pub fn time_into(out: &mut Vec<u8>, at: std::time::SystemTime) {
-    thread_local! {
-        static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
-    }
     // Before 1970 only with a broken clock: then the epoch, as the Unix clock helpers do.
-    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let second = since.as_secs();
-    SECOND.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        if cached.0 != second {
-            let whole = i64::try_from(second)
-                .ok()
-                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            let text = whole.format(&Rfc3339).unwrap_or_default();
-            *cached = (second, text.trim_end_matches('Z').to_owned());
-        }
-        out.extend_from_slice(cached.1.as_bytes());
-    });
-    let mut fraction = *b".000000000Z";
-    let mut nanos = since.subsec_nanos();
-    for digit in fraction[1..10].iter_mut().rev() {
-        // `nanos % 10` is a single decimal digit.
-        *digit = b'0' + (nanos % 10) as u8;
-        nanos /= 10;
+    epoch_time_into(out, at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default());
+}
+
+/// Two decimal digits of each number below 100.
+const PAIRS: [[u8; 2]; 100] = {
+    let mut table = [[0u8; 2]; 100];
+    let mut n = 0;
+    while n < 100 {
+        // Each `as u8` is of a single decimal digit.
+        table[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        n += 1;
     }
-    out.extend_from_slice(&fraction);
+    table
+};
+
+/// [`time_into`] of a time given as its distance from the epoch.
+pub fn epoch_time_into(out: &mut Vec<u8>, since: Duration) {
+    thread_local! {
+        /// The second this thread wrote last and its `YYYY-MM-DDTHH:MM:SS`: plain bytes in a
+        /// `Cell` (no borrow flag, no heap, no destructor to register: the `RefCell<String>`
+        /// it replaces cost ~65 instructions a line).
+        static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+    }
+    let second = since.as_secs();
+    let (cached, text) = SECOND.get();
+    if cached == second {
+        out.extend_from_slice(&text);
+    } else {
+        let whole = i64::try_from(second)
+            .ok()
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let whole = whole.format(&Rfc3339).unwrap_or_default();
+        let whole = whole.trim_end_matches('Z');
+        out.extend_from_slice(whole.as_bytes());
+        // Only 19 bytes are kept (`time` formats years up to 9999, later ones as the epoch):
+        // anything else would be written, not kept.
+        if let Ok(text) = whole.as_bytes().try_into() {
+            SECOND.set((second, text));
+        }
+    }
+    // Nine digits: the first, then four pairs (`subsec_nanos` is below 10^9, so the first is a
+    // single digit and every pair's index below 100).
+    let nanos = since.subsec_nanos();
+    let rest = nanos % 100_000_000;
+    let [a, b] = PAIRS[(rest / 1_000_000) as usize];
+    let [c, d] = PAIRS[(rest / 10_000 % 100) as usize];
+    let [e, f] = PAIRS[(rest / 100 % 100) as usize];
+    let [g, h] = PAIRS[(rest % 100) as usize];
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (nanos / 100_000_000) as u8,
+        a,
+        b,
+        c,
+        d,
+        e,
+        f,
+        g,
+        h,
+        b'Z',
+    ]);
 }
 
 impl Audit {
@@ -409,6 +446,56 @@ mod tests {
             actor.starts_with("uid=") && !actor.starts_with("uid=unknown"),
             "{actor}"
         );
+    }
+
+    /// The fraction's digits and the per-thread second: every digit position, second changes,
+    /// the epoch and a time before it, each as `time` formats it; a year past 9999.
+    #[test]
+    fn times_are_written_as_rfc3339_formats_them() {
+        use super::{OffsetDateTime, Rfc3339};
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        let expected = |at: SystemTime| {
+            let t = OffsetDateTime::from(at.max(UNIX_EPOCH));
+            let text = t.format(&Rfc3339).unwrap_or_default();
+            let (whole, fraction) = text
+                .trim_end_matches('Z')
+                .split_once('.')
+                .unwrap_or((text.trim_end_matches('Z'), ""));
+            format!("{whole}.{:0<9}Z", fraction)
+        };
+        let mut times = vec![UNIX_EPOCH, UNIX_EPOCH - Duration::from_secs(5)];
+        for nanos in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            999_999_999,
+            123_456_789,
+            987_654_321,
+            100_000_000,
+            500,
+        ] {
+            for secs in [1_765_000_000, 1_765_000_000, 1_765_000_001, 1_765_086_400, 0] {
+                times.push(UNIX_EPOCH + Duration::new(secs, nanos));
+            }
+        }
+        for at in times {
+            let mut out = Vec::new();
+            super::time_into(&mut out, at);
+            assert_eq!(String::from_utf8(out).unwrap(), expected(at), "{at:?}");
+        }
+        // Past `time`'s range (year 10000): the epoch, as before, then the next second in range
+        // is right again.
+        let far = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        let mut out = Vec::new();
+        super::time_into(&mut out, far);
+        assert_eq!(out, b"1970-01-01T00:00:00.000000000Z");
+        let at = UNIX_EPOCH + Duration::new(1_765_000_000, 42);
+        let mut out = Vec::new();
+        super::time_into(&mut out, at);
+        assert_eq!(String::from_utf8(out).unwrap(), expected(at));
     }
 
     #[test]

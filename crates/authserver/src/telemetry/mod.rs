@@ -256,25 +256,34 @@ impl AuthRecord {
 /// `/stats` second, its line's timestamp): two reads of the clock were two of the larger
 /// items of a request's telemetry.
 #[derive(Debug, Default)]
-pub struct EndClock(std::cell::OnceCell<std::time::SystemTime>);
+pub struct EndClock(std::cell::OnceCell<Duration>);
 
 impl EndClock {
     /// A clock that already read `at`.
     pub fn at(at: std::time::SystemTime) -> Self {
-        Self(std::cell::OnceCell::from(at))
+        Self(std::cell::OnceCell::from(since_epoch(at)))
     }
 
     /// The end time (read at the first call).
     pub fn now(&self) -> std::time::SystemTime {
-        *self.0.get_or_init(std::time::SystemTime::now)
+        std::time::UNIX_EPOCH + self.since_epoch()
+    }
+
+    /// [`EndClock::now`] as its distance from the epoch (zero before it: a broken clock). Kept
+    /// in this form: the line's timestamp and the `/stats` second both start from it, and the
+    /// subtraction from the epoch was done twice a request.
+    pub fn since_epoch(&self) -> Duration {
+        *self.0.get_or_init(|| since_epoch(std::time::SystemTime::now()))
     }
 
     /// [`EndClock::now`] in whole seconds since the epoch (0 before it: a broken clock).
     pub fn epoch_secs(&self) -> u64 {
-        self.now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        self.since_epoch().as_secs()
     }
+}
+
+fn since_epoch(at: std::time::SystemTime) -> Duration {
+    at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
 }
 
 /// One finished request.

@@ -5,6 +5,7 @@
 //! writes its own shard, on its own cache lines; readers (`/metrics`, `/stats`) add the shards
 //! up, which costs the rare reader what it saves the requests.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Shards per counter set. Threads are given shards round robin, so up to this many threads
@@ -39,14 +40,21 @@ impl<T> Sharded<T> {
     }
 }
 
-/// The calling thread's shard index, given at its first use.
+/// The calling thread's shard index, given at its first use. A plain `Cell` with a constant
+/// start (no lazy-init state, no destructor): every request asks several times.
 fn index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Relaxed) % SHARDS;
+        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    // A thread already tearing down its locals records into shard 0 (shared, still counted).
-    INDEX.try_with(|i| *i).unwrap_or(0)
+    INDEX.with(|i| {
+        let mut index = i.get();
+        if index == usize::MAX {
+            index = NEXT.fetch_add(1, Relaxed) % SHARDS;
+            i.set(index);
+        }
+        index
+    })
 }
 
 #[cfg(test)]
