@@ -256,24 +256,31 @@ impl AuthRecord {
 /// `/stats` second, its line's timestamp): two reads of the clock were two of the larger
 /// items of a request's telemetry.
 #[derive(Debug, Default)]
-pub struct EndClock(std::cell::OnceCell<Duration>);
+pub struct EndClock(std::cell::OnceCell<(std::time::SystemTime, Duration)>);
 
 impl EndClock {
     /// A clock that already read `at`.
     pub fn at(at: std::time::SystemTime) -> Self {
-        Self(std::cell::OnceCell::from(since_epoch(at)))
+        Self(std::cell::OnceCell::from((at, since_epoch(at))))
+    }
+
+    fn read(&self) -> &(std::time::SystemTime, Duration) {
+        self.0.get_or_init(|| {
+            let now = std::time::SystemTime::now();
+            (now, since_epoch(now))
+        })
     }
 
     /// The end time (read at the first call).
     pub fn now(&self) -> std::time::SystemTime {
-        std::time::UNIX_EPOCH + self.since_epoch()
+        self.read().0
     }
 
-    /// [`EndClock::now`] as its distance from the epoch (zero before it: a broken clock). Kept
-    /// in this form: the line's timestamp and the `/stats` second both start from it, and the
+    /// [`EndClock::now`] as its distance from the epoch (zero before it: a broken clock), kept
+    /// with it: the line's timestamp and the `/stats` second both start from it, and the
     /// subtraction from the epoch was done twice a request.
     pub fn since_epoch(&self) -> Duration {
-        *self.0.get_or_init(|| since_epoch(std::time::SystemTime::now()))
+        self.read().1
     }
 
     /// [`EndClock::now`] in whole seconds since the epoch (0 before it: a broken clock).
