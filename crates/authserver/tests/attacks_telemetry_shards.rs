@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use authserver::telemetry::metrics::{LegacyCounts, Registry, RegulationCounters};
+use authserver::telemetry::shard::Count as _;
 
 const ALICE: &str = "Basic YWxpY2U6d29uZGVybGFuZA=="; // alice:wonderland (README)
 
@@ -100,9 +101,9 @@ fn a_scrape_never_shows_inf_below_a_finite_bucket_while_requests_are_observed() 
             let (reg, stop) = (reg.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Relaxed) {
-                    let hot = reg.hot.local();
-                    hot.latency.observe(0.000_01);
-                    hot.auth_success.fetch_add(1, Relaxed);
+                    let (hot, w) = reg.hot.writer();
+                    hot.latency.observe(0.000_01, w);
+                    hot.auth_success.add(1, w);
                 }
             })
         })
@@ -163,14 +164,14 @@ fn shard_sums_are_exact_and_monotonic_with_more_threads_than_shards() {
             let reg = &reg;
             s.spawn(move || {
                 for i in 0..per {
-                    let hot = reg.hot.local();
+                    let (hot, w) = reg.hot.writer();
                     if (i + t as u64).is_multiple_of(3) {
-                        hot.auth_failure[Reason::WrongPassword.index()].fetch_add(1, Relaxed);
+                        hot.auth_failure[Reason::WrongPassword.index()].add(1, w);
                     } else {
-                        hot.auth_success.fetch_add(1, Relaxed);
-                        hot.cache_hit.fetch_add(1, Relaxed);
+                        hot.auth_success.add(1, w);
+                        hot.cache_hit.add(1, w);
                     }
-                    hot.latency.observe(0.000_2);
+                    hot.latency.observe(0.000_2, w);
                 }
             });
         }

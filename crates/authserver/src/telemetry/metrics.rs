@@ -5,7 +5,7 @@
 //! their own, and the same numbers feed `/metrics`, `/stats` and the Lambda EMF blobs.
 
 use super::names::{Metric, MetricId};
-use super::shard::Sharded;
+use super::shard::{Count as _, Sharded, Writer};
 use authserver_core::{Reason, StoreStatus};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -31,13 +31,13 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    /// Records one observation.
-    pub fn observe(&self, seconds: f64) {
+    /// Records one observation (`writer`: how this thread adds to the shard it holds).
+    pub fn observe(&self, seconds: f64, writer: Writer) {
         if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
-            self.buckets[i].fetch_add(1, Relaxed);
+            self.buckets[i].add(1, writer);
         }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_ns.fetch_add((seconds * 1e9) as u64, Relaxed);
+        self.count.add(1, writer);
+        self.sum_ns.add((seconds * 1e9) as u64, writer);
     }
 
     /// Observations so far.
@@ -137,7 +137,8 @@ impl Registry {
     pub fn count_request(&self, country: Option<&str>) {
         let Some(country) = country else {
             // The common case takes no lock.
-            self.hot.local().requests_unknown.fetch_add(1, Relaxed);
+            let (hot, w) = self.hot.writer();
+            hot.requests_unknown.add(1, w);
             return;
         };
         let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
@@ -364,13 +365,14 @@ mod tests {
         let r = Registry::default();
         // Two threads' shards: /metrics shows their sum.
         r.hot.local().auth_success.fetch_add(1, Relaxed);
-        r.hot.local().latency.observe(0.000_07);
+        r.hot.local().latency.observe(0.000_07, Writer::Shared);
         std::thread::scope(|s| {
             s.spawn(|| {
                 r.hot.local().auth_success.fetch_add(2, Relaxed);
                 r.hot.local().auth_failure[Reason::WrongPassword.index()].fetch_add(2, Relaxed);
-                r.hot.local().latency.observe(0.15);
-                r.hot.local().latency.observe(9.0);
+                let (hot, w) = r.hot.writer();
+                hot.latency.observe(0.15, w);
+                hot.latency.observe(9.0, w);
             });
         });
         r.count_request(Some("DE"));

@@ -27,6 +27,7 @@ pub mod stats;
 
 use crate::config::{LogFormat, LogSettings, Settings};
 use authserver_core::{CacheUse, Reason, SnapshotSource};
+use shard::Count as _;
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
@@ -382,28 +383,28 @@ impl Telemetry {
         let latency_s = r.latency.as_secs_f64();
         let mut allowed = false;
         if let Some(a) = r.auth {
-            let hot = reg.hot.local();
+            let (hot, w) = reg.hot.writer();
             allowed = a.reason.is_none();
             match a.reason {
-                None => hot.auth_success.fetch_add(1, Relaxed),
-                Some(reason) => hot.auth_failure[reason.index()].fetch_add(1, Relaxed),
-            };
+                None => hot.auth_success.add(1, w),
+                Some(reason) => hot.auth_failure[reason.index()].add(1, w),
+            }
             match a.reason {
-                Some(Reason::Overloaded) => hot.hash_queue_rejected.fetch_add(1, Relaxed),
-                Some(Reason::RateLimited | Reason::LockedOut) => hot.rate_limited.fetch_add(1, Relaxed),
-                _ => 0,
-            };
+                Some(Reason::Overloaded) => hot.hash_queue_rejected.add(1, w),
+                Some(Reason::RateLimited | Reason::LockedOut) => hot.rate_limited.add(1, w),
+                _ => {}
+            }
             // A request that shared another's verification (single flight) is neither: misses
             // and the verification histogram count Argon2id runs.
             match a.cache {
-                CacheUse::Hit => hot.cache_hit.fetch_add(1, Relaxed),
-                CacheUse::Miss => hot.cache_miss.fetch_add(1, Relaxed),
-                CacheUse::Shared | CacheUse::None => 0,
-            };
-            if let Some(v) = a.verified() {
-                hot.hash_verify.observe(v.as_secs_f64());
+                CacheUse::Hit => hot.cache_hit.add(1, w),
+                CacheUse::Miss => hot.cache_miss.add(1, w),
+                CacheUse::Shared | CacheUse::None => {}
             }
-            hot.latency.observe(latency_s);
+            if let Some(v) = a.verified() {
+                hot.hash_verify.observe(v.as_secs_f64(), w);
+            }
+            hot.latency.observe(latency_s, w);
             let credential_failure = a.reason.is_some_and(Reason::is_credential_failure);
             self.window.record(stats::Sample {
                 epoch: r.end.epoch_secs(),

@@ -2,7 +2,7 @@
 //! latency buckets over the last [`WINDOW`] seconds, and the top failing `user_hash` values and
 //! source addresses over the current and previous minute. Never plaintext usernames.
 
-use super::shard::Sharded;
+use super::shard::{Count as _, Sharded};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -310,21 +310,21 @@ impl Default for Window {
 impl Window {
     /// Adds one request.
     pub fn record(&self, s: Sample<'_>) {
-        let slot = &self.seconds.local().0[(s.epoch % WINDOW as u64) as usize];
+        let (seconds, w) = self.seconds.writer();
+        let slot = &seconds.0[(s.epoch % WINDOW as u64) as usize];
         if s.auth && self.claim(slot, s.epoch) {
-            let r = Ordering::Relaxed;
-            slot.requests.fetch_add(1, r);
+            slot.requests.add(1, w);
             if s.allowed {
-                slot.allowed.fetch_add(1, r);
+                slot.allowed.add(1, w);
             } else {
-                slot.denied.fetch_add(1, r);
+                slot.denied.add(1, w);
             }
             match s.cache_hit {
-                Some(true) => slot.cache_hits.fetch_add(1, r),
-                Some(false) => slot.cache_misses.fetch_add(1, r),
-                None => 0,
-            };
-            slot.latency[bucket_of(s.latency_ms)].fetch_add(1, r);
+                Some(true) => slot.cache_hits.add(1, w),
+                Some(false) => slot.cache_misses.add(1, w),
+                None => {}
+            }
+            slot.latency[bucket_of(s.latency_ms)].add(1, w);
         }
         if s.failed_user_hash.is_none() && s.failed_source.is_none() {
             return;
