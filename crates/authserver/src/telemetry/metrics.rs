@@ -365,7 +365,7 @@ mod tests {
         let r = Registry::default();
         // Two threads' shards: /metrics shows their sum.
         r.hot.local().auth_success.fetch_add(1, Relaxed);
-        r.hot.local().latency.observe(0.000_07, Writer::Shared);
+        r.hot.local().latency.observe(0.000_07, Writer::SHARED);
         std::thread::scope(|s| {
             s.spawn(|| {
                 r.hot.local().auth_success.fetch_add(2, Relaxed);
