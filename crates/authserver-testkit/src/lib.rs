@@ -61,6 +61,7 @@ pub mod skip;
 pub mod tls;
 pub mod users;
 pub mod wait;
+pub mod wire;
 
 use std::path::PathBuf;
 

@@ -13,7 +13,7 @@ use authserver_testkit::process::Server;
 use authserver_testkit::users::{ALICE, ALICE_PW, basic, fixture};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -25,37 +25,10 @@ fn example_users() -> std::path::PathBuf {
 /// alice:wonderland, the README's example user.
 const EXAMPLE_ALICE: &str = "Basic YWxpY2U6d29uZGVybGFuZA==";
 
-/// One HTTP/1.1 exchange on a keep-alive connection: the status and the body.
-fn exchange(reader: &mut BufReader<TcpStream>, request: &[u8]) -> Option<(u16, Vec<u8>)> {
-    reader.get_mut().write_all(request).ok()?;
-    let mut status = String::new();
-    reader.read_line(&mut status).ok()?;
-    let code = status.split(' ').nth(1)?.parse().ok()?;
-    let mut length = 0usize;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).ok()? == 0 {
-            return None;
-        }
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = header.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((code, body))
-}
+use authserver_testkit::wire::exchange;
 
 fn connect(addr: &str) -> BufReader<TcpStream> {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    BufReader::new(stream)
+    authserver_testkit::wire::connect(addr, Duration::from_secs(20))
 }
 
 /// Sends `request` on a fresh connection and reads until the server closes it (or 5 s).
