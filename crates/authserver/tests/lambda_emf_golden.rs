@@ -314,3 +314,36 @@ async fn every_reason_and_the_regulation_metrics_are_covered() {
     assert!(blobs.iter().any(|b| b["ColdStart"] == 1));
     assert!(blobs.iter().any(|b| b.get("Country").is_some()));
 }
+
+/// The blob's `Timestamp` is the request's end as its access line and `/stats` second have it
+/// (one clock read): a separate read, as before, could fall in the next minute at a boundary,
+/// and CloudWatch would file the metric under another minute than the line.
+#[tokio::test]
+async fn the_blob_is_stamped_with_the_requests_end() {
+    let (state, captured) = capturing(settings());
+    let end_at = std::time::UNIX_EPOCH + Duration::from_millis(1_765_000_059_999);
+    let auth = AuthRecord {
+        reason: None,
+        cache: CacheUse::Hit,
+        user_hash: Some("uh".into()),
+        verify_time: None,
+    };
+    state.telemetry.record(
+        &RequestRecord {
+            auth: Some(&auth),
+            latency: Duration::from_millis(1),
+            source: None,
+            country: None,
+            request_id: "r",
+            regulation: RegulationCounters {
+                bans: 0,
+                backend_errors: 0,
+            },
+            hash_abandoned: 0,
+            end: &authserver::telemetry::EndClock::at(end_at),
+        },
+        state.gate.store.as_ref(),
+    );
+    let blob: Value = serde_json::from_str(&captured.lock().unwrap()[0]).unwrap();
+    assert_eq!(blob["_aws"]["Timestamp"], 1_765_000_059_999u64, "{blob}");
+}

@@ -454,7 +454,9 @@ impl Telemetry {
         emf::blobs(&emf::Invocation {
             service: &self.service,
             stage: &self.stage,
-            timestamp_ms: authserver_core::clock::now_ms(),
+            // The request's end, as its access line and `/stats` second have it (one clock read:
+            // a separate one could fall in the next minute at a boundary).
+            timestamp_ms: u64::try_from(r.end.since_epoch().as_millis()).unwrap_or(u64::MAX),
             auth: r.auth.is_some(),
             allowed,
             reason: r.auth.and_then(|a| a.reason).map(Reason::as_str),
@@ -477,7 +479,7 @@ impl Telemetry {
             request_id: r.request_id,
             oauth: self
                 .oauth
-                .then(|| oauth::figures().take_emf(authserver_core::clock::now_secs())),
+                .then(|| oauth::figures().take_emf(r.end.epoch_secs())),
         })
     }
 }
