@@ -477,9 +477,7 @@ impl Telemetry {
             hash_abandoned,
             country: r.country,
             request_id: r.request_id,
-            oauth: self
-                .oauth
-                .then(|| oauth::figures().take_emf(r.end.epoch_secs())),
+            oauth: self.oauth.then(|| oauth::figures().take_emf(r.end.epoch_secs())),
         })
     }
 }
