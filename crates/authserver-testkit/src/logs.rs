@@ -36,3 +36,19 @@ pub fn capture_logs() -> (Buffer, tracing::subscriber::DefaultGuard) {
         .finish();
     (buffer, tracing::subscriber::set_default(subscriber))
 }
+
+/// Seconds since the epoch of an RFC 3339 UTC timestamp `YYYY-MM-DDTHH:MM:SS…` (the date and
+/// time of day; any fraction after them is not read): an oracle of its own (days from civil,
+/// Howard Hinnant's algorithm), not the `time` crate the server formats with.
+pub fn epoch_second(ts: &str) -> u64 {
+    let n = |r: std::ops::Range<usize>| ts[r].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)).unwrap()
+}

@@ -69,18 +69,8 @@ fn epoch_nanos(ts: &str) -> u128 {
             None => assert!(c.is_ascii_digit(), "{ts}"),
         }
     }
-    let n = |r: std::ops::Range<usize>| ts[r].parse::<i64>().unwrap();
-    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19);
-    let secs = u128::try_from(secs).unwrap();
-    secs * 1_000_000_000 + u128::try_from(n(20..29)).unwrap()
+    let secs = u128::from(authserver_testkit::logs::epoch_second(ts));
+    secs * 1_000_000_000 + ts[20..29].parse::<u128>().unwrap()
 }
 
 fn now_nanos() -> u128 {

@@ -76,20 +76,7 @@ fn three_decimals(line: &str, name: &str) -> bool {
     }
 }
 
-/// Seconds since the epoch of an RFC 3339 UTC timestamp `YYYY-MM-DDTHH:MM:SS.fffffffffZ`.
-fn epoch_second(ts: &str) -> u64 {
-    let n = |r: std::ops::Range<usize>| ts[r].parse::<i64>().unwrap();
-    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)).unwrap()
-}
+use authserver_testkit::logs::epoch_second;
 
 /// Item 1: four keep-alive connections, 1 200 requests of four kinds (cache hits, an extension
 /// method on `/auth/forward`, `/health`, an unmatched path), each with its own request id; then
