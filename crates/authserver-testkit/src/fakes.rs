@@ -120,3 +120,18 @@ impl SnapshotSource for ReadOnlyStore {
         self.0.status()
     }
 }
+
+/// The status of a ready file store holding one user (what `/metrics` renders in tests that
+/// only look at the per-request series).
+pub fn ready_file_status() -> StoreStatus {
+    StoreStatus {
+        kind: "file",
+        version: None,
+        users: Some(1),
+        cached_entries: None,
+        refused: 0,
+        age_seconds: 0,
+        ready: true,
+        last_error: None,
+    }
+}

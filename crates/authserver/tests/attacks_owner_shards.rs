@@ -531,16 +531,7 @@ fn histograms_stay_monotonic_and_end_exact_while_owners_observe() {
         .collect();
     let render = |reg: &authserver::telemetry::metrics::Registry| {
         samples(&reg.render_prometheus(
-            &authserver_core::StoreStatus {
-                kind: "file",
-                version: None,
-                users: Some(1),
-                cached_entries: None,
-                refused: 0,
-                age_seconds: 0,
-                ready: true,
-                last_error: None,
-            },
+            &authserver_testkit::fakes::ready_file_status(),
             Default::default(),
             Default::default(),
             0,

@@ -9,7 +9,7 @@
 //! tests hold the shared buffer to the same promises.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use authserver_core::{Reason, StoreStatus};
+use authserver_core::Reason;
 use authserver_testkit::process::Server;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,18 +28,7 @@ fn users() -> std::path::PathBuf {
     authserver_testkit::authserver_dir().join("../../examples/users.json")
 }
 
-fn status() -> StoreStatus {
-    StoreStatus {
-        kind: "file",
-        version: None,
-        users: Some(1),
-        cached_entries: None,
-        refused: 0,
-        age_seconds: 0,
-        ready: true,
-        last_error: None,
-    }
-}
+use authserver_testkit::fakes::ready_file_status as status;
 
 /// `name{labels} value` lines of a Prometheus text page.
 fn samples(text: &str) -> Vec<(String, f64)> {

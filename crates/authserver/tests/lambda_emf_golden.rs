@@ -222,27 +222,11 @@ async fn golden_cases() -> (Vec<(String, Value)>, String) {
 
     // Through the emitter directly: a full hash queue, a failing regulation backend.
     let record = |reason, errors| {
-        let auth = AuthRecord {
+        record_directly(
+            &state,
             reason,
-            cache: CacheUse::None,
-            user_hash: Some("uh".into()),
-            verify_time: None,
-        };
-        state.telemetry.record(
-            &RequestRecord {
-                auth: Some(&auth),
-                latency: Duration::from_millis(1),
-                source: None,
-                country: None,
-                request_id: "-",
-                regulation: RegulationCounters {
-                    bans: 0,
-                    backend_errors: errors,
-                },
-                hash_abandoned: 0,
-                end: &authserver::telemetry::EndClock::default(),
-            },
-            state.gate.store.as_ref(),
+            errors,
+            &authserver::telemetry::EndClock::default(),
         );
         take(&captured)
     };
@@ -252,6 +236,38 @@ async fn golden_cases() -> (Vec<(String, Value)>, String) {
         record(None, 1),
     ));
     (out, series)
+}
+
+/// One auth request recorded through the emitter directly (no handler): `reason` (none:
+/// allowed), the regulation backend's error total, the request's end.
+fn record_directly(
+    state: &AppState,
+    reason: Option<Reason>,
+    errors: u64,
+    end: &authserver::telemetry::EndClock,
+) {
+    let auth = AuthRecord {
+        reason,
+        cache: CacheUse::None,
+        user_hash: Some("uh".into()),
+        verify_time: None,
+    };
+    state.telemetry.record(
+        &RequestRecord {
+            auth: Some(&auth),
+            latency: Duration::from_millis(1),
+            source: None,
+            country: None,
+            request_id: "-",
+            regulation: RegulationCounters {
+                bans: 0,
+                backend_errors: errors,
+            },
+            hash_abandoned: 0,
+            end,
+        },
+        state.gate.store.as_ref(),
+    );
 }
 
 /// Compares `generated` with the file at `rel` (or writes it under `UPDATE_GOLDEN=1`).
@@ -322,28 +338,7 @@ async fn every_reason_and_the_regulation_metrics_are_covered() {
 async fn the_blob_is_stamped_with_the_requests_end() {
     let (state, captured) = capturing(settings());
     let end_at = std::time::UNIX_EPOCH + Duration::from_millis(1_765_000_059_999);
-    let auth = AuthRecord {
-        reason: None,
-        cache: CacheUse::Hit,
-        user_hash: Some("uh".into()),
-        verify_time: None,
-    };
-    state.telemetry.record(
-        &RequestRecord {
-            auth: Some(&auth),
-            latency: Duration::from_millis(1),
-            source: None,
-            country: None,
-            request_id: "r",
-            regulation: RegulationCounters {
-                bans: 0,
-                backend_errors: 0,
-            },
-            hash_abandoned: 0,
-            end: &authserver::telemetry::EndClock::at(end_at),
-        },
-        state.gate.store.as_ref(),
-    );
+    record_directly(&state, None, 0, &authserver::telemetry::EndClock::at(end_at));
     let blob: Value = serde_json::from_str(&captured.lock().unwrap()[0]).unwrap();
     assert_eq!(blob["_aws"]["Timestamp"], 1_765_000_059_999u64, "{blob}");
 }

@@ -115,8 +115,7 @@ pub fn now_into(out: &mut Vec<u8>) {
 
 /// `at` as [`now_into`] writes the present.
 pub fn time_into(out: &mut Vec<u8>, at: std::time::SystemTime) {
-    // Before 1970 only with a broken clock: then the epoch, as the Unix clock helpers do.
-    epoch_time_into(out, at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default());
+    epoch_time_into(out, crate::telemetry::since_epoch(at));
 }
 
 /// Two decimal digits of each number below 100.

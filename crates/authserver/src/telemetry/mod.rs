@@ -290,7 +290,9 @@ impl EndClock {
     }
 }
 
-fn since_epoch(at: std::time::SystemTime) -> Duration {
+/// `at`'s distance from the epoch; zero before it (only with a broken clock), as the Unix clock
+/// helpers do.
+pub(crate) fn since_epoch(at: std::time::SystemTime) -> Duration {
     at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
 }
 
